@@ -1,0 +1,167 @@
+//! Protobuf ⇄ internal types, and errors to `Status`.
+
+use std::time::Duration;
+
+use tonic::{Code, Request, Status};
+
+use super::pb;
+use crate::api::http::native::message;
+use crate::error::PoolError;
+use crate::orchestrator::{Answer, CacheMode, PoolRequest};
+use crate::strategies::StrategyName;
+
+pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest, PoolError> {
+    let grpc_timeout = request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout);
+    let request_id = request
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let q = request.into_inner();
+    let messages = q
+        .messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| message(i, &m.role, m.content))
+        .collect::<Result<Vec<_>, _>>()?;
+    let strategy = match pb::Strategy::try_from(q.strategy) {
+        Ok(pb::Strategy::Unspecified) => None,
+        Ok(pb::Strategy::Fastest) => Some(StrategyName::Fastest),
+        Ok(pb::Strategy::Voting) => Some(StrategyName::Voting),
+        Ok(pb::Strategy::Weighted) => Some(StrategyName::Weighted),
+        Ok(pb::Strategy::Consensus) => Some(StrategyName::Consensus),
+        Ok(pb::Strategy::Judge) => Some(StrategyName::Judge),
+        Err(_) => return Err(PoolError::invalid("strategy", "unknown strategy value")),
+    };
+    let cache = match pb::CacheMode::try_from(q.cache) {
+        Ok(pb::CacheMode::Default) => CacheMode::Default,
+        Ok(pb::CacheMode::Bypass) => CacheMode::Bypass,
+        Ok(pb::CacheMode::Refresh) => CacheMode::Refresh,
+        Ok(pb::CacheMode::Only) => CacheMode::Only,
+        Err(_) => return Err(PoolError::invalid("cache", "unknown cache mode")),
+    };
+    // The gRPC deadline and the body's timeout: the shorter wins.
+    let timeout = match (grpc_timeout, q.timeout_ms.map(Duration::from_millis)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(PoolRequest {
+        task: Some(q.task).filter(|t| !t.is_empty()),
+        model: Some(q.model).filter(|m| !m.is_empty()),
+        input: Some(q.input).filter(|i| !i.is_empty()),
+        messages,
+        variables: q.variables.into_iter().collect(),
+        strategy,
+        max_tokens: q.max_tokens,
+        temperature: q.temperature,
+        top_p: q.top_p,
+        seed: q.seed,
+        stop: q.stop,
+        timeout,
+        cache,
+        metadata: q.metadata.into_iter().collect(),
+        request_id,
+        ..Default::default()
+    })
+}
+
+/// `grpc-timeout`: an integer of at most 8 digits and a unit (H M S m u n).
+pub(crate) fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (num, unit) = v.split_at(v.len() - 1);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+pub(super) fn status(e: PoolError) -> Status {
+    let code: Code = e.kind().grpc_code();
+    Status::new(code, e.to_string())
+}
+
+fn strategy(name: &str) -> i32 {
+    let s = match name {
+        "fastest" => pb::Strategy::Fastest,
+        "voting" => pb::Strategy::Voting,
+        "weighted" => pb::Strategy::Weighted,
+        "consensus" => pb::Strategy::Consensus,
+        "judge" => pb::Strategy::Judge,
+        _ => pb::Strategy::Unspecified,
+    };
+    s as i32
+}
+
+pub(super) fn answer(a: Answer) -> pb::Answer {
+    let d = a.decision;
+    let decision = pb::Decision {
+        strategy: strategy(d.strategy),
+        candidates: d
+            .candidates
+            .into_iter()
+            .map(|c| pb::Candidate {
+                provider: c.provider,
+                model: c.model,
+                endpoint: c.endpoint.unwrap_or_default(),
+                status: c.status.as_str().to_owned(),
+                text: c.text.unwrap_or_default(),
+                latency_ms: c.latency_ms,
+                error: c.error.unwrap_or_default(),
+                usage: c.usage.map(|u| pb::Usage {
+                    prompt_tokens: u.prompt_tokens,
+                    completion_tokens: u.completion_tokens,
+                    total_tokens: u.total(),
+                }),
+                hedged: c.hedged,
+            })
+            .collect(),
+        votes: d.votes.into_iter().collect(),
+        winner: d.winner.unwrap_or_default(),
+        agreement: d.agreement.unwrap_or_default(),
+        rationale: d.rationale.unwrap_or_default(),
+        fallbacks: d.fallbacks,
+    };
+    pb::Answer {
+        text: a.text,
+        provider: a.provider,
+        model: a.model,
+        usage: Some(pb::Usage {
+            prompt_tokens: a.usage.prompt_tokens,
+            completion_tokens: a.usage.completion_tokens,
+            total_tokens: a.usage.total_tokens,
+        }),
+        latency_ms: a.latency_ms,
+        cache_hit: a.cache_hit,
+        decision: Some(decision),
+        finish_reason: a.finish_reason.unwrap_or_default(),
+        task: a.task.unwrap_or_default(),
+        request_id: a.request_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5x"), None);
+        assert_eq!(parse_grpc_timeout("m"), None);
+        assert_eq!(parse_grpc_timeout("123456789m"), None);
+    }
+}

@@ -1,0 +1,39 @@
+//! The gRPC surface: `llmpool.v1.LlmPool`, plus `grpc.health.v1` and server reflection so
+//! grpcurl-style tools work without the .proto.
+
+mod convert;
+mod service;
+
+use tonic::service::Routes;
+
+use crate::state::AppState;
+
+/// Generated protobuf types and service stubs.
+pub mod pb {
+    #![allow(clippy::allow_attributes, clippy::all, clippy::pedantic, unreachable_pub)]
+    tonic::include_proto!("llmpool.v1");
+}
+
+/// The encoded descriptor set, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/llmpool_descriptor.bin"));
+
+pub use service::GrpcService;
+
+/// All gRPC services, ready to serve.
+pub async fn routes(state: AppState) -> Result<Routes, tonic_reflection::server::Error> {
+    let max = state.config.load().config.server().max_body_bytes;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<pb::llm_pool_server::LlmPoolServer<GrpcService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let pool = pb::llm_pool_server::LlmPoolServer::new(GrpcService::new(state))
+        .max_decoding_message_size(max);
+    Ok(Routes::new(pool)
+        .add_service(health)
+        .add_service(reflection))
+}

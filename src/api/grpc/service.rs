@@ -1,0 +1,95 @@
+//! `llmpool.v1.LlmPool`: thin handlers over the orchestrator.
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::pb;
+use crate::orchestrator::{self, StreamItem};
+use crate::state::AppState;
+
+/// The service; holds the shared state.
+#[derive(Clone)]
+pub struct GrpcService {
+    state: AppState,
+}
+
+impl GrpcService {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::llm_pool_server::LlmPool for GrpcService {
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::Answer>, Status> {
+        let snapshot = self.state.config.load();
+        let req = convert::request(request).map_err(convert::status)?;
+        let answer = orchestrator::handle(&snapshot, req)
+            .await
+            .map_err(convert::status)?;
+        Ok(Response::new(convert::answer(answer)))
+    }
+
+    type StreamQueryStream = BoxStream<'static, Result<pb::StreamChunk, Status>>;
+
+    async fn stream_query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<Self::StreamQueryStream>, Status> {
+        let snapshot = self.state.config.load();
+        let req = convert::request(request).map_err(convert::status)?;
+        let items = orchestrator::stream(&snapshot, req)
+            .await
+            .map_err(convert::status)?;
+        let chunks = items.map(|item| match item {
+            StreamItem::Delta(delta) => Ok(pb::StreamChunk {
+                delta,
+                done: false,
+                answer: None,
+            }),
+            StreamItem::Done(answer) => Ok(pb::StreamChunk {
+                delta: String::new(),
+                done: true,
+                answer: Some(convert::answer(*answer)),
+            }),
+            StreamItem::Error(e) => Err(convert::status(e)),
+        });
+        Ok(Response::new(chunks.boxed()))
+    }
+
+    async fn health(
+        &self,
+        _request: Request<pb::HealthRequest>,
+    ) -> Result<Response<pb::HealthResponse>, Status> {
+        let status = self.state.config.status();
+        let providers = crate::api::http::provider_health(&self.state)
+            .into_iter()
+            .map(|p| pb::ProviderHealth {
+                name: p.name,
+                kind: format!("{:?}", p.kind).to_lowercase(),
+                model: p.model,
+                endpoints: p
+                    .endpoints
+                    .into_iter()
+                    .map(|e| pb::EndpointHealth {
+                        url: e.url,
+                        state: e.state.to_owned(),
+                        outstanding: e.outstanding as u64,
+                        last_error: e.last_error.unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::HealthResponse {
+            status: "SERVING".to_owned(),
+            providers,
+            config_version: status.version,
+            config_error: status.last_error.unwrap_or_default(),
+        }))
+    }
+}

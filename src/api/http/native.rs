@@ -1,0 +1,272 @@
+//! Native routes: `POST /v1/query` (the QueryRequest of the gRPC API, as JSON) and
+//! `GET /v1/tasks`. Errors are `{"error": {"code", "message", "field"?, "decision"?}}`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use serde::{Deserialize, Serialize};
+
+use crate::error::PoolError;
+use crate::orchestrator::{self, CacheMode, PoolRequest, StreamItem};
+use crate::providers::{Message, Role};
+use crate::state::AppState;
+use crate::strategies::StrategyName;
+
+/// The body of `POST /v1/query`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueryBody {
+    #[serde(default)]
+    task: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    input: Option<String>,
+    #[serde(default)]
+    messages: Vec<WireMessage>,
+    #[serde(default)]
+    variables: HashMap<String, String>,
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    top_p: Option<f32>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    stop: Option<Stop>,
+    #[serde(default)]
+    cache: Option<String>,
+    #[serde(default)]
+    metadata: HashMap<String, String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    /// Stream the answer as NDJSON: `{"delta": "..."}` lines, then `{"done": true, "answer"}`.
+    #[serde(default)]
+    stream: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WireMessage {
+    role: String,
+    content: String,
+}
+
+/// `stop` as one string or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+/// Converts role strings, naming the bad one.
+pub(crate) fn message(i: usize, role: &str, content: String) -> Result<Message, PoolError> {
+    let role = Role::parse(role).ok_or_else(|| {
+        PoolError::invalid(
+            format!("messages[{i}].role"),
+            format!("`{role}` is not one of system, user, assistant, tool"),
+        )
+    })?;
+    Ok(Message { role, content })
+}
+
+impl QueryBody {
+    fn into_request(self, headers: &HeaderMap) -> Result<(PoolRequest, bool), PoolError> {
+        let messages = self
+            .messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| message(i, &m.role, m.content))
+            .collect::<Result<Vec<_>, _>>()?;
+        let strategy = match self.strategy.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(StrategyName::parse(s).ok_or_else(|| {
+                PoolError::invalid("strategy", format!("unknown strategy `{s}`"))
+            })?),
+        };
+        let cache = match self.cache.as_deref() {
+            None => CacheMode::Default,
+            Some(c) => CacheMode::parse(c).ok_or_else(|| {
+                PoolError::invalid("cache", "must be one of default, bypass, refresh, only")
+            })?,
+        };
+        let timeout = match self.timeout_ms {
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None => super::header_timeout(headers)?,
+        };
+        let req = PoolRequest {
+            task: self.task,
+            model: self.model,
+            input: self.input,
+            messages,
+            variables: self.variables,
+            strategy,
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            seed: self.seed,
+            stop: self.stop.map(Stop::into_vec).unwrap_or_default(),
+            timeout,
+            cache,
+            metadata: self.metadata,
+            request_id: super::request_id(headers),
+            ..Default::default()
+        };
+        Ok((req, self.stream))
+    }
+}
+
+pub(crate) async fn query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let snapshot = state.config.load();
+    let limit = snapshot.config.server().max_body_bytes;
+    let parsed = super::parse_json::<QueryBody>(body, limit).and_then(|b| b.into_request(&headers));
+    let (req, stream) = match parsed {
+        Ok(r) => r,
+        Err(e) => return NativeError(e).into_response(),
+    };
+    if !stream {
+        return match orchestrator::handle(&snapshot, req).await {
+            Ok(answer) => {
+                let mut resp = Json(&answer).into_response();
+                if let Ok(v) = HeaderValue::from_str(&answer.provider) {
+                    resp.headers_mut().insert(super::PROVIDER.clone(), v);
+                }
+                resp
+            }
+            Err(e) => NativeError(e).into_response(),
+        };
+    }
+    match orchestrator::stream(&snapshot, req).await {
+        Ok(items) => {
+            let lines = items.map(|item| {
+                let value = match item {
+                    StreamItem::Delta(d) => serde_json::json!({ "delta": d }),
+                    StreamItem::Done(answer) => {
+                        serde_json::json!({ "done": true, "answer": answer })
+                    }
+                    StreamItem::Error(e) => {
+                        serde_json::json!({ "done": true, "error": error_body(&e) })
+                    }
+                };
+                let mut line = serde_json::to_vec(&value).unwrap_or_default();
+                line.push(b'\n');
+                Ok::<_, std::convert::Infallible>(Bytes::from(line))
+            });
+            let mut resp = Response::new(Body::from_stream(lines));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            );
+            resp
+        }
+        Err(e) => NativeError(e).into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct TaskInfo<'a> {
+    name: &'a str,
+    description: &'a str,
+    output: crate::config::raw::OutputKind,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    labels: &'a [String],
+    strategy: crate::config::raw::StrategyKind,
+    providers: &'a [String],
+    variables: Vec<&'a str>,
+    deadline_ms: u64,
+    max_deadline_ms: u64,
+}
+
+pub(crate) async fn tasks(State(state): State<AppState>) -> Response {
+    let snapshot = state.config.load();
+    let tasks: Vec<TaskInfo<'_>> = snapshot
+        .config
+        .tasks()
+        .values()
+        .map(|t| TaskInfo {
+            name: &t.name,
+            description: &t.description,
+            output: t.output,
+            labels: &t.labels,
+            strategy: t.strategy,
+            providers: &t.providers,
+            variables: t
+                .template
+                .as_ref()
+                .map(|tpl| tpl.variables())
+                .unwrap_or_default(),
+            deadline_ms: t.deadline.as_millis() as u64,
+            max_deadline_ms: t.max_deadline.as_millis() as u64,
+        })
+        .collect();
+    Json(serde_json::json!({ "tasks": tasks })).into_response()
+}
+
+/// Unknown paths: 404 in the shape of the API family the path belongs to.
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    let message = format!("no route for {}", uri.path());
+    if uri.path().starts_with("/api/") {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": message })),
+        )
+            .into_response();
+    }
+    let body = serde_json::json!({
+        "error": { "code": "not_found", "message": message, "type": "invalid_request_error" }
+    });
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+/// A [`PoolError`] in the native shape.
+pub(crate) struct NativeError(pub(crate) PoolError);
+
+fn error_body(e: &PoolError) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "code": e.kind().as_str(),
+        "message": e.to_string(),
+    });
+    if let Some(field) = e.field() {
+        body["field"] = field.into();
+    }
+    if let Some(decision) = e.decision() {
+        body["decision"] = serde_json::to_value(decision).unwrap_or_default();
+    }
+    body
+}
+
+impl IntoResponse for NativeError {
+    fn into_response(self) -> Response {
+        let status = self.0.kind().http_status();
+        (
+            status,
+            Json(serde_json::json!({ "error": error_body(&self.0) })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,99 @@
+//! Ollama API types as clients send and receive them (downstream side).
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::http::native::Stop;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct GenerateRequest {
+    pub(super) model: String,
+    #[serde(default)]
+    pub(super) prompt: Option<String>,
+    #[serde(default)]
+    pub(super) system: Option<String>,
+    #[serde(default)]
+    pub(super) raw: bool,
+    #[serde(default)]
+    pub(super) stream: Option<bool>,
+    #[serde(default)]
+    pub(super) format: Option<serde_json::Value>,
+    #[serde(default)]
+    pub(super) options: Options,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ChatRequest {
+    pub(super) model: String,
+    #[serde(default)]
+    pub(super) messages: Vec<ChatMessage>,
+    #[serde(default)]
+    pub(super) stream: Option<bool>,
+    #[serde(default)]
+    pub(super) format: Option<serde_json::Value>,
+    #[serde(default)]
+    pub(super) options: Options,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ChatMessage {
+    pub(super) role: String,
+    #[serde(default)]
+    pub(super) content: String,
+}
+
+/// The generation options the pool passes on; others (`num_ctx` …) are the model server's
+/// business and are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Options {
+    #[serde(default)]
+    pub(super) temperature: Option<f32>,
+    #[serde(default)]
+    pub(super) top_p: Option<f32>,
+    #[serde(default)]
+    pub(super) num_predict: Option<i64>,
+    #[serde(default)]
+    pub(super) seed: Option<i64>,
+    #[serde(default)]
+    pub(super) stop: Option<Stop>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ShowRequest {
+    #[serde(default, alias = "name")]
+    pub(super) model: String,
+}
+
+/// One line (or the whole answer) of `/api/generate` and `/api/chat`.
+#[derive(Serialize)]
+pub(super) struct Reply<'a> {
+    pub(super) model: &'a str,
+    pub(super) created_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) response: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) message: Option<OutMessage<'a>>,
+    pub(super) done: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub(super) end: Option<End<'a>>,
+}
+
+#[derive(Serialize)]
+pub(super) struct OutMessage<'a> {
+    pub(super) role: &'static str,
+    pub(super) content: &'a str,
+}
+
+/// Fields of the final line. Durations are nanoseconds, as Ollama reports them.
+#[derive(Serialize)]
+pub(super) struct End<'a> {
+    pub(super) done_reason: &'a str,
+    pub(super) total_duration: u64,
+    pub(super) load_duration: u64,
+    pub(super) prompt_eval_count: u32,
+    pub(super) prompt_eval_duration: u64,
+    pub(super) eval_count: u32,
+    pub(super) eval_duration: u64,
+    /// Extension: the provider that answered and how it was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) llm_pool: Option<serde_json::Value>,
+}

@@ -1,0 +1,82 @@
+//! Operations: `/health` (liveness plus per-provider state; always 200 while the process
+//! serves), `/readyz` (503 once shutdown began), `/info`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::providers::EndpointHealth;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub(crate) struct ProviderHealth {
+    pub(crate) name: String,
+    pub(crate) kind: crate::config::raw::ProviderKind,
+    pub(crate) model: String,
+    pub(crate) endpoints: Vec<EndpointHealth>,
+}
+
+/// Provider state of the serving snapshot, sorted by name.
+pub(crate) fn providers(state: &AppState) -> Vec<ProviderHealth> {
+    let snapshot = state.config.load();
+    let mut out: Vec<ProviderHealth> = snapshot
+        .providers
+        .iter()
+        .map(|(config, provider)| ProviderHealth {
+            name: config.name.clone(),
+            kind: config.kind,
+            model: config.model.clone(),
+            endpoints: provider.health(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
+    let status = state.config.status();
+    let providers = providers(&state);
+    let overall = if status.last_error.is_some() {
+        "degraded"
+    } else {
+        "ok"
+    };
+    Json(serde_json::json!({
+        "status": overall,
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": status,
+        "providers": providers,
+    }))
+    .into_response()
+}
+
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_ready() {
+        Json(serde_json::json!({ "ready": true })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "ready": false })),
+        )
+            .into_response()
+    }
+}
+
+pub(crate) async fn info(State(state): State<AppState>) -> Response {
+    let snapshot = state.config.load();
+    let server = snapshot.config.server();
+    Json(serde_json::json!({
+        "name": "llm-pool",
+        "version": env!("CARGO_PKG_VERSION"),
+        "grpc_addr": server.grpc_addr.to_string(),
+        "http_addr": server.http_addr.to_string(),
+        "config_path": state.config.path().map(|p| p.display().to_string()),
+        "config_version": state.config.status().version,
+        "providers": snapshot.config.providers().keys().collect::<Vec<_>>(),
+        "tasks": snapshot.config.tasks().keys().collect::<Vec<_>>(),
+        "strategies": ["fastest"],
+    }))
+    .into_response()
+}

@@ -1,0 +1,145 @@
+//! Builds the state, binds both listeners, serves, and drains on shutdown: stop accepting,
+//! let in-flight requests and streams finish within the grace period, then return.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::{Config, ConfigStore};
+use crate::state::{AppState, Snapshot};
+
+/// The server failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// A running server.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub state: AppState,
+    http: JoinHandle<()>,
+    grpc: JoinHandle<()>,
+}
+
+/// Starts serving `config`; `path` is watched for hot reload when given.
+pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, StartError> {
+    let server = config.server().clone();
+    let store = ConfigStore::new(path, Snapshot::prepare(config, None));
+    let state = AppState::new(store.clone());
+
+    let http_listener = bind(server.http_addr).await?;
+    let grpc_listener = bind(server.grpc_addr).await?;
+    let http_addr = local_addr(&http_listener, server.http_addr);
+    let grpc_addr = local_addr(&grpc_listener, server.grpc_addr);
+
+    let prompts = vec![server.prompts_dir.clone()];
+    state.tasks.spawn(crate::config::watch::run(
+        store,
+        prompts,
+        state.shutdown.clone(),
+    ));
+
+    let router = crate::api::http::router(state.clone());
+    let shutdown = state.shutdown.clone();
+    let http = tokio::spawn(async move {
+        let serve =
+            axum::serve(http_listener, router).with_graceful_shutdown(shutdown.cancelled_owned());
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "HTTP server failed.");
+        }
+    });
+
+    let routes = crate::api::grpc::routes(state.clone()).await?;
+    let shutdown = state.shutdown.clone();
+    let grpc = tokio::spawn(async move {
+        let serve = tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(grpc_listener),
+                shutdown.cancelled_owned(),
+            );
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "gRPC server failed.");
+        }
+    });
+
+    tracing::info!(%http_addr, %grpc_addr, "Listening.");
+    Ok(Running {
+        http_addr,
+        grpc_addr,
+        state,
+        http,
+        grpc,
+    })
+}
+
+impl Running {
+    /// Stops accepting and waits up to `grace` for in-flight requests and streams; returns
+    /// whether everything finished in time.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        self.state.set_ready(false);
+        self.state.shutdown.cancel();
+        self.state.tasks.close();
+        let state = self.state.clone();
+        let drained = async move {
+            let _ = self.http.await;
+            let _ = self.grpc.await;
+            state.tasks.wait().await;
+        };
+        let finished = tokio::time::timeout(grace, drained).await.is_ok();
+        if finished {
+            tracing::info!("Shut down cleanly.");
+        } else {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "Shutdown grace ran out; exiting."
+            );
+        }
+        finished
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(fallback)
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("Shutdown signal received; draining.");
+}

@@ -1,0 +1,56 @@
+//! Default values, each with the reason it has that value.
+
+use std::time::Duration;
+
+use super::raw::{OutputKind, StrategyKind};
+
+/// The ports of shared/DESIGN.md, on every interface, as a container expects.
+pub(crate) const GRPC_ADDR: &str = "0.0.0.0:7070";
+pub(crate) const HTTP_ADDR: &str = "0.0.0.0:7071";
+/// Prompt files sit beside the config file in `prompts/`, as in this repository.
+pub(crate) const PROMPTS_DIR: &str = "prompts";
+/// 1 MiB holds a long chat (a 128k-token context is ~500 KB of text) while keeping a hostile
+/// client from making the pool buffer large bodies.
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Local models stream for tens of seconds; 30 s lets most in-flight answers finish on
+/// SIGTERM, inside Kubernetes' default 30 s termination grace once the endpoint is removed.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// ~100k tokens of input: more than the small local models' contexts, so the model server,
+/// not the pool, is what refuses a prompt that is merely long.
+pub(crate) const MAX_INPUT_CHARS: usize = 400_000;
+/// Long agent conversations stay well under this; more is almost certainly a bug or abuse.
+pub(crate) const MAX_MESSAGES: usize = 1_000;
+/// A generous ceiling: small local models rarely have more context than this.
+pub(crate) const MAX_TOKENS: u32 = 8_192;
+/// A small local model answers a short prompt in well under a minute on a CPU.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
+/// Nothing should hold a connection and an upstream slot for more than ten minutes.
+pub(crate) const MAX_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Equal say for every provider unless configured.
+pub(crate) fn weight() -> f64 {
+    1.0
+}
+/// llama-server's and Ollama's default parallel slots are 4 or fewer; more only queues.
+pub(crate) fn max_concurrency() -> u32 {
+    8
+}
+/// Endpoints are on the local network; a second is plenty to connect, and failing fast lets
+/// the next endpoint answer.
+pub(crate) fn connect_timeout_ms() -> u64 {
+    1_000
+}
+/// One generation of a few hundred tokens on a CPU.
+pub(crate) fn request_timeout_ms() -> u64 {
+    120_000
+}
+pub(crate) fn output() -> OutputKind {
+    OutputKind::Text
+}
+pub(crate) fn strategy() -> StrategyKind {
+    StrategyKind::Fastest
+}
+/// One call at a time: hedging and fan-out multiply load and are opt-in.
+pub(crate) fn fanout() -> u32 {
+    1
+}

@@ -1,0 +1,53 @@
+//! Configuration: the file's shape (`raw`), its checked form (`Config`), the live store that
+//! hot reload swaps (`store`), and the file watcher (`watch`).
+//!
+//! `check-config` and the reloader both go through [`load`], so what the check accepts is
+//! exactly what the server serves.
+
+pub(crate) mod defaults;
+pub mod raw;
+mod snapshot;
+pub mod store;
+mod template;
+mod validate;
+pub mod watch;
+
+use std::path::Path;
+
+pub use snapshot::url_like::BaseUrl;
+pub use snapshot::{Config, Limits, ProviderConfig, ServerConfig, Target, TaskConfig};
+pub use store::ConfigStore;
+pub use template::Template;
+pub use validate::{ConfigError, ConfigErrors};
+
+/// Reads, parses and validates the whole file. Every problem found is reported, each with
+/// its TOML path.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::one(ConfigError::new(
+            "",
+            format!("cannot read {}: {e}", path.display()),
+        ))
+    })?;
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    load_str(&text, base)
+}
+
+/// Parses and validates config text; relative paths resolve against `base`.
+pub fn load_str(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
+        let path = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .unwrap_or_default();
+        ConfigErrors::one(ConfigError::new(path, e.message().to_owned()))
+    })?;
+    validate::validate(raw, base)
+}
+
+fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {col}")
+}

@@ -1,0 +1,230 @@
+//! The configuration file as written by operators: serde structs, every field documented.
+//!
+//! These docs are the operator manual for `llm-pool.toml`. Nothing here is validated beyond
+//! its type; `validate.rs` turns a [`RawConfig`] into a checked [`super::Config`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::defaults;
+
+/// The whole `llm-pool.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Listeners and process-wide settings. Changes take effect on restart only.
+    #[serde(default)]
+    pub server: RawServer,
+    /// Request limits and deadline bounds (hot-reloadable).
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Named providers: a model behind one or more endpoints.
+    #[serde(default)]
+    pub providers: BTreeMap<String, RawProvider>,
+    /// Named tasks callers ask for.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, RawTask>,
+    /// Extra names for the `model` field of OpenAI/Ollama requests: `alias = "provider"` or
+    /// `alias = "task:NAME"`.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// Address of the gRPC listener (`llmpool.v1.LlmPool`, `grpc.health.v1`, reflection).
+    pub grpc_addr: String,
+    /// Address of the HTTP listener (native, OpenAI- and Ollama-compatible routes, operations).
+    pub http_addr: String,
+    /// Folder holding prompt templates; relative paths are relative to the config file.
+    pub prompts_dir: String,
+    /// Largest accepted request body, in bytes (HTTP and gRPC). Larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests and streams may take to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+    /// Log format: `text` (human) or `json`. `RUST_LOG` sets the filter.
+    pub log_format: LogFormat,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            grpc_addr: defaults::GRPC_ADDR.to_owned(),
+            http_addr: defaults::HTTP_ADDR.to_owned(),
+            prompts_dir: defaults::PROMPTS_DIR.to_owned(),
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            shutdown_grace_secs: defaults::SHUTDOWN_GRACE.as_secs(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    /// Longest accepted input (`input` plus every message's content), in characters.
+    pub max_input_chars: usize,
+    /// Most chat messages in one request.
+    pub max_messages: usize,
+    /// Ceiling for `max_tokens` on any request or task.
+    pub max_tokens: u32,
+    /// Deadline for requests that name none and whose task sets none, in milliseconds.
+    pub default_deadline_ms: u64,
+    /// Upper bound for any deadline, in milliseconds; longer requested deadlines are capped.
+    pub max_deadline_ms: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            max_input_chars: defaults::MAX_INPUT_CHARS,
+            max_messages: defaults::MAX_MESSAGES,
+            max_tokens: defaults::MAX_TOKENS,
+            default_deadline_ms: defaults::DEADLINE.as_millis() as u64,
+            max_deadline_ms: defaults::MAX_DEADLINE.as_millis() as u64,
+        }
+    }
+}
+
+/// The wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Ollama's API: `/api/chat`, `/api/generate` (NDJSON streaming), `/api/tags`.
+    Ollama,
+    /// OpenAI's API: `/v1/chat/completions`, `/v1/completions` (SSE streaming), `/v1/models`.
+    /// llama.cpp's llama-server, vLLM, LM Studio and cloud APIs speak it.
+    Openai,
+}
+
+/// `[providers.NAME]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// `ollama` or `openai`.
+    pub kind: ProviderKind,
+    /// The model name sent upstream (`phi3:mini`, `gpt-4o-mini`, the llama-server alias).
+    pub model: String,
+    /// Base URLs of the endpoints serving this model (replicas), e.g.
+    /// `http://localhost:11434`. For `openai` give the base without `/v1`.
+    pub endpoints: Vec<String>,
+    /// Relative weight of this provider's votes (ensembles) and preference. Default 1.0.
+    #[serde(default = "defaults::weight")]
+    pub weight: f64,
+    /// Price per 1,000 tokens (prompt + completion); 0 for local models.
+    #[serde(default)]
+    pub cost_per_1k_tokens: f64,
+    /// Most requests in flight per endpoint.
+    #[serde(default = "defaults::max_concurrency")]
+    pub max_concurrency: u32,
+    /// Time allowed to open a connection, in milliseconds.
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time allowed for one upstream call, in milliseconds (the request deadline may cut it
+    /// shorter).
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Name of the environment variable that holds the API key (sent as a bearer token).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Free tags describing what the model is good at (`reasoning`, `classification` …).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+/// What a task's answer must look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputKind {
+    /// Any non-empty text.
+    Text,
+    /// A JSON value (code fences around it are tolerated).
+    Json,
+    /// One of the task's `labels`.
+    Label,
+}
+
+/// How one answer is made from one or more provider calls.
+///
+/// Only FASTEST is available so far; the ensemble strategies of shared/DESIGN.md are refused
+/// by the config check until they exist, rather than silently behaving like another one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyKind {
+    /// Call the best provider; hedge or fan out; the first valid answer wins.
+    Fastest,
+}
+
+/// `[tasks.NAME]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTask {
+    /// One line for `/v1/tasks`.
+    #[serde(default)]
+    pub description: String,
+    /// Prompt template file inside `server.prompts_dir`. `{{name}}` is replaced by the
+    /// variable `name`; `{{input}}` is the request's input. Omit both `prompt` and `template`
+    /// for chat-style tasks that pass the caller's messages through.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Inline template, instead of `prompt`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// System message sent before the rendered prompt.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// Variables callers must supply besides `input`; the config check refuses a template
+    /// that uses a variable listed neither here nor as `input`.
+    #[serde(default)]
+    pub variables: Vec<String>,
+    /// `text`, `json` or `label`.
+    #[serde(default = "defaults::output")]
+    pub output: OutputKind,
+    /// The label set, for `output = "label"`.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Strategy (only `fastest` so far).
+    #[serde(default = "defaults::strategy")]
+    pub strategy: StrategyKind,
+    /// Candidate providers, best first.
+    pub providers: Vec<String>,
+    /// Default `max_tokens`.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Default sampling temperature (0..=2).
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Default nucleus sampling (0 < top_p <= 1).
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    /// Default deadline, in milliseconds (else `limits.default_deadline_ms`).
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    /// Upper bound for requested deadlines, in milliseconds (else `limits.max_deadline_ms`).
+    #[serde(default)]
+    pub max_deadline_ms: Option<u64>,
+    /// How long answers may be cached, in seconds (0 = never).
+    #[serde(default)]
+    pub cache_ttl_secs: u64,
+    /// FASTEST: after this many milliseconds without an answer, also ask the next provider.
+    /// Omit to ask the next provider only when one fails.
+    #[serde(default)]
+    pub hedge_delay_ms: Option<u64>,
+    /// FASTEST: ask this many providers at once (1 = one at a time).
+    #[serde(default = "defaults::fanout")]
+    pub fanout: u32,
+}

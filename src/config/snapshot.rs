@@ -1,0 +1,184 @@
+//! The checked configuration. Fields are private behind getters where an invalid value could
+//! otherwise be built; only `validate.rs` constructs these types.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::Template;
+use super::raw::{LogFormat, OutputKind, ProviderKind, StrategyKind};
+
+/// A whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(super) server: ServerConfig,
+    pub(super) limits: Limits,
+    pub(super) providers: BTreeMap<String, Arc<ProviderConfig>>,
+    pub(super) tasks: BTreeMap<String, Arc<TaskConfig>>,
+    pub(super) aliases: BTreeMap<String, Target>,
+}
+
+impl Config {
+    pub fn server(&self) -> &ServerConfig {
+        &self.server
+    }
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+    pub fn providers(&self) -> &BTreeMap<String, Arc<ProviderConfig>> {
+        &self.providers
+    }
+    pub fn tasks(&self) -> &BTreeMap<String, Arc<TaskConfig>> {
+        &self.tasks
+    }
+    pub fn aliases(&self) -> &BTreeMap<String, Target> {
+        &self.aliases
+    }
+
+    /// Resolves the `model` field of an OpenAI/Ollama/native request: `task:NAME`, an alias,
+    /// a provider name, or a provider's upstream model name.
+    pub fn resolve_model(&self, model: &str) -> Option<Target> {
+        if let Some(task) = model.strip_prefix("task:") {
+            return self
+                .tasks
+                .contains_key(task)
+                .then(|| Target::Task(task.to_owned()));
+        }
+        if let Some(target) = self.aliases.get(model) {
+            return Some(target.clone());
+        }
+        if self.providers.contains_key(model) {
+            return Some(Target::Provider(model.to_owned()));
+        }
+        self.providers
+            .iter()
+            .find(|(_, p)| p.model == model)
+            .map(|(name, _)| Target::Provider(name.clone()))
+    }
+}
+
+/// What a `model` name or alias points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A configured task.
+    Task(String),
+    /// One provider, called directly with the caller's messages.
+    Provider(String),
+}
+
+/// `[server]`, checked.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub prompts_dir: PathBuf,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+/// `[limits]`, checked.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_input_chars: usize,
+    pub max_messages: usize,
+    pub max_tokens: u32,
+    pub default_deadline: Duration,
+    pub max_deadline: Duration,
+}
+
+/// A provider, checked. Equality is used on reload: a provider whose config is unchanged
+/// keeps its runtime state (connections, load, health).
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub model: String,
+    pub endpoints: Vec<url_like::BaseUrl>,
+    pub weight: f64,
+    pub cost_per_1k_tokens: f64,
+    pub max_concurrency: u32,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub api_key_env: Option<String>,
+    pub api_key: Option<SecretString>,
+    pub capabilities: Vec<String>,
+}
+
+impl PartialEq for ProviderConfig {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        self.name == other.name
+            && self.kind == other.kind
+            && self.model == other.model
+            && self.endpoints == other.endpoints
+            && self.weight == other.weight
+            && self.cost_per_1k_tokens == other.cost_per_1k_tokens
+            && self.max_concurrency == other.max_concurrency
+            && self.connect_timeout == other.connect_timeout
+            && self.request_timeout == other.request_timeout
+            && self.capabilities == other.capabilities
+            && self.api_key.as_ref().map(|k| k.expose_secret().to_owned())
+                == other.api_key.as_ref().map(|k| k.expose_secret().to_owned())
+    }
+}
+
+/// A task, checked.
+#[derive(Debug, Clone)]
+pub struct TaskConfig {
+    pub name: String,
+    pub description: String,
+    /// `None` for chat-style tasks that pass the caller's messages through.
+    pub template: Option<Template>,
+    pub system: Option<String>,
+    pub variables: Vec<String>,
+    pub output: OutputKind,
+    pub labels: Vec<String>,
+    pub strategy: StrategyKind,
+    pub providers: Vec<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub deadline: Duration,
+    pub max_deadline: Duration,
+    pub cache_ttl: Duration,
+    pub hedge_delay: Option<Duration>,
+    pub fanout: usize,
+}
+
+pub(crate) mod url_like {
+    //! An endpoint base URL: scheme `http` or `https`, no trailing slash.
+
+    /// A checked endpoint base URL, e.g. `http://localhost:11434`.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub struct BaseUrl(String);
+
+    impl BaseUrl {
+        pub fn parse(s: &str) -> Result<Self, String> {
+            let s = s.trim().trim_end_matches('/');
+            let rest = s
+                .strip_prefix("http://")
+                .or_else(|| s.strip_prefix("https://"))
+                .ok_or_else(|| format!("`{s}` must start with http:// or https://"))?;
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(format!("`{s}` has no host"));
+            }
+            let trimmed = s.strip_suffix("/v1").unwrap_or(s);
+            reqwest::Url::parse(trimmed).map_err(|e| format!("`{s}`: {e}"))?;
+            Ok(Self(trimmed.to_owned()))
+        }
+        pub fn as_str(&self) -> &str {
+            &self.0
+        }
+    }
+
+    impl std::fmt::Display for BaseUrl {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The live configuration: an `ArcSwap<Snapshot>` that hot reload swaps atomically.
+//!
+//! A request loads its `Arc<Snapshot>` once and keeps it to the end, so in-flight requests
+//! finish on the snapshot they started with. A reload prepares the whole new snapshot first
+//! (validation, provider clients); only a fully prepared one is swapped in, and the swap
+//! itself cannot fail. A rejected file leaves the old snapshot serving and is reported.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use super::ConfigErrors;
+use crate::state::Snapshot;
+
+/// The outcome of the latest reload attempt, for `/admin/config`, `/health` and tests.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadStatus {
+    /// Version of the snapshot serving now (1 = the one loaded at start).
+    pub version: u64,
+    /// Why the latest attempt was rejected, if it was; cleared by a successful reload.
+    pub last_error: Option<String>,
+    /// When the latest attempt was rejected (seconds since the Unix epoch).
+    pub last_error_at: Option<u64>,
+    /// When the serving snapshot was loaded (seconds since the Unix epoch).
+    pub loaded_at: u64,
+    pub reloads_ok: u64,
+    pub reloads_rejected: u64,
+}
+
+/// Shared handle to the live configuration.
+#[derive(Clone)]
+pub struct ConfigStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: Option<PathBuf>,
+    current: ArcSwap<Snapshot>,
+    status: Mutex<ReloadStatus>,
+    events: watch::Sender<ReloadStatus>,
+}
+
+// === impl ConfigStore ===
+
+impl ConfigStore {
+    /// `path` is the file that reloads read; `None` for a store built in memory (tests).
+    pub fn new(path: Option<PathBuf>, snapshot: Snapshot) -> Self {
+        let status = ReloadStatus {
+            version: 1,
+            loaded_at: unix_now(),
+            ..Default::default()
+        };
+        let (events, _) = watch::channel(status.clone());
+        Self {
+            inner: Arc::new(Inner {
+                path,
+                current: ArcSwap::from_pointee(snapshot),
+                status: Mutex::new(status),
+                events,
+            }),
+        }
+    }
+
+    /// The snapshot serving now. Take it once per request.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.inner.current.load_full()
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    pub fn status(&self) -> ReloadStatus {
+        self.inner.status.lock().clone()
+    }
+
+    /// Notified after every reload attempt, accepted or rejected.
+    pub fn subscribe(&self) -> watch::Receiver<ReloadStatus> {
+        self.inner.events.subscribe()
+    }
+
+    /// Re-reads the file and swaps in the new snapshot, or keeps the old one and records why.
+    pub fn reload_from_disk(&self) -> Result<u64, ConfigErrors> {
+        let Some(path) = self.inner.path.clone() else {
+            return Ok(self.status().version);
+        };
+        let result = super::load(&path).map(|config| {
+            let previous = self.load();
+            Snapshot::prepare(config, Some(&previous))
+        });
+        self.apply(result)
+    }
+
+    /// Swaps in a prepared snapshot or records a rejection.
+    pub fn apply(&self, result: Result<Snapshot, ConfigErrors>) -> Result<u64, ConfigErrors> {
+        let mut status = self.inner.status.lock();
+        let outcome = match result {
+            Ok(snapshot) => {
+                status.version += 1;
+                status.reloads_ok += 1;
+                status.last_error = None;
+                status.last_error_at = None;
+                status.loaded_at = unix_now();
+                self.inner.current.store(Arc::new(snapshot));
+                tracing::info!(version = status.version, "Configuration reloaded.");
+                Ok(status.version)
+            }
+            Err(errors) => {
+                status.reloads_rejected += 1;
+                status.last_error = Some(errors.to_string());
+                status.last_error_at = Some(unix_now());
+                tracing::error!(
+                    version = status.version,
+                    error = %errors,
+                    "Configuration rejected; the previous configuration keeps serving."
+                );
+                Err(errors)
+            }
+        };
+        let snapshot = status.clone();
+        drop(status);
+        self.inner.events.send_replace(snapshot);
+        outcome
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

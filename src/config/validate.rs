@@ -1,0 +1,536 @@
+//! `RawConfig` → `Config`: every check, every error with its TOML path.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::Template;
+use super::raw::{OutputKind, RawConfig, RawProvider, RawTask};
+use super::snapshot::{
+    Config, Limits, ProviderConfig, ServerConfig, Target, TaskConfig, url_like::BaseUrl,
+};
+
+/// One problem in the file, at a TOML path such as `tasks.judge.providers[1]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every problem found in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    pub(crate) fn one(e: ConfigError) -> Self {
+        Self(vec![e])
+    }
+}
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+struct Checker {
+    errors: Vec<ConfigError>,
+}
+
+impl Checker {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError::new(path, message));
+    }
+}
+
+pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
+    let mut c = Checker { errors: Vec::new() };
+
+    let server = check_server(&mut c, &raw, base);
+    let limits = check_limits(&mut c, &raw);
+
+    let mut providers = BTreeMap::new();
+    for (name, p) in &raw.providers {
+        if let Some(p) = check_provider(&mut c, name, p) {
+            providers.insert(name.clone(), Arc::new(p));
+        }
+    }
+
+    let mut tasks = BTreeMap::new();
+    for (name, t) in &raw.tasks {
+        if let Some(t) = check_task(&mut c, name, t, &raw, &server.prompts_dir, &limits) {
+            tasks.insert(name.clone(), Arc::new(t));
+        }
+    }
+
+    let mut aliases = BTreeMap::new();
+    for (alias, value) in &raw.aliases {
+        let path = format!("aliases.{alias}");
+        if raw.providers.contains_key(alias) {
+            c.err(&path, "an alias may not have the name of a provider");
+            continue;
+        }
+        if let Some(task) = value.strip_prefix("task:") {
+            if raw.tasks.contains_key(task) {
+                aliases.insert(alias.clone(), Target::Task(task.to_owned()));
+            } else {
+                c.err(&path, format!("unknown task `{task}`"));
+            }
+        } else if raw.providers.contains_key(value) {
+            aliases.insert(alias.clone(), Target::Provider(value.clone()));
+        } else {
+            c.err(
+                &path,
+                format!("`{value}` is neither a provider nor `task:NAME`"),
+            );
+        }
+    }
+
+    if c.errors.is_empty() {
+        Ok(Config {
+            server,
+            limits,
+            providers,
+            tasks,
+            aliases,
+        })
+    } else {
+        Err(ConfigErrors(c.errors))
+    }
+}
+
+fn check_server(c: &mut Checker, raw: &RawConfig, base: &Path) -> ServerConfig {
+    let s = &raw.server;
+    let mut addr = |key: &str, v: &str| -> SocketAddr {
+        v.parse().unwrap_or_else(|e| {
+            c.err(
+                format!("server.{key}"),
+                format!("`{v}` is not a socket address: {e}"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    };
+    let grpc_addr = addr("grpc_addr", &s.grpc_addr);
+    let http_addr = addr("http_addr", &s.http_addr);
+    if s.max_body_bytes < 1024 {
+        c.err("server.max_body_bytes", "must be at least 1024");
+    }
+    ServerConfig {
+        grpc_addr,
+        http_addr,
+        prompts_dir: base.join(&s.prompts_dir),
+        max_body_bytes: s.max_body_bytes,
+        shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+        log_format: s.log_format,
+    }
+}
+
+fn check_limits(c: &mut Checker, raw: &RawConfig) -> Limits {
+    let l = &raw.limits;
+    if l.max_input_chars == 0 {
+        c.err("limits.max_input_chars", "must be greater than 0");
+    }
+    if l.max_messages == 0 {
+        c.err("limits.max_messages", "must be greater than 0");
+    }
+    if l.max_tokens == 0 {
+        c.err("limits.max_tokens", "must be greater than 0");
+    }
+    if l.default_deadline_ms == 0 {
+        c.err("limits.default_deadline_ms", "must be greater than 0");
+    }
+    if l.max_deadline_ms < l.default_deadline_ms {
+        c.err(
+            "limits.max_deadline_ms",
+            "must be at least limits.default_deadline_ms",
+        );
+    }
+    Limits {
+        max_input_chars: l.max_input_chars,
+        max_messages: l.max_messages,
+        max_tokens: l.max_tokens,
+        default_deadline: Duration::from_millis(l.default_deadline_ms),
+        max_deadline: Duration::from_millis(l.max_deadline_ms),
+    }
+}
+
+fn check_provider(c: &mut Checker, name: &str, p: &RawProvider) -> Option<ProviderConfig> {
+    let path = format!("providers.{name}");
+    let before = c.errors.len();
+    if !valid_name(name) {
+        c.err(
+            &path,
+            "names may hold letters, digits, `_`, `-`, `.` and `:` only",
+        );
+    }
+    if p.model.trim().is_empty() {
+        c.err(format!("{path}.model"), "must not be empty");
+    }
+    if p.endpoints.is_empty() {
+        c.err(
+            format!("{path}.endpoints"),
+            "give at least one endpoint URL",
+        );
+    }
+    let mut endpoints = Vec::with_capacity(p.endpoints.len());
+    let mut seen = HashSet::new();
+    for (i, e) in p.endpoints.iter().enumerate() {
+        match BaseUrl::parse(e) {
+            Ok(u) if !seen.insert(u.clone()) => {
+                c.err(
+                    format!("{path}.endpoints[{i}]"),
+                    format!("duplicate endpoint `{u}`"),
+                );
+            }
+            Ok(u) => endpoints.push(u),
+            Err(m) => c.err(format!("{path}.endpoints[{i}]"), m),
+        }
+    }
+    if !(p.weight.is_finite() && p.weight > 0.0) {
+        c.err(format!("{path}.weight"), "must be a number greater than 0");
+    }
+    if !(p.cost_per_1k_tokens.is_finite() && p.cost_per_1k_tokens >= 0.0) {
+        c.err(format!("{path}.cost_per_1k_tokens"), "must be 0 or more");
+    }
+    if p.max_concurrency == 0 {
+        c.err(format!("{path}.max_concurrency"), "must be at least 1");
+    }
+    if p.connect_timeout_ms == 0 {
+        c.err(
+            format!("{path}.connect_timeout_ms"),
+            "must be greater than 0",
+        );
+    }
+    if p.request_timeout_ms == 0 {
+        c.err(
+            format!("{path}.request_timeout_ms"),
+            "must be greater than 0",
+        );
+    }
+    let api_key = match &p.api_key_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(SecretString::from(v)),
+            _ => {
+                c.err(
+                    format!("{path}.api_key_env"),
+                    format!("environment variable `{var}` is not set"),
+                );
+                None
+            }
+        },
+    };
+    (c.errors.len() == before).then(|| ProviderConfig {
+        name: name.to_owned(),
+        kind: p.kind,
+        model: p.model.clone(),
+        endpoints,
+        weight: p.weight,
+        cost_per_1k_tokens: p.cost_per_1k_tokens,
+        max_concurrency: p.max_concurrency,
+        connect_timeout: Duration::from_millis(p.connect_timeout_ms),
+        request_timeout: Duration::from_millis(p.request_timeout_ms),
+        api_key_env: p.api_key_env.clone(),
+        api_key,
+        capabilities: p.capabilities.clone(),
+    })
+}
+
+fn check_task(
+    c: &mut Checker,
+    name: &str,
+    t: &RawTask,
+    raw: &RawConfig,
+    prompts_dir: &Path,
+    limits: &Limits,
+) -> Option<TaskConfig> {
+    let path = format!("tasks.{name}");
+    let before = c.errors.len();
+    if !valid_name(name) {
+        c.err(
+            &path,
+            "names may hold letters, digits, `_`, `-`, `.` and `:` only",
+        );
+    }
+    let template_text = match (&t.prompt, &t.template) {
+        (Some(_), Some(_)) => {
+            c.err(
+                &path,
+                "give `prompt` (a file) or `template` (inline), not both",
+            );
+            None
+        }
+        (Some(file), None) => {
+            let full = prompts_dir.join(file);
+            match std::fs::read_to_string(&full) {
+                Ok(text) => Some(text),
+                Err(e) => {
+                    c.err(
+                        format!("{path}.prompt"),
+                        format!("cannot read {}: {e}", full.display()),
+                    );
+                    None
+                }
+            }
+        }
+        (None, Some(text)) => Some(text.clone()),
+        (None, None) => None,
+    };
+    let template = template_text.and_then(|text| match Template::parse(&text) {
+        Ok(tpl) => {
+            for var in tpl.variables() {
+                if var != "input" && !t.variables.iter().any(|v| v == var) {
+                    c.err(
+                        format!("{path}.variables"),
+                        format!("the template uses `{{{{{var}}}}}`, which is not declared here"),
+                    );
+                }
+            }
+            Some(tpl)
+        }
+        Err(m) => {
+            c.err(format!("{path}.prompt"), m);
+            None
+        }
+    });
+    if t.providers.is_empty() {
+        c.err(format!("{path}.providers"), "give at least one provider");
+    }
+    for (i, p) in t.providers.iter().enumerate() {
+        if !raw.providers.contains_key(p) {
+            c.err(
+                format!("{path}.providers[{i}]"),
+                format!("unknown provider `{p}`"),
+            );
+        }
+    }
+    match t.output {
+        OutputKind::Label if t.labels.is_empty() => {
+            c.err(
+                format!("{path}.labels"),
+                "a `label` task needs at least one label",
+            );
+        }
+        OutputKind::Label => {
+            let mut seen = HashSet::new();
+            for (i, l) in t.labels.iter().enumerate() {
+                let norm = crate::orchestrator::output::normalize_label(l);
+                if norm.is_empty() {
+                    c.err(
+                        format!("{path}.labels[{i}]"),
+                        "a label needs a letter or digit",
+                    );
+                } else if !seen.insert(norm) {
+                    c.err(
+                        format!("{path}.labels[{i}]"),
+                        format!("`{l}` repeats another label"),
+                    );
+                }
+            }
+        }
+        _ if !t.labels.is_empty() => {
+            c.err(
+                format!("{path}.labels"),
+                "labels are only for `output = \"label\"`",
+            );
+        }
+        _ => {}
+    }
+    if let Some(mt) = t.max_tokens
+        && (mt == 0 || mt > limits.max_tokens)
+    {
+        c.err(
+            format!("{path}.max_tokens"),
+            format!(
+                "must be between 1 and limits.max_tokens ({})",
+                limits.max_tokens
+            ),
+        );
+    }
+    if let Some(temp) = t.temperature
+        && !(0.0..=2.0).contains(&temp)
+    {
+        c.err(format!("{path}.temperature"), "must be between 0 and 2");
+    }
+    if let Some(p) = t.top_p
+        && !(p > 0.0 && p <= 1.0)
+    {
+        c.err(
+            format!("{path}.top_p"),
+            "must be greater than 0 and at most 1",
+        );
+    }
+    let max_deadline = t
+        .max_deadline_ms
+        .map_or(limits.max_deadline, Duration::from_millis)
+        .min(limits.max_deadline);
+    let deadline = t
+        .deadline_ms
+        .map_or(limits.default_deadline, Duration::from_millis);
+    if deadline.is_zero() {
+        c.err(format!("{path}.deadline_ms"), "must be greater than 0");
+    }
+    if deadline > max_deadline {
+        c.err(
+            format!("{path}.deadline_ms"),
+            "must not exceed max_deadline_ms (or limits.max_deadline_ms)",
+        );
+    }
+    if t.fanout == 0 {
+        c.err(format!("{path}.fanout"), "must be at least 1");
+    } else if t.fanout as usize > t.providers.len().max(1) {
+        c.err(
+            format!("{path}.fanout"),
+            "cannot exceed the number of providers",
+        );
+    }
+    if t.hedge_delay_ms == Some(0) {
+        c.err(
+            format!("{path}.hedge_delay_ms"),
+            "must be greater than 0 (or omitted)",
+        );
+    }
+    (c.errors.len() == before).then(|| TaskConfig {
+        name: name.to_owned(),
+        description: t.description.clone(),
+        template,
+        system: t.system.clone(),
+        variables: t.variables.clone(),
+        output: t.output,
+        labels: t.labels.clone(),
+        strategy: t.strategy,
+        providers: t.providers.clone(),
+        max_tokens: t.max_tokens,
+        temperature: t.temperature,
+        top_p: t.top_p,
+        deadline,
+        max_deadline,
+        cache_ttl: Duration::from_secs(t.cache_ttl_secs),
+        hedge_delay: t.hedge_delay_ms.map(Duration::from_millis),
+        fanout: t.fanout as usize,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_str;
+    use super::*;
+
+    const BASE: &str = r#"
+[providers.a]
+kind = "openai"
+model = "m"
+endpoints = ["http://127.0.0.1:1"]
+
+[tasks.t]
+template = "Say {{input}}"
+providers = ["a"]
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        match load_str(text, Path::new(".")) {
+            Ok(_) => vec![],
+            Err(e) => e.0.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn minimal_config_is_valid() {
+        let cfg = load_str(BASE, Path::new(".")).unwrap();
+        assert_eq!(cfg.tasks()["t"].providers, vec!["a"]);
+        assert_eq!(cfg.resolve_model("task:t"), Some(Target::Task("t".into())));
+        assert_eq!(cfg.resolve_model("a"), Some(Target::Provider("a".into())));
+        assert_eq!(cfg.resolve_model("m"), Some(Target::Provider("a".into())));
+        assert_eq!(cfg.resolve_model("nope"), None);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_location() {
+        let errs = errors(&format!("{BASE}\n[server]\nport = 1\n"));
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].contains("unknown field `port`"), "{errs:?}");
+        assert!(errs[0].starts_with("line "), "{errs:?}");
+    }
+
+    #[test]
+    fn reports_every_error_with_its_path() {
+        let text = r#"
+[providers.a]
+kind = "ollama"
+model = ""
+endpoints = ["ftp://x"]
+weight = 0
+
+[tasks.t]
+template = "{{input}} {{lang}}"
+providers = ["a", "b"]
+temperature = 3
+output = "label"
+"#;
+        let errs = errors(text);
+        for want in [
+            "providers.a.model: must not be empty",
+            "providers.a.endpoints[0]: `ftp://x` must start with http:// or https://",
+            "providers.a.weight:",
+            "tasks.t.variables: the template uses `{{lang}}`",
+            "tasks.t.providers[1]: unknown provider `b`",
+            "tasks.t.temperature:",
+            "tasks.t.labels:",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(want)),
+                "missing {want:?} in {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unset_api_key_env_is_an_error() {
+        let text = BASE.replace(
+            "model = \"m\"",
+            "model = \"m\"\napi_key_env = \"LLM_POOL_TEST_SURELY_UNSET_KEY\"",
+        );
+        let errs = errors(&text);
+        assert_eq!(
+            errs,
+            vec![
+                "providers.a.api_key_env: environment variable `LLM_POOL_TEST_SURELY_UNSET_KEY` is not set"
+            ]
+        );
+    }
+
+    #[test]
+    fn aliases_must_resolve() {
+        let errs = errors(&format!("{BASE}\n[aliases]\nx = \"task:zz\"\ny = \"a\"\n"));
+        assert_eq!(errs, vec!["aliases.x: unknown task `zz`"]);
+    }
+}

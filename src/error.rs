@@ -1,0 +1,140 @@
+//! The one mapping from what went wrong to gRPC codes and HTTP statuses (shared/DESIGN.md,
+//! "Errors"). Wire shapes live with each API; this file decides only the kind.
+
+use crate::orchestrator::Decision;
+
+/// The class of a failure, as callers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidArgument,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+    PermissionDenied,
+    RateLimited,
+    NoConsensus,
+    DeadlineExceeded,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn http_status(self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            Self::InvalidArgument => S::BAD_REQUEST,
+            Self::NotFound => S::NOT_FOUND,
+            Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
+            Self::Unauthenticated => S::UNAUTHORIZED,
+            Self::PermissionDenied => S::FORBIDDEN,
+            Self::RateLimited => S::TOO_MANY_REQUESTS,
+            Self::NoConsensus => S::CONFLICT,
+            Self::DeadlineExceeded => S::GATEWAY_TIMEOUT,
+            Self::Unavailable => S::SERVICE_UNAVAILABLE,
+            Self::Internal => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn grpc_code(self) -> tonic::Code {
+        use tonic::Code as C;
+        match self {
+            Self::InvalidArgument => C::InvalidArgument,
+            Self::NotFound => C::NotFound,
+            Self::PayloadTooLarge | Self::RateLimited => C::ResourceExhausted,
+            Self::Unauthenticated => C::Unauthenticated,
+            Self::PermissionDenied => C::PermissionDenied,
+            Self::NoConsensus => C::Aborted,
+            Self::DeadlineExceeded => C::DeadlineExceeded,
+            Self::Unavailable => C::Unavailable,
+            Self::Internal => C::Internal,
+        }
+    }
+
+    /// Low-cardinality name, used as the native error `code` and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "invalid_argument",
+            Self::NotFound => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Unauthenticated => "unauthenticated",
+            Self::PermissionDenied => "permission_denied",
+            Self::RateLimited => "rate_limited",
+            Self::NoConsensus => "no_consensus",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// A request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PoolError {
+    /// A field of the request is missing or out of range.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("unknown task `{0}`")]
+    UnknownTask(String),
+    #[error("unknown model `{0}`: use a provider name, `task:NAME` or an alias (see /v1/models)")]
+    UnknownModel(String),
+    #[error("request body too large (limit {limit} bytes)")]
+    BodyTooLarge { limit: usize },
+    /// The deadline passed before an answer was ready.
+    #[error("deadline exceeded after {elapsed_ms} ms")]
+    DeadlineExceeded {
+        elapsed_ms: u64,
+        decision: Option<Box<Decision>>,
+    },
+    /// No candidate produced a valid answer.
+    #[error("no provider produced an answer: {summary}")]
+    Unavailable {
+        summary: String,
+        decision: Option<Box<Decision>>,
+    },
+    /// Every upstream refused the request itself (4xx): the request, not the pool, is wrong.
+    #[error("the model servers refused the request: {summary}")]
+    Rejected {
+        summary: String,
+        decision: Option<Box<Decision>>,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PoolError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid { .. } | Self::Rejected { .. } => ErrorKind::InvalidArgument,
+            Self::UnknownTask(_) | Self::UnknownModel(_) => ErrorKind::NotFound,
+            Self::BodyTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            Self::DeadlineExceeded { .. } => ErrorKind::DeadlineExceeded,
+            Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The field a validation error is about.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// The Decision gathered before the failure, when there is one.
+    pub fn decision(&self) -> Option<&Decision> {
+        match self {
+            Self::DeadlineExceeded { decision, .. }
+            | Self::Unavailable { decision, .. }
+            | Self::Rejected { decision, .. } => decision.as_deref(),
+            _ => None,
+        }
+    }
+}

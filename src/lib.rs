@@ -1,0 +1,18 @@
+//! `llm-pool`: one process in front of a pool of LLM servers (Ollama and OpenAI-compatible).
+//! It serves gRPC and HTTP, resolves each request's task from a hot-reloaded TOML file, runs
+//! the task's strategy across providers and returns the answer with its Decision.
+//!
+//! See shared/DESIGN.md for the semantics; `main.rs` only wires these modules together.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod orchestrator;
+pub mod providers;
+pub mod state;
+pub mod strategies;
+pub mod telemetry;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;

@@ -1,0 +1,69 @@
+//! `llm-pool` binary: parse the command line, load the config before binding anything, serve
+//! until SIGTERM, drain.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use llm_pool::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match llm_pool::config::load(&file) {
+            Ok(config) => {
+                eprintln!(
+                    "{}: ok ({} providers, {} tasks)",
+                    file.display(),
+                    config.providers().len(),
+                    config.tasks().len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    eprintln!("{}: {e}", file.display());
+                }
+                eprintln!("{}: {} error(s)", file.display(), errors.0.len());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config } => serve(config),
+    }
+}
+
+fn serve(path: std::path::PathBuf) -> ExitCode {
+    // Load configuration without binding ports: a bad file fails before anything listens.
+    let loaded = match llm_pool::config::load(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{}: {e}", path.display());
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    llm_pool::telemetry::init(loaded.server().log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let grace = loaded.server().shutdown_grace;
+        let running = match llm_pool::app::start(Some(path), loaded).await {
+            Ok(r) => r,
+            Err(error) => {
+                tracing::error!(%error, "Cannot start.");
+                return ExitCode::FAILURE;
+            }
+        };
+        llm_pool::app::shutdown_signal().await;
+        running.shutdown(grace).await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,144 @@
+//! The orchestrator: the only place that knows the order of things. Validate, resolve the
+//! task from the request's snapshot, run the strategy, build the answer and its Decision.
+//! API layers translate wire formats into [`PoolRequest`] and back; they hold no logic.
+
+pub mod decision;
+pub mod output;
+pub mod request;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use crate::config::raw::{OutputKind, StrategyKind};
+use crate::error::PoolError;
+use crate::providers::StreamEvent;
+use crate::state::Snapshot;
+use crate::strategies::fastest;
+
+pub use decision::{Answer, Candidate, CandidateStatus, Decision, UsageOut};
+pub use request::{CacheMode, Plan, PoolRequest};
+
+/// One item of a streamed answer.
+#[derive(Debug)]
+pub enum StreamItem {
+    /// Text to append.
+    Delta(String),
+    /// The end: the whole answer's metadata (its `text` is what was streamed).
+    Done(Box<Answer>),
+    /// The stream broke after it started; the error is sent in-band.
+    Error(PoolError),
+}
+
+/// A streamed answer. Dropping it cancels the upstream call.
+pub type AnswerStream = BoxStream<'static, StreamItem>;
+
+/// Answers one request.
+pub async fn handle(snapshot: &Snapshot, req: PoolRequest) -> Result<Answer, PoolError> {
+    let plan = req.plan(snapshot)?;
+    run(&plan).await
+}
+
+async fn run(plan: &Plan) -> Result<Answer, PoolError> {
+    match plan.strategy {
+        StrategyKind::Fastest => {
+            let won = fastest::complete(plan).await?;
+            let (completion, normalized) = won.value;
+            let text = match plan.task.output {
+                OutputKind::Text => completion.text,
+                // Labels and JSON are returned in their normalised form.
+                OutputKind::Label | OutputKind::Json => normalized,
+            };
+            Ok(Answer {
+                text,
+                provider: won.provider.name().to_owned(),
+                model: completion.model,
+                usage: completion.usage.into(),
+                latency_ms: plan.started.elapsed().as_millis() as u64,
+                cache_hit: false,
+                decision: won.decision,
+                finish_reason: completion.finish_reason,
+                task: plan.task_name.clone(),
+                request_id: plan.request_id.clone(),
+            })
+        }
+    }
+}
+
+/// Answers one request as a stream. Resolves once the answer has started: errors before the
+/// first token are returned here (so surfaces can answer with a status code); errors after
+/// it arrive in-band as [`StreamItem::Error`].
+pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStream, PoolError> {
+    let plan = req.plan(snapshot)?;
+    if plan.task.output != OutputKind::Text {
+        // The answer must be validated whole before anything is sent.
+        let answer = run(&plan).await?;
+        let text = answer.text.clone();
+        let items = vec![StreamItem::Delta(text), StreamItem::Done(Box::new(answer))];
+        return Ok(futures::stream::iter(items).boxed());
+    }
+    let won = fastest::stream(&plan).await?;
+    let fastest::Won {
+        value,
+        candidate,
+        provider,
+        mut decision,
+    } = won;
+    let fastest::FirstEvent { stream, first } = value;
+    decision.candidates[candidate].status = CandidateStatus::Running;
+    let started = plan.started;
+    let task = plan.task_name.clone();
+    let request_id = plan.request_id.clone();
+    let provider_name = provider.name().to_owned();
+    let model = stream.model.clone();
+    let mut events = stream.events;
+    Ok(async_stream::stream! {
+        let mut text = String::new();
+        let mut pending = first;
+        loop {
+            let event = match pending.take() {
+                Some(e) => Some(Ok(e)),
+                None => events.next().await,
+            };
+            match event {
+                Some(Ok(StreamEvent::Delta(d))) => {
+                    text.push_str(&d);
+                    yield StreamItem::Delta(d);
+                }
+                Some(Ok(StreamEvent::Done { usage, finish_reason })) => {
+                    let c = &mut decision.candidates[candidate];
+                    c.status = CandidateStatus::Ok;
+                    c.usage = Some(usage);
+                    yield StreamItem::Done(Box::new(Answer {
+                        text,
+                        provider: provider_name,
+                        model,
+                        usage: usage.into(),
+                        latency_ms: started.elapsed().as_millis() as u64,
+                        cache_hit: false,
+                        decision,
+                        finish_reason,
+                        task,
+                        request_id,
+                    }));
+                    return;
+                }
+                Some(Err(e)) => {
+                    let c = &mut decision.candidates[candidate];
+                    c.status = CandidateStatus::Error;
+                    c.error = Some(e.to_string());
+                    let summary = format!("{provider_name}: {e}");
+                    yield StreamItem::Error(PoolError::Unavailable {
+                        summary,
+                        decision: Some(Box::new(decision)),
+                    });
+                    return;
+                }
+                None => {
+                    yield StreamItem::Error(PoolError::Internal("stream ended early".into()));
+                    return;
+                }
+            }
+        }
+    }
+    .boxed())
+}

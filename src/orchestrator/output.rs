@@ -1,0 +1,142 @@
+//! Output kinds: whether an answer is valid for its task, and its normalised form.
+//!
+//! - `text`: any answer with non-whitespace content; compared as is.
+//! - `json`: a JSON value; Markdown code fences and prose around one object or array are
+//!   tolerated; the normalised form is canonical JSON (sorted keys, no spaces).
+//! - `label`: one of the task's labels, matched ignoring case, whitespace and punctuation;
+//!   when the model adds words around it, the answer is valid if exactly one label appears
+//!   in it as a whole word sequence.
+
+use crate::config::raw::OutputKind;
+
+/// Checks `text` against the output kind; returns the normalised answer or why it is invalid.
+pub fn check(kind: OutputKind, labels: &[String], text: &str) -> Result<String, String> {
+    match kind {
+        OutputKind::Text => {
+            if text.trim().is_empty() {
+                Err("empty answer".to_owned())
+            } else {
+                Ok(text.to_owned())
+            }
+        }
+        OutputKind::Json => parse_json(text)
+            .map(|v| canonical_json(&v))
+            .ok_or_else(|| "not valid JSON".to_owned()),
+        OutputKind::Label => match_label(labels, text)
+            .map(str::to_owned)
+            .ok_or_else(|| "not one of the task's labels".to_owned()),
+    }
+}
+
+/// Lower-case letters and digits only, words joined by `_`: `Computer Science.` and
+/// `COMPUTER_SCIENCE` both become `computer_science`.
+pub fn normalize_label(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
+fn match_label<'a>(labels: &'a [String], text: &str) -> Option<&'a str> {
+    let norm = normalize_label(text);
+    if let Some(l) = labels.iter().find(|l| normalize_label(l) == norm) {
+        return Some(l);
+    }
+    // Extra words around the label: accept when exactly one label occurs as whole words.
+    let padded = format!("_{norm}_");
+    let mut found = labels
+        .iter()
+        .filter(|l| padded.contains(&format!("_{}_", normalize_label(l))));
+    match (found.next(), found.next()) {
+        (Some(l), None) => Some(l),
+        _ => None,
+    }
+}
+
+fn parse_json(text: &str) -> Option<serde_json::Value> {
+    let t = text.trim();
+    if let Ok(v) = serde_json::from_str(t) {
+        return Some(v);
+    }
+    // Code fences: ```json ... ```
+    let unfenced = t
+        .strip_prefix("```json")
+        .or_else(|| t.strip_prefix("```"))
+        .and_then(|s| s.trim_end().strip_suffix("```"));
+    if let Some(inner) = unfenced
+        && let Ok(v) = serde_json::from_str(inner.trim())
+    {
+        return Some(v);
+    }
+    // Prose around one object or array.
+    for (open, close) in [('{', '}'), ('[', ']')] {
+        if let (Some(a), Some(b)) = (t.find(open), t.rfind(close))
+            && a < b
+            && let Ok(v) = serde_json::from_str(&t[a..=b])
+        {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Canonical JSON: object keys sorted (serde_json's map is a BTreeMap here), no whitespace.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    // serde_json without `preserve_order` keeps object keys sorted.
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Vec<String> {
+        ["MEDICINE", "COMPUTER_SCIENCE", "LAW"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn labels_match_loosely_but_not_ambiguously() {
+        let l = labels();
+        assert_eq!(
+            check(OutputKind::Label, &l, " computer science. ").unwrap(),
+            "COMPUTER_SCIENCE"
+        );
+        assert_eq!(
+            check(OutputKind::Label, &l, "Label: MEDICINE").unwrap(),
+            "MEDICINE"
+        );
+        assert!(check(OutputKind::Label, &l, "LAW or MEDICINE").is_err());
+        assert!(check(OutputKind::Label, &l, "lawyer").is_err());
+        assert!(check(OutputKind::Label, &l, "").is_err());
+    }
+
+    #[test]
+    fn json_is_extracted_and_canonical() {
+        let a = check(
+            OutputKind::Json,
+            &[],
+            "```json\n{\"b\": 1, \"a\": [1, 2]}\n```",
+        )
+        .unwrap();
+        let b = check(OutputKind::Json, &[], "Here: {\"a\":[1,2],\"b\":1} done").unwrap();
+        assert_eq!(a, r#"{"a":[1,2],"b":1}"#);
+        assert_eq!(a, b);
+        assert!(check(OutputKind::Json, &[], "{nope").is_err());
+    }
+
+    #[test]
+    fn text_must_not_be_blank() {
+        assert!(check(OutputKind::Text, &[], " \n").is_err());
+        assert_eq!(check(OutputKind::Text, &[], "hi").unwrap(), "hi");
+    }
+}

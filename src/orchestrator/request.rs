@@ -1,0 +1,303 @@
+//! The one internal request type every API layer builds, and its validation and resolution
+//! into a [`Plan`]: which task, which providers, what exactly to send.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::raw::{OutputKind, StrategyKind};
+use crate::config::{Config, Limits, Target, TaskConfig};
+use crate::error::PoolError;
+use crate::providers::{GenParams, Message, Prompt, Provider, ProviderRequest, Role};
+use crate::state::Snapshot;
+use crate::strategies::StrategyName;
+
+/// What callers may ask of the cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheMode {
+    #[default]
+    Default,
+    Bypass,
+    Refresh,
+    Only,
+}
+
+impl CacheMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "" | "default" => Some(Self::Default),
+            "bypass" => Some(Self::Bypass),
+            "refresh" => Some(Self::Refresh),
+            "only" => Some(Self::Only),
+            _ => None,
+        }
+    }
+}
+
+/// A request, independent of the surface it arrived on.
+#[derive(Debug, Clone, Default)]
+pub struct PoolRequest {
+    /// A task name.
+    pub task: Option<String>,
+    /// A provider, `task:NAME` or an alias (OpenAI/Ollama `model`).
+    pub model: Option<String>,
+    /// Free input (`{{input}}`).
+    pub input: Option<String>,
+    pub messages: Vec<Message>,
+    /// System prompt given by the caller (Ollama `system`).
+    pub system: Option<String>,
+    /// Continue `input` as raw text, without a chat template (`/v1/completions`).
+    pub raw: bool,
+    pub variables: HashMap<String, String>,
+    pub strategy: Option<StrategyName>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<u64>,
+    pub stop: Vec<String>,
+    /// Ask for JSON output even if the task's kind is text.
+    pub json: bool,
+    /// Requested deadline, capped by the task's maximum.
+    pub timeout: Option<Duration>,
+    pub cache: CacheMode,
+    pub metadata: HashMap<String, String>,
+    pub request_id: String,
+}
+
+/// A validated, resolved request: everything a strategy needs.
+pub struct Plan {
+    pub task: Arc<TaskConfig>,
+    /// The task name callers know it by (`None` for a provider called directly).
+    pub task_name: Option<String>,
+    pub strategy: StrategyKind,
+    pub providers: Vec<Arc<dyn Provider>>,
+    pub request: Arc<ProviderRequest>,
+    pub started: Instant,
+    pub deadline: Instant,
+    pub request_id: String,
+}
+
+/// Most `stop` sequences accepted (OpenAI allows 4; llama.cpp more).
+const MAX_STOP: usize = 16;
+
+impl PoolRequest {
+    /// Validates against the snapshot's limits and resolves task, providers and prompt.
+    pub fn plan(self, snapshot: &Snapshot) -> Result<Plan, PoolError> {
+        let started = Instant::now();
+        let config = &snapshot.config;
+        let limits = config.limits();
+        self.check_limits(limits)?;
+        let (task, task_name) = resolve(
+            config,
+            snapshot,
+            self.task.as_deref(),
+            self.model.as_deref(),
+        )?;
+        let strategy = match self.strategy {
+            None | Some(StrategyName::Fastest) => task.strategy,
+            Some(other) => {
+                return Err(PoolError::invalid(
+                    "strategy",
+                    format!("{other} is not available yet; this pool serves FASTEST"),
+                ));
+            }
+        };
+        if self.cache == CacheMode::Only {
+            return Err(PoolError::invalid(
+                "cache",
+                "`only` needs a cache, and this pool has none configured",
+            ));
+        }
+        let prompt = build_prompt(&task, &self)?;
+        let providers = task
+            .providers
+            .iter()
+            .filter_map(|name| snapshot.providers.get(name).cloned())
+            .collect::<Vec<_>>();
+        if providers.is_empty() {
+            return Err(PoolError::Unavailable {
+                summary: "the task has no configured providers".into(),
+                decision: None,
+            });
+        }
+        let params = GenParams {
+            max_tokens: self.max_tokens.or(task.max_tokens),
+            temperature: self.temperature.or(task.temperature),
+            top_p: self.top_p.or(task.top_p),
+            seed: self.seed,
+            stop: self.stop,
+            json: self.json || task.output == OutputKind::Json,
+        };
+        let timeout = self.timeout.unwrap_or(task.deadline).min(task.max_deadline);
+        Ok(Plan {
+            strategy,
+            providers,
+            request: Arc::new(ProviderRequest { prompt, params }),
+            started,
+            deadline: started + timeout,
+            request_id: self.request_id,
+            task_name,
+            task,
+        })
+    }
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), PoolError> {
+        if self.messages.len() > limits.max_messages {
+            return Err(PoolError::invalid(
+                "messages",
+                format!("at most {} messages are accepted", limits.max_messages),
+            ));
+        }
+        let chars = self.input.as_deref().map_or(0, str::len)
+            + self.system.as_deref().map_or(0, str::len)
+            + self.messages.iter().map(|m| m.content.len()).sum::<usize>()
+            + self.variables.values().map(String::len).sum::<usize>();
+        // Byte length bounds character count from above; count chars only when it matters.
+        if chars > limits.max_input_chars {
+            let real = self.input.as_deref().map_or(0, |s| s.chars().count())
+                + self.system.as_deref().map_or(0, |s| s.chars().count())
+                + self
+                    .messages
+                    .iter()
+                    .map(|m| m.content.chars().count())
+                    .sum::<usize>()
+                + self
+                    .variables
+                    .values()
+                    .map(|v| v.chars().count())
+                    .sum::<usize>();
+            if real > limits.max_input_chars {
+                return Err(PoolError::invalid(
+                    "input",
+                    format!(
+                        "input is {real} characters; the limit is {}",
+                        limits.max_input_chars
+                    ),
+                ));
+            }
+        }
+        if let Some(mt) = self.max_tokens
+            && (mt == 0 || mt > limits.max_tokens)
+        {
+            return Err(PoolError::invalid(
+                "max_tokens",
+                format!("must be between 1 and {}", limits.max_tokens),
+            ));
+        }
+        if let Some(t) = self.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(PoolError::invalid("temperature", "must be between 0 and 2"));
+        }
+        if let Some(p) = self.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(PoolError::invalid(
+                "top_p",
+                "must be greater than 0 and at most 1",
+            ));
+        }
+        if self.stop.len() > MAX_STOP {
+            return Err(PoolError::invalid(
+                "stop",
+                format!("at most {MAX_STOP} stop sequences"),
+            ));
+        }
+        if self.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(PoolError::invalid("timeout", "must be greater than 0"));
+        }
+        Ok(())
+    }
+}
+
+fn resolve(
+    config: &Config,
+    snapshot: &Snapshot,
+    task: Option<&str>,
+    model: Option<&str>,
+) -> Result<(Arc<TaskConfig>, Option<String>), PoolError> {
+    let target = match (
+        task.filter(|t| !t.is_empty()),
+        model.filter(|m| !m.is_empty()),
+    ) {
+        (Some(t), _) => Target::Task(t.to_owned()),
+        (None, Some(m)) => config
+            .resolve_model(m)
+            .ok_or_else(|| PoolError::UnknownModel(m.to_owned()))?,
+        (None, None) => return Err(PoolError::invalid("task", "give `task` or `model`")),
+    };
+    match target {
+        Target::Task(name) => config
+            .tasks()
+            .get(&name)
+            .map(|t| (Arc::clone(t), Some(name.clone())))
+            .ok_or(PoolError::UnknownTask(name)),
+        Target::Provider(name) => snapshot
+            .direct_task(&name)
+            .map(|t| (t, None))
+            .ok_or(PoolError::UnknownModel(name)),
+    }
+}
+
+fn build_prompt(task: &TaskConfig, req: &PoolRequest) -> Result<Prompt, PoolError> {
+    let input = req.input.as_deref().filter(|s| !s.is_empty());
+    if req.raw {
+        if task.template.is_some() {
+            return Err(PoolError::invalid(
+                "prompt",
+                "raw completion is not available for template tasks; use chat or /v1/query",
+            ));
+        }
+        let text = input.ok_or_else(|| PoolError::invalid("prompt", "must not be empty"))?;
+        return Ok(Prompt::Raw(text.to_owned()));
+    }
+    let mut messages = Vec::with_capacity(req.messages.len() + 2);
+    if let Some(system) = task.system.as_ref().or(req.system.as_ref()) {
+        messages.push(Message {
+            role: Role::System,
+            content: system.clone(),
+        });
+    }
+    match &task.template {
+        Some(template) => {
+            // Chat surfaces: the last user message is the task's input.
+            let (history, input) = match (input, req.messages.split_last()) {
+                (Some(i), _) => (&req.messages[..], Some(i)),
+                (None, Some((last, rest))) if last.role == Role::User => {
+                    (rest, Some(last.content.as_str()))
+                }
+                _ => (&req.messages[..], None),
+            };
+            let rendered = template.render(input, &req.variables).map_err(|e| {
+                if e.0 == "input" {
+                    PoolError::invalid("input", "must not be empty")
+                } else {
+                    PoolError::invalid(format!("variables.{}", e.0), e.to_string())
+                }
+            })?;
+            messages.extend(history.iter().cloned());
+            messages.push(Message {
+                role: Role::User,
+                content: rendered,
+            });
+        }
+        None => {
+            messages.extend(req.messages.iter().cloned());
+            if let Some(i) = input {
+                messages.push(Message {
+                    role: Role::User,
+                    content: i.to_owned(),
+                });
+            }
+            if !messages.iter().any(|m| m.role != Role::System) {
+                return Err(PoolError::invalid(
+                    "input",
+                    "must not be empty (give `input` or at least one message)",
+                ));
+            }
+        }
+    }
+    Ok(Prompt::Chat(messages))
+}

@@ -1,0 +1,68 @@
+//! What can go wrong calling an upstream, classified so that retry and failover decide from
+//! the type, never from message text.
+
+use std::sync::Arc;
+
+/// An upstream call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// The connection could not be made (refused, reset, DNS, TLS).
+    #[error("endpoint {endpoint}: connect: {message}")]
+    Connect { endpoint: Arc<str>, message: String },
+    /// The call ran past its time (per-call timeout or the request's deadline).
+    #[error("endpoint {endpoint}: timed out")]
+    Timeout { endpoint: Arc<str> },
+    /// The upstream answered with an error status.
+    #[error("endpoint {endpoint}: status {status}: {message}")]
+    Status {
+        endpoint: Arc<str>,
+        status: u16,
+        message: String,
+    },
+    /// The upstream's body was not what its API promises.
+    #[error("endpoint {endpoint}: bad response: {message}")]
+    Decode { endpoint: Arc<str>, message: String },
+    /// The connection broke while reading the body or stream.
+    #[error("endpoint {endpoint}: stream broken: {message}")]
+    Broken { endpoint: Arc<str>, message: String },
+    /// Every endpoint of the provider is at its concurrency limit or unavailable.
+    #[error("provider {provider}: no endpoint available")]
+    NoEndpoint { provider: String },
+}
+
+impl ProviderError {
+    /// Whether another attempt (elsewhere, or later) may succeed. 4xx are the caller's
+    /// fault (bad parameters, prompt too long) and are not retried; 408/429 are.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            Self::Connect { .. }
+            | Self::Timeout { .. }
+            | Self::Broken { .. }
+            | Self::NoEndpoint { .. }
+            | Self::Decode { .. } => true,
+        }
+    }
+
+    /// Whether the endpoint itself misbehaved (counts against its health).
+    pub fn is_endpoint_failure(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => *status >= 500,
+            Self::NoEndpoint { .. } => false,
+            _ => true,
+        }
+    }
+
+    /// A short, low-cardinality label for metrics and the Decision.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "connect",
+            Self::Timeout { .. } => "timeout",
+            Self::Status { status, .. } if *status >= 500 => "upstream_5xx",
+            Self::Status { .. } => "upstream_4xx",
+            Self::Decode { .. } => "decode",
+            Self::Broken { .. } => "broken",
+            Self::NoEndpoint { .. } => "no_endpoint",
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The HTTP client side shared by both upstream dialects: endpoint choice, timeouts, error
+//! classification, and turning a line-oriented body into [`StreamEvent`]s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+
+use super::endpoint::{EndpointGuard, EndpointSet};
+use super::{
+    Completion, EndpointHealth, Prompt, Provider, ProviderError, ProviderRequest, StartedStream,
+    StreamEvent, Usage,
+};
+use crate::config::ProviderConfig;
+
+/// Largest upstream error body read into an error message.
+const MAX_ERROR_BODY: usize = 4 * 1024;
+/// Idle upstream connections are kept this long: long enough to span gaps between requests
+/// of a busy service, short enough not to hold sockets a model server would rather close.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// An upstream API: how to phrase a request and read its answer.
+pub(crate) trait Dialect: Send + Sync + 'static {
+    /// Path (below the endpoint's base URL) for this prompt.
+    fn path(&self, prompt: &Prompt) -> &'static str;
+    /// The JSON body.
+    fn body(&self, model: &str, req: &ProviderRequest, stream: bool) -> Vec<u8>;
+    /// Reads a whole (non-streamed) answer.
+    fn parse_complete(&self, body: &[u8]) -> Result<Parsed, String>;
+    /// Reads one line of a streamed answer.
+    fn parse_line(&self, line: &[u8]) -> Result<LineInfo, String>;
+}
+
+/// A whole answer, read.
+pub(crate) struct Parsed {
+    pub(crate) text: String,
+    pub(crate) model: Option<String>,
+    pub(crate) usage: Usage,
+    pub(crate) finish_reason: Option<String>,
+}
+
+/// What one stream line says.
+#[derive(Default, Debug, PartialEq)]
+pub(crate) struct LineInfo {
+    pub(crate) delta: Option<String>,
+    pub(crate) finish_reason: Option<String>,
+    pub(crate) usage: Option<Usage>,
+    /// The upstream said the stream is over.
+    pub(crate) end: bool,
+}
+
+/// A provider reached over HTTP.
+pub(crate) struct HttpProvider<D> {
+    inner: Arc<Inner<D>>,
+}
+
+struct Inner<D> {
+    config: Arc<ProviderConfig>,
+    endpoints: EndpointSet,
+    client: reqwest::Client,
+    dialect: D,
+}
+
+impl<D: Dialect> HttpProvider<D> {
+    pub(crate) fn new(config: Arc<ProviderConfig>, dialect: D) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(config.max_concurrency as usize)
+            .tcp_nodelay(true)
+            .user_agent(concat!("llm-pool/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let endpoints = EndpointSet::new(&config);
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                endpoints,
+                client,
+                dialect,
+            }),
+        }
+    }
+}
+
+impl<D: Dialect> Inner<D> {
+    /// Sends the request to an endpoint and returns the successful response.
+    async fn send(
+        &self,
+        req: &ProviderRequest,
+        stream: bool,
+        deadline: Instant,
+    ) -> Result<(EndpointGuard, reqwest::Response, Instant), ProviderError> {
+        let guard = self
+            .endpoints
+            .acquire(None)
+            .ok_or_else(|| ProviderError::NoEndpoint {
+                provider: self.config.name.clone(),
+            })?;
+        let endpoint = Arc::clone(guard.url());
+        let until = deadline.min(Instant::now() + self.config.request_timeout);
+        let url = format!("{}{}", endpoint, self.dialect.path(&req.prompt));
+        let mut builder = self
+            .client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(self.dialect.body(&self.config.model, req, stream));
+        if let Some(key) = &self.config.api_key {
+            builder = builder.bearer_auth(key.expose_secret());
+        }
+        let result = match tokio::time::timeout_at(until, builder.send()).await {
+            Err(_) => Err(ProviderError::Timeout {
+                endpoint: Arc::clone(&endpoint),
+            }),
+            Ok(Err(e)) => Err(classify(&endpoint, &e)),
+            Ok(Ok(resp)) if resp.status().is_success() => Ok(resp),
+            Ok(Ok(resp)) => {
+                let status = resp.status().as_u16();
+                let body = tokio::time::timeout_at(until, read_bounded(resp, MAX_ERROR_BODY))
+                    .await
+                    .unwrap_or_default();
+                Err(ProviderError::Status {
+                    endpoint: Arc::clone(&endpoint),
+                    status,
+                    message: upstream_message(&body),
+                })
+            }
+        };
+        match result {
+            Ok(resp) => Ok((guard, resp, until)),
+            Err(e) => {
+                guard.record(Err(&e));
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<D: Dialect> Provider for HttpProvider<D> {
+    fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    fn model(&self) -> &str {
+        &self.inner.config.model
+    }
+
+    fn complete(
+        &self,
+        req: Arc<ProviderRequest>,
+        deadline: Instant,
+    ) -> BoxFuture<'static, Result<Completion, ProviderError>> {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let (guard, resp, until) = inner.send(&req, false, deadline).await?;
+            let endpoint = Arc::clone(guard.url());
+            let result =
+                match tokio::time::timeout_at(until, resp.bytes()).await {
+                    Err(_) => Err(ProviderError::Timeout {
+                        endpoint: Arc::clone(&endpoint),
+                    }),
+                    Ok(Err(e)) => Err(ProviderError::Broken {
+                        endpoint: Arc::clone(&endpoint),
+                        message: e.to_string(),
+                    }),
+                    Ok(Ok(body)) => inner.dialect.parse_complete(&body).map_err(|message| {
+                        ProviderError::Decode {
+                            endpoint: Arc::clone(&endpoint),
+                            message,
+                        }
+                    }),
+                };
+            guard.record(result.as_ref().map(|_| ()));
+            let parsed = result?;
+            Ok(Completion {
+                text: parsed.text,
+                model: parsed.model.unwrap_or_else(|| inner.config.model.clone()),
+                usage: parsed.usage,
+                finish_reason: parsed.finish_reason,
+                endpoint,
+            })
+        }
+        .boxed()
+    }
+
+    fn stream(
+        &self,
+        req: Arc<ProviderRequest>,
+        deadline: Instant,
+    ) -> BoxFuture<'static, Result<StartedStream, ProviderError>> {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let (guard, resp, until) = inner.send(&req, true, deadline).await?;
+            let endpoint = Arc::clone(guard.url());
+            let model = inner.config.model.clone();
+            let events = events(inner, guard, resp, until);
+            Ok(StartedStream {
+                endpoint,
+                model,
+                events: events.boxed(),
+            })
+        }
+        .boxed()
+    }
+
+    fn health(&self) -> Vec<EndpointHealth> {
+        self.inner.endpoints.health()
+    }
+}
+
+/// Turns the upstream body into events; the endpoint slot is held until the stream ends or
+/// is dropped.
+fn events<D: Dialect>(
+    inner: Arc<Inner<D>>,
+    guard: EndpointGuard,
+    resp: reqwest::Response,
+    until: Instant,
+) -> impl futures::Stream<Item = Result<StreamEvent, ProviderError>> + Send + 'static {
+    async_stream::stream! {
+        let endpoint = Arc::clone(guard.url());
+        let lines = super::lines::lines(resp.bytes_stream());
+        futures::pin_mut!(lines);
+        let mut usage: Option<Usage> = None;
+        let mut finish: Option<String> = None;
+        let mut deltas: u32 = 0;
+        loop {
+            let next = match tokio::time::timeout_at(until, lines.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let e = ProviderError::Timeout { endpoint: Arc::clone(&endpoint) };
+                    guard.record(Err(&e));
+                    yield Err(e);
+                    return;
+                }
+            };
+            let line: Bytes = match next {
+                Some(Ok(line)) => line,
+                Some(Err(message)) => {
+                    let e = ProviderError::Broken { endpoint: Arc::clone(&endpoint), message };
+                    guard.record(Err(&e));
+                    yield Err(e);
+                    return;
+                }
+                None if finish.is_some() => break,
+                None => {
+                    let e = ProviderError::Broken {
+                        endpoint: Arc::clone(&endpoint),
+                        message: "stream ended before the answer was complete".into(),
+                    };
+                    guard.record(Err(&e));
+                    yield Err(e);
+                    return;
+                }
+            };
+            let info = match inner.dialect.parse_line(&line) {
+                Ok(info) => info,
+                Err(message) => {
+                    let e = ProviderError::Decode { endpoint: Arc::clone(&endpoint), message };
+                    guard.record(Err(&e));
+                    yield Err(e);
+                    return;
+                }
+            };
+            if let Some(delta) = info.delta
+                && !delta.is_empty()
+            {
+                deltas += 1;
+                yield Ok(StreamEvent::Delta(delta));
+            }
+            if info.finish_reason.is_some() {
+                finish = info.finish_reason;
+            }
+            if info.usage.is_some() {
+                usage = info.usage;
+            }
+            if info.end {
+                break;
+            }
+        }
+        guard.record(Ok(()));
+        // Servers that report no usage in streams: one content event is one token.
+        let usage = usage.unwrap_or(Usage { prompt_tokens: 0, completion_tokens: deltas });
+        yield Ok(StreamEvent::Done { usage, finish_reason: finish });
+    }
+}
+
+fn classify(endpoint: &Arc<str>, e: &reqwest::Error) -> ProviderError {
+    let endpoint = Arc::clone(endpoint);
+    if e.is_timeout() {
+        ProviderError::Timeout { endpoint }
+    } else if e.is_connect() {
+        ProviderError::Connect {
+            endpoint,
+            message: error_chain(e),
+        }
+    } else {
+        ProviderError::Broken {
+            endpoint,
+            message: error_chain(e),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = max.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= max {
+            break;
+        }
+    }
+    out
+}
+
+/// The message of an upstream error body: OpenAI's `{"error":{"message"}}`, Ollama's
+/// `{"error":"..."}`, or the text itself.
+fn upstream_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum ErrorField {
+        Text(String),
+        Object { message: String },
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error: ErrorField,
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            error: ErrorField::Text(m) | ErrorField::Object { message: m },
+        }) => m,
+        Err(_) => String::from_utf8_lossy(body)
+            .trim()
+            .chars()
+            .take(512)
+            .collect(),
+    }
+}

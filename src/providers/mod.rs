@@ -1,0 +1,160 @@
+//! Providers: a named model behind one or more endpoints, seen by strategies only through
+//! the [`Provider`] trait (call, stream, health).
+//!
+//! Wire formats of the upstream APIs live in `openai/` and `ollama/`; the endpoint set with
+//! its balancing and passive health lives in `endpoint.rs`.
+
+mod endpoint;
+mod error;
+mod http;
+mod lines;
+pub mod ollama;
+pub mod openai;
+mod registry;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use serde::Serialize;
+use tokio::time::Instant;
+
+pub use endpoint::{EndpointHealth, EndpointSet};
+pub use error::ProviderError;
+pub use registry::ProviderSet;
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "system" => Some(Self::System),
+            "user" => Some(Self::User),
+            "assistant" => Some(Self::Assistant),
+            "tool" => Some(Self::Tool),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::User => "user",
+            Self::Assistant => "assistant",
+            Self::Tool => "tool",
+        }
+    }
+}
+
+/// What the model is asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    /// A conversation; the model server applies its chat template.
+    Chat(Vec<Message>),
+    /// Raw text continued as is (`/v1/completions`, Ollama `raw`).
+    Raw(String),
+}
+
+/// Generation parameters, already resolved against the task's defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenParams {
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<u64>,
+    pub stop: Vec<String>,
+    /// Ask the model server for JSON output.
+    pub json: bool,
+}
+
+/// One upstream call's input; shared by every candidate of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderRequest {
+    pub prompt: Prompt,
+    pub params: GenParams,
+}
+
+/// Token counts as the upstream reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+impl Usage {
+    pub fn total(&self) -> u32 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+/// A whole answer from one upstream call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub model: String,
+    pub usage: Usage,
+    pub finish_reason: Option<String>,
+    /// The endpoint that answered.
+    pub endpoint: Arc<str>,
+}
+
+/// One event of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// Text to append.
+    Delta(String),
+    /// The end of the answer.
+    Done {
+        usage: Usage,
+        finish_reason: Option<String>,
+    },
+}
+
+/// A streamed answer: events until `Done`, or an error (a cut stream).
+pub type CompletionStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;
+
+/// A stream that has started, with the endpoint it came from.
+pub struct StartedStream {
+    pub endpoint: Arc<str>,
+    pub model: String,
+    pub events: CompletionStream,
+}
+
+/// The seam between strategies and model servers.
+///
+/// Futures are `'static` so strategies can race, hedge and drop them freely: dropping a
+/// future or stream drops the upstream HTTP request, which makes the model server stop.
+pub trait Provider: Send + Sync + 'static {
+    /// The provider's configured name.
+    fn name(&self) -> &str;
+    /// The model name sent upstream.
+    fn model(&self) -> &str;
+    /// One whole answer, before `deadline`.
+    fn complete(
+        &self,
+        req: Arc<ProviderRequest>,
+        deadline: Instant,
+    ) -> BoxFuture<'static, Result<Completion, ProviderError>>;
+    /// A streamed answer; resolves once the upstream accepted the request.
+    fn stream(
+        &self,
+        req: Arc<ProviderRequest>,
+        deadline: Instant,
+    ) -> BoxFuture<'static, Result<StartedStream, ProviderError>>;
+    /// Per-endpoint state.
+    fn health(&self) -> Vec<EndpointHealth>;
+}

@@ -1,0 +1,101 @@
+//! Application state: built once in `app.rs`, cloned into every handler. No statics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::raw::{OutputKind, StrategyKind};
+use crate::config::{Config, ConfigStore, TaskConfig};
+use crate::providers::ProviderSet;
+
+/// One consistent view of configuration and providers. A request takes one and keeps it.
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub providers: ProviderSet,
+    /// One implicit task per provider, for requests whose `model` names a provider: the
+    /// caller's messages pass through to that provider alone.
+    direct: HashMap<String, Arc<TaskConfig>>,
+}
+
+impl Snapshot {
+    /// Builds providers for `config`, reusing those of `previous` that did not change.
+    pub fn prepare(config: Config, previous: Option<&Snapshot>) -> Self {
+        let providers = ProviderSet::build(&config, previous.map(|p| &p.providers));
+        Self::with_providers(config, providers)
+    }
+
+    /// A snapshot over given providers (tests use fakes).
+    pub fn with_providers(config: Config, providers: ProviderSet) -> Self {
+        let limits = config.limits();
+        let direct = config
+            .providers()
+            .keys()
+            .map(|name| {
+                let task = TaskConfig {
+                    name: name.clone(),
+                    description: format!("provider {name}, called directly"),
+                    template: None,
+                    system: None,
+                    variables: Vec::new(),
+                    output: OutputKind::Text,
+                    labels: Vec::new(),
+                    strategy: StrategyKind::Fastest,
+                    providers: vec![name.clone()],
+                    max_tokens: None,
+                    temperature: None,
+                    top_p: None,
+                    deadline: limits.default_deadline,
+                    max_deadline: limits.max_deadline,
+                    cache_ttl: std::time::Duration::ZERO,
+                    hedge_delay: None,
+                    fanout: 1,
+                };
+                (name.clone(), Arc::new(task))
+            })
+            .collect();
+        Self {
+            config: Arc::new(config),
+            providers,
+            direct,
+        }
+    }
+
+    /// The implicit task of a provider called directly.
+    pub fn direct_task(&self, provider: &str) -> Option<Arc<TaskConfig>> {
+        self.direct.get(provider).cloned()
+    }
+}
+
+/// Everything handlers need.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: ConfigStore,
+    /// Background tasks; shutdown waits for them.
+    pub tasks: TaskTracker,
+    /// Cancelled when the process starts shutting down.
+    pub shutdown: CancellationToken,
+    ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(config: ConfigStore) -> Self {
+        Self {
+            config,
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// False once shutdown began: `/readyz` then fails so load balancers stop sending.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && !self.shutdown.is_cancelled()
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+}

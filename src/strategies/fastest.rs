@@ -1,0 +1,243 @@
+//! FASTEST: call the best provider; after the hedge delay also call the next (or start with
+//! `fanout` at once); a failed call hands over to the next provider at once; the first valid
+//! answer wins and the other calls are dropped, which drops their upstream requests so the
+//! model servers stop generating.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::time::Instant;
+
+use crate::error::PoolError;
+use crate::orchestrator::decision::{Candidate, CandidateStatus, Decision};
+use crate::orchestrator::request::Plan;
+use crate::providers::{Completion, Provider, ProviderError, StartedStream, StreamEvent, Usage};
+
+/// What a winning call produced, with the Decision so far.
+pub struct Won<T> {
+    pub value: T,
+    /// Index of the winner in `Decision::candidates`.
+    pub candidate: usize,
+    pub provider: Arc<dyn Provider>,
+    pub decision: Decision,
+}
+
+/// A call's result as the race sees it.
+pub trait Attempt: Send + 'static {
+    fn endpoint(&self) -> &str;
+    fn usage(&self) -> Option<Usage>;
+}
+
+impl Attempt for Completion {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+    fn usage(&self) -> Option<Usage> {
+        Some(self.usage)
+    }
+}
+
+/// A stream that produced its first event.
+pub struct FirstEvent {
+    pub stream: StartedStream,
+    pub first: Option<StreamEvent>,
+}
+
+impl Attempt for FirstEvent {
+    fn endpoint(&self) -> &str {
+        &self.stream.endpoint
+    }
+    fn usage(&self) -> Option<Usage> {
+        None
+    }
+}
+
+/// One whole answer: the first valid one wins.
+pub async fn complete(plan: &Plan) -> Result<Won<(Completion, String)>, PoolError> {
+    let task = Arc::clone(&plan.task);
+    let won = race(
+        plan,
+        |p, req, deadline| p.complete(req, deadline),
+        move |c: &Completion| {
+            crate::orchestrator::output::check(task.output, &task.labels, &c.text)
+        },
+    )
+    .await?;
+    let normalized = won.decision.candidates[won.candidate]
+        .text
+        .clone()
+        .unwrap_or_default();
+    Ok(Won {
+        value: (won.value, normalized),
+        candidate: won.candidate,
+        provider: won.provider,
+        decision: won.decision,
+    })
+}
+
+/// A streamed answer: the first stream to produce its first event wins; failures before
+/// that hand over to the next provider.
+pub async fn stream(plan: &Plan) -> Result<Won<FirstEvent>, PoolError> {
+    race(
+        plan,
+        |p, req, deadline| {
+            let started = p.stream(req, deadline);
+            Box::pin(async move {
+                let mut stream = started.await?;
+                match stream.events.next().await {
+                    Some(Err(e)) => Err(e),
+                    first => Ok(FirstEvent {
+                        first: first.and_then(Result::ok),
+                        stream,
+                    }),
+                }
+            }) as BoxFuture<'static, _>
+        },
+        |_: &FirstEvent| Ok(String::new()),
+    )
+    .await
+}
+
+type Launched<T> = BoxFuture<'static, (usize, Result<T, ProviderError>, u64)>;
+
+async fn race<T, L, A>(plan: &Plan, launch: L, accept: A) -> Result<Won<T>, PoolError>
+where
+    T: Attempt,
+    L: Fn(
+        &Arc<dyn Provider>,
+        Arc<crate::providers::ProviderRequest>,
+        Instant,
+    ) -> BoxFuture<'static, Result<T, ProviderError>>,
+    A: Fn(&T) -> Result<String, String>,
+{
+    let providers = &plan.providers;
+    let mut decision = Decision::new("fastest");
+    let mut inflight: FuturesUnordered<Launched<T>> = FuturesUnordered::new();
+    let mut next = 0;
+    let mut refused_only = true;
+
+    let start = |next: &mut usize,
+                 hedged: bool,
+                 decision: &mut Decision,
+                 inflight: &mut FuturesUnordered<Launched<T>>| {
+        let provider = &providers[*next];
+        let index = decision.candidates.len();
+        decision.candidates.push(Candidate {
+            provider: provider.name().to_owned(),
+            model: provider.model().to_owned(),
+            endpoint: None,
+            status: CandidateStatus::Running,
+            text: None,
+            latency_ms: 0,
+            error: None,
+            usage: None,
+            hedged,
+        });
+        let call = launch(provider, Arc::clone(&plan.request), plan.deadline);
+        inflight.push(Box::pin(async move {
+            let t0 = Instant::now();
+            let result = call.await;
+            (index, result, t0.elapsed().as_millis() as u64)
+        }));
+        *next += 1;
+    };
+
+    let fanout = plan.task.fanout.clamp(1, providers.len());
+    for _ in 0..fanout {
+        start(&mut next, false, &mut decision, &mut inflight);
+    }
+    let hedge_delay = plan.task.hedge_delay;
+    let mut hedge_at = hedge_delay.map(|d| Instant::now() + d);
+
+    loop {
+        let hedge_armed = hedge_at.is_some() && next < providers.len();
+        let hedge_sleep = tokio::time::sleep_until(hedge_at.unwrap_or(plan.deadline));
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep_until(plan.deadline) => {
+                for c in &mut decision.candidates {
+                    if c.status == CandidateStatus::Running {
+                        c.status = CandidateStatus::Timeout;
+                        c.latency_ms = plan.started.elapsed().as_millis() as u64;
+                    }
+                }
+                return Err(PoolError::DeadlineExceeded {
+                    elapsed_ms: plan.started.elapsed().as_millis() as u64,
+                    decision: Some(Box::new(decision)),
+                });
+            }
+            Some((index, result, latency_ms)) = inflight.next() => {
+                let provider_index = providers
+                    .iter()
+                    .position(|p| p.name() == decision.candidates[index].provider)
+                    .unwrap_or(0);
+                let c = &mut decision.candidates[index];
+                c.latency_ms = latency_ms;
+                match result {
+                    Ok(value) => {
+                        c.endpoint = Some(value.endpoint().to_owned());
+                        c.usage = value.usage();
+                        match accept(&value) {
+                            Ok(normalized) => {
+                                c.status = CandidateStatus::Ok;
+                                c.text = Some(normalized);
+                                decision.winner = Some(c.provider.clone());
+                                for other in &mut decision.candidates {
+                                    if other.status == CandidateStatus::Running {
+                                        other.status = CandidateStatus::Cancelled;
+                                    }
+                                }
+                                // Dropping `inflight` cancels the losers.
+                                return Ok(Won {
+                                    value,
+                                    candidate: index,
+                                    provider: Arc::clone(&providers[provider_index]),
+                                    decision,
+                                });
+                            }
+                            Err(why) => {
+                                refused_only = false;
+                                c.status = CandidateStatus::Invalid;
+                                c.error = Some(why);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        refused_only &= !e.is_retryable();
+                        c.status = CandidateStatus::Error;
+                        c.error = Some(e.to_string());
+                    }
+                }
+                if next < providers.len() {
+                    decision.fallbacks.push(format!("failover:{}", providers[next].name()));
+                    start(&mut next, false, &mut decision, &mut inflight);
+                    hedge_at = hedge_delay.map(|d| Instant::now() + d);
+                } else if inflight.is_empty() {
+                    return Err(all_failed(decision, refused_only));
+                }
+            }
+            () = hedge_sleep, if hedge_armed => {
+                start(&mut next, true, &mut decision, &mut inflight);
+                hedge_at = hedge_delay.map(|d| Instant::now() + d);
+            }
+        }
+    }
+}
+
+/// Every candidate failed: 503 if any failure was the upstreams' (or ours), 400 when every
+/// upstream refused the request itself (4xx).
+fn all_failed(decision: Decision, refused_only: bool) -> PoolError {
+    let summary = decision
+        .candidates
+        .iter()
+        .map(|c| format!("{}: {}", c.provider, c.error.as_deref().unwrap_or("failed")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let decision = Some(Box::new(decision));
+    if refused_only {
+        PoolError::Rejected { summary, decision }
+    } else {
+        PoolError::Unavailable { summary, decision }
+    }
+}
