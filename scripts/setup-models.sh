@@ -16,6 +16,7 @@ CACHE="${LLM_POOL_CACHE:-$HOME/.cache/llm-pool}"
 SMOLLM_VERSION="0.1.2"
 SMOLLM_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 LLAMA_CPP_PY_VERSION="0.3.36"
+LLAMA_CPP_PY_SHA256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 MODEL="$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 SERVER_DIR="$CACHE/llama-server-$LLAMA_CPP_PY_VERSION"
 SERVER="$SERVER_DIR/bin/llama-server"
@@ -51,8 +52,12 @@ fi
 if [ ! -x "$SERVER" ]; then
   log "building llama-server from llama-cpp-python==$LLAMA_CPP_PY_VERSION's vendored llama.cpp (~6 min on 2 cores)"
   work=$(mktemp -d)
-  "$PYTHON" -m pip download -q --no-deps --no-binary :all: -d "$work" \
+  # `--no-binary llama-cpp-python` (not `:all:`): the build tools it needs for metadata come as
+  # wheels; `:all:` would build cmake itself from source.
+  "$PYTHON" -m pip download -q --no-deps --no-binary llama-cpp-python -d "$work" \
     "llama-cpp-python==$LLAMA_CPP_PY_VERSION" >&2
+  echo "$LLAMA_CPP_PY_SHA256  $work/llama_cpp_python-$LLAMA_CPP_PY_VERSION.tar.gz" | sha256sum -c --status \
+    || { log "llama-cpp-python sdist checksum mismatch"; exit 1; }
   tar xzf "$work"/llama_cpp_python-"$LLAMA_CPP_PY_VERSION".tar.gz -C "$work"
   "$PYTHON" -m venv "$work/tools"
   "$work/tools/bin/pip" install -q cmake ninja >&2

@@ -1,1 +1,9 @@
-//! Test helpers.
+//! Test helpers, compiled for tests and the `test-util` feature only: a scripted upstream
+//! model server speaking both OpenAI and Ollama over real HTTP, and a scripted in-process
+//! provider for paused-clock strategy tests.
+
+mod fake_provider;
+mod fake_upstream;
+
+pub use fake_provider::{FakeProvider, Step as ProviderStep};
+pub use fake_upstream::{FakeUpstream, Recorded, Reply, Step};

@@ -10,12 +10,21 @@ use crate::error::PoolError;
 use crate::orchestrator::{Answer, CacheMode, PoolRequest};
 use crate::strategies::StrategyName;
 
+/// Time kept back from the caller's gRPC deadline so that the pool answers
+/// DEADLINE_EXCEEDED itself, before tonic's own timer (which also reads `grpc-timeout`)
+/// cancels the call with a bare CANCELLED.
+const GRPC_DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+
 pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest, PoolError> {
     let grpc_timeout = request
         .metadata()
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_grpc_timeout);
+        .and_then(parse_grpc_timeout)
+        .map(|t| {
+            t.saturating_sub(GRPC_DEADLINE_MARGIN)
+                .max(Duration::from_millis(1))
+        });
     let request_id = request
         .metadata()
         .get("x-request-id")

@@ -10,7 +10,12 @@ use crate::state::AppState;
 
 /// Generated protobuf types and service stubs.
 pub mod pb {
-    #![allow(clippy::allow_attributes, clippy::all, clippy::pedantic, unreachable_pub)]
+    #![allow(
+        clippy::allow_attributes,
+        clippy::all,
+        clippy::pedantic,
+        unreachable_pub
+    )]
     tonic::include_proto!("llmpool.v1");
 }
 

@@ -1,0 +1,212 @@
+//! `FakeProvider`: an in-process [`Provider`] whose calls follow a script on tokio's clock,
+//! so strategy tests run on a paused clock and assert exact timings and cancellations.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::providers::{
+    Completion, EndpointHealth, Provider, ProviderError, ProviderRequest, StartedStream,
+    StreamEvent, Usage,
+};
+
+/// One scripted call.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Answer `text` after `delay`.
+    Reply { delay: Duration, text: String },
+    /// Fail with a 5xx after `delay`.
+    Fail { delay: Duration, status: u16 },
+    /// Never answer.
+    Hang,
+}
+
+impl Step {
+    pub fn reply_after(ms: u64, text: &str) -> Self {
+        Self::Reply {
+            delay: Duration::from_millis(ms),
+            text: text.to_owned(),
+        }
+    }
+    pub fn fail_after(ms: u64, status: u16) -> Self {
+        Self::Fail {
+            delay: Duration::from_millis(ms),
+            status,
+        }
+    }
+}
+
+/// A scripted provider.
+pub struct FakeProvider {
+    name: String,
+    script: Mutex<VecDeque<Step>>,
+    default: Step,
+    calls: Arc<AtomicUsize>,
+    /// Calls dropped before they finished.
+    cancelled: Arc<AtomicUsize>,
+    /// Requests received.
+    pub requests: Mutex<Vec<Arc<ProviderRequest>>>,
+}
+
+struct CancelGuard {
+    cancelled: Arc<AtomicUsize>,
+    done: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl FakeProvider {
+    pub fn new(name: &str, default: Step) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_owned(),
+            script: Mutex::new(VecDeque::new()),
+            default,
+            calls: Arc::new(AtomicUsize::new(0)),
+            cancelled: Arc::new(AtomicUsize::new(0)),
+            requests: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn push(&self, step: Step) {
+        self.script.lock().push_back(step);
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn cancelled(&self) -> usize {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn next_step(&self, req: Arc<ProviderRequest>) -> Step {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.requests.lock().push(req);
+        self.script
+            .lock()
+            .pop_front()
+            .unwrap_or_else(|| self.default.clone())
+    }
+
+    fn endpoint(&self) -> Arc<str> {
+        Arc::from(format!("fake://{}", self.name))
+    }
+}
+
+async fn play(step: Step, endpoint: Arc<str>, deadline: Instant) -> Result<String, ProviderError> {
+    match step {
+        Step::Reply { delay, text } => {
+            if tokio::time::timeout_at(deadline, tokio::time::sleep(delay))
+                .await
+                .is_err()
+            {
+                return Err(ProviderError::Timeout { endpoint });
+            }
+            Ok(text)
+        }
+        Step::Fail { delay, status } => {
+            let _ = tokio::time::timeout_at(deadline, tokio::time::sleep(delay)).await;
+            Err(ProviderError::Status {
+                endpoint,
+                status,
+                message: "scripted failure".into(),
+            })
+        }
+        Step::Hang => {
+            let _ = tokio::time::sleep_until(deadline).await;
+            Err(ProviderError::Timeout { endpoint })
+        }
+    }
+}
+
+impl Provider for FakeProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn model(&self) -> &str {
+        "fake-model"
+    }
+
+    fn complete(
+        &self,
+        req: Arc<ProviderRequest>,
+        deadline: Instant,
+    ) -> BoxFuture<'static, Result<Completion, ProviderError>> {
+        let step = self.next_step(req);
+        let endpoint = self.endpoint();
+        let cancelled = Arc::clone(&self.cancelled);
+        async move {
+            let mut guard = CancelGuard {
+                cancelled,
+                done: false,
+            };
+            let result = play(step, Arc::clone(&endpoint), deadline).await;
+            guard.done = true;
+            let text = result?;
+            let completion_tokens = text.split_whitespace().count() as u32;
+            Ok(Completion {
+                text,
+                model: "fake-model".into(),
+                usage: Usage {
+                    prompt_tokens: 3,
+                    completion_tokens,
+                },
+                finish_reason: Some("stop".into()),
+                endpoint,
+            })
+        }
+        .boxed()
+    }
+
+    fn stream(
+        &self,
+        req: Arc<ProviderRequest>,
+        deadline: Instant,
+    ) -> BoxFuture<'static, Result<StartedStream, ProviderError>> {
+        let step = self.next_step(req);
+        let endpoint = self.endpoint();
+        let cancelled = Arc::clone(&self.cancelled);
+        async move {
+            let mut guard = CancelGuard {
+                cancelled,
+                done: false,
+            };
+            let text = play(step, Arc::clone(&endpoint), deadline).await?;
+            guard.done = true;
+            let n = text.split_whitespace().count() as u32;
+            let events: Vec<Result<StreamEvent, ProviderError>> = vec![
+                Ok(StreamEvent::Delta(text)),
+                Ok(StreamEvent::Done {
+                    usage: Usage {
+                        prompt_tokens: 3,
+                        completion_tokens: n,
+                    },
+                    finish_reason: Some("stop".into()),
+                }),
+            ];
+            Ok(StartedStream {
+                endpoint,
+                model: "fake-model".into(),
+                events: futures::stream::iter(events).boxed(),
+            })
+        }
+        .boxed()
+    }
+
+    fn health(&self) -> Vec<EndpointHealth> {
+        Vec::new()
+    }
+}

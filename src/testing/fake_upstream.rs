@@ -1,0 +1,378 @@
+//! `FakeUpstream`: an axum app on `127.0.0.1:0` that speaks the OpenAI and Ollama APIs,
+//! answers from a script (replies, latency, error statuses, hangs, mid-stream cuts,
+//! malformed bodies) and records every request it receives.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode, Uri};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+/// What the upstream does with the next request.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Answer normally.
+    Reply(Reply),
+    /// Answer with this status and body.
+    Status(u16, String),
+    /// Never answer.
+    Hang,
+    /// Stream the first `n` pieces of the reply, then break the connection.
+    CutAfter(usize, Reply),
+    /// Answer 200 with a body that is not valid for the API.
+    Malformed,
+}
+
+/// A normal answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub text: String,
+    /// Before the response headers.
+    pub delay: Duration,
+    /// Between streamed pieces.
+    pub chunk_delay: Duration,
+    pub finish_reason: String,
+    pub prompt_tokens: u32,
+}
+
+impl Reply {
+    pub fn text(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            delay: Duration::ZERO,
+            chunk_delay: Duration::ZERO,
+            finish_reason: "stop".to_owned(),
+            prompt_tokens: 7,
+        }
+    }
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+    pub fn chunk_delay(mut self, delay: Duration) -> Self {
+        self.chunk_delay = delay;
+        self
+    }
+    /// Streamed pieces: words with their leading space.
+    fn pieces(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, w) in self.text.split(' ').enumerate() {
+            out.push(if i == 0 {
+                w.to_owned()
+            } else {
+                format!(" {w}")
+            });
+        }
+        out
+    }
+    fn completion_tokens(&self) -> u32 {
+        self.pieces().len() as u32
+    }
+}
+
+/// A request the upstream received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+}
+
+#[derive(Clone)]
+struct Shared {
+    script: Arc<Mutex<VecDeque<Step>>>,
+    default: Arc<Mutex<Step>>,
+    requests: mpsc::UnboundedSender<Recorded>,
+    in_flight: Arc<AtomicUsize>,
+    models: Arc<Vec<String>>,
+}
+
+/// The running fake. Dropping it stops the server.
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    shared: Shared,
+    requests: mpsc::UnboundedReceiver<Recorded>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Decrements the in-flight count when the handler or its body stream is dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(n: &Arc<AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(n))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl FakeUpstream {
+    /// Starts a fake that answers `default` to every request not scripted otherwise, and
+    /// lists `models` on `/v1/models` and `/api/tags`.
+    pub async fn start(default: Step, models: &[&str]) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            script: Arc::new(Mutex::new(VecDeque::new())),
+            default: Arc::new(Mutex::new(default)),
+            requests: tx,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            models: Arc::new(models.iter().map(|s| (*s).to_owned()).collect()),
+        };
+        let app = Router::new()
+            .route("/v1/chat/completions", post(openai_chat))
+            .route("/v1/completions", post(openai_text))
+            .route("/v1/models", get(openai_models))
+            .route("/api/chat", post(ollama_chat))
+            .route("/api/generate", post(ollama_generate))
+            .route("/api/tags", get(ollama_tags))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake upstream");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self {
+            addr,
+            shared,
+            requests: rx,
+            _stop: stop,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues steps for the next requests, in order.
+    pub fn push(&self, steps: impl IntoIterator<Item = Step>) {
+        self.shared.script.lock().extend(steps);
+    }
+
+    /// Replaces the answer for unscripted requests.
+    pub fn set_default(&self, step: Step) {
+        *self.shared.default.lock() = step;
+    }
+
+    /// Requests currently being answered (handlers and body streams not yet dropped).
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The next recorded request, waiting up to 10 s.
+    pub async fn next_request(&mut self) -> Recorded {
+        tokio::time::timeout(Duration::from_secs(10), self.requests.recv())
+            .await
+            .expect("the upstream received no request within 10 s")
+            .expect("recorder closed")
+    }
+
+    /// Requests recorded so far and not yet taken.
+    pub fn take_requests(&mut self) -> Vec<Recorded> {
+        let mut out = Vec::new();
+        while let Ok(r) = self.requests.try_recv() {
+            out.push(r);
+        }
+        out
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Dialect {
+    OpenAiChat,
+    OpenAiText,
+    OllamaChat,
+    OllamaGenerate,
+}
+
+async fn openai_chat(s: State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
+    answer(s.0, uri, h, body, Dialect::OpenAiChat).await
+}
+async fn openai_text(s: State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
+    answer(s.0, uri, h, body, Dialect::OpenAiText).await
+}
+async fn ollama_chat(s: State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
+    answer(s.0, uri, h, body, Dialect::OllamaChat).await
+}
+async fn ollama_generate(s: State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
+    answer(s.0, uri, h, body, Dialect::OllamaGenerate).await
+}
+
+async fn openai_models(State(s): State<Shared>) -> Response {
+    let data: Vec<_> = s
+        .models
+        .iter()
+        .map(|m| serde_json::json!({"id": m, "object": "model"}))
+        .collect();
+    axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
+}
+
+async fn ollama_tags(State(s): State<Shared>) -> Response {
+    let models: Vec<_> = s
+        .models
+        .iter()
+        .map(|m| serde_json::json!({"name": m, "model": m}))
+        .collect();
+    axum::Json(serde_json::json!({"models": models})).into_response()
+}
+
+async fn answer(s: Shared, uri: Uri, headers: HeaderMap, body: Bytes, d: Dialect) -> Response {
+    let guard = InFlight::new(&s.in_flight);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let stream = json
+        .get("stream")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(matches!(d, Dialect::OllamaChat | Dialect::OllamaGenerate));
+    let model = json
+        .get("model")
+        .and_then(|m| m.as_str())
+        .unwrap_or("fake")
+        .to_owned();
+    let _ = s.requests.send(Recorded {
+        path: uri.path().to_owned(),
+        headers,
+        body: json,
+    });
+    let step = s
+        .script
+        .lock()
+        .pop_front()
+        .unwrap_or_else(|| s.default.lock().clone());
+    match step {
+        Step::Status(code, body) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = if d == Dialect::OllamaChat || d == Dialect::OllamaGenerate {
+                serde_json::json!({ "error": body })
+            } else {
+                serde_json::json!({ "error": { "message": body, "type": "server_error" } })
+            };
+            (status, axum::Json(body)).into_response()
+        }
+        Step::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!("pending never resolves")
+        }
+        Step::Malformed => (StatusCode::OK, "{\"choices\": not json").into_response(),
+        Step::Reply(reply) => {
+            tokio::time::sleep(reply.delay).await;
+            if stream {
+                stream_reply(guard, reply, model, d, None)
+            } else {
+                drop(guard);
+                whole_reply(&reply, &model, d)
+            }
+        }
+        Step::CutAfter(n, reply) => {
+            tokio::time::sleep(reply.delay).await;
+            stream_reply(guard, reply, model, d, Some(n))
+        }
+    }
+}
+
+fn whole_reply(r: &Reply, model: &str, d: Dialect) -> Response {
+    let usage = serde_json::json!({
+        "prompt_tokens": r.prompt_tokens,
+        "completion_tokens": r.completion_tokens(),
+        "total_tokens": r.prompt_tokens + r.completion_tokens(),
+    });
+    let body = match d {
+        Dialect::OpenAiChat => serde_json::json!({
+            "id": "x", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": r.text}, "finish_reason": r.finish_reason}],
+            "usage": usage,
+        }),
+        Dialect::OpenAiText => serde_json::json!({
+            "id": "x", "object": "text_completion", "model": model,
+            "choices": [{"index": 0, "text": r.text, "finish_reason": r.finish_reason}],
+            "usage": usage,
+        }),
+        Dialect::OllamaChat => serde_json::json!({
+            "model": model, "message": {"role": "assistant", "content": r.text}, "done": true,
+            "done_reason": r.finish_reason, "prompt_eval_count": r.prompt_tokens, "eval_count": r.completion_tokens(),
+        }),
+        Dialect::OllamaGenerate => serde_json::json!({
+            "model": model, "response": r.text, "done": true,
+            "done_reason": r.finish_reason, "prompt_eval_count": r.prompt_tokens, "eval_count": r.completion_tokens(),
+        }),
+    };
+    axum::Json(body).into_response()
+}
+
+fn stream_reply(
+    guard: InFlight,
+    r: Reply,
+    model: String,
+    d: Dialect,
+    cut: Option<usize>,
+) -> Response {
+    let pieces = r.pieces();
+    let body = async_stream::stream! {
+        let _guard = guard;
+        for (i, piece) in pieces.iter().enumerate() {
+            if cut == Some(i) {
+                yield Err(std::io::Error::other("cut by the script"));
+                return;
+            }
+            if i > 0 && !r.chunk_delay.is_zero() {
+                tokio::time::sleep(r.chunk_delay).await;
+            }
+            let line = match d {
+                Dialect::OpenAiChat => format!("data: {}\n\n", serde_json::json!({
+                    "id": "x", "object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]})),
+                Dialect::OpenAiText => format!("data: {}\n\n", serde_json::json!({
+                    "id": "x", "object": "text_completion", "model": model,
+                    "choices": [{"index": 0, "text": piece, "finish_reason": null}]})),
+                Dialect::OllamaChat => format!("{}\n", serde_json::json!({
+                    "model": model, "message": {"role": "assistant", "content": piece}, "done": false})),
+                Dialect::OllamaGenerate => format!("{}\n", serde_json::json!({
+                    "model": model, "response": piece, "done": false})),
+            };
+            yield Ok::<_, std::io::Error>(Bytes::from(line));
+        }
+        let n = pieces.len() as u32;
+        let tail = match d {
+            Dialect::OpenAiChat | Dialect::OpenAiText => format!(
+                "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+                serde_json::json!({"id": "x", "model": model, "choices": [{"index": 0, "delta": {}, "text": "", "finish_reason": r.finish_reason}]}),
+                serde_json::json!({"id": "x", "model": model, "choices": [], "usage": {"prompt_tokens": r.prompt_tokens, "completion_tokens": n, "total_tokens": r.prompt_tokens + n}}),
+            ),
+            Dialect::OllamaChat => format!("{}\n", serde_json::json!({
+                "model": model, "message": {"role": "assistant", "content": ""}, "done": true,
+                "done_reason": r.finish_reason, "prompt_eval_count": r.prompt_tokens, "eval_count": n})),
+            Dialect::OllamaGenerate => format!("{}\n", serde_json::json!({
+                "model": model, "response": "", "done": true,
+                "done_reason": r.finish_reason, "prompt_eval_count": r.prompt_tokens, "eval_count": n})),
+        };
+        yield Ok(Bytes::from(tail));
+    };
+    let content_type = match d {
+        Dialect::OpenAiChat | Dialect::OpenAiText => "text/event-stream",
+        _ => "application/x-ndjson",
+    };
+    Response::builder()
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(body))
+        .unwrap_or_default()
+}

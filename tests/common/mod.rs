@@ -1,0 +1,141 @@
+//! Shared set-up for the black-box tests: a pool on `127.0.0.1:0` in front of fake upstreams.
+
+#![allow(dead_code, clippy::allow_attributes, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use llm_pool::app::Running;
+use llm_pool::testing::{FakeUpstream, Reply, Step};
+
+/// A running pool and the folder holding its config.
+pub struct Pool {
+    pub running: Option<Running>,
+    pub http: String,
+    pub grpc: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+impl Pool {
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("llm-pool.toml")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.http)
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub fn state(&self) -> &llm_pool::state::AppState {
+        &self.running.as_ref().expect("running").state
+    }
+}
+
+/// Writes `config` (with listeners on port 0 prepended) and a `prompts/` folder, and starts
+/// the pool.
+pub async fn start_pool(config: &str) -> Pool {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("prompts")).expect("prompts dir");
+    std::fs::write(
+        dir.path().join("prompts/classify.md"),
+        "<!-- variables: input -->\nClassify: {{input}}",
+    )
+    .expect("prompt");
+    let text = with_server(config);
+    let path = dir.path().join("llm-pool.toml");
+    std::fs::write(&path, &text).expect("write config");
+    let loaded = llm_pool::config::load(&path).expect("valid test config");
+    let running = llm_pool::app::start(Some(path), loaded)
+        .await
+        .expect("start");
+    let http = format!("http://{}", running.http_addr);
+    let grpc = format!("http://{}", running.grpc_addr);
+    Pool {
+        running: Some(running),
+        http,
+        grpc,
+        dir,
+        client: reqwest::Client::new(),
+    }
+}
+
+pub fn with_server(config: &str) -> String {
+    format!(
+        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nmax_body_bytes = 65536\nshutdown_grace_secs = 5\n\n{config}"
+    )
+}
+
+/// One provider `up` of `kind` at `url`, and tasks `chat` (pass-through), `echo` (inline
+/// template with a variable) and `classify` (label task from a prompt file).
+pub fn basic_config(kind: &str, url: &str) -> String {
+    format!(
+        r#"
+[limits]
+max_input_chars = 1000
+max_tokens = 512
+
+[providers.up]
+kind = "{kind}"
+model = "up-model"
+endpoints = ["{url}"]
+
+[tasks.chat]
+providers = ["up"]
+
+[tasks.echo]
+template = "Say {{{{input}}}} in {{{{lang}}}}"
+variables = ["lang"]
+providers = ["up"]
+max_tokens = 32
+temperature = 0.5
+
+[tasks.classify]
+prompt = "classify.md"
+output = "label"
+labels = ["MEDICINE", "LAW"]
+providers = ["up"]
+
+[aliases]
+default = "task:chat"
+"#
+    )
+}
+
+pub async fn fake(text: &str) -> FakeUpstream {
+    FakeUpstream::start(Step::Reply(Reply::text(text)), &["up-model"]).await
+}
+
+/// Reads an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.trim().to_owned())
+        .collect()
+}
+
+/// Reads an NDJSON body.
+pub fn ndjson(body: &str) -> Vec<serde_json::Value> {
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
