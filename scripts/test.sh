@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh machine and runs every test:
+#   1. fmt and clippy (warnings are errors);
+#   2. the model server and model (scripts/setup-models.sh; cached under ~/.cache/llm-pool);
+#   3. `cargo test` with the real-model test included;
+#   4. a real pool in front of a real llama-server: scripts/test-http.sh (every HTTP route
+#      with curl) and the official `openai` and `ollama` Python clients (tests/compat).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+CACHE="${LLM_POOL_CACHE:-$HOME/.cache/llm-pool}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { echo; echo "== $* =="; }
+
+step "toolchain"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is required (rustup: https://rustup.rs)" >&2
+  exit 1
+fi
+cargo --version
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+if ! command -v curl >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq curl
+fi
+
+step "fmt and clippy"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+step "model server and model"
+eval "$(./scripts/setup-models.sh)"
+export LLM_POOL_MODEL LLM_POOL_LLAMA_SERVER
+echo "model: $LLM_POOL_MODEL"
+echo "server: $LLM_POOL_LLAMA_SERVER"
+
+step "python clients (venv)"
+VENV="$CACHE/venv-compat"
+if [ ! -x "$VENV/bin/pytest" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "openai==3.54.0" "ollama==0.6.3" "pytest"
+fi
+
+step "cargo test (unit, black-box, real model)"
+cargo test --all-targets -- --include-ignored
+
+step "a real pool in front of llama-server"
+cargo build --bin llm-pool
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+LLAMA_PORT=$(free_port)
+"$LLM_POOL_LLAMA_SERVER" -m "$LLM_POOL_MODEL" --host 127.0.0.1 --port "$LLAMA_PORT" \
+  -t 1 -c 2048 --parallel 4 -a smollm2 >"$WORK/llama.log" 2>&1 &
+PIDS+=($!)
+
+HTTP_PORT=$(free_port)
+GRPC_PORT=$(free_port)
+sed -e "s#http://127.0.0.1:8080#http://127.0.0.1:$LLAMA_PORT#" \
+    -e "s#^http_addr = .*#http_addr = \"127.0.0.1:$HTTP_PORT\"#" \
+    -e "s#^grpc_addr = .*#grpc_addr = \"127.0.0.1:$GRPC_PORT\"#" \
+    -e "s#^prompts_dir = .*#prompts_dir = \"$ROOT/prompts\"#" \
+    config/quickstart.toml >"$WORK/llm-pool.toml"
+./target/debug/llm-pool check-config "$WORK/llm-pool.toml"
+./target/debug/llm-pool serve --config "$WORK/llm-pool.toml" >"$WORK/pool.log" 2>&1 &
+PIDS+=($!)
+
+wait_for() {
+  for _ in $(seq 1 600); do
+    if curl -fsS -o /dev/null "$1"; then return 0; fi
+    sleep 0.1
+  done
+  echo "not ready: $1" >&2
+  tail -20 "$WORK"/*.log >&2
+  return 1
+}
+wait_for "http://127.0.0.1:$LLAMA_PORT/health"
+wait_for "http://127.0.0.1:$HTTP_PORT/readyz"
+
+MODEL=smollm2 ./scripts/test-http.sh "http://127.0.0.1:$HTTP_PORT"
+LLM_POOL_HTTP="http://127.0.0.1:$HTTP_PORT" LLM_POOL_MODEL_NAME=smollm2 \
+  "$VENV/bin/pytest" -q tests/compat
+
+step "graceful shutdown"
+POOL_PID=${PIDS[1]}
+kill -TERM "$POOL_PID"
+if wait "$POOL_PID"; then
+  echo "llm-pool exited 0 on SIGTERM"
+else
+  echo "llm-pool did not exit cleanly on SIGTERM" >&2
+  tail -20 "$WORK/pool.log" >&2
+  exit 1
+fi
+
+echo
+echo "scripts/test.sh: all tests passed"
