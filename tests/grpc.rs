@@ -194,3 +194,15 @@ async fn health_services_and_reflection() {
     assert!(names.contains(&"llmpool.v1.LlmPool"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
 }
+
+#[tokio::test]
+async fn oversized_messages_are_refused() {
+    let up = fake("x").await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let mut c = client(&pool).await;
+    let err = c
+        .query(query("chat", &"x".repeat(70_000)))
+        .await
+        .expect_err("too large");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+}

@@ -230,3 +230,30 @@ async fn openai_errors_have_openai_shape() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_upstream_call() {
+    let up = fake("x").await;
+    let slow = Reply::text("one two three four five six")
+        .chunk_delay(std::time::Duration::from_millis(200));
+    up.push([Step::Reply(slow)]);
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let mut resp = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "up", "messages": [{"role": "user", "content": "go"}], "stream": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().expect("a first chunk");
+    assert!(!first.is_empty());
+    assert_eq!(up.in_flight(), 1);
+    drop(resp);
+    tokio::time::timeout(WAIT, async {
+        while up.in_flight() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the upstream stream was dropped after the client left");
+}

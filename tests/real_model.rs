@@ -25,11 +25,23 @@ struct LlamaServer {
 async fn llama_server() -> LlamaServer {
     let bin = std::env::var("LLM_POOL_LLAMA_SERVER")
         .expect("LLM_POOL_LLAMA_SERVER: run scripts/setup-models.sh (scripts/test.sh does)");
-    let model = std::env::var("LLM_POOL_MODEL").expect("LLM_POOL_MODEL: see scripts/setup-models.sh");
+    let model =
+        std::env::var("LLM_POOL_MODEL").expect("LLM_POOL_MODEL: see scripts/setup-models.sh");
     // llama-server needs a concrete port: take a free one from the OS.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(bin)
-        .args(["-m", &model, "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "-m",
+            &model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
         .args(["-t", "1", "-c", "2048", "--parallel", "4", "-a", "smollm2"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -71,7 +83,10 @@ deadline_ms = 120000
 }
 
 fn assert_finish(reason: &str) {
-    assert!(matches!(reason, "stop" | "length"), "finish reason {reason:?}");
+    assert!(
+        matches!(reason, "stop" | "length"),
+        "finish reason {reason:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +98,10 @@ async fn real_text_flows_through_every_surface() {
 
     // Native /v1/query.
     let body: serde_json::Value = pool
-        .post_json("/v1/query", json!({"task": "chat", "input": "Name three colors.", "max_tokens": 16}))
+        .post_json(
+            "/v1/query",
+            json!({"task": "chat", "input": "Name three colors.", "max_tokens": 16}),
+        )
         .await
         .json()
         .await
@@ -95,12 +113,21 @@ async fn real_text_flows_through_every_surface() {
 
     // OpenAI chat, plain.
     let body: serde_json::Value = pool
-        .post_json("/v1/chat/completions", json!({"model": "smollm2", "messages": user, "max_tokens": 16}))
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "smollm2", "messages": user, "max_tokens": 16}),
+        )
         .await
         .json()
         .await
         .unwrap();
-    assert!(!body["choices"][0]["message"]["content"].as_str().unwrap().trim().is_empty());
+    assert!(
+        !body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .trim()
+            .is_empty()
+    );
     assert_finish(body["choices"][0]["finish_reason"].as_str().unwrap());
     let completion = body["usage"]["completion_tokens"].as_u64().unwrap();
     assert!(completion > 0 && completion <= 16, "{body}");
@@ -115,23 +142,53 @@ async fn real_text_flows_through_every_surface() {
         .await;
     let data = sse_data(&resp.text().await.unwrap());
     assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<serde_json::Value> =
-        data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
-    let text: String =
-        chunks.iter().filter_map(|c| c["choices"].get(0)?["delta"]["content"].as_str()).collect();
+    let chunks: Vec<serde_json::Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"].get(0)?["delta"]["content"].as_str())
+        .collect();
     assert!(!text.trim().is_empty());
     assert!(chunks.len() > 3, "streamed in several chunks");
-    assert!(chunks.last().unwrap()["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(
+        chunks.last().unwrap()["usage"]["completion_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 
     // Ollama generate and chat, streamed (default) and not.
     for (path, body, field) in [
-        ("/api/generate", json!({"model": "smollm2", "prompt": "Say hi.", "options": {"num_predict": 12}}), "response"),
-        ("/api/chat", json!({"model": "smollm2", "messages": user, "options": {"num_predict": 12}}), "message"),
+        (
+            "/api/generate",
+            json!({"model": "smollm2", "prompt": "Say hi.", "options": {"num_predict": 12}}),
+            "response",
+        ),
+        (
+            "/api/chat",
+            json!({"model": "smollm2", "messages": user, "options": {"num_predict": 12}}),
+            "message",
+        ),
     ] {
-        let lines = ndjson(&pool.post_json(path, body.clone()).await.text().await.unwrap());
+        let lines = ndjson(
+            &pool
+                .post_json(path, body.clone())
+                .await
+                .text()
+                .await
+                .unwrap(),
+        );
         let text: String = lines
             .iter()
-            .filter_map(|l| if field == "response" { l["response"].as_str() } else { l["message"]["content"].as_str() })
+            .filter_map(|l| {
+                if field == "response" {
+                    l["response"].as_str()
+                } else {
+                    l["message"]["content"].as_str()
+                }
+            })
             .collect();
         assert!(!text.trim().is_empty(), "{path}");
         let last = lines.last().unwrap();
@@ -142,13 +199,19 @@ async fn real_text_flows_through_every_surface() {
         whole["stream"] = json!(false);
         let one: serde_json::Value = pool.post_json(path, whole).await.json().await.unwrap();
         assert_eq!(one["done"], true, "{path}");
-        let text = if field == "response" { &one["response"] } else { &one["message"]["content"] };
+        let text = if field == "response" {
+            &one["response"]
+        } else {
+            &one["message"]["content"]
+        };
         assert!(!text.as_str().unwrap().trim().is_empty(), "{path}: {one}");
         assert_finish(one["done_reason"].as_str().unwrap());
     }
 
     // gRPC Query and StreamQuery.
-    let mut c = pb::llm_pool_client::LlmPoolClient::connect(pool.grpc.clone()).await.unwrap();
+    let mut c = pb::llm_pool_client::LlmPoolClient::connect(pool.grpc.clone())
+        .await
+        .unwrap();
     let req = pb::QueryRequest {
         task: "chat".into(),
         input: "Name three colors.".into(),

@@ -36,8 +36,11 @@ pub async fn routes(state: AppState) -> Result<Routes, tonic_reflection::server:
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let pool = pb::llm_pool_server::LlmPoolServer::new(GrpcService::new(state))
-        .max_decoding_message_size(max);
+    // tonic refuses messages over its limit with OUT_OF_RANGE; DESIGN.md wants
+    // RESOURCE_EXHAUSTED, so tonic's hard ceiling sits above the configured limit and the
+    // service checks the limit itself.
+    let pool = pb::llm_pool_server::LlmPoolServer::new(GrpcService::new(state, max))
+        .max_decoding_message_size(max.saturating_mul(4));
     Ok(Routes::new(pool)
         .add_service(health)
         .add_service(reflection))

@@ -13,11 +13,26 @@ use crate::state::AppState;
 #[derive(Clone)]
 pub struct GrpcService {
     state: AppState,
+    max_message_bytes: usize,
 }
 
 impl GrpcService {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    pub fn new(state: AppState, max_message_bytes: usize) -> Self {
+        Self {
+            state,
+            max_message_bytes,
+        }
+    }
+
+    fn check_size(&self, request: &Request<pb::QueryRequest>) -> Result<(), Status> {
+        use prost::Message;
+        let len = request.get_ref().encoded_len();
+        if len > self.max_message_bytes {
+            return Err(convert::status(crate::error::PoolError::BodyTooLarge {
+                limit: self.max_message_bytes,
+            }));
+        }
+        Ok(())
     }
 }
 
@@ -27,6 +42,7 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::Answer>, Status> {
+        self.check_size(&request)?;
         let snapshot = self.state.config.load();
         let req = convert::request(request).map_err(convert::status)?;
         let answer = orchestrator::handle(&snapshot, req)
@@ -41,6 +57,7 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<Self::StreamQueryStream>, Status> {
+        self.check_size(&request)?;
         let snapshot = self.state.config.load();
         let req = convert::request(request).map_err(convert::status)?;
         let items = orchestrator::stream(&snapshot, req)
