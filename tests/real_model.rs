@@ -29,9 +29,8 @@ async fn llama_server() -> LlamaServer {
         std::env::var("LLM_POOL_MODEL").expect("LLM_POOL_MODEL: see scripts/setup-models.sh");
     // llama-server needs a concrete port: take a free one from the OS.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
         .port();
     let child = Command::new(bin)
         .args([
