@@ -49,7 +49,9 @@ PY
   echo "$SMOLLM_SHA256  $MODEL" | sha256sum -c --status || { log "model checksum mismatch"; exit 1; }
 fi
 
-if [ ! -x "$SERVER" ]; then
+# A cached binary that does not start (say, built by an older version of this script that
+# linked it to libraries in a deleted build folder) is rebuilt.
+if [ ! -x "$SERVER" ] || ! "$SERVER" --version >/dev/null 2>&1; then
   log "building llama-server from llama-cpp-python==$LLAMA_CPP_PY_VERSION's vendored llama.cpp (~6 min on 2 cores)"
   work=$(mktemp -d)
   # `--no-binary llama-cpp-python` (not `:all:`): the build tools it needs for metadata come as
@@ -65,11 +67,14 @@ if [ ! -x "$SERVER" ]; then
   "$work/tools/bin/cmake" -S "$src" -B "$work/build" -G Ninja \
     -DCMAKE_MAKE_PROGRAM="$work/tools/bin/ninja" -DCMAKE_BUILD_TYPE=Release \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
-    -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF >&2
+    -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
+    -DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN' >&2
   "$work/tools/bin/cmake" --build "$work/build" --target llama-server -j "$(nproc)" >&2
   rm -rf "$SERVER_DIR.part"
   mkdir -p "$SERVER_DIR.part"
   cp -a "$work/build/bin" "$SERVER_DIR.part/bin"
+  "$SERVER_DIR.part/bin/llama-server" --version >/dev/null 2>&1 \
+    || { log "the built llama-server does not start"; exit 1; }
   rm -rf "$SERVER_DIR"
   mv "$SERVER_DIR.part" "$SERVER_DIR"
   rm -rf "$work"

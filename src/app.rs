@@ -64,12 +64,14 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
     let routes = crate::api::grpc::routes(state.clone()).await?;
     let shutdown = state.shutdown.clone();
     let grpc = tokio::spawn(async move {
+        let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(grpc_listener), |s| {
+            s.inspect(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            })
+        });
         let serve = tonic::transport::Server::builder()
             .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(grpc_listener),
-                shutdown.cancelled_owned(),
-            );
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned());
         if let Err(error) = serve.await {
             tracing::error!(%error, "gRPC server failed.");
         }

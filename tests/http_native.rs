@@ -180,3 +180,78 @@ impl FakeUpstreamPair {
         Self { a, b }
     }
 }
+
+#[tokio::test]
+async fn a_dead_replica_is_skipped_for_another_endpoint_of_the_provider() {
+    let up = fake("alive").await;
+    // A port nothing listens on.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let config = format!(
+        "[providers.p]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"{dead}\", \"{}\"]\n\n[tasks.chat]\nproviders = [\"p\"]\n",
+        up.url()
+    );
+    let pool = start_pool(&config).await;
+    for _ in 0..8 {
+        let resp = pool
+            .post_json("/v1/query", json!({"task": "chat", "input": "x"}))
+            .await;
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["decision"]["candidates"][0]["endpoint"], up.url());
+    }
+    let health: serde_json::Value = pool.get("/health").await.json().await.unwrap();
+    let endpoints = health["providers"][0]["endpoints"].as_array().unwrap();
+    let dead_state = endpoints.iter().find(|e| e["url"] == dead).unwrap();
+    assert!(dead_state["failures"].as_u64().unwrap() >= 1);
+    assert!(
+        dead_state["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("connect")
+    );
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_limit_wait_for_a_slot() {
+    let up = fake("x").await;
+    up.set_default(Step::Reply(
+        Reply::text("queued").after(std::time::Duration::from_millis(100)),
+    ));
+    let config = format!(
+        "[providers.p]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"{}\"]\nmax_concurrency = 1\n\n[tasks.chat]\nproviders = [\"p\"]\n",
+        up.url()
+    );
+    let pool = start_pool(&config).await;
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        calls.push(pool.post_json("/v1/query", json!({"task": "chat", "input": "x"})));
+    }
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(up.max_in_flight(), 1, "never two at once upstream");
+}
+
+#[tokio::test]
+async fn a_model_missing_upstream_is_unavailable_not_a_bad_request() {
+    let up = fake("x").await;
+    up.set_default(Step::Status(
+        404,
+        "model 'up-model' not found, try pulling it first".into(),
+    ));
+    let pool = start_pool(&basic_config("ollama", &up.url())).await;
+    let resp = pool
+        .post_json("/v1/query", json!({"task": "chat", "input": "x"}))
+        .await;
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not found")
+    );
+}

@@ -121,7 +121,12 @@ async fn ollama_errors_have_ollama_shape() {
             404,
         ),
         ("/api/show", json!({"model": "nope"}), 404),
-        ("/api/chat", json!({"model": "up", "messages": []}), 400),
+        ("/api/chat", json!({"model": "nope", "messages": []}), 404),
+        (
+            "/api/chat",
+            json!({"model": "up", "messages": [{"role": "robot", "content": "x"}]}),
+            400,
+        ),
         ("/api/generate", json!({"prompt": "x"}), 400),
         (
             "/api/generate",
@@ -146,4 +151,21 @@ async fn ollama_errors_have_ollama_shape() {
     let missing = pool.get("/api/nothing").await;
     assert_eq!(missing.status(), 404);
     assert!(missing.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+}
+
+#[tokio::test]
+async fn empty_prompt_or_messages_load_the_model_without_calling_upstream() {
+    let mut up = fake("x").await;
+    let pool = start_pool(&basic_config("ollama", &up.url())).await;
+    for (path, body) in [
+        ("/api/generate", json!({"model": "up"})),
+        ("/api/chat", json!({"model": "up", "messages": []})),
+    ] {
+        let resp = pool.post_json(path, body).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        let reply: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(reply["done"], true, "{path}");
+        assert_eq!(reply["done_reason"], "load", "{path}");
+    }
+    assert!(up.take_requests().is_empty(), "loading calls no upstream");
 }

@@ -257,3 +257,24 @@ async fn a_client_that_disconnects_cancels_the_upstream_call() {
     .await
     .expect("the upstream stream was dropped after the client left");
 }
+
+#[tokio::test]
+async fn a_deadline_that_passes_mid_stream_ends_it_with_a_timeout_event() {
+    let up = fake("x").await;
+    let slow = Reply::text("a b c d e f").chunk_delay(std::time::Duration::from_millis(150));
+    up.push([Step::Reply(slow)]);
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let resp = pool
+        .client
+        .post(pool.url("/v1/chat/completions"))
+        .header("x-request-timeout", "400ms")
+        .json(&json!({"model": "up", "messages": [{"role": "user", "content": "go"}], "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let data = sse_data(&resp.text().await.unwrap());
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["type"], "timeout", "{last}");
+    assert_eq!(last["error"]["code"], "deadline_exceeded");
+}

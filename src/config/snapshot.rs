@@ -167,6 +167,15 @@ pub(crate) mod url_like {
             if rest.is_empty() || rest.starts_with('/') {
                 return Err(format!("`{s}` has no host"));
             }
+            // Endpoints are shown on /health, in Decisions and in errors: credentials in
+            // them would leak. Keys belong in `api_key_env`.
+            if rest
+                .split('/')
+                .next()
+                .is_some_and(|authority| authority.contains('@'))
+            {
+                return Err("credentials in endpoint URLs are refused; use api_key_env".into());
+            }
             let trimmed = s.strip_suffix("/v1").unwrap_or(s);
             reqwest::Url::parse(trimmed).map_err(|e| format!("`{s}`: {e}"))?;
             Ok(Self(trimmed.to_owned()))

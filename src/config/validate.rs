@@ -161,6 +161,7 @@ fn check_limits(c: &mut Checker, raw: &RawConfig) -> Limits {
     if l.default_deadline_ms == 0 {
         c.err("limits.default_deadline_ms", "must be greater than 0");
     }
+    check_ms(c, "limits.max_deadline_ms".into(), l.max_deadline_ms);
     if l.max_deadline_ms < l.default_deadline_ms {
         c.err(
             "limits.max_deadline_ms",
@@ -231,6 +232,14 @@ fn check_provider(c: &mut Checker, name: &str, p: &RawProvider) -> Option<Provid
     }
     let api_key = match &p.api_key_env {
         None => None,
+        // Not echoed: a value that is not a variable name may be a pasted key.
+        Some(var) if !is_env_name(var) => {
+            c.err(
+                format!("{path}.api_key_env"),
+                "must name an environment variable (A-Z, 0-9, _), not hold the key itself",
+            );
+            None
+        }
         Some(var) => match std::env::var(var) {
             Ok(v) if !v.is_empty() => Some(SecretString::from(v)),
             _ => {
@@ -406,6 +415,15 @@ fn check_task(
             "cannot exceed the number of providers",
         );
     }
+    for (key, v) in [
+        ("deadline_ms", t.deadline_ms),
+        ("max_deadline_ms", t.max_deadline_ms),
+        ("hedge_delay_ms", t.hedge_delay_ms),
+    ] {
+        if let Some(ms) = v {
+            check_ms(c, format!("{path}.{key}"), ms);
+        }
+    }
     if t.hedge_delay_ms == Some(0) {
         c.err(
             format!("{path}.hedge_delay_ms"),
@@ -431,6 +449,26 @@ fn check_task(
         hedge_delay: t.hedge_delay_ms.map(Duration::from_millis),
         fanout: t.fanout as usize,
     })
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Longest duration any setting may hold: a day. Bounds arithmetic on instants and catches
+/// a unit mistake (seconds written where milliseconds are meant, times 1000).
+const MAX_DURATION_MS: u64 = 24 * 60 * 60 * 1000;
+
+fn check_ms(c: &mut Checker, path: String, ms: u64) {
+    if ms > MAX_DURATION_MS {
+        c.err(
+            path,
+            format!("must be at most {MAX_DURATION_MS} ms (a day)"),
+        );
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -525,6 +563,41 @@ output = "label"
             vec![
                 "providers.a.api_key_env: environment variable `LLM_POOL_TEST_SURELY_UNSET_KEY` is not set"
             ]
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_endpoints_and_errors() {
+        let text = BASE.replace(
+            "http://127.0.0.1:1",
+            "https://user:sk-secret@api.example.com",
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains("credentials in endpoint URLs are refused"),
+            "{errs:?}"
+        );
+        assert!(!errs[0].contains("sk-secret"), "{errs:?}");
+        let text = BASE.replace(
+            "model = \"m\"",
+            "model = \"m\"\napi_key_env = \"sk-live-123\"",
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(!errs[0].contains("sk-live-123"), "{errs:?}");
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let text = BASE.replace(
+            "providers = [\"a\"]",
+            "providers = [\"a\"]\nhedge_delay_ms = 99999999999",
+        );
+        let errs = errors(&text);
+        assert_eq!(
+            errs,
+            vec!["tasks.t.hedge_delay_ms: must be at most 86400000 ms (a day)"]
         );
     }
 

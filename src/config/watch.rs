@@ -17,6 +17,8 @@ use super::ConfigStore;
 /// Long enough to cover an editor's write-rename-chmod burst and a ConfigMap's symlink swap,
 /// short enough that an operator sees the change at once.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
+/// A file rewritten continuously is still reloaded this long after its first change.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 
 type Events = mpsc::UnboundedReceiver<notify::Result<notify::Event>>;
 
@@ -28,6 +30,13 @@ pub fn start(
     extra_dirs: Vec<PathBuf>,
     shutdown: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let relevant = Relevant {
+        file_name: store
+            .path()
+            .and_then(Path::file_name)
+            .map(ToOwned::to_owned),
+        prompt_dirs: extra_dirs.clone(),
+    };
     let dirs = store.path().map(|file| {
         let mut dirs = vec![
             file.parent()
@@ -57,7 +66,7 @@ pub fn start(
                 }
             };
             tracing::debug!(dirs = ?dirs, "Watching configuration.");
-            if !handle_events(&store, rx, &shutdown).await {
+            if !handle_events(&store, &relevant, rx, &shutdown).await {
                 return;
             }
             drop(watcher);
@@ -78,9 +87,42 @@ fn watch(dirs: &[PathBuf]) -> notify::Result<(notify::RecommendedWatcher, Events
     Ok((watcher, rx))
 }
 
+/// Which event paths can change the configuration: the file itself (by name, so renames and
+/// symlink targets count), Kubernetes' `..data`-style entries, and anything in a prompts
+/// folder. Editors' swap files and other neighbours are ignored.
+struct Relevant {
+    file_name: Option<std::ffi::OsString>,
+    prompt_dirs: Vec<PathBuf>,
+}
+
+impl Relevant {
+    fn matches(&self, ev: &notify::Event) -> bool {
+        ev.paths.iter().any(|p| {
+            let name = p.file_name();
+            name.is_some() && name == self.file_name.as_deref()
+                || name.is_some_and(|n| n.to_string_lossy().starts_with(".."))
+                || p.parent()
+                    .is_some_and(|d| self.prompt_dirs.iter().any(|pd| same_dir(pd, d)))
+        })
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b
+        || a.canonicalize()
+            .ok()
+            .zip(b.canonicalize().ok())
+            .is_some_and(|(a, b)| a == b)
+}
+
 /// Debounces events into reloads. Returns false on shutdown, true when the watcher must be
 /// recreated.
-async fn handle_events(store: &ConfigStore, mut rx: Events, shutdown: &CancellationToken) -> bool {
+async fn handle_events(
+    store: &ConfigStore,
+    relevant: &Relevant,
+    mut rx: Events,
+    shutdown: &CancellationToken,
+) -> bool {
     loop {
         let first = tokio::select! {
             () = shutdown.cancelled() => return false,
@@ -91,25 +133,30 @@ async fn handle_events(store: &ConfigStore, mut rx: Events, shutdown: &Cancellat
             Some(Err(error)) => {
                 // Speculate that the file changed: a lost event must not lose a reload.
                 tracing::warn!(%error, "Configuration watcher failed; recreating it.");
-                reload(store);
+                reload(store).await;
                 return true;
             }
-            Some(Ok(ev)) if ev.kind.is_access() => continue,
+            Some(Ok(ev)) if ev.kind.is_access() || !relevant.matches(&ev) => continue,
             Some(Ok(_)) => {}
         }
-        // Debounce: wait until no event arrived for DEBOUNCE.
+        // Debounce: wait until no event arrived for DEBOUNCE, but no longer than
+        // MAX_DEBOUNCE, so a file rewritten without pause still gets reloaded.
+        let latest = tokio::time::Instant::now() + MAX_DEBOUNCE;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return false,
                 ev = rx.recv() => if ev.is_none() { break },
                 () = tokio::time::sleep(DEBOUNCE) => break,
+                () = tokio::time::sleep_until(latest) => break,
             }
         }
-        reload(store);
+        reload(store).await;
     }
 }
 
-fn reload(store: &ConfigStore) {
+/// Parsing, reading prompts and building clients is blocking work: off the async workers.
+async fn reload(store: &ConfigStore) {
+    let store = store.clone();
     // Errors are recorded and logged by the store.
-    let _ = store.reload_from_disk();
+    let _ = tokio::task::spawn_blocking(move || store.reload_from_disk()).await;
 }

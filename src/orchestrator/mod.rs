@@ -86,6 +86,7 @@ pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStrea
     let fastest::FirstEvent { stream, first } = value;
     decision.candidates[candidate].status = CandidateStatus::Running;
     let started = plan.started;
+    let deadline = plan.deadline;
     let task = plan.task_name.clone();
     let request_id = plan.request_id.clone();
     let provider_name = provider.name().to_owned();
@@ -124,12 +125,21 @@ pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStrea
                 }
                 Some(Err(e)) => {
                     let c = &mut decision.candidates[candidate];
-                    c.status = CandidateStatus::Error;
+                    let past_deadline = tokio::time::Instant::now() >= deadline;
+                    c.status = if past_deadline {
+                        CandidateStatus::Timeout
+                    } else {
+                        CandidateStatus::Error
+                    };
                     c.error = Some(e.to_string());
-                    let summary = format!("{provider_name}: {e}");
-                    yield StreamItem::Error(PoolError::Unavailable {
-                        summary,
-                        decision: Some(Box::new(decision)),
+                    let decision = Some(Box::new(decision));
+                    yield StreamItem::Error(if past_deadline {
+                        PoolError::DeadlineExceeded {
+                            elapsed_ms: started.elapsed().as_millis() as u64,
+                            decision,
+                        }
+                    } else {
+                        PoolError::Unavailable { summary: format!("{provider_name}: {e}"), decision }
                     });
                     return;
                 }

@@ -84,7 +84,7 @@ const MAX_STOP: usize = 16;
 
 impl PoolRequest {
     /// Validates against the snapshot's limits and resolves task, providers and prompt.
-    pub fn plan(self, snapshot: &Snapshot) -> Result<Plan, PoolError> {
+    pub fn plan(mut self, snapshot: &Snapshot) -> Result<Plan, PoolError> {
         let started = Instant::now();
         let config = &snapshot.config;
         let limits = config.limits();
@@ -110,7 +110,7 @@ impl PoolRequest {
                 "`only` needs a cache, and this pool has none configured",
             ));
         }
-        let prompt = build_prompt(&task, &self)?;
+        let prompt = build_prompt(&task, &mut self)?;
         let providers = task
             .providers
             .iter()
@@ -241,8 +241,10 @@ fn resolve(
     }
 }
 
-fn build_prompt(task: &TaskConfig, req: &PoolRequest) -> Result<Prompt, PoolError> {
-    let input = req.input.as_deref().filter(|s| !s.is_empty());
+/// Moves the caller's text into the prompt (no copies of messages or input).
+fn build_prompt(task: &TaskConfig, req: &mut PoolRequest) -> Result<Prompt, PoolError> {
+    let input = req.input.take().filter(|s| !s.is_empty());
+    let mut history = std::mem::take(&mut req.messages);
     if req.raw {
         if task.template.is_some() {
             return Err(PoolError::invalid(
@@ -251,53 +253,53 @@ fn build_prompt(task: &TaskConfig, req: &PoolRequest) -> Result<Prompt, PoolErro
             ));
         }
         let text = input.ok_or_else(|| PoolError::invalid("prompt", "must not be empty"))?;
-        return Ok(Prompt::Raw(text.to_owned()));
+        return Ok(Prompt::Raw(text));
     }
-    let mut messages = Vec::with_capacity(req.messages.len() + 2);
-    if let Some(system) = task.system.as_ref().or(req.system.as_ref()) {
-        messages.push(Message {
-            role: Role::System,
-            content: system.clone(),
-        });
-    }
-    match &task.template {
+    let system = task.system.clone().or_else(|| req.system.take());
+    let last = match &task.template {
         Some(template) => {
             // Chat surfaces: the last user message is the task's input.
-            let (history, input) = match (input, req.messages.split_last()) {
-                (Some(i), _) => (&req.messages[..], Some(i)),
-                (None, Some((last, rest))) if last.role == Role::User => {
-                    (rest, Some(last.content.as_str()))
+            let input = match input {
+                Some(i) => Some(i),
+                None if history.last().is_some_and(|m| m.role == Role::User) => {
+                    history.pop().map(|m| m.content)
                 }
-                _ => (&req.messages[..], None),
+                None => None,
             };
-            let rendered = template.render(input, &req.variables).map_err(|e| {
-                if e.0 == "input" {
-                    PoolError::invalid("input", "must not be empty")
-                } else {
-                    PoolError::invalid(format!("variables.{}", e.0), e.to_string())
-                }
-            })?;
-            messages.extend(history.iter().cloned());
-            messages.push(Message {
-                role: Role::User,
-                content: rendered,
-            });
+            let rendered = template
+                .render(input.as_deref(), &req.variables)
+                .map_err(|e| {
+                    if e.0 == "input" {
+                        PoolError::invalid("input", "must not be empty")
+                    } else {
+                        PoolError::invalid(format!("variables.{}", e.0), e.to_string())
+                    }
+                })?;
+            Some(rendered)
         }
         None => {
-            messages.extend(req.messages.iter().cloned());
-            if let Some(i) = input {
-                messages.push(Message {
-                    role: Role::User,
-                    content: i.to_owned(),
-                });
-            }
-            if !messages.iter().any(|m| m.role != Role::System) {
+            if input.is_none() && !history.iter().any(|m| m.role != Role::System) {
                 return Err(PoolError::invalid(
                     "input",
                     "must not be empty (give `input` or at least one message)",
                 ));
             }
+            input
         }
+    };
+    let mut messages = Vec::with_capacity(history.len() + 2);
+    if let Some(content) = system {
+        messages.push(Message {
+            role: Role::System,
+            content,
+        });
+    }
+    messages.append(&mut history);
+    if let Some(content) = last {
+        messages.push(Message {
+            role: Role::User,
+            content,
+        });
     }
     Ok(Prompt::Chat(messages))
 }

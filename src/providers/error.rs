@@ -31,11 +31,24 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    /// Whether another attempt (elsewhere, or later) may succeed. 4xx are the caller's
-    /// fault (bad parameters, prompt too long) and are not retried; 408/429 are.
+    /// Whether the upstream refused the request itself (400, 413, 422: bad parameters, a
+    /// prompt too long for its context): another provider would likely refuse it too, and
+    /// the caller should hear about it as a bad request.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Status {
+                status: 400 | 413 | 422,
+                ..
+            }
+        )
+    }
+
+    /// Whether another attempt (elsewhere, or later) may succeed. Refusals are the caller's
+    /// fault and are not retried; other 4xx (a missing model, a bad key, 408, 429) are.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            Self::Status { .. } => !self.is_refusal(),
             Self::Connect { .. }
             | Self::Timeout { .. }
             | Self::Broken { .. }
@@ -44,10 +57,11 @@ impl ProviderError {
         }
     }
 
-    /// Whether the endpoint itself misbehaved (counts against its health).
+    /// Whether the endpoint itself misbehaved (counts against its health): 5xx, and 401,
+    /// 403, 404 (a bad key, or a model missing on that endpoint).
     pub fn is_endpoint_failure(&self) -> bool {
         match self {
-            Self::Status { status, .. } => *status >= 500,
+            Self::Status { status, .. } => *status >= 500 || matches!(status, 401 | 403 | 404),
             Self::NoEndpoint { .. } => false,
             _ => true,
         }

@@ -19,6 +19,9 @@ use crate::config::ProviderConfig;
 
 /// Largest upstream error body read into an error message.
 const MAX_ERROR_BODY: usize = 4 * 1024;
+/// Largest whole (non-streamed) answer accepted from an upstream: far above any real answer,
+/// small enough that a broken upstream cannot make the pool buffer without bound.
+const MAX_BODY: usize = 16 * 1024 * 1024;
 /// Idle upstream connections are kept this long: long enough to span gaps between requests
 /// of a busy service, short enough not to hold sockets a model server would rather close.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -88,53 +91,77 @@ impl<D: Dialect> HttpProvider<D> {
 }
 
 impl<D: Dialect> Inner<D> {
-    /// Sends the request to an endpoint and returns the successful response.
+    /// Sends the request and returns the successful response. A connect error or 5xx from
+    /// one endpoint is tried once more on another endpoint of the provider, time allowing
+    /// (budgeted retries with backoff are the QoS layer's business).
     async fn send(
         &self,
         req: &ProviderRequest,
         stream: bool,
         deadline: Instant,
     ) -> Result<(EndpointGuard, reqwest::Response, Instant), ProviderError> {
-        let guard = self
-            .endpoints
-            .acquire(None)
-            .ok_or_else(|| ProviderError::NoEndpoint {
-                provider: self.config.name.clone(),
-            })?;
-        let endpoint = Arc::clone(guard.url());
         let until = deadline.min(Instant::now() + self.config.request_timeout);
-        let url = format!("{}{}", endpoint, self.dialect.path(&req.prompt));
+        let body = Bytes::from(self.dialect.body(&self.config.model, req, stream));
+        let path = self.dialect.path(&req.prompt);
+        let mut failed: Option<Arc<str>> = None;
+        loop {
+            let Some(guard) = self.endpoints.acquire(failed.as_deref(), until).await else {
+                return Err(match failed {
+                    Some(endpoint) => ProviderError::Timeout { endpoint },
+                    None => ProviderError::NoEndpoint {
+                        provider: self.config.name.clone(),
+                    },
+                });
+            };
+            match self.send_once(&guard, path, body.clone(), until).await {
+                Ok(resp) => return Ok((guard, resp, until)),
+                Err(e) => {
+                    guard.record(Err(&e));
+                    let retry_elsewhere = failed.is_none()
+                        && self.endpoints.len() > 1
+                        && e.is_endpoint_failure()
+                        && Instant::now() < until;
+                    if !retry_elsewhere {
+                        return Err(e);
+                    }
+                    failed = Some(Arc::clone(guard.url()));
+                }
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        guard: &EndpointGuard,
+        path: &str,
+        body: Bytes,
+        until: Instant,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let endpoint = guard.url();
         let mut builder = self
             .client
-            .post(url)
+            .post(format!("{endpoint}{path}"))
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(self.dialect.body(&self.config.model, req, stream));
+            .body(body);
         if let Some(key) = &self.config.api_key {
             builder = builder.bearer_auth(key.expose_secret());
         }
-        let result = match tokio::time::timeout_at(until, builder.send()).await {
+        match tokio::time::timeout_at(until, builder.send()).await {
             Err(_) => Err(ProviderError::Timeout {
-                endpoint: Arc::clone(&endpoint),
+                endpoint: Arc::clone(endpoint),
             }),
-            Ok(Err(e)) => Err(classify(&endpoint, &e)),
+            Ok(Err(e)) => Err(classify(endpoint, e)),
             Ok(Ok(resp)) if resp.status().is_success() => Ok(resp),
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
-                let body = tokio::time::timeout_at(until, read_bounded(resp, MAX_ERROR_BODY))
+                let body = tokio::time::timeout_at(until, read_prefix(resp, MAX_ERROR_BODY))
                     .await
                     .unwrap_or_default();
                 Err(ProviderError::Status {
-                    endpoint: Arc::clone(&endpoint),
+                    endpoint: Arc::clone(endpoint),
                     status,
                     message: upstream_message(&body),
                 })
-            }
-        };
-        match result {
-            Ok(resp) => Ok((guard, resp, until)),
-            Err(e) => {
-                guard.record(Err(&e));
-                Err(e)
             }
         }
     }
@@ -159,13 +186,13 @@ impl<D: Dialect> Provider for HttpProvider<D> {
             let (guard, resp, until) = inner.send(&req, false, deadline).await?;
             let endpoint = Arc::clone(guard.url());
             let result =
-                match tokio::time::timeout_at(until, resp.bytes()).await {
+                match tokio::time::timeout_at(until, read_bounded(resp, MAX_BODY)).await {
                     Err(_) => Err(ProviderError::Timeout {
                         endpoint: Arc::clone(&endpoint),
                     }),
-                    Ok(Err(e)) => Err(ProviderError::Broken {
+                    Ok(Err(message)) => Err(ProviderError::Broken {
                         endpoint: Arc::clone(&endpoint),
-                        message: e.to_string(),
+                        message,
                     }),
                     Ok(Ok(body)) => inner.dialect.parse_complete(&body).map_err(|message| {
                         ProviderError::Decode {
@@ -288,19 +315,21 @@ fn events<D: Dialect>(
     }
 }
 
-fn classify(endpoint: &Arc<str>, e: &reqwest::Error) -> ProviderError {
+/// reqwest errors print their URL; the endpoint is named separately, so the URL is dropped.
+fn classify(endpoint: &Arc<str>, e: reqwest::Error) -> ProviderError {
     let endpoint = Arc::clone(endpoint);
+    let e = e.without_url();
     if e.is_timeout() {
         ProviderError::Timeout { endpoint }
     } else if e.is_connect() {
         ProviderError::Connect {
             endpoint,
-            message: error_chain(e),
+            message: error_chain(&e),
         }
     } else {
         ProviderError::Broken {
             endpoint,
-            message: error_chain(e),
+            message: error_chain(&e),
         }
     }
 }
@@ -316,7 +345,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Vec<u8> {
+/// Reads at most the first `max` bytes of a body (for error messages).
+async fn read_prefix(mut resp: reqwest::Response, max: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while let Ok(Some(chunk)) = resp.chunk().await {
         let room = max.saturating_sub(out.len());
@@ -326,6 +356,23 @@ async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Reads a body up to `max` bytes; a longer body is an error, not a truncation.
+async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(resp.content_length().map_or(1024, |n| n as usize).min(max));
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if out.len() + chunk.len() > max {
+                    return Err(format!("response larger than {max} bytes"));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(error_chain(&e.without_url())),
+        }
+    }
 }
 
 /// The message of an upstream error body: OpenAI's `{"error":{"message"}}`, Ollama's

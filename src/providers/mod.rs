@@ -43,7 +43,8 @@ pub enum Role {
 impl Role {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "system" => Some(Self::System),
+            // OpenAI's newer name for the system role.
+            "system" | "developer" => Some(Self::System),
             "user" => Some(Self::User),
             "assistant" => Some(Self::Assistant),
             "tool" => Some(Self::Tool),

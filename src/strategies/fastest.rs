@@ -94,7 +94,11 @@ pub async fn stream(plan: &Plan) -> Result<Won<FirstEvent>, PoolError> {
                 }
             }) as BoxFuture<'static, _>
         },
-        |_: &FirstEvent| Ok(String::new()),
+        // A stream that ends before any text is an empty answer: invalid, as in `complete`.
+        |f: &FirstEvent| match f.first {
+            Some(StreamEvent::Delta(_)) => Ok(String::new()),
+            _ => Err("empty answer".to_owned()),
+        },
     )
     .await
 }
@@ -204,7 +208,7 @@ where
                         }
                     }
                     Err(e) => {
-                        refused_only &= !e.is_retryable();
+                        refused_only &= e.is_refusal();
                         c.status = CandidateStatus::Error;
                         c.error = Some(e.to_string());
                     }
@@ -225,8 +229,8 @@ where
     }
 }
 
-/// Every candidate failed: 503 if any failure was the upstreams' (or ours), 400 when every
-/// upstream refused the request itself (4xx).
+/// Every candidate failed: 400 when every upstream refused the request itself (400, 413,
+/// 422), else 503.
 fn all_failed(decision: Decision, refused_only: bool) -> PoolError {
     let summary = decision
         .candidates

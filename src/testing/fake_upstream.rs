@@ -93,6 +93,7 @@ struct Shared {
     default: Arc<Mutex<Step>>,
     requests: mpsc::UnboundedSender<Recorded>,
     in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
     models: Arc<Vec<String>>,
 }
 
@@ -108,8 +109,9 @@ pub struct FakeUpstream {
 struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {
-    fn new(n: &Arc<AtomicUsize>) -> Self {
-        n.fetch_add(1, Ordering::SeqCst);
+    fn new(n: &Arc<AtomicUsize>, max: &AtomicUsize) -> Self {
+        let now = n.fetch_add(1, Ordering::SeqCst) + 1;
+        max.fetch_max(now, Ordering::SeqCst);
         Self(Arc::clone(n))
     }
 }
@@ -130,6 +132,7 @@ impl FakeUpstream {
             default: Arc::new(Mutex::new(default)),
             requests: tx,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: Arc::new(AtomicUsize::new(0)),
             models: Arc::new(models.iter().map(|s| (*s).to_owned()).collect()),
         };
         let app = Router::new()
@@ -178,6 +181,11 @@ impl FakeUpstream {
     /// Requests currently being answered (handlers and body streams not yet dropped).
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most requests ever answered at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// The next recorded request, waiting up to 10 s.
@@ -238,7 +246,7 @@ async fn ollama_tags(State(s): State<Shared>) -> Response {
 }
 
 async fn answer(s: Shared, uri: Uri, headers: HeaderMap, body: Bytes, d: Dialect) -> Response {
-    let guard = InFlight::new(&s.in_flight);
+    let guard = InFlight::new(&s.in_flight, &s.max_in_flight);
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let stream = json
         .get("stream")

@@ -85,7 +85,7 @@ pub(crate) fn message(i: usize, role: &str, content: String) -> Result<Message, 
     let role = Role::parse(role).ok_or_else(|| {
         PoolError::invalid(
             format!("messages[{i}].role"),
-            format!("`{role}` is not one of system, user, assistant, tool"),
+            format!("`{role}` is not one of system, developer, user, assistant, tool"),
         )
     })?;
     Ok(Message { role, content })

@@ -88,9 +88,10 @@ pub(crate) async fn generate(
     let limit = snapshot.config.server().max_body_bytes;
     let parsed = super::parse_json::<wire::GenerateRequest>(body, limit).and_then(|b| {
         let model = model_name(&snapshot, &b.model);
+        let empty = b.prompt.as_deref().is_none_or(str::is_empty);
         let mut req = PoolRequest {
             model: Some(model),
-            input: b.prompt.clone(),
+            input: b.prompt,
             system: b.system,
             raw: b.raw,
             json: wants_json(b.format.as_ref())?,
@@ -99,38 +100,39 @@ pub(crate) async fn generate(
             ..Default::default()
         };
         options(b.options, &mut req)?;
-        Ok((
-            req,
-            b.model,
-            b.stream.unwrap_or(true),
-            b.prompt.unwrap_or_default().is_empty(),
-        ))
+        Ok((req, b.model, b.stream.unwrap_or(true), empty))
     });
     let (req, model, stream, empty) = match parsed {
         Ok(r) => r,
         Err(e) => return OllamaError(e).into_response(),
     };
     if empty {
-        // Ollama answers an empty prompt by loading the model and returning at once.
-        if snapshot
-            .config
-            .resolve_model(req.model.as_deref().unwrap_or_default())
-            .is_none()
-        {
-            return OllamaError(PoolError::UnknownModel(model)).into_response();
-        }
-        let now = rfc3339_now();
-        let reply = wire::Reply {
-            model: &model,
-            created_at: &now,
-            response: Some(""),
-            message: None,
-            done: true,
-            end: Some(end_of(None, "load")),
-        };
-        return Json(reply).into_response();
+        return load(&snapshot, &req, &model, Kind::Generate);
     }
     respond(&snapshot, req, model, stream, Kind::Generate).await
+}
+
+/// Ollama answers an empty prompt (or no messages) by loading the model and returning at
+/// once with `done_reason: "load"`; clients use it to preload. Here: check the name.
+fn load(snapshot: &crate::state::Snapshot, req: &PoolRequest, model: &str, kind: Kind) -> Response {
+    if snapshot
+        .config
+        .resolve_model(req.model.as_deref().unwrap_or_default())
+        .is_none()
+    {
+        return OllamaError(PoolError::UnknownModel(model.to_owned())).into_response();
+    }
+    let mut resp = Response::new(Body::from(line(
+        kind,
+        model,
+        "",
+        Some(end_of(None, "load")),
+    )));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 pub(crate) async fn chat(
@@ -147,12 +149,6 @@ pub(crate) async fn chat(
             .enumerate()
             .map(|(i, m)| message(i, &m.role, m.content))
             .collect::<Result<Vec<_>, _>>()?;
-        if messages.is_empty() {
-            return Err(PoolError::invalid(
-                "messages",
-                "must hold at least one message",
-            ));
-        }
         let mut req = PoolRequest {
             model: Some(model_name(&snapshot, &b.model)),
             messages,
@@ -168,6 +164,9 @@ pub(crate) async fn chat(
         Ok(r) => r,
         Err(e) => return OllamaError(e).into_response(),
     };
+    if req.messages.is_empty() {
+        return load(&snapshot, &req, &model, Kind::Chat);
+    }
     respond(&snapshot, req, model, stream, Kind::Chat).await
 }
 
