@@ -91,6 +91,19 @@ pub enum PoolError {
         summary: String,
         decision: Option<Box<Decision>>,
     },
+    /// CONSENSUS with `on_disagreement = "error"`: the winning group was too small. The
+    /// Decision carries every candidate.
+    #[error(
+        "no consensus: the largest group holds {votes} answer(s) and {agreement:.2} of the \
+         valid answers; the task needs {min_votes} and {min_agreement:.2}"
+    )]
+    NoConsensus {
+        agreement: f64,
+        min_agreement: f64,
+        votes: usize,
+        min_votes: usize,
+        decision: Box<Decision>,
+    },
     /// Every upstream refused the request itself (4xx): the request, not the pool, is wrong.
     #[error("the model servers refused the request: {summary}")]
     Rejected {
@@ -112,6 +125,7 @@ impl PoolError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid { .. } | Self::Rejected { .. } => ErrorKind::InvalidArgument,
+            Self::NoConsensus { .. } => ErrorKind::NoConsensus,
             Self::UnknownTask(_) | Self::UnknownModel(_) => ErrorKind::NotFound,
             Self::BodyTooLarge { .. } => ErrorKind::PayloadTooLarge,
             Self::DeadlineExceeded { .. } => ErrorKind::DeadlineExceeded,
@@ -134,6 +148,7 @@ impl PoolError {
             Self::DeadlineExceeded { decision, .. }
             | Self::Unavailable { decision, .. }
             | Self::Rejected { decision, .. } => decision.as_deref(),
+            Self::NoConsensus { decision, .. } => Some(decision),
             _ => None,
         }
     }

@@ -10,11 +10,14 @@ use tokio_util::task::TaskTracker;
 use crate::config::raw::{OutputKind, StrategyKind};
 use crate::config::{Config, ConfigStore, TaskConfig};
 use crate::providers::ProviderSet;
+use crate::strategies::Reliability;
 
 /// One consistent view of configuration and providers. A request takes one and keeps it.
 pub struct Snapshot {
     pub config: Arc<Config>,
     pub providers: ProviderSet,
+    /// Providers' recent valid-answer rates; the same object across reloads.
+    pub reliability: Arc<Reliability>,
     /// One implicit task per provider, for requests whose `model` names a provider: the
     /// caller's messages pass through to that provider alone.
     direct: HashMap<String, Arc<TaskConfig>>,
@@ -24,7 +27,11 @@ impl Snapshot {
     /// Builds providers for `config`, reusing those of `previous` that did not change.
     pub fn prepare(config: Config, previous: Option<&Snapshot>) -> Self {
         let providers = ProviderSet::build(&config, previous.map(|p| &p.providers));
-        Self::with_providers(config, providers)
+        let mut snapshot = Self::with_providers(config, providers);
+        if let Some(previous) = previous {
+            snapshot.reliability = Arc::clone(&previous.reliability);
+        }
+        snapshot
     }
 
     /// A snapshot over given providers (tests use fakes).
@@ -52,6 +59,8 @@ impl Snapshot {
                     cache_ttl: std::time::Duration::ZERO,
                     hedge_delay: None,
                     fanout: 1,
+                    schema: None,
+                    ensemble: crate::config::Ensemble::single(),
                 };
                 (name.clone(), Arc::new(task))
             })
@@ -59,6 +68,7 @@ impl Snapshot {
         Self {
             config: Arc::new(config),
             providers,
+            reliability: Arc::default(),
             direct,
         }
     }

@@ -152,7 +152,7 @@ async fn native_errors_name_the_field() {
             Some("strategy"),
         ),
         (
-            json!({"task": "chat", "input": "x", "strategy": "voting"}),
+            json!({"task": "chat", "input": "x", "strategy": "judge"}),
             400,
             "invalid_argument",
             Some("strategy"),

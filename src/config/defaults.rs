@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::raw::{OutputKind, StrategyKind};
+use super::raw::{AcceptRule, OnDisagreement, OutputKind, StrategyKind};
 
 /// The ports of shared/DESIGN.md, on every interface, as a container expects.
 pub(crate) const GRPC_ADDR: &str = "0.0.0.0:7070";
@@ -53,4 +53,44 @@ pub(crate) fn strategy() -> StrategyKind {
 /// One call at a time: hedging and fan-out multiply load and are opt-in.
 pub(crate) fn fanout() -> u32 {
     1
+}
+/// Ten samples of a small model cost about one answer of a model ten times larger; more
+/// rarely changes a vote.
+pub(crate) fn max_n() -> u32 {
+    10
+}
+/// Enough randomness that repeated samples of one model differ, little enough that they
+/// stay on topic.
+pub(crate) fn sample_temperature() -> f32 {
+    0.7
+}
+/// Stopping as soon as the vote is decided saves the slowest calls.
+pub(crate) fn early_stop() -> bool {
+    true
+}
+/// A strict majority.
+pub(crate) fn min_agreement() -> f64 {
+    0.5
+}
+/// Two answers that agree: one answer alone is no consensus.
+pub(crate) fn min_votes() -> u32 {
+    2
+}
+/// Disagreement is surfaced, not hidden.
+pub(crate) fn on_disagreement() -> OnDisagreement {
+    OnDisagreement::Error
+}
+pub(crate) fn judge_prompt() -> String {
+    "judge.md".to_owned()
+}
+/// Two agreeing samples: cheap, and a strong signal that a small model is not guessing.
+pub(crate) fn accept() -> AcceptRule {
+    AcceptRule::Agree
+}
+/// Judges score 0..=10; 7 is "good" in prompts/judge.md.
+pub(crate) fn accept_threshold() -> f64 {
+    7.0
+}
+pub(crate) fn allow_override() -> bool {
+    true
 }

@@ -158,15 +158,46 @@ pub enum OutputKind {
     Label,
 }
 
-/// How one answer is made from one or more provider calls.
-///
-/// Only FASTEST is available so far; the ensemble strategies of shared/DESIGN.md are refused
-/// by the config check until they exist, rather than silently behaving like another one.
+/// How one answer is made from one or more provider calls (shared/DESIGN.md, "Strategies").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StrategyKind {
     /// Call the best provider; hedge or fan out; the first valid answer wins.
     Fastest,
+    /// Ask `n` candidates; equivalent answers form groups; the largest group wins.
+    Voting,
+    /// VOTING where each vote counts `weight × reliability` of its provider.
+    Weighted,
+    /// VOTING that needs `min_agreement` and `min_votes`; else `on_disagreement`.
+    Consensus,
+    /// Gather `n` candidates; the `judge` provider picks the winner.
+    Judge,
+    /// Cheapest provider first; escalate until an answer passes `accept`.
+    Cascade,
+}
+
+/// What CONSENSUS does when the winning group is too small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDisagreement {
+    /// Fail with 409 / ABORTED, carrying the candidates.
+    Error,
+    /// Hand the candidates to the task's judge.
+    Judge,
+    /// Answer with the largest group anyway, flagged in the Decision.
+    Best,
+}
+
+/// When CASCADE accepts a tier's answer instead of escalating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AcceptRule {
+    /// Any answer valid for the output kind.
+    Valid,
+    /// Two samples from the tier agree (same group).
+    Agree,
+    /// The judge scores the answer at least `accept_threshold` (0..=10).
+    Judge,
 }
 
 /// `[tasks.NAME]`
@@ -227,4 +258,57 @@ pub struct RawTask {
     /// FASTEST: ask this many providers at once (1 = one at a time).
     #[serde(default = "defaults::fanout")]
     pub fanout: u32,
+    /// For `output = "json"`: a JSON Schema (as a TOML table) answers must satisfy.
+    #[serde(default)]
+    pub schema: Option<toml::Table>,
+
+    // --- ensembles (VOTING, WEIGHTED, CONSENSUS, JUDGE, CASCADE) ---
+    /// Candidates per request. Providers are asked in turn; once each was asked, the list
+    /// starts over with new samples (another seed, `sample_temperature`). Default: one per
+    /// provider.
+    #[serde(default)]
+    pub n: Option<u32>,
+    /// Largest `n` a request may ask for.
+    #[serde(default = "defaults::max_n")]
+    pub max_n: u32,
+    /// Sampling temperature for repeated samples of one provider (its first sample keeps
+    /// the task's temperature), so that repeats can differ.
+    #[serde(default = "defaults::sample_temperature")]
+    pub sample_temperature: f32,
+    /// `text` answers: group answers whose similarity is at least this (0..=1). Similarity
+    /// is the Jaccard index of the answers' sets of lower-cased words. Omit to group only
+    /// answers that are equal after normalisation (case, spacing, trailing punctuation).
+    #[serde(default)]
+    pub similarity: Option<f64>,
+    /// Stop VOTING/WEIGHTED/CONSENSUS as soon as no other group can win, cancelling the
+    /// calls still running.
+    #[serde(default = "defaults::early_stop")]
+    pub early_stop: bool,
+    /// CONSENSUS: least share of the valid answers the winning group must hold (0..=1).
+    #[serde(default = "defaults::min_agreement")]
+    pub min_agreement: f64,
+    /// CONSENSUS: least number of answers in the winning group.
+    #[serde(default = "defaults::min_votes")]
+    pub min_votes: u32,
+    /// CONSENSUS: `error`, `judge` or `best`.
+    #[serde(default = "defaults::on_disagreement")]
+    pub on_disagreement: OnDisagreement,
+    /// JUDGE (and CONSENSUS with `on_disagreement = "judge"`, CASCADE with `accept =
+    /// "judge"`): the provider that judges.
+    #[serde(default)]
+    pub judge: Option<String>,
+    /// The judge's prompt file in `prompts_dir`; it sees `{{input}}` (the question) and
+    /// `{{candidates}}` (numbered answers) and must answer
+    /// `{"winner": N, "scores": {"N": 0-10}, "rationale": "..."}`.
+    #[serde(default = "defaults::judge_prompt")]
+    pub judge_prompt: String,
+    /// CASCADE: `valid`, `agree` or `judge`.
+    #[serde(default = "defaults::accept")]
+    pub accept: AcceptRule,
+    /// CASCADE with `accept = "judge"`: least judge score (0..=10) to accept.
+    #[serde(default = "defaults::accept_threshold")]
+    pub accept_threshold: f64,
+    /// Whether requests may name another strategy or `n` (within `max_n`).
+    #[serde(default = "defaults::allow_override")]
+    pub allow_override: bool,
 }

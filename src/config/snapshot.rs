@@ -10,7 +10,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::Template;
-use super::raw::{LogFormat, OutputKind, ProviderKind, StrategyKind};
+use super::raw::{AcceptRule, LogFormat, OnDisagreement, OutputKind, ProviderKind, StrategyKind};
 
 /// A whole validated configuration.
 #[derive(Debug, Clone)]
@@ -148,6 +148,48 @@ pub struct TaskConfig {
     pub cache_ttl: Duration,
     pub hedge_delay: Option<Duration>,
     pub fanout: usize,
+    /// For `json` output: the schema answers must satisfy.
+    pub schema: Option<Arc<jsonschema::Validator>>,
+    pub ensemble: Ensemble,
+}
+
+/// Ensemble settings of a task (see `raw::RawTask` for each field's meaning).
+#[derive(Debug, Clone)]
+pub struct Ensemble {
+    pub n: usize,
+    pub max_n: usize,
+    pub sample_temperature: f32,
+    pub similarity: Option<f64>,
+    pub early_stop: bool,
+    pub min_agreement: f64,
+    pub min_votes: usize,
+    pub on_disagreement: OnDisagreement,
+    pub judge: Option<String>,
+    pub judge_template: Option<Template>,
+    pub accept: AcceptRule,
+    pub accept_threshold: f64,
+    pub allow_override: bool,
+}
+
+impl Ensemble {
+    /// One candidate, no judge: for providers called directly.
+    pub fn single() -> Self {
+        Self {
+            n: 1,
+            max_n: super::defaults::max_n() as usize,
+            sample_temperature: super::defaults::sample_temperature(),
+            similarity: None,
+            early_stop: true,
+            min_agreement: super::defaults::min_agreement(),
+            min_votes: 1,
+            on_disagreement: OnDisagreement::Best,
+            judge: None,
+            judge_template: None,
+            accept: AcceptRule::Valid,
+            accept_threshold: super::defaults::accept_threshold(),
+            allow_override: true,
+        }
+    }
 }
 
 pub(crate) mod url_like {

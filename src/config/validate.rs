@@ -9,9 +9,11 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::Template;
-use super::raw::{OutputKind, RawConfig, RawProvider, RawTask};
+use super::raw::{
+    AcceptRule, OnDisagreement, OutputKind, RawConfig, RawProvider, RawTask, StrategyKind,
+};
 use super::snapshot::{
-    Config, Limits, ProviderConfig, ServerConfig, Target, TaskConfig, url_like::BaseUrl,
+    Config, Ensemble, Limits, ProviderConfig, ServerConfig, Target, TaskConfig, url_like::BaseUrl,
 };
 
 /// One problem in the file, at a TOML path such as `tasks.judge.providers[1]`.
@@ -430,6 +432,30 @@ fn check_task(
             "must be greater than 0 (or omitted)",
         );
     }
+    let schema = match (&t.schema, t.output) {
+        (None, _) => None,
+        (Some(_), kind) if kind != OutputKind::Json => {
+            c.err(
+                format!("{path}.schema"),
+                "a schema is only for `output = \"json\"`",
+            );
+            None
+        }
+        (Some(table), _) => {
+            let value = serde_json::to_value(table).unwrap_or_default();
+            match jsonschema::validator_for(&value) {
+                Ok(v) => Some(Arc::new(v)),
+                Err(e) => {
+                    c.err(
+                        format!("{path}.schema"),
+                        format!("not a valid JSON Schema: {e}"),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let ensemble = check_ensemble(c, &path, t, raw, prompts_dir);
     (c.errors.len() == before).then(|| TaskConfig {
         name: name.to_owned(),
         description: t.description.clone(),
@@ -448,7 +474,107 @@ fn check_task(
         cache_ttl: Duration::from_secs(t.cache_ttl_secs),
         hedge_delay: t.hedge_delay_ms.map(Duration::from_millis),
         fanout: t.fanout as usize,
+        schema,
+        ensemble,
     })
+}
+
+/// Ensemble settings; the judge's template is read when a judge may be called.
+fn check_ensemble(
+    c: &mut Checker,
+    path: &str,
+    t: &RawTask,
+    raw: &RawConfig,
+    prompts_dir: &Path,
+) -> Ensemble {
+    if t.max_n == 0 || t.max_n > 64 {
+        c.err(format!("{path}.max_n"), "must be between 1 and 64");
+    }
+    let n = t.n.unwrap_or(t.providers.len().max(1) as u32);
+    if n == 0 || n > t.max_n {
+        c.err(
+            format!("{path}.n"),
+            format!("must be between 1 and max_n ({})", t.max_n),
+        );
+    }
+    if !(0.0..=2.0).contains(&t.sample_temperature) {
+        c.err(
+            format!("{path}.sample_temperature"),
+            "must be between 0 and 2",
+        );
+    }
+    if let Some(sim) = t.similarity {
+        if !(sim > 0.0 && sim <= 1.0) {
+            c.err(
+                format!("{path}.similarity"),
+                "must be greater than 0 and at most 1",
+            );
+        }
+        if t.output != OutputKind::Text {
+            c.err(
+                format!("{path}.similarity"),
+                "similarity is for `text` output only",
+            );
+        }
+    }
+    if !(0.0..=1.0).contains(&t.min_agreement) {
+        c.err(format!("{path}.min_agreement"), "must be between 0 and 1");
+    }
+    if t.min_votes == 0 {
+        c.err(format!("{path}.min_votes"), "must be at least 1");
+    }
+    if !(0.0..=10.0).contains(&t.accept_threshold) {
+        c.err(
+            format!("{path}.accept_threshold"),
+            "must be between 0 and 10",
+        );
+    }
+    let needs_judge = t.strategy == StrategyKind::Judge
+        || (t.strategy == StrategyKind::Consensus && t.on_disagreement == OnDisagreement::Judge)
+        || (t.strategy == StrategyKind::Cascade && t.accept == AcceptRule::Judge);
+    match &t.judge {
+        None if needs_judge => {
+            c.err(
+                format!("{path}.judge"),
+                "this strategy needs a judge provider",
+            );
+        }
+        Some(j) if !raw.providers.contains_key(j) => {
+            c.err(format!("{path}.judge"), format!("unknown provider `{j}`"));
+        }
+        _ => {}
+    }
+    let judge_template = t.judge.as_ref().and_then(|_| {
+        let full = prompts_dir.join(&t.judge_prompt);
+        let text = std::fs::read_to_string(&full)
+            .map_err(|e| c.err(format!("{path}.judge_prompt"), format!("cannot read {}: {e}", full.display())))
+            .ok()?;
+        let tpl = super::Template::parse(&text).map_err(|m| c.err(format!("{path}.judge_prompt"), m)).ok()?;
+        for var in tpl.variables() {
+            if var != "input" && var != "candidates" {
+                c.err(
+                    format!("{path}.judge_prompt"),
+                    format!("the judge template may use {{{{input}}}} and {{{{candidates}}}} only, not `{{{{{var}}}}}`"),
+                );
+            }
+        }
+        Some(tpl)
+    });
+    Ensemble {
+        n: n as usize,
+        max_n: t.max_n as usize,
+        sample_temperature: t.sample_temperature,
+        similarity: t.similarity,
+        early_stop: t.early_stop,
+        min_agreement: t.min_agreement,
+        min_votes: t.min_votes as usize,
+        on_disagreement: t.on_disagreement,
+        judge: t.judge.clone(),
+        judge_template,
+        accept: t.accept,
+        accept_threshold: t.accept_threshold,
+        allow_override: t.allow_override,
+    }
 }
 
 fn is_env_name(s: &str) -> bool {

@@ -55,6 +55,77 @@ pub struct Candidate {
     pub usage: Option<Usage>,
     /// Sent because earlier calls were slow (hedging), not because one failed.
     pub hedged: bool,
+    /// 0 for a provider's first sample in this request, 1 for its second, …
+    pub sample: u32,
+    /// WEIGHTED: this candidate's vote, `weight × reliability`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// Index into `Decision::groups` of the group this answer joined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<usize>,
+}
+
+impl Candidate {
+    /// A call just started.
+    pub fn running(provider: &str, model: &str, hedged: bool, sample: u32) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            endpoint: None,
+            status: CandidateStatus::Running,
+            text: None,
+            latency_ms: 0,
+            error: None,
+            usage: None,
+            hedged,
+            sample,
+            weight: None,
+            group: None,
+        }
+    }
+}
+
+/// One group of equivalent answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRecord {
+    /// The group's normalised answer.
+    pub answer: String,
+    /// Indices into `Decision::candidates`.
+    pub members: Vec<usize>,
+    pub votes: f64,
+}
+
+/// What the judge was shown and said.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JudgeRecord {
+    pub provider: String,
+    /// Seed of the shuffle that set the order candidates were shown in (against position
+    /// bias); the same seed reproduces the order.
+    pub seed: u64,
+    /// Candidate indices in the order shown (position 1 first).
+    pub order: Vec<usize>,
+    /// Scores by candidate index.
+    pub scores: BTreeMap<usize, f64>,
+    /// The chosen candidate index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub winner: Option<usize>,
+    /// Judge calls made (a second one when the first answer was invalid).
+    pub attempts: u32,
+    /// Why attempts failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// One CASCADE tier.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierRecord {
+    pub provider: String,
+    pub cost_per_1k_tokens: f64,
+    pub accepted: bool,
+    /// Why the tier was accepted or left.
+    pub reason: String,
+    /// Indices into `Decision::candidates` of this tier's calls.
+    pub candidates: Vec<usize>,
 }
 
 /// How the answer was chosen.
@@ -73,6 +144,19 @@ pub struct Decision {
     /// Fallbacks taken, in order (`failover:NAME` when a provider was tried because the
     /// one before it failed).
     pub fallbacks: Vec<String>,
+    /// Groups of equivalent answers (voting strategies).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupRecord>,
+    /// How votes were weighed (WEIGHTED).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formula: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeRecord>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierRecord>,
+    /// Tokens of every call made for this answer (the answer's own `usage` is the
+    /// winner's).
+    pub total_usage: UsageOut,
 }
 
 impl Decision {
@@ -85,6 +169,28 @@ impl Decision {
             agreement: None,
             rationale: None,
             fallbacks: Vec::new(),
+            groups: Vec::new(),
+            formula: None,
+            judge: None,
+            tiers: Vec::new(),
+            total_usage: UsageOut::default(),
+        }
+    }
+
+    /// Adds a call's tokens to the total.
+    pub fn add_usage(&mut self, u: Usage) {
+        self.total_usage.prompt_tokens += u.prompt_tokens;
+        self.total_usage.completion_tokens += u.completion_tokens;
+        self.total_usage.total_tokens += u.total();
+    }
+
+    /// Marks every call still running with `status`.
+    pub fn finish_running(&mut self, status: CandidateStatus, latency_ms: u64) {
+        for c in &mut self.candidates {
+            if c.status == CandidateStatus::Running {
+                c.status = status;
+                c.latency_ms = latency_ms;
+            }
         }
     }
 }

@@ -11,9 +11,10 @@ use futures::stream::BoxStream;
 
 use crate::config::raw::{OutputKind, StrategyKind};
 use crate::error::PoolError;
+use crate::providers::Completion;
 use crate::providers::StreamEvent;
 use crate::state::Snapshot;
-use crate::strategies::fastest;
+use crate::strategies::{Outcome, cascade, fastest, judge, voting};
 
 pub use decision::{Answer, Candidate, CandidateStatus, Decision, UsageOut};
 pub use request::{CacheMode, Plan, PoolRequest};
@@ -39,29 +40,52 @@ pub async fn handle(snapshot: &Snapshot, req: PoolRequest) -> Result<Answer, Poo
 }
 
 async fn run(plan: &Plan) -> Result<Answer, PoolError> {
-    match plan.strategy {
+    let (completion, normalized, provider, decision) = match plan.strategy {
         StrategyKind::Fastest => {
             let won = fastest::complete(plan).await?;
             let (completion, normalized) = won.value;
-            let text = match plan.task.output {
-                OutputKind::Text => completion.text,
-                // Labels and JSON are returned in their normalised form.
-                OutputKind::Label | OutputKind::Json => normalized,
-            };
-            Ok(Answer {
-                text,
-                provider: won.provider.name().to_owned(),
-                model: completion.model,
-                usage: completion.usage.into(),
-                latency_ms: plan.started.elapsed().as_millis() as u64,
-                cache_hit: false,
-                decision: won.decision,
-                finish_reason: completion.finish_reason,
-                task: plan.task_name.clone(),
-                request_id: plan.request_id.clone(),
-            })
+            let mut decision = won.decision;
+            decision.add_usage(completion.usage);
+            (
+                completion,
+                normalized,
+                won.provider.name().to_owned(),
+                decision,
+            )
         }
-    }
+        StrategyKind::Voting | StrategyKind::Weighted | StrategyKind::Consensus => {
+            let mode = match plan.strategy {
+                StrategyKind::Weighted => voting::Mode::Weighted,
+                StrategyKind::Consensus => voting::Mode::Consensus,
+                _ => voting::Mode::Voting,
+            };
+            ensemble(voting::run(plan, mode).await?)
+        }
+        StrategyKind::Judge => ensemble(judge::run(plan).await?),
+        StrategyKind::Cascade => ensemble(cascade::run(plan).await?),
+    };
+    let text = match plan.task.output {
+        OutputKind::Text => completion.text,
+        // Labels and JSON are returned in their normalised form.
+        OutputKind::Label | OutputKind::Json => normalized,
+    };
+    Ok(Answer {
+        text,
+        provider,
+        model: completion.model,
+        usage: completion.usage.into(),
+        latency_ms: plan.started.elapsed().as_millis() as u64,
+        cache_hit: false,
+        decision,
+        finish_reason: completion.finish_reason,
+        task: plan.task_name.clone(),
+        request_id: plan.request_id.clone(),
+    })
+}
+
+fn ensemble(o: Outcome) -> (Completion, String, String, Decision) {
+    let provider = o.decision.winner.clone().unwrap_or_default();
+    (o.completion, o.normalized, provider, o.decision)
 }
 
 /// Answers one request as a stream. Resolves once the answer has started: errors before the
@@ -69,8 +93,9 @@ async fn run(plan: &Plan) -> Result<Answer, PoolError> {
 /// it arrive in-band as [`StreamItem::Error`].
 pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStream, PoolError> {
     let plan = req.plan(snapshot)?;
-    if plan.task.output != OutputKind::Text {
-        // The answer must be validated whole before anything is sent.
+    if plan.task.output != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
+        // The answer must be validated (or chosen among candidates) whole before anything
+        // is sent.
         let answer = run(&plan).await?;
         let text = answer.text.clone();
         let items = vec![StreamItem::Delta(text), StreamItem::Done(Box::new(answer))];

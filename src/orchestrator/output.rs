@@ -7,10 +7,28 @@
 //!   when the model adds words around it, the answer is valid if exactly one label appears
 //!   in it as a whole word sequence.
 
+use crate::config::TaskConfig;
 use crate::config::raw::OutputKind;
 
-/// Checks `text` against the output kind; returns the normalised answer or why it is invalid.
-pub fn check(kind: OutputKind, labels: &[String], text: &str) -> Result<String, String> {
+/// Checks `text` against the task's output kind (and JSON Schema); returns the normalised
+/// answer or why it is invalid.
+pub fn check(task: &TaskConfig, text: &str) -> Result<String, String> {
+    let normalized = check_kind(task.output, &task.labels, text)?;
+    if let Some(schema) = &task.schema {
+        let value: serde_json::Value =
+            serde_json::from_str(&normalized).map_err(|e| e.to_string())?;
+        if let Some(error) = schema.iter_errors(&value).next() {
+            return Err(format!(
+                "violates the schema at {}: {error}",
+                error.instance_path()
+            ));
+        }
+    }
+    Ok(normalized)
+}
+
+/// Checks `text` against an output kind alone.
+pub fn check_kind(kind: OutputKind, labels: &[String], text: &str) -> Result<String, String> {
     match kind {
         OutputKind::Text => {
             if text.trim().is_empty() {
@@ -108,35 +126,35 @@ mod tests {
     fn labels_match_loosely_but_not_ambiguously() {
         let l = labels();
         assert_eq!(
-            check(OutputKind::Label, &l, " computer science. ").unwrap(),
+            check_kind(OutputKind::Label, &l, " computer science. ").unwrap(),
             "COMPUTER_SCIENCE"
         );
         assert_eq!(
-            check(OutputKind::Label, &l, "Label: MEDICINE").unwrap(),
+            check_kind(OutputKind::Label, &l, "Label: MEDICINE").unwrap(),
             "MEDICINE"
         );
-        assert!(check(OutputKind::Label, &l, "LAW or MEDICINE").is_err());
-        assert!(check(OutputKind::Label, &l, "lawyer").is_err());
-        assert!(check(OutputKind::Label, &l, "").is_err());
+        assert!(check_kind(OutputKind::Label, &l, "LAW or MEDICINE").is_err());
+        assert!(check_kind(OutputKind::Label, &l, "lawyer").is_err());
+        assert!(check_kind(OutputKind::Label, &l, "").is_err());
     }
 
     #[test]
     fn json_is_extracted_and_canonical() {
-        let a = check(
+        let a = check_kind(
             OutputKind::Json,
             &[],
             "```json\n{\"b\": 1, \"a\": [1, 2]}\n```",
         )
         .unwrap();
-        let b = check(OutputKind::Json, &[], "Here: {\"a\":[1,2],\"b\":1} done").unwrap();
+        let b = check_kind(OutputKind::Json, &[], "Here: {\"a\":[1,2],\"b\":1} done").unwrap();
         assert_eq!(a, r#"{"a":[1,2],"b":1}"#);
         assert_eq!(a, b);
-        assert!(check(OutputKind::Json, &[], "{nope").is_err());
+        assert!(check_kind(OutputKind::Json, &[], "{nope").is_err());
     }
 
     #[test]
     fn text_must_not_be_blank() {
-        assert!(check(OutputKind::Text, &[], " \n").is_err());
-        assert_eq!(check(OutputKind::Text, &[], "hi").unwrap(), "hi");
+        assert!(check_kind(OutputKind::Text, &[], " \n").is_err());
+        assert_eq!(check_kind(OutputKind::Text, &[], "hi").unwrap(), "hi");
     }
 }

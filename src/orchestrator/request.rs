@@ -12,7 +12,7 @@ use crate::config::{Config, Limits, Target, TaskConfig};
 use crate::error::PoolError;
 use crate::providers::{GenParams, Message, Prompt, Provider, ProviderRequest, Role};
 use crate::state::Snapshot;
-use crate::strategies::StrategyName;
+use crate::strategies::{Reliability, StrategyName};
 
 /// What callers may ask of the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,6 +52,8 @@ pub struct PoolRequest {
     pub raw: bool,
     pub variables: HashMap<String, String>,
     pub strategy: Option<StrategyName>,
+    /// Ensemble size, within the task's `max_n`.
+    pub n: Option<u32>,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
@@ -73,6 +75,15 @@ pub struct Plan {
     pub task_name: Option<String>,
     pub strategy: StrategyKind,
     pub providers: Vec<Arc<dyn Provider>>,
+    /// `weight` of each provider, in `providers` order.
+    pub weights: Vec<f64>,
+    /// `cost_per_1k_tokens` of each provider, in `providers` order.
+    pub costs: Vec<f64>,
+    /// Ensemble size.
+    pub n: usize,
+    pub reliability: Arc<Reliability>,
+    /// The task's judge provider, if it has one.
+    pub judge: Option<Arc<dyn Provider>>,
     pub request: Arc<ProviderRequest>,
     pub started: Instant,
     pub deadline: Instant,
@@ -95,12 +106,37 @@ impl PoolRequest {
             self.task.as_deref(),
             self.model.as_deref(),
         )?;
-        let strategy = match self.strategy {
-            None | Some(StrategyName::Fastest) => task.strategy,
-            Some(other) => {
+        let e = &task.ensemble;
+        if !e.allow_override && (self.strategy.is_some() || self.n.is_some()) {
+            return Err(PoolError::invalid(
+                "strategy",
+                "this task does not allow requests to choose the strategy or n",
+            ));
+        }
+        let strategy = self.strategy.map_or(task.strategy, StrategyKind::from);
+        let needs_judge = strategy == StrategyKind::Judge
+            || (strategy == StrategyKind::Consensus
+                && e.on_disagreement == crate::config::raw::OnDisagreement::Judge)
+            || (strategy == StrategyKind::Cascade
+                && e.accept == crate::config::raw::AcceptRule::Judge);
+        let judge = e
+            .judge
+            .as_deref()
+            .and_then(|j| snapshot.providers.get(j))
+            .cloned();
+        if needs_judge && (judge.is_none() || e.judge_template.is_none()) {
+            return Err(PoolError::invalid(
+                "strategy",
+                "this task has no judge configured",
+            ));
+        }
+        let n = match self.n {
+            None => e.n,
+            Some(n) if n >= 1 && n as usize <= e.max_n => n as usize,
+            Some(_) => {
                 return Err(PoolError::invalid(
-                    "strategy",
-                    format!("{other} is not available yet; this pool serves FASTEST"),
+                    "n",
+                    format!("must be between 1 and the task's max_n ({})", e.max_n),
                 ));
             }
         };
@@ -111,11 +147,15 @@ impl PoolRequest {
             ));
         }
         let prompt = build_prompt(&task, &mut self)?;
-        let providers = task
+        let entries: Vec<_> = task
             .providers
             .iter()
-            .filter_map(|name| snapshot.providers.get(name).cloned())
-            .collect::<Vec<_>>();
+            .filter_map(|name| snapshot.providers.entry(name))
+            .collect();
+        let providers: Vec<Arc<dyn Provider>> =
+            entries.iter().map(|(_, p)| Arc::clone(p)).collect();
+        let weights = entries.iter().map(|(c, _)| c.weight).collect();
+        let costs = entries.iter().map(|(c, _)| c.cost_per_1k_tokens).collect();
         if providers.is_empty() {
             return Err(PoolError::Unavailable {
                 summary: "the task has no configured providers".into(),
@@ -134,6 +174,11 @@ impl PoolRequest {
         Ok(Plan {
             strategy,
             providers,
+            weights,
+            costs,
+            n,
+            reliability: Arc::clone(&snapshot.reliability),
+            judge,
             request: Arc::new(ProviderRequest { prompt, params }),
             started,
             deadline: started + timeout,

@@ -58,6 +58,11 @@ impl ProviderSet {
         self.entries.get(name).map(|e| &e.provider)
     }
 
+    /// A provider with its configuration.
+    pub fn entry(&self, name: &str) -> Option<(&Arc<ProviderConfig>, &Arc<dyn Provider>)> {
+        self.entries.get(name).map(|e| (&e.config, &e.provider))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&Arc<ProviderConfig>, &Arc<dyn Provider>)> {
         self.entries.values().map(|e| (&e.config, &e.provider))
     }

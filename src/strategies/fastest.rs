@@ -59,9 +59,7 @@ pub async fn complete(plan: &Plan) -> Result<Won<(Completion, String)>, PoolErro
     let won = race(
         plan,
         |p, req, deadline| p.complete(req, deadline),
-        move |c: &Completion| {
-            crate::orchestrator::output::check(task.output, &task.labels, &c.text)
-        },
+        move |c: &Completion| crate::orchestrator::output::check(&task, &c.text),
     )
     .await?;
     let normalized = won.decision.candidates[won.candidate]
@@ -127,17 +125,12 @@ where
                  inflight: &mut FuturesUnordered<Launched<T>>| {
         let provider = &providers[*next];
         let index = decision.candidates.len();
-        decision.candidates.push(Candidate {
-            provider: provider.name().to_owned(),
-            model: provider.model().to_owned(),
-            endpoint: None,
-            status: CandidateStatus::Running,
-            text: None,
-            latency_ms: 0,
-            error: None,
-            usage: None,
+        decision.candidates.push(Candidate::running(
+            provider.name(),
+            provider.model(),
             hedged,
-        });
+            0,
+        ));
         let call = launch(provider, Arc::clone(&plan.request), plan.deadline);
         inflight.push(Box::pin(async move {
             let t0 = Instant::now();

@@ -1,12 +1,77 @@
-//! Strategies: how one answer is made from one or many provider calls.
-//!
-//! Each strategy is one file. So far only FASTEST exists; the ensemble strategies of
-//! shared/DESIGN.md (VOTING, WEIGHTED, CONSENSUS, JUDGE) are named here so requests can ask
-//! for them by name and get a clear refusal instead of a silent substitute.
+//! Strategies: how one answer is made from one or many provider calls. Each strategy is
+//! one file; `gather` runs the concurrent calls of the ensembles, `grouping` decides which
+//! answers are equivalent, `reliability` keeps each provider's recent valid-answer rate.
 
+pub mod cascade;
 pub mod fastest;
+pub mod gather;
+pub mod grouping;
+pub mod judge;
+pub mod reliability;
+pub mod voting;
 
 use std::fmt;
+
+use crate::config::raw::StrategyKind;
+use crate::error::PoolError;
+use crate::orchestrator::decision::Decision;
+use crate::orchestrator::request::Plan;
+use crate::providers::Completion;
+
+pub use reliability::Reliability;
+
+/// An ensemble's result: the winning candidate's answer and the Decision.
+pub struct Outcome {
+    pub completion: Completion,
+    /// The winner's normalised answer (label, canonical JSON, or the text).
+    pub normalized: String,
+    pub decision: Decision,
+}
+
+/// The outcome for `winner`, an index into `decision.candidates`.
+fn outcome(
+    winner: usize,
+    gathered: &gather::Gathered,
+    mut decision: Decision,
+) -> Result<Outcome, PoolError> {
+    let completion = gathered
+        .completion(winner)
+        .cloned()
+        .ok_or_else(|| PoolError::Internal("the winning candidate has no answer".into()))?;
+    decision.winner = Some(decision.candidates[winner].provider.clone());
+    let normalized = decision.candidates[winner].text.clone().unwrap_or_default();
+    Ok(Outcome {
+        completion,
+        normalized,
+        decision,
+    })
+}
+
+/// No candidate produced a valid answer: 504 when the deadline cut the calls short, else 503.
+fn nothing_valid(plan: &Plan, end: gather::End, decision: Decision) -> PoolError {
+    if end == gather::End::Deadline {
+        return PoolError::DeadlineExceeded {
+            elapsed_ms: plan.started.elapsed().as_millis() as u64,
+            decision: Some(Box::new(decision)),
+        };
+    }
+    let summary = decision
+        .candidates
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.provider,
+                c.error.as_deref().unwrap_or("no answer")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    PoolError::Unavailable {
+        summary,
+        decision: Some(Box::new(decision)),
+    }
+}
 
 /// Every strategy name a request may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +81,20 @@ pub enum StrategyName {
     Weighted,
     Consensus,
     Judge,
+    Cascade,
+}
+
+impl From<StrategyName> for StrategyKind {
+    fn from(s: StrategyName) -> Self {
+        match s {
+            StrategyName::Fastest => Self::Fastest,
+            StrategyName::Voting => Self::Voting,
+            StrategyName::Weighted => Self::Weighted,
+            StrategyName::Consensus => Self::Consensus,
+            StrategyName::Judge => Self::Judge,
+            StrategyName::Cascade => Self::Cascade,
+        }
+    }
 }
 
 impl StrategyName {
@@ -29,6 +108,7 @@ impl StrategyName {
             "weighted" => Some(Self::Weighted),
             "consensus" => Some(Self::Consensus),
             "judge" => Some(Self::Judge),
+            "cascade" => Some(Self::Cascade),
             _ => None,
         }
     }
@@ -42,6 +122,7 @@ impl fmt::Display for StrategyName {
             Self::Weighted => "WEIGHTED",
             Self::Consensus => "CONSENSUS",
             Self::Judge => "JUDGE",
+            Self::Cascade => "CASCADE",
         })
     }
 }

@@ -16,8 +16,11 @@ use crate::providers::{
     StreamEvent, Usage,
 };
 
+/// Computes a reply from the request (a fake judge reads the candidates it was shown).
+pub type Responder = Arc<dyn Fn(&ProviderRequest) -> String + Send + Sync>;
+
 /// One scripted call.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Step {
     /// Answer `text` after `delay`.
     Reply { delay: Duration, text: String },
@@ -25,6 +28,19 @@ pub enum Step {
     Fail { delay: Duration, status: u16 },
     /// Never answer.
     Hang,
+    /// Answer what `respond` makes of the request, after `delay`.
+    With { delay: Duration, respond: Responder },
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Reply { delay, text } => write!(f, "Reply({delay:?}, {text:?})"),
+            Self::Fail { delay, status } => write!(f, "Fail({delay:?}, {status})"),
+            Self::Hang => f.write_str("Hang"),
+            Self::With { delay, .. } => write!(f, "With({delay:?})"),
+        }
+    }
 }
 
 impl Step {
@@ -93,11 +109,19 @@ impl FakeProvider {
 
     fn next_step(&self, req: Arc<ProviderRequest>) -> Step {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.requests.lock().push(req);
-        self.script
+        self.requests.lock().push(Arc::clone(&req));
+        let step = self
+            .script
             .lock()
             .pop_front()
-            .unwrap_or_else(|| self.default.clone())
+            .unwrap_or_else(|| self.default.clone());
+        match step {
+            Step::With { delay, respond } => Step::Reply {
+                delay,
+                text: respond(&req),
+            },
+            other => other,
+        }
     }
 
     fn endpoint(&self) -> Arc<str> {
@@ -128,6 +152,7 @@ async fn play(step: Step, endpoint: Arc<str>, deadline: Instant) -> Result<Strin
             let _ = tokio::time::sleep_until(deadline).await;
             Err(ProviderError::Timeout { endpoint })
         }
+        Step::With { .. } => unreachable!("resolved in next_step"),
     }
 }
 

@@ -5,5 +5,5 @@
 mod fake_provider;
 mod fake_upstream;
 
-pub use fake_provider::{FakeProvider, Step as ProviderStep};
+pub use fake_provider::{FakeProvider, Responder, Step as ProviderStep};
 pub use fake_upstream::{FakeUpstream, Recorded, Reply, Step};

@@ -44,6 +44,7 @@ pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest,
         Ok(pb::Strategy::Weighted) => Some(StrategyName::Weighted),
         Ok(pb::Strategy::Consensus) => Some(StrategyName::Consensus),
         Ok(pb::Strategy::Judge) => Some(StrategyName::Judge),
+        Ok(pb::Strategy::Cascade) => Some(StrategyName::Cascade),
         Err(_) => return Err(PoolError::invalid("strategy", "unknown strategy value")),
     };
     let cache = match pb::CacheMode::try_from(q.cache) {
@@ -65,6 +66,7 @@ pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest,
         messages,
         variables: q.variables.into_iter().collect(),
         strategy,
+        n: q.n,
         max_tokens: q.max_tokens,
         temperature: q.temperature,
         top_p: q.top_p,
@@ -108,6 +110,7 @@ fn strategy(name: &str) -> i32 {
         "weighted" => pb::Strategy::Weighted,
         "consensus" => pb::Strategy::Consensus,
         "judge" => pb::Strategy::Judge,
+        "cascade" => pb::Strategy::Cascade,
         _ => pb::Strategy::Unspecified,
     };
     s as i32
@@ -134,6 +137,9 @@ pub(super) fn answer(a: Answer) -> pb::Answer {
                     total_tokens: u.total(),
                 }),
                 hedged: c.hedged,
+                sample: c.sample,
+                weight: c.weight,
+                group: c.group.map(|g| g as u32),
             })
             .collect(),
         votes: d.votes.into_iter().collect(),
@@ -141,6 +147,41 @@ pub(super) fn answer(a: Answer) -> pb::Answer {
         agreement: d.agreement.unwrap_or_default(),
         rationale: d.rationale.unwrap_or_default(),
         fallbacks: d.fallbacks,
+        groups: d
+            .groups
+            .into_iter()
+            .map(|g| pb::Group {
+                answer: g.answer,
+                members: g.members.into_iter().map(|m| m as u32).collect(),
+                votes: g.votes,
+            })
+            .collect(),
+        formula: d.formula.unwrap_or_default().to_owned(),
+        judge: d.judge.map(|j| pb::JudgeVerdict {
+            provider: j.provider,
+            seed: j.seed,
+            order: j.order.into_iter().map(|i| i as u32).collect(),
+            scores: j.scores.into_iter().map(|(k, v)| (k as u32, v)).collect(),
+            winner: j.winner.map(|w| w as u32),
+            attempts: j.attempts,
+            errors: j.errors,
+        }),
+        tiers: d
+            .tiers
+            .into_iter()
+            .map(|t| pb::Tier {
+                provider: t.provider,
+                cost_per_1k_tokens: t.cost_per_1k_tokens,
+                accepted: t.accepted,
+                reason: t.reason,
+                candidates: t.candidates.into_iter().map(|i| i as u32).collect(),
+            })
+            .collect(),
+        total_usage: Some(pb::Usage {
+            prompt_tokens: d.total_usage.prompt_tokens,
+            completion_tokens: d.total_usage.completion_tokens,
+            total_tokens: d.total_usage.total_tokens,
+        }),
     };
     pb::Answer {
         text: a.text,

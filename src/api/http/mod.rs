@@ -33,6 +33,9 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static REQUEST_TIMEOUT: HeaderName = HeaderName::from_static("x-request-timeout");
 /// The provider that answered.
 pub static PROVIDER: HeaderName = HeaderName::from_static("x-llm-pool-provider");
+/// A summary of the Decision (strategy, winner, agreement, fallbacks, each candidate's
+/// provider, status, latency and group) as compact JSON. The whole Decision is in the body.
+pub static DECISION: HeaderName = HeaderName::from_static("x-llm-pool-decision");
 
 /// Builds the HTTP app. Having a function that produces it lets tests call it in-process.
 pub fn router(state: AppState) -> Router {
@@ -67,6 +70,38 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(max_body)),
         )
         .with_state(state)
+}
+
+/// Sets `x-llm-pool-provider` and `x-llm-pool-decision` on a response.
+pub(crate) fn answer_headers(
+    headers: &mut HeaderMap,
+    provider: &str,
+    decision: &crate::orchestrator::Decision,
+) {
+    if let Ok(v) = http::HeaderValue::from_str(provider) {
+        headers.insert(PROVIDER.clone(), v);
+    }
+    let candidates: Vec<_> = decision
+        .candidates
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "provider": c.provider, "status": c.status, "latency_ms": c.latency_ms,
+                "group": c.group,
+            })
+        })
+        .collect();
+    let summary = serde_json::json!({
+        "strategy": decision.strategy,
+        "winner": decision.winner,
+        "agreement": decision.agreement,
+        "fallbacks": decision.fallbacks,
+        "candidates": candidates,
+    });
+    // Header values must be visible ASCII; provider names from config are.
+    if let Ok(v) = http::HeaderValue::from_str(&summary.to_string()) {
+        headers.insert(DECISION.clone(), v);
+    }
 }
 
 /// The request id set by the outer layer.

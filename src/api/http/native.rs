@@ -35,6 +35,9 @@ pub(crate) struct QueryBody {
     variables: HashMap<String, String>,
     #[serde(default)]
     strategy: Option<String>,
+    /// Ensemble size, within the task's `max_n`.
+    #[serde(default)]
+    n: Option<u32>,
     #[serde(default)]
     max_tokens: Option<u32>,
     #[serde(default)]
@@ -122,6 +125,7 @@ impl QueryBody {
             messages,
             variables: self.variables,
             strategy,
+            n: self.n,
             max_tokens: self.max_tokens,
             temperature: self.temperature,
             top_p: self.top_p,
@@ -153,9 +157,7 @@ pub(crate) async fn query(
         return match orchestrator::handle(&snapshot, req).await {
             Ok(answer) => {
                 let mut resp = Json(&answer).into_response();
-                if let Ok(v) = HeaderValue::from_str(&answer.provider) {
-                    resp.headers_mut().insert(super::PROVIDER.clone(), v);
-                }
+                super::answer_headers(resp.headers_mut(), &answer.provider, &answer.decision);
                 resp
             }
             Err(e) => NativeError(e).into_response(),

@@ -76,7 +76,7 @@ pub(crate) async fn info(State(state): State<AppState>) -> Response {
         "config_version": state.config.status().version,
         "providers": snapshot.config.providers().keys().collect::<Vec<_>>(),
         "tasks": snapshot.config.tasks().keys().collect::<Vec<_>>(),
-        "strategies": ["fastest"],
+        "strategies": ["fastest", "voting", "weighted", "consensus", "judge", "cascade"],
     }))
     .into_response()
 }

@@ -232,9 +232,7 @@ async fn respond(
                     http::header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
-                if let Ok(v) = HeaderValue::from_str(&answer.provider) {
-                    h.insert(super::PROVIDER.clone(), v);
-                }
+                super::answer_headers(h, &answer.provider, &answer.decision);
                 resp
             }
             Err(e) => OllamaError(e).into_response(),

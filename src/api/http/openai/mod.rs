@@ -15,7 +15,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 
 use self::error::OpenAiError;
 use crate::api::http::native::{Stop, message};
@@ -40,7 +40,7 @@ pub(crate) async fn chat_completions(
     let id = format!("chatcmpl-{}", req.request_id);
     if !stream {
         return match orchestrator::handle(&snapshot, req).await {
-            Ok(answer) => with_provider(
+            Ok(answer) => with_decision(
                 Json(wire::ChatResponse {
                     id: &id,
                     object: "chat.completion",
@@ -62,7 +62,7 @@ pub(crate) async fn chat_completions(
                     },
                 })
                 .into_response(),
-                &answer.provider,
+                &answer,
             ),
             Err(e) => OpenAiError(e).into_response(),
         };
@@ -72,6 +72,7 @@ pub(crate) async fn chat_completions(
         Err(e) => return OpenAiError(e).into_response(),
     };
     let created = super::unix_now();
+    let (tail_id, tail_model) = (id.clone(), model.clone());
     let chunk = move |delta: wire::Delta<'_>, finish: Option<&str>| {
         let c = wire::ChatChunk {
             id: &id,
@@ -85,6 +86,7 @@ pub(crate) async fn chat_completions(
                 logprobs: None,
             }],
             usage: None,
+            llm_pool: None,
         };
         serde_json::to_string(&c).unwrap_or_default()
     };
@@ -108,9 +110,9 @@ pub(crate) async fn chat_completions(
                     )]
                 }
                 StreamItem::Done(answer) => {
-                    let mut v = vec![chunk(wire::Delta::default(), Some(finish(&answer)))];
+                    let mut v = vec![finish_chunk(&answer, &tail_id, &tail_model, created)];
                     if include_usage {
-                        v.push(usage_chunk(&answer, created));
+                        v.push(usage_chunk(&answer, &tail_id, &tail_model, created));
                     }
                     v.push("[DONE]".to_owned());
                     v
@@ -123,15 +125,38 @@ pub(crate) async fn chat_completions(
     Sse::new(events).into_response()
 }
 
-fn usage_chunk(answer: &Answer, created: u64) -> String {
-    let id = format!("chatcmpl-{}", answer.request_id);
+/// The last chunk with a choice: the finish reason, and the Decision as the extension field
+/// `llm_pool` (SDKs ignore unknown fields).
+fn finish_chunk(answer: &Answer, id: &str, model: &str, created: u64) -> String {
     let c = wire::ChatChunk {
-        id: &id,
+        id,
         object: "chat.completion.chunk",
         created,
-        model: &answer.model,
+        model,
+        choices: vec![wire::ChunkChoice {
+            index: 0,
+            delta: wire::Delta::default(),
+            finish_reason: Some(finish(answer)),
+            logprobs: None,
+        }],
+        usage: None,
+        llm_pool: Some(wire::Extension {
+            provider: &answer.provider,
+            decision: &answer.decision,
+        }),
+    };
+    serde_json::to_string(&c).unwrap_or_default()
+}
+
+fn usage_chunk(answer: &Answer, id: &str, model: &str, created: u64) -> String {
+    let c = wire::ChatChunk {
+        id,
+        object: "chat.completion.chunk",
+        created,
+        model,
         choices: Vec::new(),
         usage: Some(answer.usage),
+        llm_pool: None,
     };
     serde_json::to_string(&c).unwrap_or_default()
 }
@@ -140,10 +165,8 @@ fn finish(answer: &Answer) -> &str {
     answer.finish_reason.as_deref().unwrap_or("stop")
 }
 
-fn with_provider(mut resp: Response, provider: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(provider) {
-        resp.headers_mut().insert(super::PROVIDER.clone(), v);
-    }
+fn with_decision(mut resp: Response, answer: &Answer) -> Response {
+    super::answer_headers(resp.headers_mut(), &answer.provider, &answer.decision);
     resp
 }
 
@@ -251,7 +274,7 @@ pub(crate) async fn completions(
     let created = super::unix_now();
     if !stream {
         return match orchestrator::handle(&snapshot, req).await {
-            Ok(answer) => with_provider(
+            Ok(answer) => with_decision(
                 Json(wire::TextResponse {
                     id: &id,
                     object: "text_completion",
@@ -270,7 +293,7 @@ pub(crate) async fn completions(
                     }),
                 })
                 .into_response(),
-                &answer.provider,
+                &answer,
             ),
             Err(e) => OpenAiError(e).into_response(),
         };

@@ -138,6 +138,8 @@ pub(super) struct ChatChunk<'a> {
     pub(super) choices: Vec<ChunkChoice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) usage: Option<UsageOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) llm_pool: Option<Extension<'a>>,
 }
 
 #[derive(Serialize)]

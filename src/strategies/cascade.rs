@@ -1,0 +1,102 @@
+//! CASCADE (after FrugalGPT): try providers cheapest first; accept a tier's answer when it
+//! is valid for the output kind and passes the task's `accept` rule (`valid`; `agree`: two
+//! samples of the tier agree; `judge`: the judge scores it at least `accept_threshold`);
+//! otherwise escalate to the next tier. If no tier is accepted, the last (strongest) tier's
+//! valid answer is returned and the Decision says so. Every tier tried is in the Decision.
+
+use crate::config::raw::AcceptRule;
+use crate::error::PoolError;
+use crate::orchestrator::decision::{Decision, TierRecord};
+use crate::orchestrator::request::Plan;
+
+use super::gather::{self, End, Flow, Gathered};
+use super::grouping::Groups;
+use super::{Outcome, judge};
+
+pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
+    let mut decision = Decision::new("cascade");
+    let mut tiers: Vec<usize> = (0..plan.providers.len()).collect();
+    // Cheapest first; equal costs keep the task's order.
+    tiers.sort_by(|&a, &b| plan.costs[a].total_cmp(&plan.costs[b]));
+    let e = &plan.task.ensemble;
+    let kind = plan.task.output;
+    let mut completions: Vec<Option<crate::providers::Completion>> = Vec::new();
+    let mut last_valid: Option<usize> = None;
+    let mut end = End::AllDone;
+    for &tier in &tiers {
+        let samples = if e.accept == AcceptRule::Agree { 2 } else { 1 };
+        let specs = gather::specs(plan, &[tier], samples);
+        let first = decision.candidates.len();
+        let mut groups = Groups::new(kind, e.similarity);
+        let gathered = gather::gather(plan, &specs, &mut decision, |cand, normalized, _, d| {
+            d.candidates[cand].group = Some(groups.add(normalized, cand, 1.0, kind));
+            Flow::Continue
+        })
+        .await;
+        end = gathered.end;
+        completions.resize(decision.candidates.len(), None);
+        for (i, c) in gathered.completions.into_iter().enumerate().skip(first) {
+            completions[i] = c;
+        }
+        let valid: Vec<usize> = groups
+            .all()
+            .iter()
+            .flat_map(|g| g.members.iter().copied())
+            .collect();
+        let candidate = valid.iter().copied().min();
+        if let Some(c) = candidate {
+            last_valid = Some(c);
+        }
+        let (accepted, reason) = match (candidate, e.accept) {
+            (None, _) => (false, "no valid answer".to_owned()),
+            (Some(_), AcceptRule::Valid) => (true, "valid answer".to_owned()),
+            (Some(_), AcceptRule::Agree) => {
+                let agree = groups.all().len() == 1 && valid.len() == 2;
+                let reason = if agree {
+                    "two samples agree"
+                } else {
+                    "samples disagree"
+                };
+                (agree, reason.to_owned())
+            }
+            (Some(c), AcceptRule::Judge) => match judge::score(plan, &mut decision, c).await {
+                Some(s) if s >= e.accept_threshold => {
+                    (true, format!("judge score {s} ≥ {}", e.accept_threshold))
+                }
+                Some(s) => (false, format!("judge score {s} < {}", e.accept_threshold)),
+                None => (false, "the judge gave no valid score".to_owned()),
+            },
+        };
+        decision.tiers.push(TierRecord {
+            provider: plan.providers[tier].name().to_owned(),
+            cost_per_1k_tokens: plan.costs[tier],
+            accepted,
+            reason,
+            candidates: (first..decision.candidates.len()).collect(),
+        });
+        if accepted {
+            let winner = candidate.unwrap_or(first);
+            let gathered = Gathered { completions, end };
+            return super::outcome(winner, &gathered, decision);
+        }
+        if end == End::Deadline {
+            break;
+        }
+        decision.fallbacks.push(format!(
+            "escalate:{}",
+            tiers
+                .iter()
+                .skip_while(|&&t| t != tier)
+                .nth(1)
+                .map_or("none", |&t| plan.providers[t].name())
+        ));
+    }
+    let gathered = Gathered { completions, end };
+    match last_valid {
+        Some(winner) => {
+            decision.fallbacks.push("cascade:no_tier_accepted".into());
+            super::outcome(winner, &gathered, decision)
+        }
+        None => Err(super::nothing_valid(plan, end, decision)),
+    }
+}

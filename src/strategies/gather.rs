@@ -1,0 +1,208 @@
+//! Gathering candidates for the ensemble strategies: start `n` calls at once, validate each
+//! answer as it arrives, let the strategy decide after each one whether to wait for more,
+//! and cancel what is still running when it stops or the deadline passes.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::time::Instant;
+
+use crate::orchestrator::decision::{Candidate, CandidateStatus, Decision};
+use crate::orchestrator::output;
+use crate::orchestrator::request::Plan;
+use crate::providers::{Completion, Prompt, Provider, ProviderError, ProviderRequest};
+
+/// One call to make.
+pub struct CallSpec {
+    pub provider: Arc<dyn Provider>,
+    pub request: Arc<ProviderRequest>,
+    /// The vote this call's answer carries.
+    pub weight: f64,
+    pub sample: u32,
+}
+
+/// What the strategy says after each valid answer.
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// How gathering ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Every call finished.
+    AllDone,
+    /// The strategy stopped early; the rest were cancelled.
+    Stopped,
+    /// The deadline passed; the rest were cancelled.
+    Deadline,
+}
+
+/// Answers by candidate index (into `Decision::candidates`).
+pub struct Gathered {
+    pub completions: Vec<Option<Completion>>,
+    pub end: End,
+}
+
+impl Gathered {
+    pub fn completion(&self, candidate: usize) -> Option<&Completion> {
+        self.completions.get(candidate).and_then(Option::as_ref)
+    }
+}
+
+/// `n` calls over the plan's providers: each provider in turn, then again with new samples
+/// (seed + sample, `sample_temperature`) once each was asked.
+pub fn specs(plan: &Plan, providers: &[usize], n: usize) -> Vec<CallSpec> {
+    let e = &plan.task.ensemble;
+    (0..n)
+        .map(|i| {
+            let p = providers[i % providers.len()];
+            let sample = (i / providers.len()) as u32;
+            let request = if sample == 0 {
+                Arc::clone(&plan.request)
+            } else {
+                let mut r = (*plan.request).clone();
+                r.params.seed = Some(r.params.seed.unwrap_or(0).wrapping_add(u64::from(sample)));
+                r.params.temperature = Some(
+                    r.params
+                        .temperature
+                        .unwrap_or(0.0)
+                        .max(e.sample_temperature),
+                );
+                Arc::new(r)
+            };
+            CallSpec {
+                provider: Arc::clone(&plan.providers[p]),
+                request,
+                weight: plan.weights[p],
+                sample,
+            }
+        })
+        .collect()
+}
+
+type Launched = BoxFuture<'static, (usize, Result<Completion, ProviderError>, u64)>;
+
+/// Runs `specs`, recording each call in `decision`. `on_valid(candidate, normalized,
+/// remaining_weight)` is called for each valid answer, in arrival order.
+pub async fn gather(
+    plan: &Plan,
+    specs: &[CallSpec],
+    decision: &mut Decision,
+    mut on_valid: impl FnMut(usize, &str, f64, &mut Decision) -> Flow,
+) -> Gathered {
+    let offset = decision.candidates.len();
+    let mut completions: Vec<Option<Completion>> = vec![None; offset + specs.len()];
+    let mut inflight: FuturesUnordered<Launched> = FuturesUnordered::new();
+    let mut remaining: f64 = specs.iter().map(|s| s.weight).sum();
+    for (i, spec) in specs.iter().enumerate() {
+        decision.candidates.push(Candidate::running(
+            spec.provider.name(),
+            spec.provider.model(),
+            false,
+            spec.sample,
+        ));
+        let call = spec
+            .provider
+            .complete(Arc::clone(&spec.request), plan.deadline);
+        inflight.push(Box::pin(async move {
+            let t0 = Instant::now();
+            let result = call.await;
+            (offset + i, result, t0.elapsed().as_millis() as u64)
+        }));
+    }
+    while !inflight.is_empty() {
+        let next = tokio::select! {
+            biased;
+            () = tokio::time::sleep_until(plan.deadline) => None,
+            next = inflight.next() => next,
+        };
+        let Some((index, result, latency_ms)) = next else {
+            decision.finish_running(
+                CandidateStatus::Timeout,
+                plan.started.elapsed().as_millis() as u64,
+            );
+            record_reliability(plan, decision, offset);
+            return Gathered {
+                completions,
+                end: End::Deadline,
+            };
+        };
+        let spec = &specs[index - offset];
+        remaining -= spec.weight;
+        let c = &mut decision.candidates[index];
+        c.latency_ms = latency_ms;
+        let valid = match result {
+            Ok(completion) => {
+                c.endpoint = Some(completion.endpoint.to_string());
+                c.usage = Some(completion.usage);
+                decision.add_usage(completion.usage);
+                let c = &mut decision.candidates[index];
+                match output::check(&plan.task, &completion.text) {
+                    Ok(normalized) => {
+                        c.status = CandidateStatus::Ok;
+                        c.text = Some(normalized.clone());
+                        completions[index] = Some(completion);
+                        Some(normalized)
+                    }
+                    Err(why) => {
+                        c.status = CandidateStatus::Invalid;
+                        c.text = Some(completion.text);
+                        c.error = Some(why);
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                c.status = if Instant::now() >= plan.deadline {
+                    CandidateStatus::Timeout
+                } else {
+                    CandidateStatus::Error
+                };
+                c.error = Some(e.to_string());
+                None
+            }
+        };
+        if let Some(normalized) = valid
+            && let Flow::Stop = on_valid(index, &normalized, remaining.max(0.0), decision)
+        {
+            decision.finish_running(CandidateStatus::Cancelled, 0);
+            record_reliability(plan, decision, offset);
+            return Gathered {
+                completions,
+                end: End::Stopped,
+            };
+        }
+    }
+    record_reliability(plan, decision, offset);
+    Gathered {
+        completions,
+        end: End::AllDone,
+    }
+}
+
+/// Feeds the outcome of every finished call (not the cancelled ones) into reliability.
+fn record_reliability(plan: &Plan, decision: &Decision, offset: usize) {
+    for c in &decision.candidates[offset..] {
+        match c.status {
+            CandidateStatus::Ok => plan.reliability.record(&c.provider, true),
+            CandidateStatus::Invalid | CandidateStatus::Error | CandidateStatus::Timeout => {
+                plan.reliability.record(&c.provider, false);
+            }
+            CandidateStatus::Cancelled | CandidateStatus::Running => {}
+        }
+    }
+}
+
+/// The text the candidates answered: the last user message, or the raw prompt.
+pub fn question(plan: &Plan) -> &str {
+    match &plan.request.prompt {
+        Prompt::Raw(s) => s,
+        Prompt::Chat(messages) => messages
+            .iter()
+            .rev()
+            .find(|m| m.role == crate::providers::Role::User)
+            .map_or("", |m| m.content.as_str()),
+    }
+}
