@@ -52,7 +52,8 @@ impl Gathered {
 }
 
 /// `n` calls over the plan's providers: each provider in turn, then again with new samples
-/// (seed + sample, `sample_temperature`) once each was asked.
+/// once each was asked. A repeat gets seed `seed + i` (`i` = the call's index, so no two
+/// calls share a seed) and at least `sample_temperature`.
 pub fn specs(plan: &Plan, providers: &[usize], n: usize) -> Vec<CallSpec> {
     let e = &plan.task.ensemble;
     (0..n)
@@ -63,7 +64,7 @@ pub fn specs(plan: &Plan, providers: &[usize], n: usize) -> Vec<CallSpec> {
                 Arc::clone(&plan.request)
             } else {
                 let mut r = (*plan.request).clone();
-                r.params.seed = Some(r.params.seed.unwrap_or(0).wrapping_add(u64::from(sample)));
+                r.params.seed = Some(r.params.seed.unwrap_or(0).wrapping_add(i as u64));
                 r.params.temperature = Some(
                     r.params
                         .temperature
