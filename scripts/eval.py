@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure the strategies on public labelled data against a real model server.
 
-    scripts/eval.py [--items 200] [--sets mmlu,boolq] [--concurrency 4] [--pool URL]
+    scripts/eval.py [--items 200] [--sets mmlu,boolq] [--concurrency 1] [--slots 1] [--pool URL]
 
 Without --pool it starts llama-server (scripts/setup-models.sh) and `llm-pool` (release
 build) itself with eval/eval.toml, and stops them at the end. The data comes from the PyPI
@@ -155,9 +155,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=200)
     ap.add_argument("--sets", default="mmlu,boolq")
-    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=1, help="items in flight at once")
     ap.add_argument("--pool", help="an llm-pool already serving eval/eval.toml")
     ap.add_argument("--threads", default="2", help="llama-server threads")
+    ap.add_argument("--slots", default="1", help="llama-server --parallel: with one slot, the "
+                    "samples of one item reuse its cached prompt instead of each slot "
+                    "processing it again, which is ~4x cheaper on 2 cores")
     a = ap.parse_args()
     procs = []
     try:
@@ -168,7 +171,7 @@ def main():
                 env={**os.environ, "LLM_POOL_SKIP_OLLAMA": "1"}).stdout.split())
             lport, hport, gport = free_port(), free_port(), free_port()
             procs.append(subprocess.Popen([env["LLM_POOL_LLAMA_SERVER"], "-m", env["LLM_POOL_MODEL"], "--host", "127.0.0.1",
-                                           "--port", str(lport), "-t", a.threads, "-c", "8192", "--parallel", "4", "-a", "smollm2"],
+                                           "--port", str(lport), "-t", a.threads, "-c", "8192", "--parallel", a.slots, "-a", "smollm2"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait(f"http://127.0.0.1:{lport}/health")
             cfg = (ROOT / "eval" / "eval.toml").read_text()

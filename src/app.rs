@@ -45,6 +45,10 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
     let grpc_addr = local_addr(&grpc_listener, server.grpc_addr);
 
     let prompts = vec![server.prompts_dir.clone()];
+    state.tasks.spawn(crate::providers::health::run(
+        store.clone(),
+        state.shutdown.clone(),
+    ));
     state.tasks.spawn(crate::config::watch::start(
         store,
         prompts,

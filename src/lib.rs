@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod orchestrator;
 pub mod providers;
+pub mod qos;
 pub mod state;
 pub mod strategies;
 pub mod telemetry;

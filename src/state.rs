@@ -59,6 +59,9 @@ impl Snapshot {
                     cache_ttl: std::time::Duration::ZERO,
                     hedge_delay: None,
                     fanout: 1,
+                    hedge_percentile: None,
+                    hedge_calls: false,
+                    fallback: Vec::new(),
                     schema: None,
                     ensemble: crate::config::Ensemble::single(),
                 };

@@ -29,6 +29,104 @@ pub struct RawConfig {
     /// `alias = "task:NAME"`.
     #[serde(default)]
     pub aliases: BTreeMap<String, String>,
+    /// Circuit breakers, retries, health checks and hedging budget.
+    #[serde(default)]
+    pub qos: RawQos,
+}
+
+/// `[qos]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawQos {
+    /// Active health checks of every endpoint (`/api/tags` or `/v1/models`), in
+    /// milliseconds between rounds; 0 turns them off.
+    pub health_check_interval_ms: u64,
+    /// Time allowed for one health check, in milliseconds.
+    pub health_check_timeout_ms: u64,
+    /// Hedged calls may add at most this percentage of calls (over a ten-second window).
+    pub hedge_budget_percent: f32,
+    pub breaker: RawBreaker,
+    pub retry: RawRetry,
+}
+
+impl Default for RawQos {
+    fn default() -> Self {
+        let d = crate::qos::QosConfig::default();
+        Self {
+            health_check_interval_ms: d.health_check_interval.as_millis() as u64,
+            health_check_timeout_ms: d.health_check_timeout.as_millis() as u64,
+            hedge_budget_percent: d.hedge_budget_percent,
+            breaker: RawBreaker::default(),
+            retry: RawRetry::default(),
+        }
+    }
+}
+
+/// `[qos.breaker]`: one circuit breaker per endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBreaker {
+    /// Trip after this many failures in a row (timeouts, connect errors, 5xx).
+    pub consecutive_failures: u32,
+    /// Trip when at least this share (0..=1) of the calls in the window failed …
+    pub failure_rate: f64,
+    /// … and the window holds at least this many calls.
+    pub min_calls: u32,
+    /// The sliding window for the failure rate, in milliseconds.
+    pub window_ms: u64,
+    /// First cool-down while open, in milliseconds; doubles on repeated trips.
+    pub cooldown_ms: u64,
+    /// Longest cool-down, in milliseconds.
+    pub max_cooldown_ms: u64,
+    /// Calls let through as probes when the cool-down ends.
+    pub half_open_probes: u32,
+}
+
+impl Default for RawBreaker {
+    fn default() -> Self {
+        let d = crate::qos::BreakerConfig::default();
+        Self {
+            consecutive_failures: d.consecutive_failures,
+            failure_rate: d.failure_rate,
+            min_calls: d.min_calls,
+            window_ms: d.window.as_millis() as u64,
+            cooldown_ms: d.cooldown.as_millis() as u64,
+            max_cooldown_ms: d.max_cooldown.as_millis() as u64,
+            half_open_probes: d.half_open_probes,
+        }
+    }
+}
+
+/// `[qos.retry]`: retries of connect errors, 5xx and upstream timeouts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetry {
+    /// Attempts in all, the first included (1 = never retry).
+    pub max_attempts: u32,
+    /// First backoff, in milliseconds; doubles per retry (full jitter).
+    pub backoff_base_ms: u64,
+    /// Longest backoff, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Retries may add at most this percentage of calls (over ten seconds) …
+    pub budget_percent: f32,
+    /// … plus this many per second.
+    pub budget_min_per_sec: u32,
+    /// Randomise backoffs (full jitter). Turn off only for deterministic tests.
+    pub jitter: bool,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        let d = crate::qos::RetryConfig::default();
+        Self {
+            max_attempts: d.max_attempts,
+            backoff_base_ms: d.backoff_base.as_millis() as u64,
+            backoff_max_ms: d.backoff_max.as_millis() as u64,
+            budget_percent: d.budget_percent,
+            budget_min_per_sec: d.budget_min_per_sec,
+            jitter: d.jitter,
+        }
+    }
 }
 
 /// `[server]`
@@ -258,6 +356,18 @@ pub struct RawTask {
     /// FASTEST: ask this many providers at once (1 = one at a time).
     #[serde(default = "defaults::fanout")]
     pub fanout: u32,
+    /// Adaptive hedging: the hedge delay is this percentile (e.g. 95) of the provider's
+    /// recent latency; `hedge_delay_ms`, if set, is used until enough calls were seen.
+    #[serde(default)]
+    pub hedge_percentile: Option<f64>,
+    /// Hedge every call of an ensemble too: a call slower than the hedge delay is sent
+    /// again to another endpoint of the same provider; the first answer counts.
+    #[serde(default)]
+    pub hedge_calls: bool,
+    /// Providers asked only when every provider in `providers` failed or is unavailable
+    /// (e.g. a priced cloud model behind local ones). Never hedged to.
+    #[serde(default)]
+    pub fallback: Vec<String>,
     /// For `output = "json"`: a JSON Schema (as a TOML table) answers must satisfy.
     #[serde(default)]
     pub schema: Option<toml::Table>,

@@ -20,6 +20,7 @@ pub struct Config {
     pub(super) providers: BTreeMap<String, Arc<ProviderConfig>>,
     pub(super) tasks: BTreeMap<String, Arc<TaskConfig>>,
     pub(super) aliases: BTreeMap<String, Target>,
+    pub(super) qos: Arc<crate::qos::QosConfig>,
 }
 
 impl Config {
@@ -37,6 +38,9 @@ impl Config {
     }
     pub fn aliases(&self) -> &BTreeMap<String, Target> {
         &self.aliases
+    }
+    pub fn qos(&self) -> &Arc<crate::qos::QosConfig> {
+        &self.qos
     }
 
     /// Resolves the `model` field of an OpenAI/Ollama/native request: `task:NAME`, an alias,
@@ -107,6 +111,8 @@ pub struct ProviderConfig {
     pub api_key_env: Option<String>,
     pub api_key: Option<SecretString>,
     pub capabilities: Vec<String>,
+    /// `[qos]`: part of the provider's config so that a change rebuilds it.
+    pub qos: Arc<crate::qos::QosConfig>,
 }
 
 impl PartialEq for ProviderConfig {
@@ -122,6 +128,7 @@ impl PartialEq for ProviderConfig {
             && self.connect_timeout == other.connect_timeout
             && self.request_timeout == other.request_timeout
             && self.capabilities == other.capabilities
+            && self.qos == other.qos
             && self.api_key.as_ref().map(|k| k.expose_secret().to_owned())
                 == other.api_key.as_ref().map(|k| k.expose_secret().to_owned())
     }
@@ -148,6 +155,10 @@ pub struct TaskConfig {
     pub cache_ttl: Duration,
     pub hedge_delay: Option<Duration>,
     pub fanout: usize,
+    pub hedge_percentile: Option<f64>,
+    pub hedge_calls: bool,
+    /// Providers asked only after every one in `providers` failed.
+    pub fallback: Vec<String>,
     /// For `json` output: the schema answers must satisfy.
     pub schema: Option<Arc<jsonschema::Validator>>,
     pub ensemble: Ensemble,

@@ -72,10 +72,11 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
 
     let server = check_server(&mut c, &raw, base);
     let limits = check_limits(&mut c, &raw);
+    let qos = Arc::new(check_qos(&mut c, &raw.qos));
 
     let mut providers = BTreeMap::new();
     for (name, p) in &raw.providers {
-        if let Some(p) = check_provider(&mut c, name, p) {
+        if let Some(p) = check_provider(&mut c, name, p, &qos) {
             providers.insert(name.clone(), Arc::new(p));
         }
     }
@@ -117,6 +118,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             providers,
             tasks,
             aliases,
+            qos,
         })
     } else {
         Err(ConfigErrors(c.errors))
@@ -179,7 +181,90 @@ fn check_limits(c: &mut Checker, raw: &RawConfig) -> Limits {
     }
 }
 
-fn check_provider(c: &mut Checker, name: &str, p: &RawProvider) -> Option<ProviderConfig> {
+fn check_qos(c: &mut Checker, q: &super::raw::RawQos) -> crate::qos::QosConfig {
+    use crate::qos::{BreakerConfig, QosConfig, RetryConfig};
+    let b = &q.breaker;
+    let r = &q.retry;
+    for (key, ms) in [
+        ("qos.health_check_interval_ms", q.health_check_interval_ms),
+        ("qos.health_check_timeout_ms", q.health_check_timeout_ms),
+        ("qos.breaker.window_ms", b.window_ms),
+        ("qos.breaker.cooldown_ms", b.cooldown_ms),
+        ("qos.breaker.max_cooldown_ms", b.max_cooldown_ms),
+        ("qos.retry.backoff_base_ms", r.backoff_base_ms),
+        ("qos.retry.backoff_max_ms", r.backoff_max_ms),
+    ] {
+        check_ms(c, key.to_owned(), ms);
+    }
+    if q.health_check_interval_ms > 0 && q.health_check_timeout_ms == 0 {
+        c.err("qos.health_check_timeout_ms", "must be greater than 0");
+    }
+    if !(0.0..=100.0).contains(&q.hedge_budget_percent) {
+        c.err("qos.hedge_budget_percent", "must be between 0 and 100");
+    }
+    if b.consecutive_failures == 0 {
+        c.err("qos.breaker.consecutive_failures", "must be at least 1");
+    }
+    if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0) {
+        c.err(
+            "qos.breaker.failure_rate",
+            "must be greater than 0 and at most 1",
+        );
+    }
+    if b.cooldown_ms == 0 {
+        c.err("qos.breaker.cooldown_ms", "must be greater than 0");
+    }
+    if b.max_cooldown_ms < b.cooldown_ms {
+        c.err(
+            "qos.breaker.max_cooldown_ms",
+            "must be at least cooldown_ms",
+        );
+    }
+    if b.half_open_probes == 0 {
+        c.err("qos.breaker.half_open_probes", "must be at least 1");
+    }
+    if r.max_attempts == 0 || r.max_attempts > 10 {
+        c.err("qos.retry.max_attempts", "must be between 1 and 10");
+    }
+    if r.backoff_max_ms < r.backoff_base_ms {
+        c.err(
+            "qos.retry.backoff_max_ms",
+            "must be at least backoff_base_ms",
+        );
+    }
+    if !(0.0..=100.0).contains(&r.budget_percent) {
+        c.err("qos.retry.budget_percent", "must be between 0 and 100");
+    }
+    QosConfig {
+        breaker: BreakerConfig {
+            consecutive_failures: b.consecutive_failures,
+            failure_rate: b.failure_rate,
+            min_calls: b.min_calls,
+            window: Duration::from_millis(b.window_ms),
+            cooldown: Duration::from_millis(b.cooldown_ms),
+            max_cooldown: Duration::from_millis(b.max_cooldown_ms),
+            half_open_probes: b.half_open_probes,
+        },
+        retry: RetryConfig {
+            max_attempts: r.max_attempts,
+            backoff_base: Duration::from_millis(r.backoff_base_ms),
+            backoff_max: Duration::from_millis(r.backoff_max_ms),
+            budget_percent: r.budget_percent,
+            budget_min_per_sec: r.budget_min_per_sec,
+            jitter: r.jitter,
+        },
+        health_check_interval: Duration::from_millis(q.health_check_interval_ms),
+        health_check_timeout: Duration::from_millis(q.health_check_timeout_ms),
+        hedge_budget_percent: q.hedge_budget_percent,
+    }
+}
+
+fn check_provider(
+    c: &mut Checker,
+    name: &str,
+    p: &RawProvider,
+    qos: &Arc<crate::qos::QosConfig>,
+) -> Option<ProviderConfig> {
     let path = format!("providers.{name}");
     let before = c.errors.len();
     if !valid_name(name) {
@@ -266,6 +351,7 @@ fn check_provider(c: &mut Checker, name: &str, p: &RawProvider) -> Option<Provid
         api_key_env: p.api_key_env.clone(),
         api_key,
         capabilities: p.capabilities.clone(),
+        qos: Arc::clone(qos),
     })
 }
 
@@ -426,6 +512,27 @@ fn check_task(
             check_ms(c, format!("{path}.{key}"), ms);
         }
     }
+    if let Some(p) = t.hedge_percentile
+        && !(p > 0.0 && p <= 100.0)
+    {
+        c.err(
+            format!("{path}.hedge_percentile"),
+            "must be greater than 0 and at most 100",
+        );
+    }
+    for (i, f) in t.fallback.iter().enumerate() {
+        if !raw.providers.contains_key(f) {
+            c.err(
+                format!("{path}.fallback[{i}]"),
+                format!("unknown provider `{f}`"),
+            );
+        } else if t.providers.contains(f) {
+            c.err(
+                format!("{path}.fallback[{i}]"),
+                format!("`{f}` is already in providers"),
+            );
+        }
+    }
     if t.hedge_delay_ms == Some(0) {
         c.err(
             format!("{path}.hedge_delay_ms"),
@@ -474,6 +581,9 @@ fn check_task(
         cache_ttl: Duration::from_secs(t.cache_ttl_secs),
         hedge_delay: t.hedge_delay_ms.map(Duration::from_millis),
         fanout: t.fanout as usize,
+        hedge_percentile: t.hedge_percentile,
+        hedge_calls: t.hedge_calls,
+        fallback: t.fallback.clone(),
         schema,
         ensemble,
     })

@@ -74,7 +74,10 @@ pub struct Plan {
     /// The task name callers know it by (`None` for a provider called directly).
     pub task_name: Option<String>,
     pub strategy: StrategyKind,
+    /// The task's providers, then its fallback providers.
     pub providers: Vec<Arc<dyn Provider>>,
+    /// Index in `providers` where the fallbacks start.
+    pub fallback_from: usize,
     /// `weight` of each provider, in `providers` order.
     pub weights: Vec<f64>,
     /// `cost_per_1k_tokens` of each provider, in `providers` order.
@@ -147,16 +150,22 @@ impl PoolRequest {
             ));
         }
         let prompt = build_prompt(&task, &mut self)?;
-        let entries: Vec<_> = task
+        let mut entries: Vec<_> = task
             .providers
             .iter()
             .filter_map(|name| snapshot.providers.entry(name))
             .collect();
+        let fallback_from = entries.len();
+        entries.extend(
+            task.fallback
+                .iter()
+                .filter_map(|name| snapshot.providers.entry(name)),
+        );
         let providers: Vec<Arc<dyn Provider>> =
             entries.iter().map(|(_, p)| Arc::clone(p)).collect();
         let weights = entries.iter().map(|(c, _)| c.weight).collect();
         let costs = entries.iter().map(|(c, _)| c.cost_per_1k_tokens).collect();
-        if providers.is_empty() {
+        if fallback_from == 0 {
             return Err(PoolError::Unavailable {
                 summary: "the task has no configured providers".into(),
                 decision: None,
@@ -174,6 +183,7 @@ impl PoolRequest {
         Ok(Plan {
             strategy,
             providers,
+            fallback_from,
             weights,
             costs,
             n,

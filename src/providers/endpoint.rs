@@ -1,10 +1,9 @@
 //! A provider's endpoints: power-of-two-choices balancing on outstanding requests, a
-//! per-endpoint concurrency limit (callers wait for a slot, within their deadline), and
-//! passive health from call outcomes.
+//! per-endpoint concurrency limit (callers wait for a slot, within their deadline), a
+//! circuit breaker per endpoint, and the results of active health checks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -12,25 +11,33 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::ProviderConfig;
-
-/// Consecutive failures after which an endpoint is reported `failing` and tried last.
-const FAILING_AFTER: u32 = 3;
-/// A failing endpoint gets a probe again this long after its last failure, so a replica
-/// that restarted comes back into rotation without waiting for the others to fail.
-const RETRY_FAILING_AFTER: Duration = Duration::from_secs(5);
+use crate::qos::breaker::Admit;
+use crate::qos::{Breaker, BreakerState};
 
 /// One endpoint's state, shown on `/health` and gRPC `Health`.
 #[derive(Debug, Clone, Serialize)]
 pub struct EndpointHealth {
     pub url: String,
-    /// `serving` (last call succeeded), `unknown` (no call yet) or `failing`.
+    /// `serving`, `unknown` (no call or check yet), `open` / `half_open` (breaker),
+    /// `unhealthy` (failed its health check) or `model_missing` (the check found the
+    /// endpoint does not serve the provider's model).
     pub state: &'static str,
+    pub breaker: BreakerState,
+    pub trips: u64,
     pub outstanding: usize,
     pub calls: u64,
     pub failures: u64,
-    pub consecutive_failures: u32,
     pub last_error: Option<String>,
+    /// Models the last health check found on the endpoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
 }
+
+/// What the last health check said, as one byte read on every pick.
+const CHECK_UNKNOWN: u8 = 0;
+const CHECK_OK: u8 = 1;
+const CHECK_FAILED: u8 = 2;
+const CHECK_MODEL_MISSING: u8 = 3;
 
 pub(crate) struct Endpoint {
     pub(crate) url: Arc<str>,
@@ -38,16 +45,17 @@ pub(crate) struct Endpoint {
     limit: usize,
     calls: AtomicU64,
     failures: AtomicU64,
-    consecutive_failures: AtomicU32,
     seen: AtomicBool,
-    passive: Mutex<Passive>,
+    check: AtomicU8,
+    breaker: Mutex<Breaker>,
+    details: Mutex<Details>,
 }
 
-/// Failure details; only touched when a call fails.
+/// Only touched on failures and health checks.
 #[derive(Default)]
-struct Passive {
-    last_failure: Option<Instant>,
+struct Details {
     last_error: Option<String>,
+    models: Vec<String>,
 }
 
 /// The endpoints of one provider.
@@ -55,9 +63,23 @@ pub struct EndpointSet {
     endpoints: Vec<Arc<Endpoint>>,
 }
 
-/// Holds one slot of an endpoint's concurrency limit; released on drop.
+/// Why no endpoint could be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unavailable {
+    /// Every endpoint's breaker is open.
+    CircuitOpen,
+    /// Every endpoint failed its health check or lacks the model.
+    Unhealthy,
+    /// Every endpoint stayed at its concurrency limit until the deadline.
+    Busy,
+}
+
+/// Holds one slot of an endpoint's concurrency limit (and, half-open, a breaker probe);
+/// released on drop.
 pub(crate) struct EndpointGuard {
     endpoint: Arc<Endpoint>,
+    probe: bool,
+    recorded: AtomicBool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -66,6 +88,7 @@ pub(crate) struct EndpointGuard {
 impl EndpointSet {
     pub fn new(config: &ProviderConfig) -> Self {
         let limit = config.max_concurrency as usize;
+        let now = Instant::now();
         let endpoints = config
             .endpoints
             .iter()
@@ -76,9 +99,10 @@ impl EndpointSet {
                     limit,
                     calls: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
-                    consecutive_failures: AtomicU32::new(0),
                     seen: AtomicBool::new(false),
-                    passive: Mutex::new(Passive::default()),
+                    check: AtomicU8::new(CHECK_UNKNOWN),
+                    breaker: Mutex::new(Breaker::new(config.qos.breaker.clone(), now)),
+                    details: Mutex::new(Details::default()),
                 })
             })
             .collect();
@@ -89,92 +113,152 @@ impl EndpointSet {
         self.endpoints.len()
     }
 
-    /// Picks an endpoint (of two chosen at random among the healthy ones with a free slot,
-    /// the one with fewer outstanding requests) and takes a slot. When every endpoint is
-    /// full, waits for the least loaded one until `until`; `None` if none frees in time.
+    pub(crate) fn urls(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.endpoints.iter().map(|e| &e.url)
+    }
+
+    /// Picks an endpoint that passed its health check (or has none yet) and whose breaker
+    /// admits a call: of two chosen at random, the one with fewer outstanding requests. When
+    /// every such endpoint is at its limit, waits for the least loaded one until `until`.
+    /// `exclude` (the endpoint that just failed) is avoided when another is usable.
     pub(crate) async fn acquire(
         &self,
         exclude: Option<&str>,
         until: Instant,
-    ) -> Option<EndpointGuard> {
+    ) -> Result<EndpointGuard, Unavailable> {
         let now = Instant::now();
-        let usable = |e: &&Arc<Endpoint>| exclude != Some(&*e.url) || self.endpoints.len() == 1;
-        // Healthy endpoints first, then failing ones.
-        for healthy in [true, false] {
-            let pool = || {
-                self.endpoints
-                    .iter()
-                    .filter(usable)
-                    .filter(move |e| e.is_healthy(now) == healthy)
-                    .filter(|e| e.slots.available_permits() > 0)
-            };
-            let n = pool().count();
-            let chosen = match n {
-                0 => continue,
-                1 => pool().next(),
-                n => {
-                    let a = fastrand::usize(..n);
-                    let mut b = fastrand::usize(..n - 1);
-                    if b >= a {
-                        b += 1;
-                    }
-                    let ea = pool().nth(a);
-                    let eb = pool().nth(b);
-                    match (ea, eb) {
-                        (Some(ea), Some(eb)) if eb.outstanding() < ea.outstanding() => Some(eb),
-                        (ea, eb) => ea.or(eb),
-                    }
-                }
-            };
-            if let Some(e) = chosen
-                && let Ok(permit) = Arc::clone(&e.slots).try_acquire_owned()
-            {
-                return Some(EndpointGuard {
-                    endpoint: Arc::clone(e),
-                    _permit: permit,
-                });
+        let routable: Vec<&Arc<Endpoint>> =
+            self.endpoints.iter().filter(|e| e.routable()).collect();
+        if routable.is_empty() {
+            return Err(Unavailable::Unhealthy);
+        }
+        let mut admitted: Vec<&Arc<Endpoint>> = routable
+            .into_iter()
+            .filter(|e| e.breaker.lock().available(now))
+            .collect();
+        if admitted.is_empty() {
+            return Err(Unavailable::CircuitOpen);
+        }
+        if admitted.len() > 1
+            && let Some(x) = exclude
+        {
+            admitted.retain(|e| &*e.url != x);
+        }
+        // Try free endpoints, P2C first, then any, before queueing.
+        let mut free: Vec<&Arc<Endpoint>> = admitted
+            .iter()
+            .copied()
+            .filter(|e| e.slots.available_permits() > 0)
+            .collect();
+        while !free.is_empty() {
+            let i = p2c(&free);
+            let e = free.swap_remove(i);
+            if let Some(guard) = e.try_take(now) {
+                return Ok(guard);
             }
         }
-        // Everything is at its limit: queue on the least loaded endpoint.
-        let e = self
-            .endpoints
+        // Everything usable is at its limit: queue on the least loaded endpoint.
+        let e = admitted
             .iter()
-            .filter(usable)
-            .min_by_key(|e| (!e.is_healthy(now), e.outstanding()))?;
+            .min_by_key(|e| e.outstanding())
+            .ok_or(Unavailable::Busy)?;
         let permit = tokio::time::timeout_at(until, Arc::clone(&e.slots).acquire_owned())
             .await
-            .ok()?
-            .ok()?;
-        Some(EndpointGuard {
-            endpoint: Arc::clone(e),
-            _permit: permit,
-        })
+            .map_err(|_| Unavailable::Busy)?
+            .map_err(|_| Unavailable::Busy)?;
+        match e.breaker.lock().admit(Instant::now()) {
+            Admit::Refuse => Err(Unavailable::CircuitOpen),
+            admit => Ok(EndpointGuard::new(e, admit == Admit::Probe, permit)),
+        }
+    }
+
+    /// Records a health check's result for the endpoint at `url`.
+    pub(crate) fn record_check(&self, url: &str, result: Result<Vec<String>, String>, model: &str) {
+        let Some(e) = self.endpoints.iter().find(|e| &*e.url == url) else {
+            return;
+        };
+        let mut d = e.details.lock();
+        match result {
+            Ok(models) => {
+                let serves = models.is_empty() || models.iter().any(|m| same_model(m, model));
+                e.check.store(
+                    if serves {
+                        CHECK_OK
+                    } else {
+                        CHECK_MODEL_MISSING
+                    },
+                    Ordering::Relaxed,
+                );
+                if !serves {
+                    d.last_error = Some(format!("health check: model `{model}` not served"));
+                }
+                d.models = models;
+            }
+            Err(error) => {
+                e.check.store(CHECK_FAILED, Ordering::Relaxed);
+                d.last_error = Some(format!("health check: {error}"));
+            }
+        }
     }
 
     pub fn health(&self) -> Vec<EndpointHealth> {
+        let now = Instant::now();
         self.endpoints
             .iter()
             .map(|e| {
-                let p = e.passive.lock();
-                let consecutive = e.consecutive_failures.load(Ordering::Relaxed);
+                let (breaker, trips) = {
+                    let b = e.breaker.lock();
+                    (b.state(now), b.trips())
+                };
+                let d = e.details.lock();
+                let state = match (e.check.load(Ordering::Relaxed), breaker) {
+                    (CHECK_FAILED, _) => "unhealthy",
+                    (CHECK_MODEL_MISSING, _) => "model_missing",
+                    (_, BreakerState::Open) => "open",
+                    (_, BreakerState::HalfOpen) => "half_open",
+                    (CHECK_OK, _) => "serving",
+                    _ if e.seen.load(Ordering::Relaxed) => "serving",
+                    _ => "unknown",
+                };
                 EndpointHealth {
                     url: e.url.to_string(),
-                    state: if !e.seen.load(Ordering::Relaxed) {
-                        "unknown"
-                    } else if consecutive >= FAILING_AFTER {
-                        "failing"
-                    } else {
-                        "serving"
-                    },
+                    state,
+                    breaker,
+                    trips,
                     outstanding: e.outstanding(),
                     calls: e.calls.load(Ordering::Relaxed),
                     failures: e.failures.load(Ordering::Relaxed),
-                    consecutive_failures: consecutive,
-                    last_error: p.last_error.clone(),
+                    last_error: d.last_error.clone(),
+                    models: d.models.clone(),
                 }
             })
             .collect()
     }
+}
+
+/// Power of two choices: of two distinct random picks, the one with fewer outstanding.
+fn p2c(pool: &[&Arc<Endpoint>]) -> usize {
+    let n = pool.len();
+    if n == 1 {
+        return 0;
+    }
+    let a = fastrand::usize(..n);
+    let mut b = fastrand::usize(..n - 1);
+    if b >= a {
+        b += 1;
+    }
+    if pool[b].outstanding() < pool[a].outstanding() {
+        b
+    } else {
+        a
+    }
+}
+
+/// Ollama lists `phi3:mini` for `phi3:mini`, and `llama3:latest` for `llama3`.
+fn same_model(listed: &str, wanted: &str) -> bool {
+    listed == wanted
+        || listed.strip_suffix(":latest") == Some(wanted)
+        || wanted.strip_suffix(":latest") == Some(listed)
 }
 
 // === impl Endpoint ===
@@ -184,39 +268,65 @@ impl Endpoint {
         self.limit.saturating_sub(self.slots.available_permits())
     }
 
-    /// Healthy unless it failed `FAILING_AFTER` times in a row, and recently.
-    fn is_healthy(&self, now: Instant) -> bool {
-        if self.consecutive_failures.load(Ordering::Relaxed) < FAILING_AFTER {
-            return true;
+    fn routable(&self) -> bool {
+        matches!(self.check.load(Ordering::Relaxed), CHECK_UNKNOWN | CHECK_OK)
+    }
+
+    fn try_take(self: &Arc<Self>, now: Instant) -> Option<EndpointGuard> {
+        let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        match self.breaker.lock().admit(now) {
+            Admit::Refuse => None,
+            admit => Some(EndpointGuard::new(self, admit == Admit::Probe, permit)),
         }
-        self.passive
-            .lock()
-            .last_failure
-            .is_none_or(|t| now.saturating_duration_since(t) >= RETRY_FAILING_AFTER)
     }
 }
 
 // === impl EndpointGuard ===
 
 impl EndpointGuard {
+    fn new(endpoint: &Arc<Endpoint>, probe: bool, permit: OwnedSemaphorePermit) -> Self {
+        Self {
+            endpoint: Arc::clone(endpoint),
+            probe,
+            recorded: AtomicBool::new(false),
+            _permit: permit,
+        }
+    }
+
     pub(crate) fn url(&self) -> &Arc<str> {
         &self.endpoint.url
     }
 
-    /// Records the outcome of the call made through this slot.
+    /// Records the outcome of the call made through this slot. Endpoint failures (connect
+    /// errors, per-call timeouts, 5xx, 401/403/404) count against the breaker; an answer,
+    /// even a caller's 4xx, shows the endpoint alive; the request's own deadline says
+    /// nothing about the endpoint.
     pub(crate) fn record(&self, outcome: Result<(), &super::ProviderError>) {
         let e = &self.endpoint;
         e.calls.fetch_add(1, Ordering::Relaxed);
         e.seen.store(true, Ordering::Relaxed);
-        match outcome {
+        let now = Instant::now();
+        let verdict = match outcome {
+            Ok(()) => Some(true),
             Err(err) if err.is_endpoint_failure() => {
                 e.failures.fetch_add(1, Ordering::Relaxed);
-                e.consecutive_failures.fetch_add(1, Ordering::Relaxed);
-                let mut p = e.passive.lock();
-                p.last_failure = Some(Instant::now());
-                p.last_error = Some(err.to_string());
+                e.details.lock().last_error = Some(err.to_string());
+                Some(false)
             }
-            _ => e.consecutive_failures.store(0, Ordering::Relaxed),
+            Err(super::ProviderError::DeadlineExceeded { .. }) => None,
+            Err(_) => Some(true),
+        };
+        if let Some(success) = verdict {
+            e.breaker.lock().on_result(success, now);
+            self.recorded.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for EndpointGuard {
+    fn drop(&mut self) {
+        if self.probe && !self.recorded.load(Ordering::Relaxed) {
+            self.endpoint.breaker.lock().release_probe();
         }
     }
 }

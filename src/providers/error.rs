@@ -9,9 +9,12 @@ pub enum ProviderError {
     /// The connection could not be made (refused, reset, DNS, TLS).
     #[error("endpoint {endpoint}: connect: {message}")]
     Connect { endpoint: Arc<str>, message: String },
-    /// The call ran past its time (per-call timeout or the request's deadline).
+    /// The call ran past the provider's per-call timeout.
     #[error("endpoint {endpoint}: timed out")]
     Timeout { endpoint: Arc<str> },
+    /// The request's own deadline ran out during the call (says nothing of the endpoint).
+    #[error("endpoint {endpoint}: the request's deadline passed")]
+    DeadlineExceeded { endpoint: Arc<str> },
     /// The upstream answered with an error status.
     #[error("endpoint {endpoint}: status {status}: {message}")]
     Status {
@@ -25,9 +28,12 @@ pub enum ProviderError {
     /// The connection broke while reading the body or stream.
     #[error("endpoint {endpoint}: stream broken: {message}")]
     Broken { endpoint: Arc<str>, message: String },
-    /// Every endpoint of the provider is at its concurrency limit or unavailable.
-    #[error("provider {provider}: no endpoint available")]
-    NoEndpoint { provider: String },
+    /// No endpoint of the provider can take the call now.
+    #[error("provider {provider}: {reason}")]
+    NoEndpoint {
+        provider: String,
+        reason: &'static str,
+    },
 }
 
 impl ProviderError {
@@ -49,6 +55,7 @@ impl ProviderError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Status { .. } => !self.is_refusal(),
+            Self::DeadlineExceeded { .. } => false,
             Self::Connect { .. }
             | Self::Timeout { .. }
             | Self::Broken { .. }
@@ -62,7 +69,7 @@ impl ProviderError {
     pub fn is_endpoint_failure(&self) -> bool {
         match self {
             Self::Status { status, .. } => *status >= 500 || matches!(status, 401 | 403 | 404),
-            Self::NoEndpoint { .. } => false,
+            Self::NoEndpoint { .. } | Self::DeadlineExceeded { .. } => false,
             _ => true,
         }
     }
@@ -72,6 +79,7 @@ impl ProviderError {
         match self {
             Self::Connect { .. } => "connect",
             Self::Timeout { .. } => "timeout",
+            Self::DeadlineExceeded { .. } => "deadline",
             Self::Status { status, .. } if *status >= 500 => "upstream_5xx",
             Self::Status { .. } => "upstream_4xx",
             Self::Decode { .. } => "decode",

@@ -10,12 +10,13 @@ use futures::{FutureExt, StreamExt};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use super::endpoint::{EndpointGuard, EndpointSet};
+use super::endpoint::{EndpointGuard, EndpointSet, Unavailable};
 use super::{
     Completion, EndpointHealth, Prompt, Provider, ProviderError, ProviderRequest, StartedStream,
     StreamEvent, Usage,
 };
 use crate::config::ProviderConfig;
+use crate::qos::{Budget, LatencyWindow};
 
 /// Largest upstream error body read into an error message.
 const MAX_ERROR_BODY: usize = 4 * 1024;
@@ -36,6 +37,10 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     fn parse_complete(&self, body: &[u8]) -> Result<Parsed, String>;
     /// Reads one line of a streamed answer.
     fn parse_line(&self, line: &[u8]) -> Result<LineInfo, String>;
+    /// Path listing the models an endpoint serves (health checks).
+    fn models_path(&self) -> &'static str;
+    /// Reads that list.
+    fn parse_models(&self, body: &[u8]) -> Result<Vec<String>, String>;
 }
 
 /// A whole answer, read.
@@ -66,6 +71,12 @@ struct Inner<D> {
     endpoints: EndpointSet,
     client: reqwest::Client,
     dialect: D,
+    retry_budget: Budget,
+    hedge_budget: Budget,
+    /// Whole-answer latency of successful calls.
+    latency: LatencyWindow,
+    /// Time to the first streamed event.
+    ttft: LatencyWindow,
 }
 
 impl<D: Dialect> HttpProvider<D> {
@@ -79,54 +90,78 @@ impl<D: Dialect> HttpProvider<D> {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         let endpoints = EndpointSet::new(&config);
+        let retry = &config.qos.retry;
+        let retry_budget = Budget::new(retry.budget_percent, retry.budget_min_per_sec);
+        let hedge_budget = Budget::new(config.qos.hedge_budget_percent, 0);
         Self {
             inner: Arc::new(Inner {
                 config,
                 endpoints,
                 client,
                 dialect,
+                retry_budget,
+                hedge_budget,
+                latency: LatencyWindow::default(),
+                ttft: LatencyWindow::default(),
             }),
         }
     }
 }
 
 impl<D: Dialect> Inner<D> {
-    /// Sends the request and returns the successful response. A connect error or 5xx from
-    /// one endpoint is tried once more on another endpoint of the provider, time allowing
-    /// (budgeted retries with backoff are the QoS layer's business).
+    /// Sends the request and returns the successful response, retrying connect errors,
+    /// 5xx and per-call timeouts on another endpoint when the retry policy, the budget and
+    /// the deadline allow (see `qos::retry`). Nothing has reached the caller yet at this
+    /// point, so streamed requests are retried the same way.
     async fn send(
         &self,
         req: &ProviderRequest,
         stream: bool,
         deadline: Instant,
     ) -> Result<(EndpointGuard, reqwest::Response, Instant), ProviderError> {
-        let until = deadline.min(Instant::now() + self.config.request_timeout);
+        let policy = &self.config.qos.retry;
         let body = Bytes::from(self.dialect.body(&self.config.model, req, stream));
         let path = self.dialect.path(&req.prompt);
+        self.retry_budget.deposit();
+        self.hedge_budget.deposit();
         let mut failed: Option<Arc<str>> = None;
+        let mut attempt = 1;
         loop {
-            let Some(guard) = self.endpoints.acquire(failed.as_deref(), until).await else {
-                return Err(match failed {
-                    Some(endpoint) => ProviderError::Timeout { endpoint },
-                    None => ProviderError::NoEndpoint {
+            let until = deadline.min(Instant::now() + self.config.request_timeout);
+            let guard = match self.endpoints.acquire(failed.as_deref(), until).await {
+                Ok(g) => g,
+                Err(why) => {
+                    let reason = match why {
+                        Unavailable::CircuitOpen => "every endpoint's circuit is open",
+                        Unavailable::Unhealthy => "every endpoint failed its health check",
+                        Unavailable::Busy => "every endpoint stayed at its concurrency limit",
+                    };
+                    return Err(ProviderError::NoEndpoint {
                         provider: self.config.name.clone(),
-                    },
-                });
-            };
-            match self.send_once(&guard, path, body.clone(), until).await {
-                Ok(resp) => return Ok((guard, resp, until)),
-                Err(e) => {
-                    guard.record(Err(&e));
-                    let retry_elsewhere = failed.is_none()
-                        && self.endpoints.len() > 1
-                        && e.is_endpoint_failure()
-                        && Instant::now() < until;
-                    if !retry_elsewhere {
-                        return Err(e);
-                    }
-                    failed = Some(Arc::clone(guard.url()));
+                        reason,
+                    });
                 }
+            };
+            let e = match self
+                .send_once(&guard, path, body.clone(), until, deadline)
+                .await
+            {
+                Ok(resp) => return Ok((guard, resp, until)),
+                Err(e) => e,
+            };
+            guard.record(Err(&e));
+            let retryable = e.is_retryable() && e.is_endpoint_failure();
+            if !retryable || attempt >= policy.max_attempts {
+                return Err(e);
             }
+            let wait = policy.backoff(attempt);
+            if Instant::now() + wait >= deadline || !self.retry_budget.withdraw() {
+                return Err(e);
+            }
+            tracing::debug!(provider = %self.config.name, attempt, error = %e, "Retrying.");
+            tokio::time::sleep(wait).await;
+            failed = Some(Arc::clone(guard.url()));
+            attempt += 1;
         }
     }
 
@@ -136,6 +171,7 @@ impl<D: Dialect> Inner<D> {
         path: &str,
         body: Bytes,
         until: Instant,
+        deadline: Instant,
     ) -> Result<reqwest::Response, ProviderError> {
         let endpoint = guard.url();
         let mut builder = self
@@ -147,9 +183,7 @@ impl<D: Dialect> Inner<D> {
             builder = builder.bearer_auth(key.expose_secret());
         }
         match tokio::time::timeout_at(until, builder.send()).await {
-            Err(_) => Err(ProviderError::Timeout {
-                endpoint: Arc::clone(endpoint),
-            }),
+            Err(_) => Err(expired(endpoint, until, deadline)),
             Ok(Err(e)) => Err(classify(endpoint, e)),
             Ok(Ok(resp)) if resp.status().is_success() => Ok(resp),
             Ok(Ok(resp)) => {
@@ -164,6 +198,51 @@ impl<D: Dialect> Inner<D> {
                 })
             }
         }
+    }
+
+    /// Asks every endpoint which models it serves (`GET /v1/models` or `/api/tags`).
+    async fn check_health(&self) {
+        let timeout = self.config.qos.health_check_timeout;
+        let checks = self.endpoints.urls().map(|url| {
+            let mut req = self
+                .client
+                .get(format!("{url}{}", self.dialect.models_path()));
+            if let Some(key) = &self.config.api_key {
+                req = req.bearer_auth(key.expose_secret());
+            }
+            async move {
+                let result = match tokio::time::timeout(timeout, req.send()).await {
+                    Err(_) => Err("timed out".to_owned()),
+                    Ok(Err(e)) => Err(error_chain(&e.without_url())),
+                    Ok(Ok(resp)) if !resp.status().is_success() => {
+                        Err(format!("status {}", resp.status().as_u16()))
+                    }
+                    Ok(Ok(resp)) => {
+                        match tokio::time::timeout(timeout, read_bounded(resp, MAX_BODY)).await {
+                            Err(_) => Err("timed out".to_owned()),
+                            Ok(Err(e)) => Err(e),
+                            Ok(Ok(body)) => self.dialect.parse_models(&body),
+                        }
+                    }
+                };
+                (Arc::clone(url), result)
+            }
+        });
+        for (url, result) in futures::future::join_all(checks).await {
+            self.endpoints
+                .record_check(&url, result, &self.config.model);
+        }
+    }
+}
+
+/// A timeout: the request's own deadline (nothing wrong with the endpoint) or the
+/// provider's per-call timeout.
+fn expired(endpoint: &Arc<str>, until: Instant, deadline: Instant) -> ProviderError {
+    let endpoint = Arc::clone(endpoint);
+    if until >= deadline {
+        ProviderError::DeadlineExceeded { endpoint }
+    } else {
+        ProviderError::Timeout { endpoint }
     }
 }
 
@@ -183,13 +262,12 @@ impl<D: Dialect> Provider for HttpProvider<D> {
     ) -> BoxFuture<'static, Result<Completion, ProviderError>> {
         let inner = Arc::clone(&self.inner);
         async move {
+            let t0 = Instant::now();
             let (guard, resp, until) = inner.send(&req, false, deadline).await?;
             let endpoint = Arc::clone(guard.url());
             let result =
                 match tokio::time::timeout_at(until, read_bounded(resp, MAX_BODY)).await {
-                    Err(_) => Err(ProviderError::Timeout {
-                        endpoint: Arc::clone(&endpoint),
-                    }),
+                    Err(_) => Err(expired(&endpoint, until, deadline)),
                     Ok(Err(message)) => Err(ProviderError::Broken {
                         endpoint: Arc::clone(&endpoint),
                         message,
@@ -203,6 +281,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
                 };
             guard.record(result.as_ref().map(|_| ()));
             let parsed = result?;
+            inner.latency.record(t0.elapsed());
             Ok(Completion {
                 text: parsed.text,
                 model: parsed.model.unwrap_or_else(|| inner.config.model.clone()),
@@ -221,10 +300,11 @@ impl<D: Dialect> Provider for HttpProvider<D> {
     ) -> BoxFuture<'static, Result<StartedStream, ProviderError>> {
         let inner = Arc::clone(&self.inner);
         async move {
+            let t0 = Instant::now();
             let (guard, resp, until) = inner.send(&req, true, deadline).await?;
             let endpoint = Arc::clone(guard.url());
             let model = inner.config.model.clone();
-            let events = events(inner, guard, resp, until);
+            let events = events(inner, guard, resp, until, deadline, t0);
             Ok(StartedStream {
                 endpoint,
                 model,
@@ -237,6 +317,27 @@ impl<D: Dialect> Provider for HttpProvider<D> {
     fn health(&self) -> Vec<EndpointHealth> {
         self.inner.endpoints.health()
     }
+
+    fn endpoints(&self) -> usize {
+        self.inner.endpoints.len()
+    }
+
+    fn latency_percentile(&self, p: f64, streaming: bool) -> Option<Duration> {
+        if streaming {
+            self.inner.ttft.percentile(p)
+        } else {
+            self.inner.latency.percentile(p)
+        }
+    }
+
+    fn try_hedge(&self) -> bool {
+        self.inner.hedge_budget.withdraw()
+    }
+
+    fn check_health(&self) -> BoxFuture<'static, ()> {
+        let inner = Arc::clone(&self.inner);
+        async move { inner.check_health().await }.boxed()
+    }
 }
 
 /// Turns the upstream body into events; the endpoint slot is held until the stream ends or
@@ -246,6 +347,8 @@ fn events<D: Dialect>(
     guard: EndpointGuard,
     resp: reqwest::Response,
     until: Instant,
+    deadline: Instant,
+    t0: Instant,
 ) -> impl futures::Stream<Item = Result<StreamEvent, ProviderError>> + Send + 'static {
     async_stream::stream! {
         let endpoint = Arc::clone(guard.url());
@@ -258,7 +361,7 @@ fn events<D: Dialect>(
             let next = match tokio::time::timeout_at(until, lines.next()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    let e = ProviderError::Timeout { endpoint: Arc::clone(&endpoint) };
+                    let e = expired(&endpoint, until, deadline);
                     guard.record(Err(&e));
                     yield Err(e);
                     return;
@@ -295,6 +398,9 @@ fn events<D: Dialect>(
             if let Some(delta) = info.delta
                 && !delta.is_empty()
             {
+                if deltas == 0 {
+                    inner.ttft.record(t0.elapsed());
+                }
                 deltas += 1;
                 yield Ok(StreamEvent::Delta(delta));
             }

@@ -6,6 +6,7 @@
 
 mod endpoint;
 mod error;
+pub mod health;
 mod http;
 mod lines;
 pub mod ollama;
@@ -158,4 +159,21 @@ pub trait Provider: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<StartedStream, ProviderError>>;
     /// Per-endpoint state.
     fn health(&self) -> Vec<EndpointHealth>;
+    /// How many endpoints serve this provider (hedges may go to another one).
+    fn endpoints(&self) -> usize {
+        1
+    }
+    /// The `p`-th percentile of recent latency (whole answers, or time to first token for
+    /// streams), once enough calls were seen.
+    fn latency_percentile(&self, _p: f64, _streaming: bool) -> Option<std::time::Duration> {
+        None
+    }
+    /// Takes room for one hedged call from the provider's hedge budget.
+    fn try_hedge(&self) -> bool {
+        true
+    }
+    /// Runs one round of active health checks of every endpoint.
+    fn check_health(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }

@@ -15,7 +15,7 @@ use super::{Outcome, judge};
 
 pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
     let mut decision = Decision::new("cascade");
-    let mut tiers: Vec<usize> = (0..plan.providers.len()).collect();
+    let mut tiers: Vec<usize> = (0..plan.fallback_from).collect();
     // Cheapest first; equal costs keep the task's order.
     tiers.sort_by(|&a, &b| plan.costs[a].total_cmp(&plan.costs[b]));
     let e = &plan.task.ensemble;

@@ -4,6 +4,7 @@
 //! model servers stop generating.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -58,6 +59,7 @@ pub async fn complete(plan: &Plan) -> Result<Won<(Completion, String)>, PoolErro
     let task = Arc::clone(&plan.task);
     let won = race(
         plan,
+        false,
         |p, req, deadline| p.complete(req, deadline),
         move |c: &Completion| crate::orchestrator::output::check(&task, &c.text),
     )
@@ -79,6 +81,7 @@ pub async fn complete(plan: &Plan) -> Result<Won<(Completion, String)>, PoolErro
 pub async fn stream(plan: &Plan) -> Result<Won<FirstEvent>, PoolError> {
     race(
         plan,
+        true,
         |p, req, deadline| {
             let started = p.stream(req, deadline);
             Box::pin(async move {
@@ -101,9 +104,23 @@ pub async fn stream(plan: &Plan) -> Result<Won<FirstEvent>, PoolError> {
     .await
 }
 
-type Launched<T> = BoxFuture<'static, (usize, Result<T, ProviderError>, u64)>;
+type Launched<T> = BoxFuture<'static, (usize, usize, Result<T, ProviderError>, u64)>;
 
-async fn race<T, L, A>(plan: &Plan, launch: L, accept: A) -> Result<Won<T>, PoolError>
+/// The hedge delay for a call to `provider`: the task's percentile of its recent latency
+/// when set and known, else the fixed `hedge_delay_ms`.
+pub fn hedge_delay(plan: &Plan, provider: &dyn Provider, streaming: bool) -> Option<Duration> {
+    plan.task
+        .hedge_percentile
+        .and_then(|p| provider.latency_percentile(p, streaming))
+        .or(plan.task.hedge_delay)
+}
+
+async fn race<T, L, A>(
+    plan: &Plan,
+    streaming: bool,
+    launch: L,
+    accept: A,
+) -> Result<Won<T>, PoolError>
 where
     T: Attempt,
     L: Fn(
@@ -114,16 +131,19 @@ where
     A: Fn(&T) -> Result<String, String>,
 {
     let providers = &plan.providers;
+    // Providers past `main` are fallbacks: asked only when the others failed.
+    let main = plan.fallback_from;
     let mut decision = Decision::new("fastest");
     let mut inflight: FuturesUnordered<Launched<T>> = FuturesUnordered::new();
     let mut next = 0;
     let mut refused_only = true;
+    let mut hedged_same = false;
 
-    let start = |next: &mut usize,
+    let start = |p: usize,
                  hedged: bool,
                  decision: &mut Decision,
                  inflight: &mut FuturesUnordered<Launched<T>>| {
-        let provider = &providers[*next];
+        let provider = &providers[p];
         let index = decision.candidates.len();
         decision.candidates.push(Candidate::running(
             provider.name(),
@@ -135,40 +155,41 @@ where
         inflight.push(Box::pin(async move {
             let t0 = Instant::now();
             let result = call.await;
-            (index, result, t0.elapsed().as_millis() as u64)
+            (index, p, result, t0.elapsed().as_millis() as u64)
         }));
-        *next += 1;
     };
 
-    let fanout = plan.task.fanout.clamp(1, providers.len());
+    let fanout = plan.task.fanout.clamp(1, main.max(1));
     for _ in 0..fanout {
-        start(&mut next, false, &mut decision, &mut inflight);
+        start(next, false, &mut decision, &mut inflight);
+        next += 1;
     }
-    let hedge_delay = plan.task.hedge_delay;
-    let mut hedge_at = hedge_delay.map(|d| Instant::now() + d);
+    let delay = hedge_delay(plan, providers[0].as_ref(), streaming);
+    let mut hedge_at = delay.map(|d| Instant::now() + d);
 
     loop {
-        let hedge_armed = hedge_at.is_some() && next < providers.len();
+        // A hedge goes to the next provider; with none left, to another endpoint of the
+        // first one (once).
+        let hedge_target = if next < main {
+            Some(next)
+        } else if !hedged_same && providers[0].endpoints() > 1 {
+            Some(0)
+        } else {
+            None
+        };
+        let hedge_armed = hedge_at.is_some() && hedge_target.is_some();
         let hedge_sleep = tokio::time::sleep_until(hedge_at.unwrap_or(plan.deadline));
         tokio::select! {
             biased;
             () = tokio::time::sleep_until(plan.deadline) => {
-                for c in &mut decision.candidates {
-                    if c.status == CandidateStatus::Running {
-                        c.status = CandidateStatus::Timeout;
-                        c.latency_ms = plan.started.elapsed().as_millis() as u64;
-                    }
-                }
+                decision.finish_running(CandidateStatus::Timeout, plan.started.elapsed().as_millis() as u64);
+                record_reliability(plan, &decision);
                 return Err(PoolError::DeadlineExceeded {
                     elapsed_ms: plan.started.elapsed().as_millis() as u64,
                     decision: Some(Box::new(decision)),
                 });
             }
-            Some((index, result, latency_ms)) = inflight.next() => {
-                let provider_index = providers
-                    .iter()
-                    .position(|p| p.name() == decision.candidates[index].provider)
-                    .unwrap_or(0);
+            Some((index, provider_index, result, latency_ms)) = inflight.next() => {
                 let c = &mut decision.candidates[index];
                 c.latency_ms = latency_ms;
                 match result {
@@ -180,12 +201,9 @@ where
                                 c.status = CandidateStatus::Ok;
                                 c.text = Some(normalized);
                                 decision.winner = Some(c.provider.clone());
-                                for other in &mut decision.candidates {
-                                    if other.status == CandidateStatus::Running {
-                                        other.status = CandidateStatus::Cancelled;
-                                    }
-                                }
                                 // Dropping `inflight` cancels the losers.
+                                decision.finish_running(CandidateStatus::Cancelled, 0);
+                                record_reliability(plan, &decision);
                                 return Ok(Won {
                                     value,
                                     candidate: index,
@@ -207,17 +225,44 @@ where
                     }
                 }
                 if next < providers.len() {
-                    decision.fallbacks.push(format!("failover:{}", providers[next].name()));
-                    start(&mut next, false, &mut decision, &mut inflight);
-                    hedge_at = hedge_delay.map(|d| Instant::now() + d);
+                    let kind = if next < main { "failover" } else { "fallback" };
+                    decision.fallbacks.push(format!("{kind}:{}", providers[next].name()));
+                    start(next, false, &mut decision, &mut inflight);
+                    next += 1;
+                    hedge_at = delay.map(|d| Instant::now() + d);
                 } else if inflight.is_empty() {
+                    record_reliability(plan, &decision);
                     return Err(all_failed(decision, refused_only));
                 }
             }
             () = hedge_sleep, if hedge_armed => {
-                start(&mut next, true, &mut decision, &mut inflight);
-                hedge_at = hedge_delay.map(|d| Instant::now() + d);
+                if providers[0].try_hedge() {
+                    let target = hedge_target.unwrap_or(0);
+                    if target == 0 {
+                        hedged_same = true;
+                    } else {
+                        next += 1;
+                    }
+                    start(target, true, &mut decision, &mut inflight);
+                    hedge_at = delay.map(|d| Instant::now() + d);
+                } else {
+                    decision.fallbacks.push("hedge_budget_exhausted".into());
+                    hedge_at = None;
+                }
             }
+        }
+    }
+}
+
+/// Feeds finished calls into the providers' reliability (cancelled ones say nothing).
+fn record_reliability(plan: &Plan, decision: &Decision) {
+    for c in &decision.candidates {
+        match c.status {
+            CandidateStatus::Ok => plan.reliability.record(&c.provider, true),
+            CandidateStatus::Invalid | CandidateStatus::Error | CandidateStatus::Timeout => {
+                plan.reliability.record(&c.provider, false);
+            }
+            CandidateStatus::Cancelled | CandidateStatus::Running => {}
         }
     }
 }

@@ -104,9 +104,18 @@ pub async fn gather(
             false,
             spec.sample,
         ));
-        let call = spec
-            .provider
-            .complete(Arc::clone(&spec.request), plan.deadline);
+        let call = if plan.task.hedge_calls {
+            let delay = super::fastest::hedge_delay(plan, spec.provider.as_ref(), false);
+            super::hedge::complete(
+                Arc::clone(&spec.provider),
+                Arc::clone(&spec.request),
+                plan.deadline,
+                delay,
+            )
+        } else {
+            spec.provider
+                .complete(Arc::clone(&spec.request), plan.deadline)
+        };
         inflight.push(Box::pin(async move {
             let t0 = Instant::now();
             let result = call.await;

@@ -24,7 +24,7 @@ const JUDGE_MAX_TOKENS: u32 = 384;
 
 pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
     let mut decision = Decision::new("judge");
-    let all: Vec<usize> = (0..plan.providers.len()).collect();
+    let all: Vec<usize> = (0..plan.fallback_from).collect();
     let specs = gather::specs(plan, &all, plan.n);
     let kind = plan.task.output;
     let mut groups = Groups::new(kind, None);

@@ -6,6 +6,7 @@ pub mod cascade;
 pub mod fastest;
 pub mod gather;
 pub mod grouping;
+pub mod hedge;
 pub mod judge;
 pub mod reliability;
 pub mod voting;

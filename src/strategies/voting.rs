@@ -44,7 +44,7 @@ impl Mode {
 
 pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
     let mut decision = Decision::new(mode.name());
-    let all: Vec<usize> = (0..plan.providers.len()).collect();
+    let all: Vec<usize> = (0..plan.fallback_from).collect();
     let mut specs = gather::specs(plan, &all, plan.n);
     match mode {
         Mode::Weighted => {

@@ -76,9 +76,16 @@ pub async fn start_pool(config: &str) -> Pool {
     }
 }
 
+/// Listeners on port 0; active health checks off (they race with what a test asserts)
+/// unless the test configures `[qos]` itself.
 pub fn with_server(config: &str) -> String {
+    let qos = if config.contains("[qos]") {
+        ""
+    } else {
+        "[qos]\nhealth_check_interval_ms = 0\n\n"
+    };
     format!(
-        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nmax_body_bytes = 65536\nshutdown_grace_secs = 5\n\n{config}"
+        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nmax_body_bytes = 65536\nshutdown_grace_secs = 5\n\n{qos}{config}"
     )
 }
 

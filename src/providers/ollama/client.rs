@@ -64,6 +64,30 @@ impl Dialect for Ollama {
         })
     }
 
+    fn models_path(&self) -> &'static str {
+        "/api/tags"
+    }
+
+    fn parse_models(&self, body: &[u8]) -> Result<Vec<String>, String> {
+        #[derive(serde::Deserialize)]
+        struct Model {
+            #[serde(default)]
+            name: String,
+            #[serde(default)]
+            model: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            models: Vec<Model>,
+        }
+        let tags: Tags = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ok(tags
+            .models
+            .into_iter()
+            .map(|m| if m.name.is_empty() { m.model } else { m.name })
+            .collect())
+    }
+
     fn parse_line(&self, line: &[u8]) -> Result<LineInfo, String> {
         let resp: wire::Response = serde_json::from_slice(line).map_err(|e| e.to_string())?;
         if let Some(error) = resp.error {

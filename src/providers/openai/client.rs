@@ -68,6 +68,23 @@ impl Dialect for OpenAi {
         })
     }
 
+    fn models_path(&self) -> &'static str {
+        "/v1/models"
+    }
+
+    fn parse_models(&self, body: &[u8]) -> Result<Vec<String>, String> {
+        #[derive(serde::Deserialize)]
+        struct Model {
+            id: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct List {
+            data: Vec<Model>,
+        }
+        let list: List = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ok(list.data.into_iter().map(|m| m.id).collect())
+    }
+
     fn parse_line(&self, line: &[u8]) -> Result<LineInfo, String> {
         // SSE: only `data:` lines matter; comments and other fields are skipped.
         let Some(data) = line.strip_prefix(b"data:") else {

@@ -1,0 +1,37 @@
+//! Quality of service around every provider call: circuit breakers per endpoint, budgeted
+//! retries with backoff, latency tracking for adaptive hedging, and their configuration.
+//! Balancing and concurrency limits live with the endpoints (`providers::endpoint`).
+
+pub mod breaker;
+pub mod latency;
+pub mod retry;
+
+use std::time::Duration;
+
+pub use breaker::{Breaker, BreakerConfig, BreakerState};
+pub use latency::LatencyWindow;
+pub use retry::{Budget, RetryConfig};
+
+/// `[qos]`, checked. Part of every provider's configuration, so a change rebuilds them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QosConfig {
+    pub breaker: BreakerConfig,
+    pub retry: RetryConfig,
+    /// Active health checks: every `health_check_interval` (zero: off).
+    pub health_check_interval: Duration,
+    pub health_check_timeout: Duration,
+    /// Hedges may add at most this share of calls (over ten seconds).
+    pub hedge_budget_percent: f32,
+}
+
+impl Default for QosConfig {
+    fn default() -> Self {
+        Self {
+            breaker: BreakerConfig::default(),
+            retry: RetryConfig::default(),
+            health_check_interval: Duration::from_secs(10),
+            health_check_timeout: Duration::from_secs(2),
+            hedge_budget_percent: 10.0,
+        }
+    }
+}
