@@ -78,6 +78,52 @@ async fn hedges_after_the_delay_and_cancels_the_loser() {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn adaptive_hedging_waits_for_the_latency_percentile() {
+    let slow = FakeProvider::new("slow", Step::reply_after(5_000, "late"));
+    let quick = FakeProvider::new("quick", Step::reply_after(100, "early"));
+    slow.set_latency_percentile(Some(Duration::from_millis(300)));
+    let snap = snapshot(
+        "hedge_percentile = 95\nhedge_delay_ms = 2000",
+        &[Arc::clone(&slow), Arc::clone(&quick)],
+    );
+    let t0 = Instant::now();
+    let answer = orchestrator::handle(&snap, request())
+        .await
+        .expect("answer");
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_millis(400),
+        "hedged at p95 = 300 ms"
+    );
+    assert_eq!(answer.provider, "quick");
+
+    // Until the percentile is known, the fixed delay applies.
+    slow.set_latency_percentile(None);
+    let t0 = Instant::now();
+    orchestrator::handle(&snap, request())
+        .await
+        .expect("answer");
+    assert_eq!(t0.elapsed(), Duration::from_millis(2_100));
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn no_hedge_when_the_budget_is_spent() {
+    let slow = FakeProvider::new("slow", Step::reply_after(1_000, "late"));
+    let quick = FakeProvider::new("quick", Step::reply_after(10, "early"));
+    slow.set_hedges_allowed(false);
+    let snap = snapshot(
+        "hedge_delay_ms = 100",
+        &[Arc::clone(&slow), Arc::clone(&quick)],
+    );
+    let answer = orchestrator::handle(&snap, request())
+        .await
+        .expect("answer");
+    assert_eq!(answer.provider, "slow");
+    assert_eq!(quick.calls(), 0);
+    assert_eq!(answer.decision.fallbacks, vec!["hedge_budget_exhausted"]);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn no_hedge_when_the_first_answers_in_time() {
     let a = FakeProvider::new("a", Step::reply_after(500, "a"));
     let b = FakeProvider::new("b", Step::reply_after(10, "b"));

@@ -43,8 +43,10 @@ pub struct RawQos {
     pub health_check_interval_ms: u64,
     /// Time allowed for one health check, in milliseconds.
     pub health_check_timeout_ms: u64,
-    /// Hedged calls may add at most this percentage of calls (over a ten-second window).
+    /// Hedged calls may add at most this percentage of calls (over a ten-second window) …
     pub hedge_budget_percent: f32,
+    /// … plus this many per second, so a quiet pool can still hedge.
+    pub hedge_budget_min_per_sec: u32,
     pub breaker: RawBreaker,
     pub retry: RawRetry,
 }
@@ -56,6 +58,7 @@ impl Default for RawQos {
             health_check_interval_ms: d.health_check_interval.as_millis() as u64,
             health_check_timeout_ms: d.health_check_timeout.as_millis() as u64,
             hedge_budget_percent: d.hedge_budget_percent,
+            hedge_budget_min_per_sec: d.hedge_budget_min_per_sec,
             breaker: RawBreaker::default(),
             retry: RawRetry::default(),
         }

@@ -256,6 +256,7 @@ fn check_qos(c: &mut Checker, q: &super::raw::RawQos) -> crate::qos::QosConfig {
         health_check_interval: Duration::from_millis(q.health_check_interval_ms),
         health_check_timeout: Duration::from_millis(q.health_check_timeout_ms),
         hedge_budget_percent: q.hedge_budget_percent,
+        hedge_budget_min_per_sec: q.hedge_budget_min_per_sec,
     }
 }
 

@@ -92,7 +92,10 @@ impl<D: Dialect> HttpProvider<D> {
         let endpoints = EndpointSet::new(&config);
         let retry = &config.qos.retry;
         let retry_budget = Budget::new(retry.budget_percent, retry.budget_min_per_sec);
-        let hedge_budget = Budget::new(config.qos.hedge_budget_percent, 0);
+        let hedge_budget = Budget::new(
+            config.qos.hedge_budget_percent,
+            config.qos.hedge_budget_min_per_sec,
+        );
         Self {
             inner: Arc::new(Inner {
                 config,

@@ -20,8 +20,10 @@ pub struct QosConfig {
     /// Active health checks: every `health_check_interval` (zero: off).
     pub health_check_interval: Duration,
     pub health_check_timeout: Duration,
-    /// Hedges may add at most this share of calls (over ten seconds).
+    /// Hedges may add at most this share of calls (over ten seconds) …
     pub hedge_budget_percent: f32,
+    /// … plus this many per second.
+    pub hedge_budget_min_per_sec: u32,
 }
 
 impl Default for QosConfig {
@@ -31,7 +33,9 @@ impl Default for QosConfig {
             retry: RetryConfig::default(),
             health_check_interval: Duration::from_secs(10),
             health_check_timeout: Duration::from_secs(2),
-            hedge_budget_percent: 10.0,
+            // "The Tail at Scale": a few percent of extra calls cut the tail by 10×.
+            hedge_budget_percent: 5.0,
+            hedge_budget_min_per_sec: 1,
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct FakeProvider {
     cancelled: Arc<AtomicUsize>,
     /// Requests received.
     pub requests: Mutex<Vec<Arc<ProviderRequest>>>,
+    /// What `latency_percentile` answers (any percentile).
+    percentile: Mutex<Option<Duration>>,
+    /// Whether the hedge budget has room.
+    hedges_allowed: std::sync::atomic::AtomicBool,
 }
 
 struct CancelGuard {
@@ -92,7 +96,19 @@ impl FakeProvider {
             calls: Arc::new(AtomicUsize::new(0)),
             cancelled: Arc::new(AtomicUsize::new(0)),
             requests: Mutex::new(Vec::new()),
+            percentile: Mutex::new(None),
+            hedges_allowed: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Pretends the recent latency percentile is `d`.
+    pub fn set_latency_percentile(&self, d: Option<Duration>) {
+        *self.percentile.lock() = d;
+    }
+
+    /// Pretends the hedge budget is spent (or not).
+    pub fn set_hedges_allowed(&self, allowed: bool) {
+        self.hedges_allowed.store(allowed, Ordering::SeqCst);
     }
 
     pub fn push(&self, step: Step) {
@@ -233,5 +249,13 @@ impl Provider for FakeProvider {
 
     fn health(&self) -> Vec<EndpointHealth> {
         Vec::new()
+    }
+
+    fn latency_percentile(&self, _p: f64, _streaming: bool) -> Option<Duration> {
+        *self.percentile.lock()
+    }
+
+    fn try_hedge(&self) -> bool {
+        self.hedges_allowed.load(Ordering::SeqCst)
     }
 }

@@ -94,6 +94,7 @@ struct Shared {
     requests: mpsc::UnboundedSender<Recorded>,
     in_flight: Arc<AtomicUsize>,
     max_in_flight: Arc<AtomicUsize>,
+    received: Arc<AtomicUsize>,
     models: Arc<Vec<String>>,
 }
 
@@ -102,6 +103,7 @@ pub struct FakeUpstream {
     pub addr: SocketAddr,
     shared: Shared,
     requests: mpsc::UnboundedReceiver<Recorded>,
+    counted: AtomicUsize,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -133,6 +135,7 @@ impl FakeUpstream {
             requests: tx,
             in_flight: Arc::new(AtomicUsize::new(0)),
             max_in_flight: Arc::new(AtomicUsize::new(0)),
+            received: Arc::new(AtomicUsize::new(0)),
             models: Arc::new(models.iter().map(|s| (*s).to_owned()).collect()),
         };
         let app = Router::new()
@@ -159,6 +162,7 @@ impl FakeUpstream {
             addr,
             shared,
             requests: rx,
+            counted: AtomicUsize::new(0),
             _stop: stop,
         }
     }
@@ -194,6 +198,12 @@ impl FakeUpstream {
             .await
             .expect("the upstream received no request within 10 s")
             .expect("recorder closed")
+    }
+
+    /// How many requests arrived since the last call to this method.
+    pub fn take_requests_count(&self) -> usize {
+        let total = self.shared.received.load(Ordering::SeqCst);
+        total - self.counted.swap(total, Ordering::SeqCst)
     }
 
     /// Requests recorded so far and not yet taken.
@@ -257,6 +267,7 @@ async fn answer(s: Shared, uri: Uri, headers: HeaderMap, body: Bytes, d: Dialect
         .and_then(|m| m.as_str())
         .unwrap_or("fake")
         .to_owned();
+    s.received.fetch_add(1, Ordering::SeqCst);
     let _ = s.requests.send(Recorded {
         path: uri.path().to_owned(),
         headers,

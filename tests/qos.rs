@@ -1,0 +1,254 @@
+//! Quality of service against scripted upstreams over real sockets: breakers trip and
+//! recover, retries and their budget, health checks steering traffic, hedging to another
+//! endpoint, fallback providers. (The breaker's state machine and backoff are tested on a
+//! paused clock in `src/qos`; here the real clock runs with short settings, and tests wait
+//! for conditions, never for fixed sleeps.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use llm_pool::testing::{FakeUpstream, Reply, Step};
+use serde_json::json;
+
+const QOS: &str = r#"
+[qos]
+health_check_interval_ms = 0
+[qos.breaker]
+consecutive_failures = 3
+cooldown_ms = 300
+max_cooldown_ms = 2000
+[qos.retry]
+max_attempts = 1
+"#;
+
+fn two_endpoints(a: &FakeUpstream, b: &FakeUpstream, qos: &str) -> String {
+    format!(
+        "{qos}\n[providers.p]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\", \"{}\"]\n\n[tasks.chat]\nproviders = [\"p\"]\n",
+        a.url(),
+        b.url()
+    )
+}
+
+async fn endpoint_state(pool: &Pool, url: &str) -> serde_json::Value {
+    let health: serde_json::Value = pool.get("/health").await.json().await.expect("health");
+    health["providers"][0]["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["url"] == url)
+        .cloned()
+        .expect("the endpoint")
+}
+
+async fn ask(pool: &Pool) -> reqwest::Response {
+    pool.post_json("/v1/query", json!({"task": "chat", "input": "x"}))
+        .await
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_ejected_and_readmitted_after_recovery() {
+    let bad = FakeUpstream::start(Step::Status(500, "down".into()), &["up-model"]).await;
+    let good = fake("fine").await;
+    let pool = start_pool(&two_endpoints(&bad, &good, QOS)).await;
+    // Drive traffic until the bad endpoint's breaker opens (3 failures in a row).
+    let mut failed = 0;
+    for _ in 0..50 {
+        if ask(&pool).await.status() != 200 {
+            failed += 1;
+        }
+        if endpoint_state(&pool, &bad.url()).await["breaker"] == "open" {
+            break;
+        }
+    }
+    let state = endpoint_state(&pool, &bad.url()).await;
+    assert_eq!(state["breaker"], "open", "{state}");
+    assert_eq!(state["trips"], 1);
+    assert!(
+        failed <= 3,
+        "only calls that hit the bad endpoint before it tripped failed: {failed}"
+    );
+    // While open, every request goes to the good endpoint.
+    bad.take_requests_count();
+    for _ in 0..10 {
+        assert_eq!(ask(&pool).await.status(), 200);
+    }
+    assert_eq!(
+        bad.take_requests_count(),
+        0,
+        "no call reached the open endpoint"
+    );
+    // The endpoint recovers; after the cool-down a probe closes the breaker.
+    bad.set_default(Step::Reply(Reply::text("back")));
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let _ = ask(&pool).await;
+            if endpoint_state(&pool, &bad.url()).await["breaker"] == "closed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("readmitted after recovery");
+}
+
+#[tokio::test]
+async fn every_circuit_open_fails_fast_naming_the_providers() {
+    let bad = FakeUpstream::start(Step::Status(503, "down".into()), &["up-model"]).await;
+    let config = format!(
+        "{QOS}\n[providers.only]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\"]\n\n[tasks.chat]\nproviders = [\"only\"]\n",
+        bad.url()
+    );
+    let pool = start_pool(&config).await;
+    for _ in 0..3 {
+        assert_eq!(ask(&pool).await.status(), 503);
+    }
+    bad.take_requests_count();
+    let resp = ask(&pool).await;
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("only") && msg.contains("circuit is open"),
+        "{msg}"
+    );
+    assert_eq!(
+        bad.take_requests_count(),
+        0,
+        "failed fast without calling upstream"
+    );
+}
+
+#[tokio::test]
+async fn retries_recover_from_a_5xx_but_never_repeat_a_refusal() {
+    let up = fake("ok").await;
+    let qos = "[qos]\nhealth_check_interval_ms = 0\n[qos.retry]\nmax_attempts = 3\njitter = false\nbackoff_base_ms = 10\n";
+    let config = format!("{qos}\n{}", basic_config("openai", &up.url()));
+    let pool = start_pool(&config).await;
+    up.push([
+        Step::Status(502, "hiccup".into()),
+        Step::Status(503, "hiccup".into()),
+    ]);
+    assert_eq!(ask(&pool).await.status(), 200);
+    assert_eq!(up.take_requests_count(), 3, "two retries");
+    up.push([Step::Status(400, "bad request".into())]);
+    assert_eq!(ask(&pool).await.status(), 400);
+    assert_eq!(up.take_requests_count(), 1, "a refusal is not retried");
+}
+
+#[tokio::test]
+async fn retries_stay_within_their_budget_when_everything_fails() {
+    let up = FakeUpstream::start(Step::Status(500, "down".into()), &["up-model"]).await;
+    let qos = "[qos]\nhealth_check_interval_ms = 0\n[qos.breaker]\nconsecutive_failures = 1000\nmin_calls = 1000\n[qos.retry]\nmax_attempts = 5\njitter = false\nbackoff_base_ms = 1\nbackoff_max_ms = 1\nbudget_percent = 20\nbudget_min_per_sec = 0\n";
+    let config = format!("{qos}\n{}", basic_config("openai", &up.url()));
+    let pool = start_pool(&config).await;
+    let requests = 50;
+    for _ in 0..requests {
+        assert_eq!(ask(&pool).await.status(), 503);
+    }
+    let calls = up.take_requests_count();
+    assert!(calls >= requests, "{calls}");
+    assert!(
+        calls <= requests + requests / 5,
+        "{calls} upstream calls for {requests} requests at a 20 % budget"
+    );
+}
+
+#[tokio::test]
+async fn health_checks_steer_traffic_away_from_endpoints_without_the_model() {
+    let wrong = FakeUpstream::start(Step::Reply(Reply::text("from wrong")), &["other-model"]).await;
+    let right = FakeUpstream::start(Step::Reply(Reply::text("from right")), &["up-model"]).await;
+    let qos = "[qos]\nhealth_check_interval_ms = 3600000\n";
+    let pool = start_pool(&two_endpoints(&wrong, &right, qos)).await;
+    // One round of checks, awaited (the background one may not have run yet).
+    llm_pool::providers::health::check_once(&pool.state().config, &pool.state().shutdown).await;
+    assert_eq!(
+        endpoint_state(&pool, &wrong.url()).await["state"],
+        "model_missing"
+    );
+    let right_state = endpoint_state(&pool, &right.url()).await;
+    assert_eq!(right_state["state"], "serving");
+    assert_eq!(right_state["models"], json!(["up-model"]));
+    for _ in 0..10 {
+        let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
+        assert_eq!(body["text"], "from right");
+    }
+    // An endpoint that stops answering its check is taken out too.
+    drop(right);
+    llm_pool::providers::health::check_once(&pool.state().config, &pool.state().shutdown).await;
+    let resp = ask(&pool).await;
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("health check"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_call_is_hedged_to_another_endpoint() {
+    let slow = FakeUpstream::start(
+        Step::Reply(Reply::text("slow").after(Duration::from_secs(5))),
+        &["up-model"],
+    )
+    .await;
+    let quick = FakeUpstream::start(Step::Reply(Reply::text("quick")), &["up-model"]).await;
+    let config = format!(
+        "[qos]\nhealth_check_interval_ms = 0\nhedge_budget_percent = 100\n\n[providers.p]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\", \"{}\"]\n\n[tasks.chat]\nproviders = [\"p\"]\nhedge_delay_ms = 100\n",
+        slow.url(),
+        quick.url()
+    );
+    let pool = start_pool(&config).await;
+    // The balancer picks at random between two idle endpoints: ask until a call lands on
+    // `slow` first; every answer must come back quickly either way.
+    for _ in 0..40 {
+        let t0 = tokio::time::Instant::now();
+        let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
+        assert_eq!(body["text"], "quick");
+        assert!(
+            t0.elapsed() < Duration::from_secs(4),
+            "the hedge answered, not the slow call"
+        );
+        let candidates = body["decision"]["candidates"].as_array().unwrap();
+        if candidates.len() == 2 {
+            assert_eq!(candidates[0]["status"], "cancelled");
+            assert_eq!(candidates[1]["hedged"], true);
+            assert_eq!(candidates[1]["endpoint"], quick.url());
+            return;
+        }
+    }
+    panic!("no request was ever routed to the slow endpoint first");
+}
+
+#[tokio::test]
+async fn priced_fallbacks_are_used_only_when_local_providers_fail() {
+    let local = fake("local answer").await;
+    let cloud = fake("cloud answer").await;
+    let config = format!(
+        "[qos]\nhealth_check_interval_ms = 0\n[qos.retry]\nmax_attempts = 1\n\n\
+         [providers.local]\nkind = \"ollama\"\nmodel = \"up-model\"\nendpoints = [\"{}\"]\n\n\
+         [providers.cloud]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\"]\ncost_per_1k_tokens = 0.5\n\n\
+         [tasks.chat]\nproviders = [\"local\"]\nfallback = [\"cloud\"]\nhedge_delay_ms = 10\n",
+        local.url(),
+        cloud.url()
+    );
+    let pool = start_pool(&config).await;
+    let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
+    assert_eq!(body["text"], "local answer");
+    local.set_default(Step::Reply(
+        Reply::text("slow local").after(Duration::from_millis(300)),
+    ));
+    let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
+    assert_eq!(body["text"], "slow local", "fallbacks are never hedged to");
+    assert_eq!(cloud.take_requests_count(), 0);
+    local.set_default(Step::Status(503, "overloaded".into()));
+    let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
+    assert_eq!(body["text"], "cloud answer");
+    assert_eq!(body["provider"], "cloud");
+    assert_eq!(body["decision"]["fallbacks"], json!(["fallback:cloud"]));
+}
