@@ -153,6 +153,7 @@ async fn health_services_and_reflection() {
     assert_eq!(health.config_version, 1);
     assert_eq!(health.providers[0].name, "up");
     assert_eq!(health.providers[0].endpoints[0].url, up.url());
+    assert_eq!(health.providers[0].endpoints[0].breaker, "closed");
 
     let channel = tonic::transport::Endpoint::from_shared(pool.grpc.clone())
         .unwrap()

@@ -98,6 +98,11 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
                         state: e.state.to_owned(),
                         outstanding: e.outstanding as u64,
                         last_error: e.last_error.unwrap_or_default(),
+                        breaker: e.breaker.as_str().to_owned(),
+                        trips: e.trips,
+                        calls: e.calls,
+                        failures: e.failures,
+                        models: e.models,
                     })
                     .collect(),
             })
