@@ -139,6 +139,65 @@ async fn retries_recover_from_a_5xx_but_never_repeat_a_refusal() {
 }
 
 #[tokio::test]
+async fn a_connection_reset_is_retried() {
+    let up = fake("after reset").await;
+    let qos =
+        "[qos]\nhealth_check_interval_ms = 0\n[qos.retry]\njitter = false\nbackoff_base_ms = 5\n";
+    let pool = start_pool(&format!("{qos}\n{}", basic_config("openai", &up.url()))).await;
+    up.push([Step::Reset]);
+    let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
+    assert_eq!(body["text"], "after reset");
+    assert_eq!(up.take_requests_count(), 2);
+}
+
+#[tokio::test]
+async fn hedges_and_retries_stay_within_their_budgets_when_everything_fails() {
+    let a = FakeUpstream::start(
+        Step::SlowStatus(Duration::from_millis(30), 500, "down".into()),
+        &["up-model"],
+    )
+    .await;
+    let b = FakeUpstream::start(
+        Step::SlowStatus(Duration::from_millis(30), 500, "down".into()),
+        &["up-model"],
+    )
+    .await;
+    let config = format!(
+        "[qos]\nhealth_check_interval_ms = 0\nhedge_budget_percent = 5\nhedge_budget_min_per_sec = 0\n\
+         [qos.breaker]\nconsecutive_failures = 1000\nmin_calls = 1000\n\
+         [qos.retry]\nmax_attempts = 3\njitter = false\nbackoff_base_ms = 1\nbackoff_max_ms = 1\nbudget_percent = 20\nbudget_min_per_sec = 0\n\n\
+         [providers.p]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\", \"{}\"]\n\n\
+         [tasks.chat]\nproviders = [\"p\"]\nhedge_delay_ms = 5\n",
+        a.url(),
+        b.url()
+    );
+    let pool = start_pool(&config).await;
+    let requests = 40;
+    let mut hedged = 0;
+    for _ in 0..requests {
+        let resp = ask(&pool).await;
+        assert_eq!(resp.status(), 503);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        hedged += body["error"]["decision"]["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["hedged"] == true)
+            .count();
+    }
+    let calls = a.take_requests_count() + b.take_requests_count();
+    assert!(
+        hedged <= requests * 5 / 100 + 1,
+        "{hedged} hedges for {requests} requests at 5 %"
+    );
+    // Every call (first, hedge, retry) deposits; extras are bounded by 20 % + 5 %.
+    assert!(
+        calls <= requests + requests / 4 + 2,
+        "{calls} upstream calls for {requests} requests"
+    );
+}
+
+#[tokio::test]
 async fn retries_stay_within_their_budget_when_everything_fails() {
     let up = FakeUpstream::start(Step::Status(500, "down".into()), &["up-model"]).await;
     let qos = "[qos]\nhealth_check_interval_ms = 0\n[qos.breaker]\nconsecutive_failures = 1000\nmin_calls = 1000\n[qos.retry]\nmax_attempts = 5\njitter = false\nbackoff_base_ms = 1\nbackoff_max_ms = 1\nbudget_percent = 20\nbudget_min_per_sec = 0\n";

@@ -24,6 +24,10 @@ pub enum Step {
     Reply(Reply),
     /// Answer with this status and body.
     Status(u16, String),
+    /// Answer with this status and body after a delay.
+    SlowStatus(Duration, u16, String),
+    /// Accept the request, then drop the connection without an answer.
+    Reset,
     /// Never answer.
     Hang,
     /// Stream the first `n` pieces of the reply, then break the connection.
@@ -278,7 +282,21 @@ async fn answer(s: Shared, uri: Uri, headers: HeaderMap, body: Bytes, d: Dialect
         .lock()
         .pop_front()
         .unwrap_or_else(|| s.default.lock().clone());
+    let step = match step {
+        Step::SlowStatus(delay, code, body) => {
+            tokio::time::sleep(delay).await;
+            Step::Status(code, body)
+        }
+        other => other,
+    };
     match step {
+        Step::SlowStatus(..) => unreachable!("resolved above"),
+        Step::Reset => {
+            let body = futures::stream::once(async {
+                Err::<Bytes, _>(std::io::Error::other("reset by the script"))
+            });
+            Response::new(Body::from_stream(body))
+        }
         Step::Status(code, body) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = if d == Dialect::OllamaChat || d == Dialect::OllamaGenerate {
