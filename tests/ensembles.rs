@@ -2,57 +2,23 @@
 //! in-process providers: winners, ties, early stop with cancellation, invalid answers,
 //! partial failures, deadlines mid-vote, garbage from the judge, disagreement handling.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use llm_pool::config::{ProviderConfig, load_str};
 use llm_pool::error::PoolError;
 use llm_pool::orchestrator::{self, Answer, CandidateStatus, PoolRequest};
-use llm_pool::providers::{Prompt, Provider, ProviderRequest, ProviderSet};
+use llm_pool::providers::{Prompt, Provider, ProviderRequest};
 use llm_pool::state::Snapshot;
 use llm_pool::strategies::StrategyName;
 use llm_pool::testing::{FakeProvider, ProviderStep as Step};
 use tokio::time::Instant;
 
-/// Providers given as (fake, extra provider TOML), one task `t` over all but the judge.
 fn snapshot(
     task: &str,
     providers: &[(&Arc<FakeProvider>, &str)],
     judge: Option<&Arc<FakeProvider>>,
 ) -> Snapshot {
-    let mut text = String::new();
-    let mut all: Vec<(&Arc<FakeProvider>, &str)> = providers.to_vec();
-    if let Some(j) = judge {
-        all.push((j, ""));
-    }
-    for (p, extra) in &all {
-        text.push_str(&format!(
-            "[providers.{}]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"http://127.0.0.1:9\"]\n{extra}\n\n",
-            p.name()
-        ));
-    }
-    let names: Vec<String> = providers
-        .iter()
-        .map(|(p, _)| format!("\"{}\"", p.name()))
-        .collect();
-    text.push_str(&format!(
-        "[tasks.t]\nproviders = [{}]\n{task}\n",
-        names.join(", ")
-    ));
-    if let Some(j) = judge {
-        text.push_str(&format!("judge = \"{}\"\n", j.name()));
-    }
-    let config = load_str(&text, Path::new(".")).expect("valid config");
-    let set = ProviderSet::from_providers(
-        all.iter()
-            .map(|(p, _)| {
-                let pc: Arc<ProviderConfig> = Arc::clone(&config.providers()[p.name()]);
-                (pc, Arc::clone(p) as Arc<dyn Provider>)
-            })
-            .collect(),
-    );
-    Snapshot::with_providers(config, set)
+    llm_pool::testing::snapshot(task, providers, judge)
 }
 
 fn request() -> PoolRequest {

@@ -1,45 +1,18 @@
 //! FASTEST on tokio's paused clock against scripted in-process providers: hedging, fan-out,
 //! failover, deadlines and cancellation of the losers, asserted to the millisecond.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use llm_pool::config::{ProviderConfig, load_str};
 use llm_pool::error::PoolError;
 use llm_pool::orchestrator::{self, CandidateStatus, PoolRequest};
-use llm_pool::providers::{Provider, ProviderSet};
 use llm_pool::state::Snapshot;
 use llm_pool::testing::{FakeProvider, ProviderStep as Step};
 use tokio::time::Instant;
 
 fn snapshot(task_extra: &str, providers: &[Arc<FakeProvider>]) -> Snapshot {
-    let mut text = String::new();
-    for p in providers {
-        text.push_str(&format!(
-            "[providers.{}]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"http://127.0.0.1:9\"]\n\n",
-            p.name()
-        ));
-    }
-    let names: Vec<String> = providers
-        .iter()
-        .map(|p| format!("\"{}\"", p.name()))
-        .collect();
-    text.push_str(&format!(
-        "[tasks.t]\nproviders = [{}]\n{task_extra}\n",
-        names.join(", ")
-    ));
-    let config = load_str(&text, Path::new(".")).expect("valid config");
-    let set = ProviderSet::from_providers(
-        providers
-            .iter()
-            .map(|p| {
-                let pc: Arc<ProviderConfig> = Arc::clone(&config.providers()[p.name()]);
-                (pc, Arc::clone(p) as Arc<dyn Provider>)
-            })
-            .collect(),
-    );
-    Snapshot::with_providers(config, set)
+    let with: Vec<(&Arc<FakeProvider>, &str)> = providers.iter().map(|p| (p, "")).collect();
+    llm_pool::testing::snapshot(task_extra, &with, None)
 }
 
 fn request() -> PoolRequest {

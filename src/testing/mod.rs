@@ -4,6 +4,8 @@
 
 mod fake_provider;
 mod fake_upstream;
+mod snapshot;
 
 pub use fake_provider::{FakeProvider, Responder, Step as ProviderStep};
 pub use fake_upstream::{FakeUpstream, Recorded, Reply, Step};
+pub use snapshot::snapshot;
