@@ -45,7 +45,9 @@ step "cargo test (unit, black-box, real model)"
 cargo test --all-targets -- --include-ignored
 
 step "a real pool in front of llama-server"
-cargo build --bin llm-pool
+# `cargo test` above built target/debug/llm-pool (with the same features; building it again
+# with `cargo build` would recompile half the dependencies without the dev features).
+test -x target/debug/llm-pool
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -61,6 +63,17 @@ LLAMA_PORT=$(free_port)
   -t 1 -c 2048 --parallel 4 -a smollm2 >"$WORK/llama.log" 2>&1 &
 PIDS+=($!)
 
+wait_for() {
+  for _ in $(seq 1 600); do
+    if curl -fsS -o /dev/null "$1"; then return 0; fi
+    sleep 0.1
+  done
+  echo "not ready: $1" >&2
+  tail -20 "$WORK"/*.log >&2
+  return 1
+}
+wait_for "http://127.0.0.1:$LLAMA_PORT/health"
+
 HTTP_PORT=$(free_port)
 GRPC_PORT=$(free_port)
 sed -e "s#http://127.0.0.1:8080#http://127.0.0.1:$LLAMA_PORT#" \
@@ -72,16 +85,6 @@ sed -e "s#http://127.0.0.1:8080#http://127.0.0.1:$LLAMA_PORT#" \
 ./target/debug/llm-pool serve --config "$WORK/llm-pool.toml" >"$WORK/pool.log" 2>&1 &
 PIDS+=($!)
 
-wait_for() {
-  for _ in $(seq 1 600); do
-    if curl -fsS -o /dev/null "$1"; then return 0; fi
-    sleep 0.1
-  done
-  echo "not ready: $1" >&2
-  tail -20 "$WORK"/*.log >&2
-  return 1
-}
-wait_for "http://127.0.0.1:$LLAMA_PORT/health"
 wait_for "http://127.0.0.1:$HTTP_PORT/readyz"
 
 MODEL=smollm2 ./scripts/test-http.sh "http://127.0.0.1:$HTTP_PORT"

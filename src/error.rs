@@ -77,6 +77,9 @@ pub enum PoolError {
     UnknownTask(String),
     #[error("unknown model `{0}`: use a provider name, `task:NAME` or an alias (see /v1/models)")]
     UnknownModel(String),
+    /// `cache: only` and the answer is not cached.
+    #[error("not in the cache (cache mode `only`)")]
+    CacheMiss,
     #[error("request body too large (limit {limit} bytes)")]
     BodyTooLarge { limit: usize },
     /// The deadline passed before an answer was ready.
@@ -126,7 +129,7 @@ impl PoolError {
         match self {
             Self::Invalid { .. } | Self::Rejected { .. } => ErrorKind::InvalidArgument,
             Self::NoConsensus { .. } => ErrorKind::NoConsensus,
-            Self::UnknownTask(_) | Self::UnknownModel(_) => ErrorKind::NotFound,
+            Self::UnknownTask(_) | Self::UnknownModel(_) | Self::CacheMiss => ErrorKind::NotFound,
             Self::BodyTooLarge { .. } => ErrorKind::PayloadTooLarge,
             Self::DeadlineExceeded { .. } => ErrorKind::DeadlineExceeded,
             Self::Unavailable { .. } => ErrorKind::Unavailable,

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cache::Cache;
 use crate::config::raw::{OutputKind, StrategyKind};
 use crate::config::{Config, ConfigStore, TaskConfig};
 use crate::providers::ProviderSet;
@@ -63,6 +64,8 @@ impl Snapshot {
                     hedge_calls: false,
                     fallback: Vec::new(),
                     schema: None,
+                    schema_source: None,
+                    cache_sampled: false,
                     ensemble: crate::config::Ensemble::single(),
                 };
                 (name.clone(), Arc::new(task))
@@ -86,6 +89,8 @@ impl Snapshot {
 #[derive(Clone)]
 pub struct AppState {
     pub config: ConfigStore,
+    /// The answer cache (process-wide; outlives config reloads).
+    pub cache: Arc<Cache>,
     /// Background tasks; shutdown waits for them.
     pub tasks: TaskTracker,
     /// Cancelled when the process starts shutting down.
@@ -95,8 +100,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: ConfigStore) -> Self {
+        let cache = Arc::new(Cache::new(config.load().config.cache()));
         Self {
             config,
+            cache,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             ready: Arc::new(AtomicBool::new(true)),

@@ -234,17 +234,53 @@ async fn health_checks_steer_traffic_away_from_endpoints_without_the_model() {
         let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
         assert_eq!(body["text"], "from right");
     }
-    // An endpoint that stops answering its check is taken out too.
+    // An endpoint that fails its check is taken out of rotation, unless every endpoint
+    // failed (then they are tried anyway, and a success brings the endpoint back).
+    let spare = FakeUpstream::start(Step::Reply(Reply::text("from spare")), &["up-model"]).await;
+    let pool = start_pool(&two_endpoints(&spare, &right, qos)).await;
+    let right_url = right.url();
     drop(right);
     llm_pool::providers::health::check_once(&pool.state().config, &pool.state().shutdown).await;
+    assert_eq!(
+        endpoint_state(&pool, &right_url).await["state"],
+        "unhealthy"
+    );
+    for _ in 0..5 {
+        let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
+        assert_eq!(
+            body["text"], "from spare",
+            "only the healthy endpoint gets traffic"
+        );
+    }
+
+    // Every endpoint failed its check (say, the server was still starting): requests are
+    // tried anyway, and the success clears the stale verdict.
+    let late = FakeUpstream::start(Step::Reply(Reply::text("late starter")), &["up-model"]).await;
+    let config = format!(
+        "{qos}\n[providers.p]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\"]\n\n[tasks.chat]\nproviders = [\"p\"]\n",
+        late.url()
+    );
+    let pool = start_pool(&config).await;
+    late.set_models_down(true);
+    llm_pool::providers::health::check_once(&pool.state().config, &pool.state().shutdown).await;
+    assert_eq!(
+        endpoint_state(&pool, &late.url()).await["state"],
+        "unhealthy"
+    );
+    let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
+    assert_eq!(body["text"], "late starter");
+    assert_eq!(endpoint_state(&pool, &late.url()).await["state"], "serving");
+    // And if it is really down, the request fails on the connection, not on the check.
+    drop(late);
+    llm_pool::providers::health::check_once(&pool.state().config, &pool.state().shutdown).await;
     let resp = ask(&pool).await;
-    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.status(), 503, "the endpoint is really down");
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("health check"),
+            .contains("connect"),
         "{body}"
     );
 }

@@ -15,7 +15,9 @@ pub mod watch;
 use std::path::Path;
 
 pub use snapshot::url_like::BaseUrl;
-pub use snapshot::{Config, Ensemble, Limits, ProviderConfig, ServerConfig, Target, TaskConfig};
+pub use snapshot::{
+    CacheConfig, Config, Ensemble, Limits, ProviderConfig, ServerConfig, Target, TaskConfig,
+};
 pub use store::ConfigStore;
 pub use template::Template;
 pub use validate::{ConfigError, ConfigErrors};

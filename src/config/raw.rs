@@ -32,6 +32,31 @@ pub struct RawConfig {
     /// Circuit breakers, retries, health checks and hedging budget.
     #[serde(default)]
     pub qos: RawQos,
+    /// The answer cache (process-wide; changes take effect on restart).
+    #[serde(default)]
+    pub cache: RawCache,
+}
+
+/// `[cache]`: answers kept in process (moka). Per-task lifetimes are `cache_ttl_secs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCache {
+    /// Turn the cache off entirely.
+    pub enabled: bool,
+    /// Most answers kept.
+    pub max_entries: u64,
+    /// Most bytes of answers kept (text, Decision and key, approximately).
+    pub max_bytes: u64,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: 100_000,
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[qos]`
@@ -352,6 +377,10 @@ pub struct RawTask {
     /// How long answers may be cached, in seconds (0 = never).
     #[serde(default)]
     pub cache_ttl_secs: u64,
+    /// Cache answers sampled with temperature > 0 too (by default only deterministic
+    /// answers are cached: a sampled answer is one of many).
+    #[serde(default)]
+    pub cache_sampled: bool,
     /// FASTEST: after this many milliseconds without an answer, also ask the next provider.
     /// Omit to ask the next provider only when one fails.
     #[serde(default)]

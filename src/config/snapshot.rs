@@ -21,6 +21,15 @@ pub struct Config {
     pub(super) tasks: BTreeMap<String, Arc<TaskConfig>>,
     pub(super) aliases: BTreeMap<String, Target>,
     pub(super) qos: Arc<crate::qos::QosConfig>,
+    pub(super) cache: CacheConfig,
+}
+
+/// `[cache]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub max_entries: u64,
+    pub max_bytes: u64,
 }
 
 impl Config {
@@ -41,6 +50,9 @@ impl Config {
     }
     pub fn qos(&self) -> &Arc<crate::qos::QosConfig> {
         &self.qos
+    }
+    pub fn cache(&self) -> &CacheConfig {
+        &self.cache
     }
 
     /// Resolves the `model` field of an OpenAI/Ollama/native request: `task:NAME`, an alias,
@@ -159,8 +171,12 @@ pub struct TaskConfig {
     pub hedge_calls: bool,
     /// Providers asked only after every one in `providers` failed.
     pub fallback: Vec<String>,
-    /// For `json` output: the schema answers must satisfy.
+    /// For `json` output: the schema answers must satisfy, and its source (for the cache
+    /// key).
     pub schema: Option<Arc<jsonschema::Validator>>,
+    pub schema_source: Option<serde_json::Value>,
+    /// Cache answers sampled with temperature > 0 too.
+    pub cache_sampled: bool,
     pub ensemble: Ensemble,
 }
 

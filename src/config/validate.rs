@@ -119,6 +119,11 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             tasks,
             aliases,
             qos,
+            cache: super::snapshot::CacheConfig {
+                enabled: raw.cache.enabled,
+                max_entries: raw.cache.max_entries,
+                max_bytes: raw.cache.max_bytes,
+            },
         })
     } else {
         Err(ConfigErrors(c.errors))
@@ -552,7 +557,7 @@ fn check_task(
         (Some(table), _) => {
             let value = serde_json::to_value(table).unwrap_or_default();
             match jsonschema::validator_for(&value) {
-                Ok(v) => Some(Arc::new(v)),
+                Ok(v) => Some((Arc::new(v), value)),
                 Err(e) => {
                     c.err(
                         format!("{path}.schema"),
@@ -585,7 +590,9 @@ fn check_task(
         hedge_percentile: t.hedge_percentile,
         hedge_calls: t.hedge_calls,
         fallback: t.fallback.clone(),
-        schema,
+        schema_source: schema.as_ref().map(|(_, source)| source.clone()),
+        schema: schema.map(|(v, _)| v),
+        cache_sampled: t.cache_sampled,
         ensemble,
     })
 }

@@ -204,6 +204,9 @@ pub struct Answer {
     pub usage: UsageOut,
     pub latency_ms: u64,
     pub cache_hit: bool,
+    /// The answer's cache key (hex SHA-256), when the cache took part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
     pub decision: Decision,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,

@@ -11,6 +11,9 @@ use futures::stream::BoxStream;
 
 use crate::config::raw::{OutputKind, StrategyKind};
 use crate::error::PoolError;
+use std::sync::Arc;
+
+use crate::cache::{self, Cache, Role};
 use crate::providers::Completion;
 use crate::providers::StreamEvent;
 use crate::state::Snapshot;
@@ -76,6 +79,7 @@ async fn run(plan: &Plan) -> Result<Answer, PoolError> {
         usage: completion.usage.into(),
         latency_ms: plan.started.elapsed().as_millis() as u64,
         cache_hit: false,
+        cache_key: None,
         decision,
         finish_reason: completion.finish_reason,
         task: plan.task_name.clone(),
@@ -96,11 +100,23 @@ pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStrea
     if plan.task.output != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
         // The answer must be validated (or chosen among candidates) whole before anything
         // is sent.
-        let answer = run(&plan).await?;
-        let text = answer.text.clone();
-        let items = vec![StreamItem::Delta(text), StreamItem::Done(Box::new(answer))];
-        return Ok(futures::stream::iter(items).boxed());
+        return Ok(whole(run(&plan).await?));
     }
+    stream_plan(plan, None).await
+}
+
+/// A whole answer as a stream: its text, then the end.
+fn whole(answer: Answer) -> AnswerStream {
+    let text = answer.text.clone();
+    let items = vec![StreamItem::Delta(text), StreamItem::Done(Box::new(answer))];
+    futures::stream::iter(items).boxed()
+}
+
+/// Streams a FASTEST text answer; a complete answer is stored under `store` if given.
+async fn stream_plan(
+    plan: Plan,
+    store: Option<(Arc<Cache>, cache::Key)>,
+) -> Result<AnswerStream, PoolError> {
     let won = fastest::stream(&plan).await?;
     let fastest::Won {
         value,
@@ -134,18 +150,24 @@ pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStrea
                     let c = &mut decision.candidates[candidate];
                     c.status = CandidateStatus::Ok;
                     c.usage = Some(usage);
-                    yield StreamItem::Done(Box::new(Answer {
+                    decision.add_usage(usage);
+                    let answer = Answer {
                         text,
                         provider: provider_name,
                         model,
                         usage: usage.into(),
                         latency_ms: started.elapsed().as_millis() as u64,
                         cache_hit: false,
+                        cache_key: store.as_ref().map(|(_, key)| hex::encode(key)),
                         decision,
                         finish_reason,
                         task,
                         request_id,
-                    }));
+                    };
+                    if let Some((cache, key)) = &store {
+                        cache.put(*key, &plan, &answer).await;
+                    }
+                    yield StreamItem::Done(Box::new(answer));
                     return;
                 }
                 Some(Err(e)) => {
@@ -176,4 +198,103 @@ pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStrea
         }
     }
     .boxed())
+}
+
+/// Where a cached request's answer comes from.
+enum Lookup {
+    /// Serve from, and store to, the cache under this key.
+    Key(cache::Key),
+    /// Do not touch the cache.
+    Skip,
+}
+
+/// Decides, from the mode and the task, how the cache takes part; answers hits.
+async fn lookup(cache: &Cache, plan: &Plan) -> Result<(Lookup, Option<Answer>), PoolError> {
+    let usable = cache.enabled() && cache::cacheable(plan);
+    if !usable || plan.cache == CacheMode::Bypass {
+        return if plan.cache == CacheMode::Only {
+            Err(PoolError::CacheMiss)
+        } else {
+            Ok((Lookup::Skip, None))
+        };
+    }
+    let key = cache::key::key(plan);
+    if plan.cache != CacheMode::Refresh
+        && let Some(hit) = cache.get(&key).await
+    {
+        let mut answer = hit.answer.clone();
+        answer.cache_hit = true;
+        answer.request_id.clone_from(&plan.request_id);
+        answer.latency_ms = plan.started.elapsed().as_millis() as u64;
+        return Ok((Lookup::Key(key), Some(answer)));
+    }
+    if plan.cache == CacheMode::Only {
+        return Err(PoolError::CacheMiss);
+    }
+    Ok((Lookup::Key(key), None))
+}
+
+/// Answers one request through the cache: a hit is returned at once; concurrent identical
+/// misses share one upstream call (single flight), each waiting within its own deadline.
+pub async fn handle_cached(
+    cache: &Arc<Cache>,
+    snapshot: &Snapshot,
+    req: PoolRequest,
+) -> Result<Answer, PoolError> {
+    answer_plan(cache, req.plan(snapshot)?).await
+}
+
+async fn answer_plan(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, PoolError> {
+    let key = match lookup(cache, &plan).await? {
+        (_, Some(hit)) => return Ok(hit),
+        (Lookup::Skip, None) => return run(&plan).await,
+        (Lookup::Key(key), None) => key,
+    };
+    let plan = Arc::new(plan);
+    let (role, flight) = cache.flights.run(key, || {
+        let (plan, cache) = (Arc::clone(&plan), Arc::clone(cache));
+        Box::pin(async move {
+            let mut answer = run(&plan).await?;
+            answer.cache_key = Some(hex::encode(key));
+            cache.put(key, &plan, &answer).await;
+            Ok(Arc::new(answer))
+        })
+    });
+    if role == Role::Joined {
+        cache.count_join();
+    }
+    match tokio::time::timeout_at(plan.deadline, flight).await {
+        Err(_) => Err(PoolError::DeadlineExceeded {
+            elapsed_ms: plan.started.elapsed().as_millis() as u64,
+            decision: None,
+        }),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(shared)) => {
+            let mut answer = Arc::unwrap_or_clone(shared);
+            if role == Role::Joined {
+                answer.request_id.clone_from(&plan.request_id);
+                answer.latency_ms = plan.started.elapsed().as_millis() as u64;
+            }
+            Ok(answer)
+        }
+    }
+}
+
+/// Streams one request through the cache: a hit is replayed as a stream (its whole text,
+/// then the end, marked as a cache hit); a miss streams from upstream and stores the answer
+/// once it is complete.
+pub async fn stream_cached(
+    cache: &Arc<Cache>,
+    snapshot: &Snapshot,
+    req: PoolRequest,
+) -> Result<AnswerStream, PoolError> {
+    let plan = req.plan(snapshot)?;
+    if plan.task.output != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
+        return Ok(whole(answer_plan(cache, plan).await?));
+    }
+    match lookup(cache, &plan).await? {
+        (_, Some(hit)) => Ok(whole(hit)),
+        (Lookup::Skip, None) => stream_plan(plan, None).await,
+        (Lookup::Key(key), None) => stream_plan(plan, Some((Arc::clone(cache), key))).await,
+    }
 }

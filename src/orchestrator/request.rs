@@ -91,6 +91,7 @@ pub struct Plan {
     pub started: Instant,
     pub deadline: Instant,
     pub request_id: String,
+    pub cache: CacheMode,
 }
 
 /// Most `stop` sequences accepted (OpenAI allows 4; llama.cpp more).
@@ -143,12 +144,6 @@ impl PoolRequest {
                 ));
             }
         };
-        if self.cache == CacheMode::Only {
-            return Err(PoolError::invalid(
-                "cache",
-                "`only` needs a cache, and this pool has none configured",
-            ));
-        }
         let prompt = build_prompt(&task, &mut self)?;
         let mut entries: Vec<_> = task
             .providers
@@ -193,6 +188,7 @@ impl PoolRequest {
             started,
             deadline: started + timeout,
             request_id: self.request_id,
+            cache: self.cache,
             task_name,
             task,
         })

@@ -127,8 +127,19 @@ impl EndpointSet {
         until: Instant,
     ) -> Result<EndpointGuard, Unavailable> {
         let now = Instant::now();
-        let routable: Vec<&Arc<Endpoint>> =
+        let mut routable: Vec<&Arc<Endpoint>> =
             self.endpoints.iter().filter(|e| e.routable()).collect();
+        if routable.is_empty() {
+            // Panic routing (as Envoy's panic threshold): when every endpoint failed its
+            // last check, a stale check (a server still starting, a blip) must not fail
+            // every request for a whole interval; try those that may serve the model and
+            // let the breakers judge. Endpoints known to lack the model stay out.
+            routable = self
+                .endpoints
+                .iter()
+                .filter(|e| e.check.load(Ordering::Relaxed) != CHECK_MODEL_MISSING)
+                .collect();
+        }
         if routable.is_empty() {
             return Err(Unavailable::Unhealthy);
         }
@@ -307,7 +318,16 @@ impl EndpointGuard {
         e.seen.store(true, Ordering::Relaxed);
         let now = Instant::now();
         let verdict = match outcome {
-            Ok(()) => Some(true),
+            Ok(()) => {
+                // An answer is fresher evidence than a failed health check.
+                let _ = e.check.compare_exchange(
+                    CHECK_FAILED,
+                    CHECK_UNKNOWN,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                Some(true)
+            }
             Err(err) if err.is_endpoint_failure() => {
                 e.failures.fetch_add(1, Ordering::Relaxed);
                 e.details.lock().last_error = Some(err.to_string());

@@ -136,7 +136,7 @@ impl<D: Dialect> Inner<D> {
                 Err(why) => {
                     let reason = match why {
                         Unavailable::CircuitOpen => "every endpoint's circuit is open",
-                        Unavailable::Unhealthy => "every endpoint failed its health check",
+                        Unavailable::Unhealthy => "no endpoint serves the model (health check)",
                         Unavailable::Busy => "every endpoint stayed at its concurrency limit",
                     };
                     return Err(ProviderError::NoEndpoint {

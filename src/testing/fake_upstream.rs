@@ -100,6 +100,7 @@ struct Shared {
     max_in_flight: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
     models: Arc<Vec<String>>,
+    models_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The running fake. Dropping it stops the server.
@@ -140,6 +141,7 @@ impl FakeUpstream {
             in_flight: Arc::new(AtomicUsize::new(0)),
             max_in_flight: Arc::new(AtomicUsize::new(0)),
             received: Arc::new(AtomicUsize::new(0)),
+            models_down: Arc::default(),
             models: Arc::new(models.iter().map(|s| (*s).to_owned()).collect()),
         };
         let app = Router::new()
@@ -204,6 +206,11 @@ impl FakeUpstream {
             .expect("recorder closed")
     }
 
+    /// Makes `/v1/models` and `/api/tags` answer 503 (a failing health check) or not.
+    pub fn set_models_down(&self, down: bool) {
+        self.shared.models_down.store(down, Ordering::SeqCst);
+    }
+
     /// How many requests arrived since the last call to this method.
     pub fn take_requests_count(&self) -> usize {
         let total = self.shared.received.load(Ordering::SeqCst);
@@ -242,6 +249,9 @@ async fn ollama_generate(s: State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) 
 }
 
 async fn openai_models(State(s): State<Shared>) -> Response {
+    if s.models_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "loading").into_response();
+    }
     let data: Vec<_> = s
         .models
         .iter()
@@ -251,6 +261,9 @@ async fn openai_models(State(s): State<Shared>) -> Response {
 }
 
 async fn ollama_tags(State(s): State<Shared>) -> Response {
+    if s.models_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "loading").into_response();
+    }
     let models: Vec<_> = s
         .models
         .iter()

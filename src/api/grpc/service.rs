@@ -45,7 +45,7 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
         self.check_size(&request)?;
         let snapshot = self.state.config.load();
         let req = convert::request(request).map_err(convert::status)?;
-        let answer = orchestrator::handle(&snapshot, req)
+        let answer = orchestrator::handle_cached(&self.state.cache, &snapshot, req)
             .await
             .map_err(convert::status)?;
         Ok(Response::new(convert::answer(answer)))
@@ -60,7 +60,7 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
         self.check_size(&request)?;
         let snapshot = self.state.config.load();
         let req = convert::request(request).map_err(convert::status)?;
-        let items = orchestrator::stream(&snapshot, req)
+        let items = orchestrator::stream_cached(&self.state.cache, &snapshot, req)
             .await
             .map_err(convert::status)?;
         let chunks = items.map(|item| match item {

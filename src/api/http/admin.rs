@@ -39,3 +39,51 @@ pub(crate) async fn config(State(state): State<AppState>) -> Response {
     }))
     .into_response()
 }
+
+/// The body of `POST /admin/cache/clear`; empty or `{}` clears everything.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClearBody {
+    /// Only answers of this task.
+    #[serde(default)]
+    task: Option<String>,
+    /// Only keys (hex SHA-256) starting with this.
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+pub(crate) async fn cache_clear(
+    State(state): State<AppState>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let limit = state.config.load().config.server().max_body_bytes;
+    let clear = match &body {
+        Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(ClearBody::default()),
+        _ => super::parse_json::<ClearBody>(body, limit),
+    };
+    let clear = match clear {
+        Ok(c) => c,
+        Err(e) => return super::native::NativeError(e).into_response(),
+    };
+    if let Some(p) = &clear.prefix
+        && !p.chars().all(|c| c.is_ascii_hexdigit())
+    {
+        let e = crate::error::PoolError::invalid("prefix", "must be hexadecimal");
+        return super::native::NativeError(e).into_response();
+    }
+    match state
+        .cache
+        .clear(clear.task.as_deref(), clear.prefix.as_deref())
+    {
+        Ok(()) => Json(serde_json::json!({ "cleared": true })).into_response(),
+        Err(e) => super::native::NativeError(crate::error::PoolError::Internal(e)).into_response(),
+    }
+}
+
+pub(crate) async fn cache_stats(State(state): State<AppState>) -> Response {
+    Json(serde_json::json!({
+        "enabled": state.cache.enabled(),
+        "stats": state.cache.stats().await,
+    }))
+    .into_response()
+}

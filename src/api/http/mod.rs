@@ -59,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/info", get(ops::info))
         .route("/admin/config", get(admin::config))
+        .route("/admin/cache", get(admin::cache_stats))
+        .route("/admin/cache/clear", post(admin::cache_clear))
         .fallback(native::not_found)
         .layer(
             ServiceBuilder::new()
@@ -135,6 +137,27 @@ pub(crate) fn header_timeout(
     };
     let n: u64 = num.trim().parse().map_err(|_| bad())?;
     Ok(Some(Duration::from_millis(n.saturating_mul(scale))))
+}
+
+/// Cache mode header for the OpenAI and Ollama routes (and `/v1/query` without `cache`).
+pub static CACHE_MODE: HeaderName = HeaderName::from_static("x-llm-pool-cache");
+
+/// Reads `x-llm-pool-cache`: `default`, `bypass`, `refresh` or `only`.
+pub(crate) fn header_cache_mode(
+    headers: &HeaderMap,
+) -> Result<crate::orchestrator::CacheMode, crate::error::PoolError> {
+    let Some(v) = headers.get(&CACHE_MODE) else {
+        return Ok(crate::orchestrator::CacheMode::Default);
+    };
+    v.to_str()
+        .ok()
+        .and_then(crate::orchestrator::CacheMode::parse)
+        .ok_or_else(|| {
+            crate::error::PoolError::invalid(
+                "x-llm-pool-cache",
+                "must be one of default, bypass, refresh, only",
+            )
+        })
 }
 
 /// Seconds since the Unix epoch.

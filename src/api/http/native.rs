@@ -109,7 +109,7 @@ impl QueryBody {
             })?),
         };
         let cache = match self.cache.as_deref() {
-            None => CacheMode::Default,
+            None => super::header_cache_mode(headers)?,
             Some(c) => CacheMode::parse(c).ok_or_else(|| {
                 PoolError::invalid("cache", "must be one of default, bypass, refresh, only")
             })?,
@@ -154,7 +154,7 @@ pub(crate) async fn query(
         Err(e) => return NativeError(e).into_response(),
     };
     if !stream {
-        return match orchestrator::handle(&snapshot, req).await {
+        return match orchestrator::handle_cached(&state.cache, &snapshot, req).await {
             Ok(answer) => {
                 let mut resp = Json(&answer).into_response();
                 super::answer_headers(resp.headers_mut(), &answer.provider, &answer.decision);
@@ -163,7 +163,7 @@ pub(crate) async fn query(
             Err(e) => NativeError(e).into_response(),
         };
     }
-    match orchestrator::stream(&snapshot, req).await {
+    match orchestrator::stream_cached(&state.cache, &snapshot, req).await {
         Ok(items) => {
             let lines = items.map(|item| {
                 let value = match item {

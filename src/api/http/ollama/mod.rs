@@ -96,6 +96,7 @@ pub(crate) async fn generate(
             raw: b.raw,
             json: wants_json(b.format.as_ref())?,
             timeout: super::header_timeout(&headers)?,
+            cache: super::header_cache_mode(&headers)?,
             request_id: super::request_id(&headers),
             ..Default::default()
         };
@@ -109,7 +110,7 @@ pub(crate) async fn generate(
     if empty {
         return load(&snapshot, &req, &model, Kind::Generate);
     }
-    respond(&snapshot, req, model, stream, Kind::Generate).await
+    respond(&state.cache, &snapshot, req, model, stream, Kind::Generate).await
 }
 
 /// Ollama answers an empty prompt (or no messages) by loading the model and returning at
@@ -154,6 +155,7 @@ pub(crate) async fn chat(
             messages,
             json: wants_json(b.format.as_ref())?,
             timeout: super::header_timeout(&headers)?,
+            cache: super::header_cache_mode(&headers)?,
             request_id: super::request_id(&headers),
             ..Default::default()
         };
@@ -167,7 +169,7 @@ pub(crate) async fn chat(
     if req.messages.is_empty() {
         return load(&snapshot, &req, &model, Kind::Chat);
     }
-    respond(&snapshot, req, model, stream, Kind::Chat).await
+    respond(&state.cache, &snapshot, req, model, stream, Kind::Chat).await
 }
 
 #[derive(Clone, Copy)]
@@ -205,11 +207,12 @@ fn end_of<'a>(answer: Option<&'a Answer>, reason: &'a str) -> wire::End<'a> {
         eval_count: answer.map_or(0, |a| a.usage.completion_tokens),
         eval_duration: total,
         llm_pool: answer
-            .map(|a| serde_json::json!({ "provider": a.provider, "decision": a.decision })),
+            .map(|a| serde_json::json!({ "provider": a.provider, "cache_hit": a.cache_hit, "decision": a.decision })),
     }
 }
 
 async fn respond(
+    cache: &std::sync::Arc<crate::cache::Cache>,
     snapshot: &crate::state::Snapshot,
     req: PoolRequest,
     model: String,
@@ -217,7 +220,7 @@ async fn respond(
     kind: Kind,
 ) -> Response {
     if !stream {
-        return match orchestrator::handle(snapshot, req).await {
+        return match orchestrator::handle_cached(cache, snapshot, req).await {
             Ok(answer) => {
                 let reason = answer.finish_reason.as_deref().unwrap_or("stop");
                 let body = line(
@@ -238,7 +241,7 @@ async fn respond(
             Err(e) => OllamaError(e).into_response(),
         };
     }
-    let items = match orchestrator::stream(snapshot, req).await {
+    let items = match orchestrator::stream_cached(cache, snapshot, req).await {
         Ok(items) => items,
         Err(e) => return OllamaError(e).into_response(),
     };

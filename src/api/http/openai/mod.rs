@@ -39,7 +39,7 @@ pub(crate) async fn chat_completions(
     };
     let id = format!("chatcmpl-{}", req.request_id);
     if !stream {
-        return match orchestrator::handle(&snapshot, req).await {
+        return match orchestrator::handle_cached(&state.cache, &snapshot, req).await {
             Ok(answer) => with_decision(
                 Json(wire::ChatResponse {
                     id: &id,
@@ -58,6 +58,7 @@ pub(crate) async fn chat_completions(
                     usage: answer.usage,
                     llm_pool: wire::Extension {
                         provider: &answer.provider,
+                        cache_hit: answer.cache_hit,
                         decision: &answer.decision,
                     },
                 })
@@ -67,7 +68,7 @@ pub(crate) async fn chat_completions(
             Err(e) => OpenAiError(e).into_response(),
         };
     }
-    let items = match orchestrator::stream(&snapshot, req).await {
+    let items = match orchestrator::stream_cached(&state.cache, &snapshot, req).await {
         Ok(items) => items,
         Err(e) => return OpenAiError(e).into_response(),
     };
@@ -142,6 +143,7 @@ fn finish_chunk(answer: &Answer, id: &str, model: &str, created: u64) -> String 
         usage: None,
         llm_pool: Some(wire::Extension {
             provider: &answer.provider,
+            cache_hit: answer.cache_hit,
             decision: &answer.decision,
         }),
     };
@@ -214,6 +216,7 @@ fn chat_request(
         stop: b.stop.map(Stop::into_vec).unwrap_or_default(),
         json,
         timeout: super::header_timeout(headers)?,
+        cache: super::header_cache_mode(headers)?,
         request_id: super::request_id(headers),
         ..Default::default()
     };
@@ -261,6 +264,7 @@ pub(crate) async fn completions(
             seed: b.seed,
             stop: b.stop.map(Stop::into_vec).unwrap_or_default(),
             timeout: super::header_timeout(&headers)?,
+            cache: super::header_cache_mode(&headers)?,
             request_id: super::request_id(&headers),
             ..Default::default()
         };
@@ -273,7 +277,7 @@ pub(crate) async fn completions(
     let id = format!("cmpl-{}", req.request_id);
     let created = super::unix_now();
     if !stream {
-        return match orchestrator::handle(&snapshot, req).await {
+        return match orchestrator::handle_cached(&state.cache, &snapshot, req).await {
             Ok(answer) => with_decision(
                 Json(wire::TextResponse {
                     id: &id,
@@ -289,6 +293,7 @@ pub(crate) async fn completions(
                     usage: Some(answer.usage),
                     llm_pool: Some(wire::Extension {
                         provider: &answer.provider,
+                        cache_hit: answer.cache_hit,
                         decision: &answer.decision,
                     }),
                 })
@@ -298,7 +303,7 @@ pub(crate) async fn completions(
             Err(e) => OpenAiError(e).into_response(),
         };
     }
-    let items = match orchestrator::stream(&snapshot, req).await {
+    let items = match orchestrator::stream_cached(&state.cache, &snapshot, req).await {
         Ok(items) => items,
         Err(e) => return OpenAiError(e).into_response(),
     };

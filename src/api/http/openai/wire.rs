@@ -112,6 +112,8 @@ pub(super) struct ChatResponse<'a> {
 #[derive(Serialize)]
 pub(super) struct Extension<'a> {
     pub(super) provider: &'a str,
+    /// The answer came from the cache.
+    pub(super) cache_hit: bool,
     pub(super) decision: &'a Decision,
 }
 
