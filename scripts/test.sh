@@ -20,8 +20,12 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-if ! command -v curl >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq curl
+# curl for scripts/test-http.sh; redis-server for the Redis cache tests.
+missing=""
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+if [ -n "$missing" ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 
 step "fmt and clippy"

@@ -8,6 +8,7 @@
 //! sampled at temperature > 0 are stored only if the task says `cache_sampled = true`.
 
 pub mod key;
+mod redis;
 mod single_flight;
 
 use std::sync::Arc;
@@ -16,9 +17,9 @@ use std::time::Duration;
 
 use moka::Expiry;
 use serde::Serialize;
-use tokio::time::Instant;
 
 pub use key::Key;
+pub use redis::RedisStatus;
 pub use single_flight::{Role, SingleFlight};
 
 use crate::config::CacheConfig;
@@ -56,6 +57,8 @@ impl Expiry<Key, Arc<Entry>> for PerEntryTtl {
 #[derive(Debug, Default, Serialize)]
 pub struct Stats {
     pub hits: u64,
+    /// Hits served by Redis (after a memory miss, in `two_level`).
+    pub redis_hits: u64,
     pub misses: u64,
     pub stores: u64,
     pub evictions: u64,
@@ -63,12 +66,16 @@ pub struct Stats {
     pub entries: u64,
     pub bytes: u64,
     pub in_flight: usize,
+    /// The Redis backend, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisStatus>,
 }
 
 #[derive(Default)]
 struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
+    redis_hits: AtomicU64,
     stores: AtomicU64,
     evictions: Arc<AtomicU64>,
     joins: AtomicU64,
@@ -77,6 +84,7 @@ struct Counters {
 /// The process-wide cache.
 pub struct Cache {
     memory: Option<moka::future::Cache<Key, Arc<Entry>>>,
+    redis: Option<Arc<redis::RedisCache>>,
     pub flights: Arc<SingleFlight>,
     counters: Counters,
 }
@@ -88,7 +96,20 @@ impl Cache {
         // One capacity bounds both: every entry weighs at least max_bytes / max_entries, so
         // no more than max_entries fit.
         let floor = u32::try_from(config.max_bytes / config.max_entries.max(1)).unwrap_or(u32::MAX);
-        let memory = config.enabled.then(|| {
+        use crate::config::raw::CacheBackend;
+        let in_memory = matches!(
+            config.backend,
+            CacheBackend::Memory | CacheBackend::TwoLevel
+        );
+        let in_redis = matches!(config.backend, CacheBackend::Redis | CacheBackend::TwoLevel);
+        let redis = config
+            .redis_url
+            .as_deref()
+            .filter(|_| config.enabled && in_redis)
+            .and_then(|url| {
+                redis::RedisCache::new(url, &config.key_prefix, config.redis_timeout).ok()
+            });
+        let memory = (config.enabled && in_memory).then(|| {
             moka::future::Cache::builder()
                 .max_capacity(config.max_bytes)
                 .weigher(move |_k: &Key, v: &Arc<Entry>| v.size.max(floor))
@@ -103,14 +124,38 @@ impl Cache {
         });
         Self {
             memory,
+            redis,
             flights: Arc::default(),
             counters,
         }
     }
 
-    /// A stored answer, if any.
+    /// A stored answer, if any: memory first, then Redis (a Redis hit also fills memory).
     pub async fn get(&self, key: &Key) -> Option<Arc<Entry>> {
-        let found = self.memory.as_ref()?.get(key).await;
+        let mut found = match &self.memory {
+            Some(m) => m.get(key).await,
+            None => None,
+        };
+        if found.is_none()
+            && let Some(r) = &self.redis
+            && let Some(stored) = r.get(key).await
+        {
+            let ttl = Duration::from_millis(stored.expires_at_ms.saturating_sub(unix_ms()));
+            if !ttl.is_zero() {
+                self.counters.redis_hits.fetch_add(1, Ordering::Relaxed);
+                let size = approximate_size(&stored.answer);
+                let entry = Arc::new(Entry {
+                    answer: stored.answer,
+                    task: stored.task,
+                    ttl,
+                    size,
+                });
+                if let Some(m) = &self.memory {
+                    m.insert(*key, Arc::clone(&entry)).await;
+                }
+                found = Some(entry);
+            }
+        }
         let counter = if found.is_some() {
             &self.counters.hits
         } else {
@@ -122,18 +167,28 @@ impl Cache {
 
     /// Stores `answer` if it may be stored (see the module docs).
     pub async fn put(&self, key: Key, plan: &Plan, answer: &Answer) {
-        let Some(memory) = &self.memory else { return };
-        if !storable(plan, answer) {
+        if !self.enabled() || !storable(plan, answer) {
             return;
         }
-        let size = approximate_size(answer);
-        let entry = Entry {
-            answer: answer.clone(),
-            task: plan.task_name.clone(),
-            ttl: plan.task.cache_ttl,
-            size,
-        };
-        memory.insert(key, Arc::new(entry)).await;
+        let ttl = plan.task.cache_ttl;
+        if let Some(memory) = &self.memory {
+            let entry = Entry {
+                answer: answer.clone(),
+                task: plan.task_name.clone(),
+                ttl,
+                size: approximate_size(answer),
+            };
+            memory.insert(key, Arc::new(entry)).await;
+        }
+        if let Some(r) = &self.redis {
+            let stored = redis::Stored {
+                task: plan.task_name.clone(),
+                expires_at_ms: unix_ms()
+                    .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+                answer: answer.clone(),
+            };
+            r.put(&key, &stored, ttl).await;
+        }
         self.counters.stores.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -141,8 +196,13 @@ impl Cache {
         self.counters.joins.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Removes entries: all, or those of `task`, or whose key (hex) starts with `prefix`.
-    pub fn clear(&self, task: Option<&str>, prefix: Option<&str>) -> Result<(), String> {
+    /// Removes entries: all, or those of `task`, or whose key (hex) starts with `prefix`;
+    /// in memory and in Redis.
+    pub async fn clear(&self, task: Option<&str>, prefix: Option<&str>) -> Result<(), String> {
+        if let Some(r) = &self.redis {
+            r.clear(task, prefix.map(str::to_ascii_lowercase).as_deref())
+                .await?;
+        }
         let Some(memory) = &self.memory else {
             return Ok(());
         };
@@ -178,6 +238,7 @@ impl Cache {
         let c = &self.counters;
         Stats {
             hits: c.hits.load(Ordering::Relaxed),
+            redis_hits: c.redis_hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
             stores: c.stores.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
@@ -185,11 +246,17 @@ impl Cache {
             entries,
             bytes,
             in_flight: self.flights.len(),
+            redis: self.redis.as_ref().map(|r| r.status()),
         }
     }
 
     pub fn enabled(&self) -> bool {
-        self.memory.is_some()
+        self.memory.is_some() || self.redis.is_some()
+    }
+
+    /// The Redis backend's health, when there is one (for `/health`).
+    pub fn redis_status(&self) -> Option<RedisStatus> {
+        self.redis.as_ref().map(|r| r.status())
     }
 }
 
@@ -222,7 +289,8 @@ fn approximate_size(answer: &Answer) -> u32 {
     u32::try_from(256 + answer.text.len() + decision).unwrap_or(u32::MAX)
 }
 
-/// Elapsed since `t0`, in milliseconds.
-pub fn elapsed_ms(t0: Instant) -> u64 {
-    t0.elapsed().as_millis() as u64
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -37,24 +37,48 @@ pub struct RawConfig {
     pub cache: RawCache,
 }
 
-/// `[cache]`: answers kept in process (moka). Per-task lifetimes are `cache_ttl_secs`.
+/// `[cache]`: answers kept in process (moka) and/or in Redis (shared by replicas; Redis,
+/// KeyDB and Valkey speak the same protocol). Per-task lifetimes are `cache_ttl_secs`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCache {
     /// Turn the cache off entirely.
     pub enabled: bool,
-    /// Most answers kept.
+    /// `memory` (in process), `redis`, or `two_level` (memory in front of Redis).
+    pub backend: CacheBackend,
+    /// Most answers kept in memory.
     pub max_entries: u64,
-    /// Most bytes of answers kept (text, Decision and key, approximately).
+    /// Most bytes of answers kept in memory (text, Decision and key, approximately).
     pub max_bytes: u64,
+    /// Redis URL, e.g. `redis://127.0.0.1:6379/0` (for `redis` and `two_level`).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several pools or apps can share one Redis.
+    pub key_prefix: String,
+    /// Time allowed for one Redis command, in milliseconds; slower counts as an error and
+    /// the request goes on without the cache.
+    pub redis_timeout_ms: u64,
+}
+
+/// Where cached answers live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    Memory,
+    Redis,
+    TwoLevel,
 }
 
 impl Default for RawCache {
     fn default() -> Self {
         Self {
             enabled: true,
+            backend: CacheBackend::Memory,
             max_entries: 100_000,
             max_bytes: 256 * 1024 * 1024,
+            redis_url: None,
+            key_prefix: "llm-pool:".to_owned(),
+            // A local Redis answers in well under a millisecond; 50 ms means trouble.
+            redis_timeout_ms: 50,
         }
     }
 }

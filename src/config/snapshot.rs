@@ -28,8 +28,12 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     pub enabled: bool,
+    pub backend: super::raw::CacheBackend,
     pub max_entries: u64,
     pub max_bytes: u64,
+    pub redis_url: Option<String>,
+    pub key_prefix: String,
+    pub redis_timeout: Duration,
 }
 
 impl Config {

@@ -73,6 +73,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
     let server = check_server(&mut c, &raw, base);
     let limits = check_limits(&mut c, &raw);
     let qos = Arc::new(check_qos(&mut c, &raw.qos));
+    let cache = check_cache(&mut c, &raw.cache);
 
     let mut providers = BTreeMap::new();
     for (name, p) in &raw.providers {
@@ -119,11 +120,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             tasks,
             aliases,
             qos,
-            cache: super::snapshot::CacheConfig {
-                enabled: raw.cache.enabled,
-                max_entries: raw.cache.max_entries,
-                max_bytes: raw.cache.max_bytes,
-            },
+            cache,
         })
     } else {
         Err(ConfigErrors(c.errors))
@@ -183,6 +180,40 @@ fn check_limits(c: &mut Checker, raw: &RawConfig) -> Limits {
         max_tokens: l.max_tokens,
         default_deadline: Duration::from_millis(l.default_deadline_ms),
         max_deadline: Duration::from_millis(l.max_deadline_ms),
+    }
+}
+
+fn check_cache(c: &mut Checker, r: &super::raw::RawCache) -> super::snapshot::CacheConfig {
+    use super::raw::CacheBackend;
+    if r.max_entries == 0 {
+        c.err("cache.max_entries", "must be at least 1");
+    }
+    let needs_redis = matches!(r.backend, CacheBackend::Redis | CacheBackend::TwoLevel);
+    match &r.redis_url {
+        None if needs_redis && r.enabled => {
+            c.err(
+                "cache.redis_url",
+                "the redis and two_level backends need a redis_url",
+            );
+        }
+        Some(url) if redis::Client::open(url.as_str()).is_err() => {
+            // Not echoed: the URL may hold a password.
+            c.err("cache.redis_url", "not a valid redis:// URL");
+        }
+        _ => {}
+    }
+    if r.redis_timeout_ms == 0 {
+        c.err("cache.redis_timeout_ms", "must be greater than 0");
+    }
+    check_ms(c, "cache.redis_timeout_ms".to_owned(), r.redis_timeout_ms);
+    super::snapshot::CacheConfig {
+        enabled: r.enabled,
+        backend: r.backend,
+        max_entries: r.max_entries,
+        max_bytes: r.max_bytes,
+        redis_url: r.redis_url.clone(),
+        key_prefix: r.key_prefix.clone(),
+        redis_timeout: Duration::from_millis(r.redis_timeout_ms),
     }
 }
 

@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::providers::Usage;
 
 /// How a candidate call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CandidateStatus {
     /// A valid answer.
@@ -38,7 +40,7 @@ impl CandidateStatus {
 }
 
 /// One provider call made for a request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Candidate {
     pub provider: String,
     pub model: String,
@@ -86,7 +88,7 @@ impl Candidate {
 }
 
 /// One group of equivalent answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupRecord {
     /// The group's normalised answer.
     pub answer: String,
@@ -96,7 +98,7 @@ pub struct GroupRecord {
 }
 
 /// What the judge was shown and said.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct JudgeRecord {
     pub provider: String,
     /// Seed of the shuffle that set the order candidates were shown in (against position
@@ -112,12 +114,12 @@ pub struct JudgeRecord {
     /// Judge calls made (a second one when the first answer was invalid).
     pub attempts: u32,
     /// Why attempts failed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
 }
 
 /// One CASCADE tier.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TierRecord {
     pub provider: String,
     pub cost_per_1k_tokens: f64,
@@ -129,11 +131,11 @@ pub struct TierRecord {
 }
 
 /// How the answer was chosen.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Decision {
-    pub strategy: &'static str,
+    pub strategy: Cow<'static, str>,
     pub candidates: Vec<Candidate>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub votes: BTreeMap<String, f64>,
     /// The provider whose answer was returned.
     pub winner: Option<String>,
@@ -145,14 +147,14 @@ pub struct Decision {
     /// one before it failed).
     pub fallbacks: Vec<String>,
     /// Groups of equivalent answers (voting strategies).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupRecord>,
     /// How votes were weighed (WEIGHTED).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub formula: Option<&'static str>,
+    pub formula: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub judge: Option<JudgeRecord>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tiers: Vec<TierRecord>,
     /// Tokens of every call made for this answer (the answer's own `usage` is the
     /// winner's).
@@ -162,7 +164,7 @@ pub struct Decision {
 impl Decision {
     pub fn new(strategy: &'static str) -> Self {
         Self {
-            strategy,
+            strategy: Cow::Borrowed(strategy),
             candidates: Vec::new(),
             votes: BTreeMap::new(),
             winner: None,
@@ -196,7 +198,7 @@ impl Decision {
 }
 
 /// A finished answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Answer {
     pub text: String,
     pub provider: String,
@@ -216,7 +218,7 @@ pub struct Answer {
 }
 
 /// Usage with the total spelled out, as every wire format reports it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageOut {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
@@ -230,5 +232,37 @@ impl From<Usage> for UsageOut {
             completion_tokens: u.completion_tokens,
             total_tokens: u.total(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers go to Redis as JSON and must come back whole.
+    #[test]
+    fn answers_round_trip_through_json() {
+        let mut d = Decision::new("voting");
+        d.candidates.push(Candidate::running("a", "m", false, 0));
+        d.judge = Some(JudgeRecord {
+            provider: "j".into(),
+            ..Default::default()
+        });
+        let answer = Answer {
+            text: "t".into(),
+            provider: "a".into(),
+            model: "m".into(),
+            usage: UsageOut::default(),
+            latency_ms: 1,
+            cache_hit: false,
+            cache_key: None,
+            decision: d,
+            finish_reason: None,
+            task: None,
+            request_id: "r".into(),
+        };
+        let json = serde_json::to_string(&answer).unwrap();
+        let back: Answer = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
     }
 }

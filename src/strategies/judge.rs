@@ -48,7 +48,7 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
             Ok(w) => w,
             Err(()) => {
                 decision.fallbacks.push("judge_invalid:weighted".into());
-                decision.formula = Some(voting::WEIGHTED_FORMULA);
+                decision.formula = Some(voting::WEIGHTED_FORMULA.into());
                 weighted_winner(plan, &mut decision)
             }
         }

@@ -51,7 +51,7 @@ pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
             for s in &mut specs {
                 s.weight *= plan.reliability.get(s.provider.name());
             }
-            decision.formula = Some(WEIGHTED_FORMULA);
+            decision.formula = Some(WEIGHTED_FORMULA.into());
         }
         Mode::Voting | Mode::Consensus => specs.iter_mut().for_each(|s| s.weight = 1.0),
     }

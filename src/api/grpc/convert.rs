@@ -119,7 +119,7 @@ fn strategy(name: &str) -> i32 {
 pub(super) fn answer(a: Answer) -> pb::Answer {
     let d = a.decision;
     let decision = pb::Decision {
-        strategy: strategy(d.strategy),
+        strategy: strategy(&d.strategy),
         candidates: d
             .candidates
             .into_iter()
@@ -156,7 +156,10 @@ pub(super) fn answer(a: Answer) -> pb::Answer {
                 votes: g.votes,
             })
             .collect(),
-        formula: d.formula.unwrap_or_default().to_owned(),
+        formula: d
+            .formula
+            .map(std::borrow::Cow::into_owned)
+            .unwrap_or_default(),
         judge: d.judge.map(|j| pb::JudgeVerdict {
             provider: j.provider,
             seed: j.seed,

@@ -74,6 +74,7 @@ pub(crate) async fn cache_clear(
     match state
         .cache
         .clear(clear.task.as_deref(), clear.prefix.as_deref())
+        .await
     {
         Ok(()) => Json(serde_json::json!({ "cleared": true })).into_response(),
         Err(e) => super::native::NativeError(crate::error::PoolError::Internal(e)).into_response(),

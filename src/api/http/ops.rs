@@ -38,7 +38,9 @@ pub(crate) fn providers(state: &AppState) -> Vec<ProviderHealth> {
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let status = state.config.status();
     let providers = providers(&state);
-    let overall = if status.last_error.is_some() {
+    let redis = state.cache.redis_status();
+    let redis_down = redis.as_ref().is_some_and(|r| !r.connected && r.errors > 0);
+    let overall = if status.last_error.is_some() || redis_down {
         "degraded"
     } else {
         "ok"
@@ -47,6 +49,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         "status": overall,
         "version": env!("CARGO_PKG_VERSION"),
         "config": status,
+        "cache": { "enabled": state.cache.enabled(), "redis": redis },
         "providers": providers,
     }))
     .into_response()
