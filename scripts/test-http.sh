@@ -372,7 +372,19 @@ d = js()
 need(nonempty_str(d.get("error")), f"not Ollama error shape {{\"error\": \"...\"}}: {d}")
 '
 
-# /metrics and /admin/cache/clear join this list with the observability and cache work.
+# ── cache administration (after the traffic above) ─────────────────────────────────────────
+req GET /admin/cache
+check "GET /admin/cache" 200 '
+d = js()
+need(isinstance(d.get("stats", {}).get("hits"), int), f"no stats.hits: {d}")
+'
+
+req POST /admin/cache/clear '{}'
+check "POST /admin/cache/clear" 200 '
+need(js().get("cleared") is True, f"not cleared: {raw[:200]}")
+'
+
+# /metrics joins this list with the observability work.
 
 echo
 if [ "$failed" -gt 0 ]; then
