@@ -384,7 +384,11 @@ check "POST /admin/cache/clear" 200 '
 need(js().get("cleared") is True, f"not cleared: {raw[:200]}")
 '
 
-# /metrics joins this list with the observability work.
+req GET /metrics
+check "GET /metrics" 200 '
+need("text/plain" in ctype, f"Content-Type is {ctype!r}, not text/plain (Prometheus)")
+need("# TYPE llm_pool_requests_total" in raw, "no llm_pool_requests_total family")
+'
 
 echo
 if [ "$failed" -gt 0 ]; then

@@ -36,6 +36,8 @@ pub struct Running {
 /// Starts serving `config`; `path` is watched for hot reload when given.
 pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, StartError> {
     let server = config.server().clone();
+    // Install the metrics recorder before anything records.
+    let metrics = crate::telemetry::metrics::handle();
     let store = ConfigStore::new(path, Snapshot::prepare(config, None));
     let state = AppState::new(store.clone());
 
@@ -45,6 +47,18 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
     let grpc_addr = local_addr(&grpc_listener, server.grpc_addr);
 
     let prompts = vec![server.prompts_dir.clone()];
+    if let Some(handle) = metrics {
+        // Histograms' summaries need periodic upkeep (axum's prometheus-metrics example).
+        let shutdown = state.shutdown.clone();
+        state.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+                }
+            }
+        });
+    }
     state.tasks.spawn(crate::providers::health::run(
         store.clone(),
         state.shutdown.clone(),

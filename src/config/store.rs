@@ -106,11 +106,15 @@ impl ConfigStore {
                 status.last_error_at = None;
                 status.loaded_at = unix_now();
                 self.inner.current.store(Arc::new(snapshot));
+                metrics::counter!(crate::telemetry::metrics::CONFIG_RELOADS, "result" => "ok")
+                    .increment(1);
                 tracing::info!(version = status.version, "Configuration reloaded.");
                 Ok(status.version)
             }
             Err(errors) => {
                 status.reloads_rejected += 1;
+                metrics::counter!(crate::telemetry::metrics::CONFIG_RELOADS, "result" => "rejected")
+                    .increment(1);
                 status.last_error = Some(errors.to_string());
                 status.last_error_at = Some(unix_now());
                 tracing::error!(

@@ -67,6 +67,10 @@ async fn run(plan: &Plan) -> Result<Answer, PoolError> {
         StrategyKind::Judge => ensemble(judge::run(plan).await?),
         StrategyKind::Cascade => ensemble(cascade::run(plan).await?),
     };
+    if let Some(a) = decision.agreement {
+        metrics::histogram!(crate::telemetry::metrics::AGREEMENT, "strategy" => decision.strategy.to_string())
+            .record(a);
+    }
     let text = match plan.task.output {
         OutputKind::Text => completion.text,
         // Labels and JSON are returned in their normalised form.

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::config::ProviderConfig;
 use crate::qos::{Budget, LatencyWindow};
+use crate::telemetry::metrics as m;
 
 /// Largest upstream error body read into an error message.
 const MAX_ERROR_BODY: usize = 4 * 1024;
@@ -68,6 +69,8 @@ pub(crate) struct HttpProvider<D> {
 
 struct Inner<D> {
     config: Arc<ProviderConfig>,
+    /// The provider's name, shared into metric labels without copying.
+    label: Arc<str>,
     endpoints: EndpointSet,
     client: reqwest::Client,
     dialect: D,
@@ -98,6 +101,7 @@ impl<D: Dialect> HttpProvider<D> {
         );
         Self {
             inner: Arc::new(Inner {
+                label: Arc::from(config.name.as_str()),
                 config,
                 endpoints,
                 client,
@@ -153,6 +157,7 @@ impl<D: Dialect> Inner<D> {
                 Err(e) => e,
             };
             guard.record(Err(&e));
+            self.observe(guard.url(), Err(&e), Duration::ZERO, false);
             let retryable = e.is_retryable() && e.is_endpoint_failure();
             if !retryable || attempt >= policy.max_attempts {
                 return Err(e);
@@ -162,6 +167,7 @@ impl<D: Dialect> Inner<D> {
                 return Err(e);
             }
             tracing::debug!(provider = %self.config.name, attempt, error = %e, "Retrying.");
+            metrics::counter!(m::RETRIES, "provider" => Arc::clone(&self.label)).increment(1);
             tokio::time::sleep(wait).await;
             failed = Some(Arc::clone(guard.url()));
             attempt += 1;
@@ -238,6 +244,40 @@ impl<D: Dialect> Inner<D> {
     }
 }
 
+impl<D> Inner<D> {
+    /// Records one finished call in the metrics.
+    fn observe(
+        &self,
+        endpoint: &Arc<str>,
+        outcome: Result<Usage, &ProviderError>,
+        elapsed: Duration,
+        streamed: bool,
+    ) {
+        let provider = Arc::clone(&self.label);
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(e) => e.metric_label(),
+        };
+        metrics::counter!(
+            m::UPSTREAM_CALLS,
+            "provider" => Arc::clone(&provider),
+            "endpoint" => Arc::clone(endpoint),
+            "outcome" => label
+        )
+        .increment(1);
+        if let Ok(usage) = outcome {
+            if !streamed {
+                metrics::histogram!(m::UPSTREAM_SECONDS, "provider" => Arc::clone(&provider))
+                    .record(elapsed.as_secs_f64());
+            }
+            metrics::counter!(m::TOKENS, "provider" => Arc::clone(&provider), "kind" => "prompt")
+                .increment(u64::from(usage.prompt_tokens));
+            metrics::counter!(m::TOKENS, "provider" => provider, "kind" => "completion")
+                .increment(u64::from(usage.completion_tokens));
+        }
+    }
+}
+
 /// A timeout: the request's own deadline (nothing wrong with the endpoint) or the
 /// provider's per-call timeout.
 fn expired(endpoint: &Arc<str>, until: Instant, deadline: Instant) -> ProviderError {
@@ -283,6 +323,12 @@ impl<D: Dialect> Provider for HttpProvider<D> {
                     }),
                 };
             guard.record(result.as_ref().map(|_| ()));
+            inner.observe(
+                &endpoint,
+                result.as_ref().map(|p| p.usage),
+                t0.elapsed(),
+                false,
+            );
             let parsed = result?;
             inner.latency.record(t0.elapsed());
             Ok(Completion {
@@ -366,6 +412,7 @@ fn events<D: Dialect>(
                 Err(_) => {
                     let e = expired(&endpoint, until, deadline);
                     guard.record(Err(&e));
+                    inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
                     yield Err(e);
                     return;
                 }
@@ -375,6 +422,7 @@ fn events<D: Dialect>(
                 Some(Err(message)) => {
                     let e = ProviderError::Broken { endpoint: Arc::clone(&endpoint), message };
                     guard.record(Err(&e));
+                    inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
                     yield Err(e);
                     return;
                 }
@@ -385,6 +433,7 @@ fn events<D: Dialect>(
                         message: "stream ended before the answer was complete".into(),
                     };
                     guard.record(Err(&e));
+                    inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
                     yield Err(e);
                     return;
                 }
@@ -394,6 +443,7 @@ fn events<D: Dialect>(
                 Err(message) => {
                     let e = ProviderError::Decode { endpoint: Arc::clone(&endpoint), message };
                     guard.record(Err(&e));
+                    inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
                     yield Err(e);
                     return;
                 }
@@ -403,6 +453,8 @@ fn events<D: Dialect>(
             {
                 if deltas == 0 {
                     inner.ttft.record(t0.elapsed());
+                    metrics::histogram!(m::UPSTREAM_TTFT_SECONDS, "provider" => Arc::clone(&inner.label))
+                        .record(t0.elapsed().as_secs_f64());
                 }
                 deltas += 1;
                 yield Ok(StreamEvent::Delta(delta));
@@ -420,6 +472,7 @@ fn events<D: Dialect>(
         guard.record(Ok(()));
         // Servers that report no usage in streams: one content event is one token.
         let usage = usage.unwrap_or(Usage { prompt_tokens: 0, completion_tokens: deltas });
+        inner.observe(&endpoint, Ok(usage), t0.elapsed(), true);
         yield Ok(StreamEvent::Done { usage, finish_reason: finish });
     }
 }

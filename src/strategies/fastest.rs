@@ -200,6 +200,14 @@ where
                             Ok(normalized) => {
                                 c.status = CandidateStatus::Ok;
                                 c.text = Some(normalized);
+                                if c.hedged {
+                                    metrics::counter!(
+                                        crate::telemetry::metrics::HEDGES,
+                                        "provider" => providers[0].name().to_owned(),
+                                        "event" => "won"
+                                    )
+                                    .increment(1);
+                                }
                                 decision.winner = Some(c.provider.clone());
                                 // Dropping `inflight` cancels the losers.
                                 decision.finish_running(CandidateStatus::Cancelled, 0);
@@ -237,6 +245,12 @@ where
             }
             () = hedge_sleep, if hedge_armed => {
                 if providers[0].try_hedge() {
+                    metrics::counter!(
+                        crate::telemetry::metrics::HEDGES,
+                        "provider" => providers[0].name().to_owned(),
+                        "event" => "sent"
+                    )
+                    .increment(1);
                     let target = hedge_target.unwrap_or(0);
                     if target == 0 {
                         hedged_same = true;

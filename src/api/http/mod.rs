@@ -6,6 +6,7 @@
 
 mod admin;
 mod body;
+mod metrics;
 pub(crate) mod native;
 mod ollama;
 mod openai;
@@ -58,10 +59,13 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/readyz", get(ops::readyz))
         .route("/info", get(ops::info))
+        .route("/metrics", get(metrics::metrics))
         .route("/admin/config", get(admin::config))
         .route("/admin/cache", get(admin::cache_stats))
         .route("/admin/cache/clear", post(admin::cache_clear))
         .fallback(native::not_found)
+        // Counts requests by route template; inside the router so the template is known.
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(
             ServiceBuilder::new()
                 // <- outer: every response, errors included, carries the request id.

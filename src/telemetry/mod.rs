@@ -1,6 +1,8 @@
 //! Logging set-up. `RUST_LOG` sets the filter (default `info`); the format comes from
 //! `server.log_format`.
 
+pub mod metrics;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::raw::LogFormat;

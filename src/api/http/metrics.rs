@@ -1,0 +1,91 @@
+//! `GET /metrics` (Prometheus text format) and the middleware that counts requests by route
+//! template (axum's `MatchedPath`, never the raw path) and status.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use metrics::{counter, gauge, histogram};
+use tokio::time::Instant;
+
+use crate::state::AppState;
+use crate::telemetry::metrics as m;
+
+pub(crate) async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        // Only route templates from the router: a bounded set, safe as labels.
+        .map_or("unmatched", |p| static_route(p.as_str()));
+    let t0 = Instant::now();
+    gauge!(m::IN_FLIGHT).increment(1.0);
+    let resp = next.run(req).await;
+    gauge!(m::IN_FLIGHT).decrement(1.0);
+    let status = resp.status().as_u16().to_string();
+    counter!(m::REQUESTS, "route" => route, "status" => status).increment(1);
+    histogram!(m::REQUEST_SECONDS, "route" => route).record(t0.elapsed().as_secs_f64());
+    resp
+}
+
+/// Route templates as `&'static str`: matched against the router's fixed list.
+fn static_route(s: &str) -> &'static str {
+    const ROUTES: &[&str] = &[
+        "/v1/query",
+        "/v1/tasks",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/models",
+        "/api/generate",
+        "/api/chat",
+        "/api/tags",
+        "/api/show",
+        "/api/version",
+        "/health",
+        "/readyz",
+        "/info",
+        "/metrics",
+        "/admin/config",
+        "/admin/cache",
+        "/admin/cache/clear",
+    ];
+    ROUTES.iter().copied().find(|r| *r == s).unwrap_or("other")
+}
+
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(handle) = m::handle() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable",
+        )
+            .into_response();
+    };
+    // State that is cheaper to read at scrape time than to push on every change.
+    let snapshot = state.config.load();
+    for (config, provider) in snapshot.providers.iter() {
+        for e in provider.health() {
+            let value = match e.breaker {
+                crate::qos::BreakerState::Closed => 0.0,
+                crate::qos::BreakerState::HalfOpen => 1.0,
+                crate::qos::BreakerState::Open => 2.0,
+            };
+            gauge!(m::BREAKER_STATE, "provider" => config.name.clone(), "endpoint" => e.url.clone())
+                .set(value);
+            counter!(m::BREAKER_TRIPS, "provider" => config.name.clone(), "endpoint" => e.url)
+                .absolute(e.trips);
+        }
+    }
+    let stats = state.cache.stats().await;
+    counter!(m::CACHE_HITS).absolute(stats.hits);
+    counter!(m::CACHE_MISSES).absolute(stats.misses);
+    counter!(m::CACHE_STORES).absolute(stats.stores);
+    counter!(m::CACHE_EVICTIONS).absolute(stats.evictions);
+    counter!(m::CACHE_JOINS).absolute(stats.single_flight_joins);
+    counter!(m::CACHE_BACKEND_ERRORS).absolute(stats.redis.as_ref().map_or(0, |r| r.errors));
+    gauge!(m::CACHE_ENTRIES).set(stats.entries as f64);
+    let mut resp = handle.render().into_response();
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}

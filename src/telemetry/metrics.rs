@@ -1,0 +1,123 @@
+//! Prometheus metrics: the names (with units), their HELP text, and the recorder.
+//!
+//! Labels come from config or from a small fixed set (route template, task, strategy,
+//! provider, endpoint URL as configured, outcome); never from free text in requests. The
+//! recorder is the process's one global (STYLE.md), installed on first use.
+
+use std::sync::OnceLock;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub const REQUESTS: &str = "llm_pool_requests_total";
+pub const REQUEST_SECONDS: &str = "llm_pool_request_duration_seconds";
+pub const IN_FLIGHT: &str = "llm_pool_in_flight_requests";
+pub const UPSTREAM_CALLS: &str = "llm_pool_upstream_calls_total";
+pub const UPSTREAM_SECONDS: &str = "llm_pool_upstream_duration_seconds";
+pub const UPSTREAM_TTFT_SECONDS: &str = "llm_pool_upstream_time_to_first_token_seconds";
+pub const TOKENS: &str = "llm_pool_tokens_total";
+pub const RETRIES: &str = "llm_pool_retries_total";
+pub const HEDGES: &str = "llm_pool_hedges_total";
+pub const BREAKER_STATE: &str = "llm_pool_breaker_state";
+pub const BREAKER_TRIPS: &str = "llm_pool_breaker_trips_total";
+pub const CACHE_HITS: &str = "llm_pool_cache_hits_total";
+pub const CACHE_MISSES: &str = "llm_pool_cache_misses_total";
+pub const CACHE_STORES: &str = "llm_pool_cache_stores_total";
+pub const CACHE_EVICTIONS: &str = "llm_pool_cache_evictions_total";
+pub const CACHE_JOINS: &str = "llm_pool_cache_single_flight_joins_total";
+pub const CACHE_BACKEND_ERRORS: &str = "llm_pool_cache_backend_errors_total";
+pub const CACHE_ENTRIES: &str = "llm_pool_cache_entries";
+pub const CONFIG_RELOADS: &str = "llm_pool_config_reloads_total";
+pub const AGREEMENT: &str = "llm_pool_ensemble_agreement_ratio";
+
+/// Histogram buckets for request and upstream latency: 1 ms to 2 minutes (local models).
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+const RATIO_BUCKETS: &[f64] = &[0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The recorder's handle (installed on first call; `None` if another recorder was
+/// installed first, e.g. by an embedding program).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets(SECONDS_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(AGREEMENT.to_owned()),
+                        RATIO_BUCKETS,
+                    )
+                })
+                .ok()?
+                .install_recorder()
+                .ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by route template and HTTP status."
+    );
+    describe_histogram!(
+        REQUEST_SECONDS,
+        Unit::Seconds,
+        "Request latency, by route template."
+    );
+    describe_gauge!(IN_FLIGHT, "Requests being answered now.");
+    describe_counter!(
+        UPSTREAM_CALLS,
+        "Upstream calls, by provider, endpoint and outcome."
+    );
+    describe_histogram!(
+        UPSTREAM_SECONDS,
+        Unit::Seconds,
+        "Upstream call latency (whole answers), by provider."
+    );
+    describe_histogram!(
+        UPSTREAM_TTFT_SECONDS,
+        Unit::Seconds,
+        "Upstream time to first token (streams), by provider."
+    );
+    describe_counter!(
+        TOKENS,
+        "Tokens reported by upstreams, by provider and kind (prompt, completion)."
+    );
+    describe_counter!(RETRIES, "Upstream retries, by provider.");
+    describe_counter!(HEDGES, "Hedged calls, by provider and event (sent, won).");
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open."
+    );
+    describe_counter!(BREAKER_TRIPS, "Circuit breaker trips per endpoint.");
+    describe_counter!(CACHE_HITS, "Cache hits.");
+    describe_counter!(CACHE_MISSES, "Cache misses.");
+    describe_counter!(CACHE_STORES, "Answers stored in the cache.");
+    describe_counter!(
+        CACHE_EVICTIONS,
+        "Answers evicted from the in-process cache for room."
+    );
+    describe_counter!(
+        CACHE_JOINS,
+        "Requests that joined an identical request's upstream call."
+    );
+    describe_counter!(
+        CACHE_BACKEND_ERRORS,
+        "Errors talking to the Redis cache backend."
+    );
+    describe_gauge!(CACHE_ENTRIES, "Answers in the in-process cache.");
+    describe_counter!(
+        CONFIG_RELOADS,
+        "Configuration reloads, by result (ok, rejected)."
+    );
+    describe_histogram!(
+        AGREEMENT,
+        "Share of valid answers in the winning group, by strategy."
+    );
+}
