@@ -121,7 +121,14 @@ async fn stream_plan(
     plan: Plan,
     store: Option<(Arc<Cache>, cache::Key)>,
 ) -> Result<AnswerStream, PoolError> {
-    let won = fastest::stream(&plan).await?;
+    let won = fastest::stream(&plan).await.inspect_err(|e| {
+        log_outcome(
+            &plan.request_id,
+            plan.task_name.as_deref(),
+            plan.started,
+            Err(e),
+        );
+    })?;
     let fastest::Won {
         value,
         candidate,
@@ -171,6 +178,7 @@ async fn stream_plan(
                     if let Some((cache, key)) = &store {
                         cache.put(*key, &plan, &answer).await;
                     }
+                    log_outcome(&plan.request_id, plan.task_name.as_deref(), started, Ok(&answer));
                     yield StreamItem::Done(Box::new(answer));
                     return;
                 }
@@ -184,14 +192,16 @@ async fn stream_plan(
                     };
                     c.error = Some(e.to_string());
                     let decision = Some(Box::new(decision));
-                    yield StreamItem::Error(if past_deadline {
+                    let error = if past_deadline {
                         PoolError::DeadlineExceeded {
                             elapsed_ms: started.elapsed().as_millis() as u64,
                             decision,
                         }
                     } else {
                         PoolError::Unavailable { summary: format!("{provider_name}: {e}"), decision }
-                    });
+                    };
+                    log_outcome(&plan.request_id, plan.task_name.as_deref(), started, Err(&error));
+                    yield StreamItem::Error(error);
                     return;
                 }
                 None => {
@@ -245,10 +255,58 @@ pub async fn handle_cached(
     snapshot: &Snapshot,
     req: PoolRequest,
 ) -> Result<Answer, PoolError> {
-    answer_plan(cache, req.plan(snapshot)?).await
+    answer_plan(cache, plan_logged(req, snapshot)?).await
+}
+
+/// Plans a request; a refused request gets its log line too.
+fn plan_logged(req: PoolRequest, snapshot: &Snapshot) -> Result<Plan, PoolError> {
+    let (id, task, started) = (
+        req.request_id.clone(),
+        req.task.clone(),
+        tokio::time::Instant::now(),
+    );
+    req.plan(snapshot)
+        .inspect_err(|e| log_outcome(&id, task.as_deref(), started, Err(e)))
 }
 
 async fn answer_plan(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, PoolError> {
+    let request_id = plan.request_id.clone();
+    let (task, started) = (plan.task_name.clone(), plan.started);
+    let result = answer_plan_inner(cache, plan).await;
+    log_outcome(&request_id, task.as_deref(), started, result.as_ref());
+    result
+}
+
+/// One line per request (INFO): who asked for what, what answered, how long, what it cost.
+fn log_outcome(
+    request_id: &str,
+    task: Option<&str>,
+    started: tokio::time::Instant,
+    result: Result<&Answer, &PoolError>,
+) {
+    let latency_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(a) => tracing::info!(
+            request_id,
+            task,
+            strategy = %a.decision.strategy,
+            winner = %a.provider,
+            latency_ms,
+            tokens = a.decision.total_usage.total_tokens,
+            cache = if a.cache_hit { "hit" } else if a.cache_key.is_some() { "miss" } else { "off" },
+            "Request answered."
+        ),
+        Err(e) => tracing::info!(
+            request_id,
+            task,
+            latency_ms,
+            error = e.kind().as_str(),
+            "Request failed."
+        ),
+    }
+}
+
+async fn answer_plan_inner(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, PoolError> {
     let key = match lookup(cache, &plan).await? {
         (_, Some(hit)) => return Ok(hit),
         (Lookup::Skip, None) => return run(&plan).await,
@@ -292,12 +350,20 @@ pub async fn stream_cached(
     snapshot: &Snapshot,
     req: PoolRequest,
 ) -> Result<AnswerStream, PoolError> {
-    let plan = req.plan(snapshot)?;
+    let plan = plan_logged(req, snapshot)?;
     if plan.task.output != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
         return Ok(whole(answer_plan(cache, plan).await?));
     }
     match lookup(cache, &plan).await? {
-        (_, Some(hit)) => Ok(whole(hit)),
+        (_, Some(hit)) => {
+            log_outcome(
+                &plan.request_id,
+                plan.task_name.as_deref(),
+                plan.started,
+                Ok(&hit),
+            );
+            Ok(whole(hit))
+        }
         (Lookup::Skip, None) => stream_plan(plan, None).await,
         (Lookup::Key(key), None) => stream_plan(plan, Some((Arc::clone(cache), key))).await,
     }
