@@ -172,6 +172,30 @@ async fn play(step: Step, endpoint: Arc<str>, deadline: Instant) -> Result<Strin
     }
 }
 
+impl FakeProvider {
+    /// Plays the next scripted step; a call dropped before it finished counts as
+    /// cancelled.
+    fn call(
+        &self,
+        req: Arc<ProviderRequest>,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = Result<(String, Arc<str>), ProviderError>> + Send + 'static
+    {
+        let step = self.next_step(req);
+        let endpoint = self.endpoint();
+        let cancelled = Arc::clone(&self.cancelled);
+        async move {
+            let mut guard = CancelGuard {
+                cancelled,
+                done: false,
+            };
+            let result = play(step, Arc::clone(&endpoint), deadline).await;
+            guard.done = true;
+            result.map(|text| (text, endpoint))
+        }
+    }
+}
+
 impl Provider for FakeProvider {
     fn name(&self) -> &str {
         &self.name
@@ -186,17 +210,9 @@ impl Provider for FakeProvider {
         req: Arc<ProviderRequest>,
         deadline: Instant,
     ) -> BoxFuture<'static, Result<Completion, ProviderError>> {
-        let step = self.next_step(req);
-        let endpoint = self.endpoint();
-        let cancelled = Arc::clone(&self.cancelled);
+        let call = self.call(req, deadline);
         async move {
-            let mut guard = CancelGuard {
-                cancelled,
-                done: false,
-            };
-            let result = play(step, Arc::clone(&endpoint), deadline).await;
-            guard.done = true;
-            let text = result?;
+            let (text, endpoint) = call.await?;
             let completion_tokens = text.split_whitespace().count() as u32;
             Ok(Completion {
                 text,
@@ -217,16 +233,9 @@ impl Provider for FakeProvider {
         req: Arc<ProviderRequest>,
         deadline: Instant,
     ) -> BoxFuture<'static, Result<StartedStream, ProviderError>> {
-        let step = self.next_step(req);
-        let endpoint = self.endpoint();
-        let cancelled = Arc::clone(&self.cancelled);
+        let call = self.call(req, deadline);
         async move {
-            let mut guard = CancelGuard {
-                cancelled,
-                done: false,
-            };
-            let text = play(step, Arc::clone(&endpoint), deadline).await?;
-            guard.done = true;
+            let (text, endpoint) = call.await?;
             let n = text.split_whitespace().count() as u32;
             let events: Vec<Result<StreamEvent, ProviderError>> = vec![
                 Ok(StreamEvent::Delta(text)),
