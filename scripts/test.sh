@@ -4,7 +4,9 @@
 #   2. the model server and model (scripts/setup-models.sh; cached under ~/.cache/llm-pool);
 #   3. `cargo test` with the real-model test included;
 #   4. a real pool in front of a real llama-server: scripts/test-http.sh (every HTTP route
-#      with curl) and the official `openai` and `ollama` Python clients (tests/compat).
+#      with curl), the official `openai` and `ollama` Python clients (tests/compat), and
+#      scripts/test-prometheus.sh (/metrics through promtool and a real Prometheus);
+#   5. tests/deploy: the Kubernetes and compose files against the code and the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,10 +22,12 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-# curl for scripts/test-http.sh; redis-server for the Redis cache tests.
+# curl for scripts/test-http.sh; redis-server for the Redis cache tests; prometheus (with
+# promtool) for scripts/test-prometheus.sh.
 missing=""
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 if [ -n "$missing" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
@@ -40,9 +44,10 @@ echo "server: $LLM_POOL_LLAMA_SERVER"
 
 step "python clients (venv)"
 VENV="$CACHE/venv-compat"
-if [ ! -x "$VENV/bin/pytest" ]; then
+# A venv cached from before tests/deploy lacks PyYAML: top it up.
+if [ ! -x "$VENV/bin/pytest" ] || ! "$VENV/bin/python" -c 'import yaml' 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "openai==3.54.0" "ollama==0.6.3" "pytest"
+  "$VENV/bin/pip" install -q "openai==3.54.0" "ollama==0.6.3" "pytest" "pyyaml"
 fi
 
 step "cargo test (unit, black-box, real model)"
@@ -94,6 +99,10 @@ wait_for "http://127.0.0.1:$HTTP_PORT/readyz"
 MODEL=smollm2 ./scripts/test-http.sh "http://127.0.0.1:$HTTP_PORT"
 LLM_POOL_HTTP="http://127.0.0.1:$HTTP_PORT" LLM_POOL_MODEL_NAME=smollm2 \
   "$VENV/bin/pytest" -q tests/compat
+./scripts/test-prometheus.sh "http://127.0.0.1:$HTTP_PORT"
+# deploy/ (Kubernetes, compose) against the code: static checks, then the real binary on
+# the shipped configs.
+LLM_POOL_BIN=target/debug/llm-pool "$VENV/bin/pytest" -q tests/deploy
 
 step "graceful shutdown"
 POOL_PID=${PIDS[1]}
