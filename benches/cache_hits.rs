@@ -81,7 +81,7 @@ async fn start_pool(upstream: &str, cache: &str) -> (Child, String, tempfile::Te
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let config = format!(
-        "[server]\ngrpc_addr = \"127.0.0.1:{}\"\nhttp_addr = \"127.0.0.1:{port}\"\n\n[qos]\nhealth_check_interval_ms = 0\n\n{cache}\n\n\
+        "[server]\ngrpc_addr = \"127.0.0.1:{}\"\nhttp_addr = \"127.0.0.1:{port}\"\n\n[auth]\ninference = false\n\n[qos]\nhealth_check_interval_ms = 0\n\n{cache}\n\n\
          [providers.up]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"{upstream}\"]\n\n\
          [tasks.chat]\nproviders = [\"up\"]\ncache_ttl_secs = 3600\n",
         free_port()

@@ -107,6 +107,9 @@ fn config(urls: &[String], task: &str) -> String {
 grpc_addr = "127.0.0.1:0"
 http_addr = "127.0.0.1:0"
 
+[auth]
+inference = false
+
 [qos]
 health_check_interval_ms = 0
 hedge_budget_percent = 5

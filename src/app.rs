@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::{Config, ConfigStore};
 use crate::state::{AppState, Snapshot};
@@ -22,6 +22,8 @@ pub enum StartError {
     },
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A running server.
@@ -69,31 +71,44 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
         state.shutdown.clone(),
     ));
 
-    let router = crate::api::http::router(state.clone());
-    let shutdown = state.shutdown.clone();
-    let http = tokio::spawn(async move {
-        let serve =
-            axum::serve(http_listener, router).with_graceful_shutdown(shutdown.cancelled_owned());
-        if let Err(error) = serve.await {
-            tracing::error!(%error, "HTTP server failed.");
+    let (http_tls, grpc_tls) = match &server.tls {
+        Some(cfg) => {
+            let tls = crate::tls::Reloading::new(cfg.clone())?;
+            state
+                .tasks
+                .spawn(Arc::clone(&tls).watch(state.shutdown.clone()));
+            (Some(tls.clone()), Some(tls))
         }
-    });
+        None => (None, None),
+    };
+    let limits = crate::listen::Limits {
+        header_read_timeout: server.header_read_timeout,
+        max_header_bytes: server.max_header_bytes,
+    };
+
+    let router = crate::api::http::router(state.clone());
+    let http = tokio::spawn(crate::listen::serve(
+        http_listener,
+        router,
+        limits,
+        http_tls.map(|t| (t, crate::tls::Side::Http)),
+        state.shutdown.clone(),
+    ));
 
     let routes = crate::api::grpc::routes(state.clone()).await?;
-    let shutdown = state.shutdown.clone();
-    let grpc = tokio::spawn(async move {
-        let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(grpc_listener), |s| {
-            s.inspect(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            })
-        });
-        let serve = tonic::transport::Server::builder()
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned());
-        if let Err(error) = serve.await {
-            tracing::error!(%error, "gRPC server failed.");
-        }
-    });
+    let grpc_app = routes
+        .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::layer::grpc,
+        ));
+    let grpc = tokio::spawn(crate::listen::serve(
+        grpc_listener,
+        grpc_app,
+        limits,
+        grpc_tls.map(|t| (t, crate::tls::Side::Grpc)),
+        state.shutdown.clone(),
+    ));
 
     tracing::info!(%http_addr, %grpc_addr, "Listening.");
     Ok(Running {

@@ -113,6 +113,18 @@ pub enum PoolError {
         summary: String,
         decision: Option<Box<Decision>>,
     },
+    /// Missing or invalid credentials.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The tenant is over one of its limits; retry after `retry_after`.
+    #[error("rate limited: {message}; retry after {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -134,6 +146,9 @@ impl PoolError {
             Self::DeadlineExceeded { .. } => ErrorKind::DeadlineExceeded,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::Internal(_) => ErrorKind::Internal,
+            Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Self::RateLimited { .. } => ErrorKind::RateLimited,
         }
     }
 
@@ -142,6 +157,31 @@ impl PoolError {
         match self {
             Self::Invalid { field, .. } => Some(field),
             _ => None,
+        }
+    }
+
+    /// Whole seconds a rate-limited caller should wait (`Retry-After`), at least 1.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after, .. } => {
+                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+                    .map(|s| s.max(1))
+            }
+            _ => None,
+        }
+    }
+
+    /// Headers that go with this error on HTTP: `Retry-After` on 429, `WWW-Authenticate` on
+    /// 401.
+    pub fn http_headers(&self, headers: &mut http::HeaderMap) {
+        if let Some(secs) = self.retry_after_secs() {
+            headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        if matches!(self, Self::Unauthenticated(_)) {
+            headers.insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"llm-pool\""),
+            );
         }
     }
 

@@ -6,15 +6,20 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod listen;
 pub mod orchestrator;
 pub mod providers;
 pub mod qos;
+pub mod ratelimit;
+mod redis_link;
 pub mod state;
 pub mod strategies;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod tls;

@@ -95,15 +95,24 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Cancelled when the process starts shutting down.
     pub shutdown: CancellationToken,
+    /// Credentials checks (and the HMAC replay memory).
+    pub auth: Arc<crate::auth::Authenticator>,
+    /// Tenants' rate limits (process-wide; outlive reloads).
+    pub limiter: Arc<crate::ratelimit::Limiter>,
     ready: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn new(config: ConfigStore) -> Self {
         let cache = Arc::new(Cache::new(config.load().config.cache()));
+        let limiter = Arc::new(crate::ratelimit::Limiter::new(
+            config.load().config.rate_limit(),
+        ));
         Self {
             config,
             cache,
+            auth: Arc::new(crate::auth::Authenticator::new()),
+            limiter,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             ready: Arc::new(AtomicBool::new(true)),

@@ -6,6 +6,7 @@
 
 pub(crate) mod defaults;
 pub mod raw;
+pub mod security;
 mod snapshot;
 pub mod store;
 mod template;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::defaults;
+pub use super::security::{RateLimitBackend, RawAuth, RawJwt, RawRateLimit, RawTenant, RawTls};
 
 /// The whole `llm-pool.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -35,6 +36,15 @@ pub struct RawConfig {
     /// The answer cache (process-wide; changes take effect on restart).
     #[serde(default)]
     pub cache: RawCache,
+    /// Authentication per route group.
+    #[serde(default)]
+    pub auth: RawAuth,
+    /// Callers: credentials, rights and limits.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, RawTenant>,
+    /// Where tenants' rate limits are counted.
+    #[serde(default)]
+    pub rate_limit: RawRateLimit,
 }
 
 /// `[cache]`: answers kept in process (moka) and/or in Redis (shared by replicas; Redis,
@@ -197,6 +207,14 @@ pub struct RawServer {
     pub shutdown_grace_secs: u64,
     /// Log format: `text` (human) or `json`. `RUST_LOG` sets the filter.
     pub log_format: LogFormat,
+    /// Time a client has to send a request's headers (and, on a new connection, its first
+    /// byte), in milliseconds; slower connections are closed (slow-loris).
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line and headers), in bytes; larger gets 431 on HTTP/1
+    /// and a refused stream on HTTP/2.
+    pub max_header_bytes: usize,
+    /// TLS on both listeners.
+    pub tls: Option<RawTls>,
 }
 
 impl Default for RawServer {
@@ -208,6 +226,9 @@ impl Default for RawServer {
             max_body_bytes: defaults::MAX_BODY_BYTES,
             shutdown_grace_secs: defaults::SHUTDOWN_GRACE.as_secs(),
             log_format: LogFormat::Text,
+            header_read_timeout_ms: 10_000,
+            max_header_bytes: 16 * 1024,
+            tls: None,
         }
     }
 }
@@ -236,6 +257,8 @@ pub struct RawLimits {
     pub default_deadline_ms: u64,
     /// Upper bound for any deadline, in milliseconds; longer requested deadlines are capped.
     pub max_deadline_ms: u64,
+    /// Deepest nesting of arrays and objects accepted in a JSON body.
+    pub max_json_depth: usize,
 }
 
 impl Default for RawLimits {
@@ -246,6 +269,7 @@ impl Default for RawLimits {
             max_tokens: defaults::MAX_TOKENS,
             default_deadline_ms: defaults::DEADLINE.as_millis() as u64,
             max_deadline_ms: defaults::MAX_DEADLINE.as_millis() as u64,
+            max_json_depth: 64,
         }
     }
 }

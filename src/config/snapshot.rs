@@ -11,6 +11,7 @@ use secrecy::SecretString;
 
 use super::Template;
 use super::raw::{AcceptRule, LogFormat, OnDisagreement, OutputKind, ProviderKind, StrategyKind};
+use super::security::{AuthConfig, RateLimitConfig, Tenant, TlsConfig};
 
 /// A whole validated configuration.
 #[derive(Debug, Clone)]
@@ -22,6 +23,9 @@ pub struct Config {
     pub(super) aliases: BTreeMap<String, Target>,
     pub(super) qos: Arc<crate::qos::QosConfig>,
     pub(super) cache: CacheConfig,
+    pub(super) auth: Arc<AuthConfig>,
+    pub(super) tenants: BTreeMap<String, Arc<Tenant>>,
+    pub(super) rate_limit: RateLimitConfig,
 }
 
 /// `[cache]`, checked.
@@ -57,6 +61,15 @@ impl Config {
     }
     pub fn cache(&self) -> &CacheConfig {
         &self.cache
+    }
+    pub fn auth(&self) -> &Arc<AuthConfig> {
+        &self.auth
+    }
+    pub fn tenants(&self) -> &BTreeMap<String, Arc<Tenant>> {
+        &self.tenants
+    }
+    pub fn rate_limit(&self) -> &RateLimitConfig {
+        &self.rate_limit
     }
 
     /// Resolves the `model` field of an OpenAI/Ollama/native request: `task:NAME`, an alias,
@@ -99,6 +112,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub tls: Option<TlsConfig>,
 }
 
 /// `[limits]`, checked.
@@ -109,6 +125,7 @@ pub struct Limits {
     pub max_tokens: u32,
     pub default_deadline: Duration,
     pub max_deadline: Duration,
+    pub max_json_depth: usize,
 }
 
 /// A provider, checked. Equality is used on reload: a provider whose config is unchanged

@@ -112,8 +112,21 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         }
     }
 
+    let security = super::security::check(
+        &mut |p, m| c.err(p, m),
+        &raw.auth,
+        &raw.tenants,
+        &raw.rate_limit,
+        &|t| raw.tasks.contains_key(t),
+        &|p| raw.providers.contains_key(p),
+        base,
+    );
+
     if c.errors.is_empty() {
         Ok(Config {
+            auth: Arc::new(security.auth),
+            tenants: security.tenants,
+            rate_limit: security.rate_limit,
             server,
             limits,
             providers,
@@ -143,6 +156,21 @@ fn check_server(c: &mut Checker, raw: &RawConfig, base: &Path) -> ServerConfig {
     if s.max_body_bytes < 1024 {
         c.err("server.max_body_bytes", "must be at least 1024");
     }
+    if s.header_read_timeout_ms == 0 {
+        c.err("server.header_read_timeout_ms", "must be greater than 0");
+    }
+    check_ms(
+        c,
+        "server.header_read_timeout_ms".to_owned(),
+        s.header_read_timeout_ms,
+    );
+    if s.max_header_bytes < 8192 {
+        c.err("server.max_header_bytes", "must be at least 8192");
+    }
+    let tls = s
+        .tls
+        .as_ref()
+        .map(|t| super::security::check_tls(&mut |p, m| c.err(p, m), t, base));
     ServerConfig {
         grpc_addr,
         http_addr,
@@ -150,11 +178,17 @@ fn check_server(c: &mut Checker, raw: &RawConfig, base: &Path) -> ServerConfig {
         max_body_bytes: s.max_body_bytes,
         shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
         log_format: s.log_format,
+        header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
+        max_header_bytes: s.max_header_bytes,
+        tls,
     }
 }
 
 fn check_limits(c: &mut Checker, raw: &RawConfig) -> Limits {
     let l = &raw.limits;
+    if !(2..=1024).contains(&l.max_json_depth) {
+        c.err("limits.max_json_depth", "must be between 2 and 1024");
+    }
     if l.max_input_chars == 0 {
         c.err("limits.max_input_chars", "must be greater than 0");
     }
@@ -180,6 +214,7 @@ fn check_limits(c: &mut Checker, raw: &RawConfig) -> Limits {
         max_tokens: l.max_tokens,
         default_deadline: Duration::from_millis(l.default_deadline_ms),
         max_deadline: Duration::from_millis(l.max_deadline_ms),
+        max_json_depth: l.max_json_depth,
     }
 }
 
@@ -726,7 +761,7 @@ fn check_ensemble(
     }
 }
 
-fn is_env_name(s: &str) -> bool {
+pub(super) fn is_env_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with(|c: char| c.is_ascii_digit())
         && s.chars()
@@ -744,6 +779,11 @@ fn check_ms(c: &mut Checker, path: String, ms: u64) {
             format!("must be at most {MAX_DURATION_MS} ms (a day)"),
         );
     }
+}
+
+/// A path from the config file: relative paths are relative to the file's folder.
+pub(super) fn resolve(base: &Path, file: &str) -> std::path::PathBuf {
+    base.join(file)
 }
 
 fn valid_name(name: &str) -> bool {

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use crate::cache::{self, Cache, Role};
 use crate::providers::Completion;
 use crate::providers::StreamEvent;
-use crate::state::Snapshot;
+use crate::ratelimit::{Ask, Permit};
+use crate::state::{AppState, Snapshot};
 use crate::strategies::{Outcome, cascade, fastest, judge, voting};
 
 pub use decision::{Answer, Candidate, CandidateStatus, Decision, UsageOut};
@@ -122,12 +123,7 @@ async fn stream_plan(
     store: Option<(Arc<Cache>, cache::Key)>,
 ) -> Result<AnswerStream, PoolError> {
     let won = fastest::stream(&plan).await.inspect_err(|e| {
-        log_outcome(
-            &plan.request_id,
-            plan.task_name.as_deref(),
-            plan.started,
-            Err(e),
-        );
+        log_outcome(plan.who(), plan.started, Err(e));
     })?;
     let fastest::Won {
         value,
@@ -178,7 +174,7 @@ async fn stream_plan(
                     if let Some((cache, key)) = &store {
                         cache.put(*key, &plan, &answer).await;
                     }
-                    log_outcome(&plan.request_id, plan.task_name.as_deref(), started, Ok(&answer));
+                    log_outcome(plan.who(), started, Ok(&answer));
                     yield StreamItem::Done(Box::new(answer));
                     return;
                 }
@@ -200,7 +196,7 @@ async fn stream_plan(
                     } else {
                         PoolError::Unavailable { summary: format!("{provider_name}: {e}"), decision }
                     };
-                    log_outcome(&plan.request_id, plan.task_name.as_deref(), started, Err(&error));
+                    log_outcome(plan.who(), started, Err(&error));
                     yield StreamItem::Error(error);
                     return;
                 }
@@ -251,43 +247,107 @@ async fn lookup(cache: &Cache, plan: &Plan) -> Result<(Lookup, Option<Answer>), 
 /// Answers one request through the cache: a hit is returned at once; concurrent identical
 /// misses share one upstream call (single flight), each waiting within its own deadline.
 pub async fn handle_cached(
-    cache: &Arc<Cache>,
+    state: &AppState,
     snapshot: &Snapshot,
     req: PoolRequest,
 ) -> Result<Answer, PoolError> {
-    answer_plan(cache, plan_logged(req, snapshot)?).await
+    let plan = plan_logged(req, snapshot)?;
+    let permit = admit(state, &plan).await?;
+    let answer = answer_plan(&state.cache, plan).await;
+    permit.settle(answer.as_ref().map_or(0, used_tokens));
+    answer
 }
+
+/// Tokens an answer cost upstream (a cache hit cost none).
+fn used_tokens(a: &Answer) -> u64 {
+    if a.cache_hit {
+        0
+    } else {
+        u64::from(a.decision.total_usage.total_tokens)
+    }
+}
+
+/// Admits the plan against its tenant's limits (a request without a tenant is not limited).
+async fn admit(state: &AppState, plan: &Plan) -> Result<Permit, PoolError> {
+    let Some(tenant) = &plan.tenant else {
+        return Ok(Permit::free());
+    };
+    let ask = Ask {
+        tokens: plan.token_estimate(),
+        lease: plan.deadline.saturating_duration_since(plan.started) + LEASE_MARGIN,
+    };
+    state
+        .limiter
+        .admit(tenant, ask)
+        .await
+        .inspect_err(|e| log_outcome(plan.who(), plan.started, Err(e)))
+}
+
+/// Leases of the in-flight limit outlive the request's deadline by this much.
+const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Plans a request; a refused request gets its log line too.
 fn plan_logged(req: PoolRequest, snapshot: &Snapshot) -> Result<Plan, PoolError> {
-    let (id, task, started) = (
+    let (id, task, tenant, started) = (
         req.request_id.clone(),
         req.task.clone(),
+        req.tenant.as_ref().map(|t| Arc::clone(&t.name)),
         tokio::time::Instant::now(),
     );
-    req.plan(snapshot)
-        .inspect_err(|e| log_outcome(&id, task.as_deref(), started, Err(e)))
+    req.plan(snapshot).inspect_err(|e| {
+        let who = Who {
+            request_id: &id,
+            task: task.as_deref(),
+            tenant: tenant.as_deref(),
+        };
+        log_outcome(who, started, Err(e));
+    })
 }
 
 async fn answer_plan(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, PoolError> {
     let request_id = plan.request_id.clone();
     let (task, started) = (plan.task_name.clone(), plan.started);
+    let tenant = plan.tenant.as_ref().map(|t| Arc::clone(&t.name));
     let result = answer_plan_inner(cache, plan).await;
-    log_outcome(&request_id, task.as_deref(), started, result.as_ref());
+    let who = Who {
+        request_id: &request_id,
+        task: task.as_deref(),
+        tenant: tenant.as_deref(),
+    };
+    log_outcome(who, started, result.as_ref());
     result
 }
 
+/// Who a log line is about.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    request_id: &'a str,
+    task: Option<&'a str>,
+    tenant: Option<&'a str>,
+}
+
+impl Plan {
+    fn who(&self) -> Who<'_> {
+        Who {
+            request_id: &self.request_id,
+            task: self.task_name.as_deref(),
+            tenant: self.tenant.as_ref().map(|t| &*t.name),
+        }
+    }
+}
+
 /// One line per request (INFO): who asked for what, what answered, how long, what it cost.
-fn log_outcome(
-    request_id: &str,
-    task: Option<&str>,
-    started: tokio::time::Instant,
-    result: Result<&Answer, &PoolError>,
-) {
+fn log_outcome(who: Who<'_>, started: tokio::time::Instant, result: Result<&Answer, &PoolError>) {
+    let Who {
+        request_id,
+        task,
+        tenant,
+    } = who;
     let latency_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(a) => tracing::info!(
             request_id,
+            tenant,
             task,
             strategy = %a.decision.strategy,
             winner = %a.provider,
@@ -298,6 +358,7 @@ fn log_outcome(
         ),
         Err(e) => tracing::info!(
             request_id,
+            tenant,
             task,
             latency_ms,
             error = e.kind().as_str(),
@@ -346,22 +407,34 @@ async fn answer_plan_inner(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, Poo
 /// then the end, marked as a cache hit); a miss streams from upstream and stores the answer
 /// once it is complete.
 pub async fn stream_cached(
-    cache: &Arc<Cache>,
+    state: &AppState,
     snapshot: &Snapshot,
     req: PoolRequest,
 ) -> Result<AnswerStream, PoolError> {
     let plan = plan_logged(req, snapshot)?;
+    let permit = admit(state, &plan).await?;
+    let stream = stream_admitted(&state.cache, plan).await?;
+    // The permit rides with the stream: settled with the final usage, or at zero if the
+    // stream breaks or the caller goes away.
+    let mut permit = Some(permit);
+    Ok(stream
+        .inspect(move |item| {
+            if let StreamItem::Done(answer) = item
+                && let Some(p) = permit.take()
+            {
+                p.settle(used_tokens(answer));
+            }
+        })
+        .boxed())
+}
+
+async fn stream_admitted(cache: &Arc<Cache>, plan: Plan) -> Result<AnswerStream, PoolError> {
     if plan.task.output != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
         return Ok(whole(answer_plan(cache, plan).await?));
     }
     match lookup(cache, &plan).await? {
         (_, Some(hit)) => {
-            log_outcome(
-                &plan.request_id,
-                plan.task_name.as_deref(),
-                plan.started,
-                Ok(&hit),
-            );
+            log_outcome(plan.who(), plan.started, Ok(&hit));
             Ok(whole(hit))
         }
         (Lookup::Skip, None) => stream_plan(plan, None).await,

@@ -66,6 +66,9 @@ pub struct PoolRequest {
     pub cache: CacheMode,
     pub metadata: HashMap<String, String>,
     pub request_id: String,
+    /// The authenticated caller, if any: what it may use and its limits. Not part of the
+    /// cache key (an answer does not depend on who asked).
+    pub tenant: Option<Arc<crate::config::security::Tenant>>,
 }
 
 /// A validated, resolved request: everything a strategy needs.
@@ -92,12 +95,20 @@ pub struct Plan {
     pub deadline: Instant,
     pub request_id: String,
     pub cache: CacheMode,
+    /// The caller, for rate limits and logs.
+    pub tenant: Option<Arc<crate::config::security::Tenant>>,
 }
 
 /// Most `stop` sequences accepted (OpenAI allows 4; llama.cpp more).
 const MAX_STOP: usize = 16;
 
 impl PoolRequest {
+    /// The same request, made by `caller`.
+    pub fn by(mut self, caller: &crate::auth::Caller) -> Self {
+        self.tenant = caller.0.clone();
+        self
+    }
+
     /// Validates against the snapshot's limits and resolves task, providers and prompt.
     pub fn plan(mut self, snapshot: &Snapshot) -> Result<Plan, PoolError> {
         let started = Instant::now();
@@ -110,6 +121,9 @@ impl PoolRequest {
             self.task.as_deref(),
             self.model.as_deref(),
         )?;
+        if let Some(t) = &self.tenant {
+            authorise(t, task_name.as_deref(), &task)?;
+        }
         let e = &task.ensemble;
         if !e.allow_override && (self.strategy.is_some() || self.n.is_some()) {
             return Err(PoolError::invalid(
@@ -189,12 +203,14 @@ impl PoolRequest {
             deadline: started + timeout,
             request_id: self.request_id,
             cache: self.cache,
+            tenant: self.tenant,
             task_name,
             task,
         })
     }
 
     fn check_limits(&self, limits: &Limits) -> Result<(), PoolError> {
+        // Checked with the other limits so no work is done for a request over them.
         if self.messages.len() > limits.max_messages {
             return Err(PoolError::invalid(
                 "messages",
@@ -353,4 +369,51 @@ fn build_prompt(task: &TaskConfig, req: &mut PoolRequest) -> Result<Prompt, Pool
         });
     }
     Ok(Prompt::Chat(messages))
+}
+
+/// May `tenant` use this task (or, for a provider called directly, that provider)?
+fn authorise(
+    tenant: &crate::config::security::Tenant,
+    task_name: Option<&str>,
+    task: &TaskConfig,
+) -> Result<(), PoolError> {
+    match task_name {
+        Some(name) if !tenant.tasks.permits(name) => Err(PoolError::PermissionDenied(format!(
+            "tenant `{}` may not use task `{name}`",
+            tenant.name
+        ))),
+        None if !task.providers.iter().all(|p| tenant.providers.permits(p)) => {
+            Err(PoolError::PermissionDenied(format!(
+                "tenant `{}` may not call provider `{}` directly",
+                tenant.name,
+                task.providers.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Completion tokens reserved per call when a request sets no `max_tokens`; settlement
+/// corrects the estimate to what was used.
+const UNBOUNDED_COMPLETION_ESTIMATE: u64 = 256;
+
+impl Plan {
+    /// Tokens to reserve against the tenant's tokens-per-minute: prompt characters / 4 plus
+    /// the completion bound, times the calls the strategy plans (plus the judge's).
+    pub fn token_estimate(&self) -> u64 {
+        let chars: usize = match &self.request.prompt {
+            crate::providers::Prompt::Chat(messages) => {
+                messages.iter().map(|m| m.content.len()).sum()
+            }
+            crate::providers::Prompt::Raw(text) => text.len(),
+        };
+        let per_call = (chars as u64).div_ceil(4)
+            + self
+                .request
+                .params
+                .max_tokens
+                .map_or(UNBOUNDED_COMPLETION_ESTIMATE, u64::from);
+        let calls = self.n.max(1) as u64 + u64::from(self.judge.is_some());
+        per_call * calls
+    }
 }

@@ -29,6 +29,9 @@ pub const CACHE_BACKEND_ERRORS: &str = "llm_pool_cache_backend_errors_total";
 pub const CACHE_ENTRIES: &str = "llm_pool_cache_entries";
 pub const CONFIG_RELOADS: &str = "llm_pool_config_reloads_total";
 pub const AGREEMENT: &str = "llm_pool_ensemble_agreement_ratio";
+pub const AUTH_FAILURES: &str = "llm_pool_auth_failures_total";
+pub const RATE_LIMITED: &str = "llm_pool_rate_limited_total";
+pub const RATE_LIMIT_BACKEND_ERRORS: &str = "llm_pool_rate_limit_backend_errors_total";
 
 /// Histogram buckets for request and upstream latency: 1 ms to 2 minutes (local models).
 const SECONDS_BUCKETS: &[f64] = &[
@@ -116,8 +119,25 @@ fn describe() {
         CONFIG_RELOADS,
         "Configuration reloads, by result (ok, rejected)."
     );
+    describe_counter!(
+        AUTH_FAILURES,
+        "Requests refused by authentication or authorisation, by kind (unauthenticated, permission_denied)."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests refused by a tenant limit, by tenant and limit (requests, tokens, concurrent)."
+    );
+    describe_counter!(
+        RATE_LIMIT_BACKEND_ERRORS,
+        "Errors talking to the Redis rate-limit backend (the request was admitted)."
+    );
     describe_histogram!(
         AGREEMENT,
         "Share of valid answers in the winning group, by strategy."
     );
+}
+
+/// A request refused by authentication or authorisation.
+pub fn auth_failure(kind: &'static str) {
+    metrics::counter!(AUTH_FAILURES, "kind" => kind).increment(1);
 }

@@ -84,8 +84,15 @@ pub fn with_server(config: &str) -> String {
     } else {
         "[qos]\nhealth_check_interval_ms = 0\n\n"
     };
+    // Authentication is on by default; tests about other things turn it off, tests about
+    // it configure `[auth]` themselves.
+    let auth = if config.contains("[auth]") {
+        ""
+    } else {
+        "[auth]\ninference = false\nadmin = false\n\n"
+    };
     format!(
-        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nmax_body_bytes = 65536\nshutdown_grace_secs = 5\n\n{qos}{config}"
+        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nmax_body_bytes = 65536\nshutdown_grace_secs = 5\n\n{qos}{auth}{config}"
     )
 }
 

@@ -98,9 +98,15 @@ pub(crate) fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     })
 }
 
-pub(super) fn status(e: PoolError) -> Status {
+pub(crate) fn status(e: PoolError) -> Status {
     let code: Code = e.kind().grpc_code();
-    Status::new(code, e.to_string())
+    let mut status = Status::new(code, e.to_string());
+    if let Some(secs) = e.retry_after_secs() {
+        status
+            .metadata_mut()
+            .insert("retry-after", tonic::metadata::MetadataValue::from(secs));
+    }
+    status
 }
 
 fn strategy(name: &str) -> i32 {

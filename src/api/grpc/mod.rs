@@ -23,6 +23,7 @@ pub mod pb {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/llmpool_descriptor.bin"));
 
+pub(crate) use convert::status;
 pub use service::GrpcService;
 
 /// All gRPC services, ready to serve.

@@ -44,8 +44,9 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
     ) -> Result<Response<pb::Answer>, Status> {
         self.check_size(&request)?;
         let snapshot = self.state.config.load();
+        let caller = caller(&request);
         let req = convert::request(request).map_err(convert::status)?;
-        let answer = orchestrator::handle_cached(&self.state.cache, &snapshot, req)
+        let answer = orchestrator::handle_cached(&self.state, &snapshot, req.by(&caller))
             .await
             .map_err(convert::status)?;
         Ok(Response::new(convert::answer(answer)))
@@ -59,8 +60,9 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
     ) -> Result<Response<Self::StreamQueryStream>, Status> {
         self.check_size(&request)?;
         let snapshot = self.state.config.load();
+        let caller = caller(&request);
         let req = convert::request(request).map_err(convert::status)?;
-        let items = orchestrator::stream_cached(&self.state.cache, &snapshot, req)
+        let items = orchestrator::stream_cached(&self.state, &snapshot, req.by(&caller))
             .await
             .map_err(convert::status)?;
         let chunks = items.map(|item| match item {
@@ -114,4 +116,13 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
             config_error: status.last_error.unwrap_or_default(),
         }))
     }
+}
+
+/// The caller set by the auth layer (tonic keeps the HTTP request's extensions).
+fn caller<T>(request: &Request<T>) -> crate::auth::Caller {
+    request
+        .extensions()
+        .get::<crate::auth::Caller>()
+        .cloned()
+        .unwrap_or_default()
 }

@@ -36,6 +36,7 @@ pub(crate) async fn config(State(state): State<AppState>) -> Response {
         "providers": providers,
         "tasks": snapshot.config.tasks().keys().collect::<Vec<_>>(),
         "aliases": snapshot.config.aliases().keys().collect::<Vec<_>>(),
+        "auth": auth_summary(&snapshot.config),
     }))
     .into_response()
 }
@@ -56,7 +57,7 @@ pub(crate) async fn cache_clear(
     State(state): State<AppState>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let limit = state.config.load().config.server().max_body_bytes;
+    let limit = super::BodyLimits::of(&state.config.load().config);
     let clear = match &body {
         Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(ClearBody::default()),
         _ => super::parse_json::<ClearBody>(body, limit),
@@ -87,4 +88,37 @@ pub(crate) async fn cache_stats(State(state): State<AppState>) -> Response {
         "stats": state.cache.stats().await,
     }))
     .into_response()
+}
+
+/// Who may call and how much; never a key, hash or secret (only how many of each).
+fn auth_summary(config: &crate::config::Config) -> serde_json::Value {
+    use crate::config::security::Allow;
+    let allow = |a: &Allow| match a {
+        Allow::All => serde_json::json!(["*"]),
+        Allow::Only(v) => serde_json::json!(v),
+    };
+    let auth = config.auth();
+    let tenants: Vec<_> = config
+        .tenants()
+        .values()
+        .map(|t| {
+            serde_json::json!({
+                "name": &*t.name,
+                "admin": t.admin,
+                "tasks": allow(&t.tasks),
+                "providers": allow(&t.providers),
+                "api_keys": auth.api_keys.values().filter(|n| ***n == *t.name).count(),
+                "hmac": auth.hmac_secrets.contains_key(&t.name),
+                "requests_per_minute": t.requests_per_minute,
+                "tokens_per_minute": t.tokens_per_minute,
+                "max_concurrent": t.max_concurrent,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "required": { "inference": auth.inference, "admin": auth.admin, "operations": auth.operations },
+        "allow_unauthenticated": auth.allow_unauthenticated,
+        "jwt": auth.jwt.is_some(),
+        "tenants": tenants,
+    })
 }

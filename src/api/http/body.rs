@@ -8,13 +8,29 @@ use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
 
+/// What a JSON body may be: its size and nesting depth.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    pub(crate) bytes: usize,
+    pub(crate) depth: usize,
+}
+
+impl BodyLimits {
+    pub(crate) fn of(config: &crate::config::Config) -> Self {
+        Self {
+            bytes: config.server().max_body_bytes,
+            depth: config.limits().max_json_depth,
+        }
+    }
+}
+
 pub(crate) fn parse_json<T: DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
-    limit: usize,
+    limit: BodyLimits,
 ) -> Result<T, PoolError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-            PoolError::BodyTooLarge { limit }
+            PoolError::BodyTooLarge { limit: limit.bytes }
         } else {
             PoolError::invalid("body", rejection.body_text())
         }
@@ -25,10 +41,62 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
             "expected a JSON object, got an empty body",
         ));
     }
+    if let Some(at) = too_deep(&body, limit.depth) {
+        return Err(PoolError::invalid(
+            "body",
+            format!(
+                "JSON nested deeper than {} levels (at byte {at})",
+                limit.depth
+            ),
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(&body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "body".to_owned() } else { path };
         PoolError::invalid(field, e.into_inner().to_string())
     })
+}
+
+/// The offset where `json` first nests deeper than `max` arrays/objects, if it does. One
+/// pass over the bytes, skipping strings; it runs before the parser so that deep input is
+/// refused cheaply and with a clear message.
+pub(crate) fn too_deep(json: &[u8], max: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in json.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::too_deep;
+
+    #[test]
+    fn depth_counts_nesting_outside_strings() {
+        assert_eq!(too_deep(br#"{"a":[1,{"b":2}]}"#, 3), None);
+        assert_eq!(too_deep(br#"{"a":[1,{"b":2}]}"#, 2), Some(8));
+        assert_eq!(too_deep(br#"{"a":"[[[[[[\"[[["}"#, 1), None);
+        assert_eq!(too_deep(&[b'['; 100], 64), Some(64));
+    }
 }

@@ -18,15 +18,17 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use http::{HeaderMap, HeaderName};
+use axum::routing::{MethodRouter, get, post};
+use http::{HeaderMap, HeaderName, Method};
+
+use crate::config::security::RouteGroup;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
-pub(crate) use body::parse_json;
+pub(crate) use body::{BodyLimits, parse_json};
 
 /// The request id header, set on every request and response.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -38,31 +40,74 @@ pub static PROVIDER: HeaderName = HeaderName::from_static("x-llm-pool-provider")
 /// provider, status, latency and group) as compact JSON. The whole Decision is in the body.
 pub static DECISION: HeaderName = HeaderName::from_static("x-llm-pool-decision");
 
+type Routes = Vec<(Method, &'static str, RouteGroup, MethodRouter<AppState>)>;
+
+/// Every route: method, path, auth group and handler. The router is built from this list
+/// alone, and each route gets the auth layer of its group, so no route can exist without
+/// one; [`route_table`] lets tests enumerate it.
+fn routes() -> Routes {
+    use RouteGroup::{Admin, Inference, Operations};
+    vec![
+        // Native
+        (Method::POST, "/v1/query", Inference, post(native::query)),
+        (Method::GET, "/v1/tasks", Inference, get(native::tasks)),
+        // OpenAI-compatible
+        (
+            Method::POST,
+            "/v1/chat/completions",
+            Inference,
+            post(openai::chat_completions),
+        ),
+        (
+            Method::POST,
+            "/v1/completions",
+            Inference,
+            post(openai::completions),
+        ),
+        (Method::GET, "/v1/models", Inference, get(openai::models)),
+        // Ollama-compatible
+        (
+            Method::POST,
+            "/api/generate",
+            Inference,
+            post(ollama::generate),
+        ),
+        (Method::POST, "/api/chat", Inference, post(ollama::chat)),
+        (Method::GET, "/api/tags", Inference, get(ollama::tags)),
+        (Method::POST, "/api/show", Inference, post(ollama::show)),
+        (Method::GET, "/api/version", Inference, get(ollama::version)),
+        // Operations
+        (Method::GET, "/health", Operations, get(ops::health)),
+        (Method::GET, "/readyz", Operations, get(ops::readyz)),
+        (Method::GET, "/info", Operations, get(ops::info)),
+        (Method::GET, "/metrics", Operations, get(metrics::metrics)),
+        // Admin
+        (Method::GET, "/admin/config", Admin, get(admin::config)),
+        (Method::GET, "/admin/cache", Admin, get(admin::cache_stats)),
+        (
+            Method::POST,
+            "/admin/cache/clear",
+            Admin,
+            post(admin::cache_clear),
+        ),
+    ]
+}
+
+/// Method, path and auth group of every HTTP route.
+pub fn route_table() -> Vec<(Method, &'static str, RouteGroup)> {
+    routes().into_iter().map(|(m, p, g, _)| (m, p, g)).collect()
+}
+
 /// Builds the HTTP app. Having a function that produces it lets tests call it in-process.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.load().config.server().max_body_bytes;
-    Router::new()
-        // Native
-        .route("/v1/query", post(native::query))
-        .route("/v1/tasks", get(native::tasks))
-        // OpenAI-compatible
-        .route("/v1/chat/completions", post(openai::chat_completions))
-        .route("/v1/completions", post(openai::completions))
-        .route("/v1/models", get(openai::models))
-        // Ollama-compatible
-        .route("/api/generate", post(ollama::generate))
-        .route("/api/chat", post(ollama::chat))
-        .route("/api/tags", get(ollama::tags))
-        .route("/api/show", post(ollama::show))
-        .route("/api/version", get(ollama::version))
-        // Operations
-        .route("/health", get(ops::health))
-        .route("/readyz", get(ops::readyz))
-        .route("/info", get(ops::info))
-        .route("/metrics", get(metrics::metrics))
-        .route("/admin/config", get(admin::config))
-        .route("/admin/cache", get(admin::cache_stats))
-        .route("/admin/cache/clear", post(admin::cache_clear))
+    let mut router = Router::new();
+    for (_, path, group, handler) in routes() {
+        let auth =
+            axum::middleware::from_fn_with_state((state.clone(), group), crate::auth::layer::http);
+        router = router.route(path, handler.route_layer(auth));
+    }
+    router
         .fallback(native::not_found)
         // Counts requests by route template; inside the router so the template is known.
         .route_layer(axum::middleware::from_fn(metrics::track))
@@ -76,6 +121,21 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(max_body)),
         )
         .with_state(state)
+}
+
+/// An error answered before any handler ran (auth), in the shape of the route's protocol.
+pub(crate) fn error_for_path(path: &str, e: crate::error::PoolError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if path.starts_with("/api/") {
+        ollama::OllamaError(e).into_response()
+    } else if matches!(
+        path,
+        "/v1/chat/completions" | "/v1/completions" | "/v1/models"
+    ) {
+        openai::error::OpenAiError(e).into_response()
+    } else {
+        native::NativeError(e).into_response()
+    }
 }
 
 /// Sets `x-llm-pool-provider` and `x-llm-pool-decision` on a response.

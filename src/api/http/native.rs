@@ -13,11 +13,13 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Caller;
 use crate::error::PoolError;
 use crate::orchestrator::{self, CacheMode, PoolRequest, StreamItem};
 use crate::providers::{Message, Role};
 use crate::state::AppState;
 use crate::strategies::StrategyName;
+use axum::Extension;
 
 /// The body of `POST /v1/query`.
 #[derive(Debug, Default, Deserialize)]
@@ -143,18 +145,19 @@ impl QueryBody {
 
 pub(crate) async fn query(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let snapshot = state.config.load();
-    let limit = snapshot.config.server().max_body_bytes;
+    let limit = super::BodyLimits::of(&snapshot.config);
     let parsed = super::parse_json::<QueryBody>(body, limit).and_then(|b| b.into_request(&headers));
     let (req, stream) = match parsed {
         Ok(r) => r,
         Err(e) => return NativeError(e).into_response(),
     };
     if !stream {
-        return match orchestrator::handle_cached(&state.cache, &snapshot, req).await {
+        return match orchestrator::handle_cached(&state, &snapshot, req.by(&caller)).await {
             Ok(answer) => {
                 let mut resp = Json(&answer).into_response();
                 super::answer_headers(resp.headers_mut(), &answer.provider, &answer.decision);
@@ -163,7 +166,7 @@ pub(crate) async fn query(
             Err(e) => NativeError(e).into_response(),
         };
     }
-    match orchestrator::stream_cached(&state.cache, &snapshot, req).await {
+    match orchestrator::stream_cached(&state, &snapshot, req.by(&caller)).await {
         Ok(items) => {
             let lines = items.map(|item| {
                 let value = match item {
@@ -265,10 +268,12 @@ fn error_body(e: &PoolError) -> serde_json::Value {
 impl IntoResponse for NativeError {
     fn into_response(self) -> Response {
         let status = self.0.kind().http_status();
-        (
+        let mut response = (
             status,
             Json(serde_json::json!({ "error": error_body(&self.0) })),
         )
-            .into_response()
+            .into_response();
+        self.0.http_headers(response.headers_mut());
+        response
     }
 }

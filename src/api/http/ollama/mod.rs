@@ -13,24 +13,28 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue};
 
 use crate::api::http::native::{Stop, message};
+use crate::auth::Caller;
 use crate::error::PoolError;
 use crate::orchestrator::{self, Answer, PoolRequest, StreamItem};
 use crate::state::AppState;
+use axum::Extension;
 
 /// The Ollama API version this surface follows.
 const OLLAMA_API_VERSION: &str = "0.6.0";
 
 /// A [`PoolError`] in Ollama's shape.
-pub(crate) struct OllamaError(PoolError);
+pub(crate) struct OllamaError(pub(crate) PoolError);
 
 impl IntoResponse for OllamaError {
     fn into_response(self) -> Response {
         let status = self.0.kind().http_status();
-        (
+        let mut response = (
             status,
             Json(serde_json::json!({ "error": self.0.to_string() })),
         )
-            .into_response()
+            .into_response();
+        self.0.http_headers(response.headers_mut());
+        response
     }
 }
 
@@ -81,11 +85,12 @@ fn model_name(snapshot: &crate::state::Snapshot, model: &str) -> String {
 
 pub(crate) async fn generate(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let snapshot = state.config.load();
-    let limit = snapshot.config.server().max_body_bytes;
+    let limit = super::BodyLimits::of(&snapshot.config);
     let parsed = super::parse_json::<wire::GenerateRequest>(body, limit).and_then(|b| {
         let model = model_name(&snapshot, &b.model);
         let empty = b.prompt.as_deref().is_none_or(str::is_empty);
@@ -110,7 +115,15 @@ pub(crate) async fn generate(
     if empty {
         return load(&snapshot, &req, &model, Kind::Generate);
     }
-    respond(&state.cache, &snapshot, req, model, stream, Kind::Generate).await
+    respond(
+        &state,
+        &snapshot,
+        req.by(&caller),
+        model,
+        stream,
+        Kind::Generate,
+    )
+    .await
 }
 
 /// Ollama answers an empty prompt (or no messages) by loading the model and returning at
@@ -138,11 +151,12 @@ fn load(snapshot: &crate::state::Snapshot, req: &PoolRequest, model: &str, kind:
 
 pub(crate) async fn chat(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let snapshot = state.config.load();
-    let limit = snapshot.config.server().max_body_bytes;
+    let limit = super::BodyLimits::of(&snapshot.config);
     let parsed = super::parse_json::<wire::ChatRequest>(body, limit).and_then(|b| {
         let messages = b
             .messages
@@ -169,7 +183,15 @@ pub(crate) async fn chat(
     if req.messages.is_empty() {
         return load(&snapshot, &req, &model, Kind::Chat);
     }
-    respond(&state.cache, &snapshot, req, model, stream, Kind::Chat).await
+    respond(
+        &state,
+        &snapshot,
+        req.by(&caller),
+        model,
+        stream,
+        Kind::Chat,
+    )
+    .await
 }
 
 #[derive(Clone, Copy)]
@@ -212,7 +234,7 @@ fn end_of<'a>(answer: Option<&'a Answer>, reason: &'a str) -> wire::End<'a> {
 }
 
 async fn respond(
-    cache: &std::sync::Arc<crate::cache::Cache>,
+    state: &AppState,
     snapshot: &crate::state::Snapshot,
     req: PoolRequest,
     model: String,
@@ -220,7 +242,7 @@ async fn respond(
     kind: Kind,
 ) -> Response {
     if !stream {
-        return match orchestrator::handle_cached(cache, snapshot, req).await {
+        return match orchestrator::handle_cached(state, snapshot, req).await {
             Ok(answer) => {
                 let reason = answer.finish_reason.as_deref().unwrap_or("stop");
                 let body = line(
@@ -241,7 +263,7 @@ async fn respond(
             Err(e) => OllamaError(e).into_response(),
         };
     }
-    let items = match orchestrator::stream_cached(cache, snapshot, req).await {
+    let items = match orchestrator::stream_cached(state, snapshot, req).await {
         Ok(items) => items,
         Err(e) => return OllamaError(e).into_response(),
     };
@@ -310,7 +332,7 @@ pub(crate) async fn show(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let snapshot = state.config.load();
-    let limit = snapshot.config.server().max_body_bytes;
+    let limit = super::BodyLimits::of(&snapshot.config);
     let b = match super::parse_json::<wire::ShowRequest>(body, limit) {
         Ok(b) => b,
         Err(e) => return OllamaError(e).into_response(),

@@ -36,6 +36,8 @@ pub(super) fn body(e: &PoolError) -> serde_json::Value {
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        (self.0.kind().http_status(), Json(body(&self.0))).into_response()
+        let mut response = (self.0.kind().http_status(), Json(body(&self.0))).into_response();
+        self.0.http_headers(response.headers_mut());
+        response
     }
 }

@@ -3,7 +3,7 @@
 //! carry the Decision in the extension field `llm_pool`; every answer names the provider in
 //! the `x-llm-pool-provider` header.
 
-mod error;
+pub(crate) mod error;
 mod wire;
 
 use std::convert::Infallible;
@@ -19,18 +19,21 @@ use http::HeaderMap;
 
 use self::error::OpenAiError;
 use crate::api::http::native::{Stop, message};
+use crate::auth::Caller;
 use crate::error::PoolError;
 use crate::orchestrator::{self, Answer, PoolRequest, StreamItem};
 use crate::providers::Message;
 use crate::state::AppState;
+use axum::Extension;
 
 pub(crate) async fn chat_completions(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let snapshot = state.config.load();
-    let limit = snapshot.config.server().max_body_bytes;
+    let limit = super::BodyLimits::of(&snapshot.config);
     let parsed =
         super::parse_json::<wire::ChatRequest>(body, limit).and_then(|b| chat_request(b, &headers));
     let (req, model, stream, include_usage) = match parsed {
@@ -39,7 +42,7 @@ pub(crate) async fn chat_completions(
     };
     let id = format!("chatcmpl-{}", req.request_id);
     if !stream {
-        return match orchestrator::handle_cached(&state.cache, &snapshot, req).await {
+        return match orchestrator::handle_cached(&state, &snapshot, req.by(&caller)).await {
             Ok(answer) => with_decision(
                 Json(wire::ChatResponse {
                     id: &id,
@@ -68,7 +71,7 @@ pub(crate) async fn chat_completions(
             Err(e) => OpenAiError(e).into_response(),
         };
     }
-    let items = match orchestrator::stream_cached(&state.cache, &snapshot, req).await {
+    let items = match orchestrator::stream_cached(&state, &snapshot, req.by(&caller)).await {
         Ok(items) => items,
         Err(e) => return OpenAiError(e).into_response(),
     };
@@ -239,11 +242,12 @@ fn content_text(content: Option<wire::Content>) -> String {
 
 pub(crate) async fn completions(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let snapshot = state.config.load();
-    let limit = snapshot.config.server().max_body_bytes;
+    let limit = super::BodyLimits::of(&snapshot.config);
     let parsed = super::parse_json::<wire::CompletionRequest>(body, limit).and_then(|b| {
         check_n(b.n)?;
         let prompt = match b.prompt {
@@ -277,7 +281,7 @@ pub(crate) async fn completions(
     let id = format!("cmpl-{}", req.request_id);
     let created = super::unix_now();
     if !stream {
-        return match orchestrator::handle_cached(&state.cache, &snapshot, req).await {
+        return match orchestrator::handle_cached(&state, &snapshot, req.by(&caller)).await {
             Ok(answer) => with_decision(
                 Json(wire::TextResponse {
                     id: &id,
@@ -303,7 +307,7 @@ pub(crate) async fn completions(
             Err(e) => OpenAiError(e).into_response(),
         };
     }
-    let items = match orchestrator::stream_cached(&state.cache, &snapshot, req).await {
+    let items = match orchestrator::stream_cached(&state, &snapshot, req.by(&caller)).await {
         Ok(items) => items,
         Err(e) => return OpenAiError(e).into_response(),
     };

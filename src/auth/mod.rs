@@ -1,0 +1,230 @@
+//! Who is calling: API keys, HMAC request signatures and JWTs, each naming a tenant
+//! (`[tenants.NAME]`). One [`Authenticator`] serves both listeners; the HTTP and gRPC layers
+//! in `layer.rs` call it with the request's method, path, headers and (for HMAC) body.
+//!
+//! Credentials, in the order they are looked for:
+//! - `x-llm-pool-signature` (HMAC-SHA256), with `x-llm-pool-tenant` and
+//!   `x-llm-pool-timestamp`: see [`signing_string`];
+//! - `authorization: Bearer <token>`: a JWT when `[auth.jwt]` is set and the token has the
+//!   JWT shape, else an API key;
+//! - `x-api-key: <key>`.
+//!
+//! Present credentials are always checked, even on routes that do not require them, so a
+//! caller with a wrong key learns it at once and a right one is counted as its tenant.
+
+mod jwt;
+pub(crate) mod layer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{KeyInit, Mac};
+use http::HeaderMap;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::config::security::{RouteGroup, Tenant};
+use crate::error::PoolError;
+
+/// Header carrying an API key (alternative to `authorization: Bearer`).
+pub const API_KEY: &str = "x-api-key";
+/// HMAC: the signing tenant.
+pub const HMAC_TENANT: &str = "x-llm-pool-tenant";
+/// HMAC: Unix seconds when the request was signed.
+pub const HMAC_TIMESTAMP: &str = "x-llm-pool-timestamp";
+/// HMAC: hex HMAC-SHA256 of [`signing_string`] under the tenant's secret.
+pub const HMAC_SIGNATURE: &str = "x-llm-pool-signature";
+
+/// The authenticated caller of a request, set by the auth layer on every request it passes
+/// (`None`: no credentials, on a route that needs none).
+#[derive(Debug, Clone, Default)]
+pub struct Caller(pub Option<Arc<Tenant>>);
+
+impl Caller {
+    pub fn tenant(&self) -> Option<&Arc<Tenant>> {
+        self.0.as_ref()
+    }
+}
+
+/// SHA-256 of `bytes`.
+pub fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// What an HMAC signature covers: method, path with query, timestamp and the body's
+/// SHA-256, one per line. For gRPC the body is the HTTP/2 request body (the framed message).
+pub fn signing_string(method: &str, path_and_query: &str, timestamp: &str, body: &[u8]) -> String {
+    format!(
+        "{method}\n{path_and_query}\n{timestamp}\n{}",
+        hex::encode(digest(body))
+    )
+}
+
+/// Signs a request the way the pool checks it (for clients and tests): the hex HMAC.
+pub fn sign(
+    secret: &[u8],
+    method: &str,
+    path_and_query: &str,
+    timestamp: &str,
+    body: &[u8],
+) -> String {
+    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(secret) else {
+        // HMAC takes keys of any length; this cannot fail.
+        return String::new();
+    };
+    mac.update(signing_string(method, path_and_query, timestamp, body).as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Process-wide authentication state: the HMAC replay memory (it outlives config reloads).
+pub struct Authenticator {
+    /// Signatures seen within the replay window.
+    seen: moka::future::Cache<[u8; 32], ()>,
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How a request presents itself to [`Authenticator::authenticate`].
+pub struct Presented<'a> {
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    pub headers: &'a HeaderMap,
+    /// The body, when the request is HMAC-signed (the layer reads it only then).
+    pub body: Option<&'a [u8]>,
+}
+
+impl Presented<'_> {
+    /// Whether the request is HMAC-signed, so the layer must read the body first.
+    pub fn is_signed(headers: &HeaderMap) -> bool {
+        headers.contains_key(HMAC_SIGNATURE)
+    }
+}
+
+impl Authenticator {
+    pub fn new() -> Self {
+        Self {
+            seen: moka::future::Cache::builder()
+                // Longer than the longest window the config accepts: entries only need to
+                // outlive the window their timestamp was checked against.
+                .time_to_live(Duration::from_secs(3600 + 60))
+                .max_capacity(1_000_000)
+                .build(),
+        }
+    }
+
+    /// Checks the request's credentials against `config`; `Ok(None)` when it has none and
+    /// the route needs none.
+    pub async fn authenticate(
+        &self,
+        config: &Config,
+        group: RouteGroup,
+        path: &str,
+        req: Presented<'_>,
+    ) -> Result<Option<Arc<Tenant>>, PoolError> {
+        let auth = config.auth();
+        let tenant_name = if Presented::is_signed(req.headers) {
+            Some(self.hmac(config, &req).await?)
+        } else if let Some(token) = bearer(req.headers) {
+            match &auth.jwt {
+                Some(jwt) if jwt::looks_like_jwt(token) => Some(jwt::verify(jwt, token)?),
+                _ => Some(api_key(config, token)?),
+            }
+        } else if let Some(key) = header(req.headers, API_KEY) {
+            Some(api_key(config, key)?)
+        } else {
+            None
+        };
+        let tenant =
+            match tenant_name {
+                Some(name) => Some(config.tenants().get(name.as_ref()).cloned().ok_or_else(
+                    || PoolError::Unauthenticated(format!("unknown tenant `{name}`")),
+                )?),
+                None => None,
+            };
+        match (&tenant, auth.required(group, path)) {
+            (None, true) => Err(PoolError::Unauthenticated(
+                "credentials required: `authorization: Bearer <key or JWT>`, `x-api-key`, \
+                 or an HMAC signature"
+                    .into(),
+            )),
+            (Some(t), _) if group == RouteGroup::Admin && !t.admin => {
+                Err(PoolError::PermissionDenied(format!(
+                    "tenant `{}` may not call admin routes",
+                    t.name
+                )))
+            }
+            _ => Ok(tenant),
+        }
+    }
+
+    async fn hmac(&self, config: &Config, req: &Presented<'_>) -> Result<Arc<str>, PoolError> {
+        let bad = |m: &str| PoolError::Unauthenticated(format!("HMAC signature: {m}"));
+        let tenant =
+            header(req.headers, HMAC_TENANT).ok_or_else(|| bad("missing x-llm-pool-tenant"))?;
+        let timestamp = header(req.headers, HMAC_TIMESTAMP)
+            .ok_or_else(|| bad("missing x-llm-pool-timestamp"))?;
+        let signature = header(req.headers, HMAC_SIGNATURE)
+            .and_then(|s| hex::decode(s).ok())
+            .ok_or_else(|| bad("x-llm-pool-signature must be hex"))?;
+        let (name, secret) = config
+            .auth()
+            .hmac_secrets
+            .get_key_value(tenant)
+            .ok_or_else(|| bad("no signing secret for this tenant"))?;
+        let ts: i64 = timestamp
+            .parse()
+            .map_err(|_| bad("timestamp must be Unix seconds"))?;
+        let now = crate::api::http::unix_now() as i64;
+        let window = config.auth().hmac_window.as_secs() as i64;
+        if (now - ts).abs() > window {
+            return Err(bad("timestamp outside the allowed window"));
+        }
+        let body = req.body.unwrap_or_default();
+        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(secret.expose_secret()) else {
+            return Err(bad("unusable secret"));
+        };
+        mac.update(signing_string(req.method, req.path_and_query, timestamp, body).as_bytes());
+        // Constant-time comparison.
+        mac.verify_slice(&signature)
+            .map_err(|_| bad("wrong signature"))?;
+        let fresh = self
+            .seen
+            .entry(digest(&signature))
+            .or_insert(())
+            .await
+            .is_fresh();
+        if !fresh {
+            return Err(bad("replayed (this signature was already used)"));
+        }
+        Ok(Arc::clone(name))
+    }
+}
+
+fn api_key(config: &Config, key: &str) -> Result<Arc<str>, PoolError> {
+    // The lookup is by the key's SHA-256: timing can reveal at most bits of a hash of the
+    // presented key, never of a stored one.
+    config
+        .auth()
+        .api_keys
+        .get(&digest(key.as_bytes()))
+        .cloned()
+        .ok_or_else(|| PoolError::Unauthenticated("invalid API key".into()))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = header(headers, "authorization")?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}

@@ -1,0 +1,678 @@
+//! `[auth]`, `[tenants.NAME]`, `[rate_limit]` and `[server.tls]`: who may call, what each
+//! caller may do and how much, and the listeners' certificates. The serde structs document
+//! every key; [`check`] turns them into checked values. Secrets are read from the
+//! environment or files here, once per load, and never echoed in errors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretSlice;
+use serde::Deserialize;
+
+use super::validate::{is_env_name, resolve};
+
+/// `[auth]`: authentication per route group. Credentials name a tenant (`[tenants.NAME]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    /// Require credentials on the inference routes (`/v1/query`, `/v1/tasks`, the OpenAI-
+    /// and Ollama-compatible routes, gRPC `llmpool.v1.LlmPool`). On by default.
+    pub inference: bool,
+    /// Require credentials on `/admin/...` and `/v1/usage`; the tenant must also have
+    /// `admin = true`. On by default.
+    pub admin: bool,
+    /// Require credentials on `/health`, `/readyz`, `/info`, `/metrics` and gRPC health and
+    /// reflection. Off by default: probes and scrapers usually carry none.
+    pub operations: bool,
+    /// Paths reachable without credentials whatever their group, e.g. `["/metrics"]`.
+    pub allow_unauthenticated: Vec<String>,
+    /// HMAC request signing: how far a request's timestamp may be from the pool's clock, in
+    /// seconds. A signature is accepted once within this window.
+    pub hmac_window_secs: u64,
+    /// JSON Web Tokens (`Authorization: Bearer <jwt>`).
+    pub jwt: Option<RawJwt>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            inference: true,
+            admin: true,
+            operations: false,
+            allow_unauthenticated: Vec::new(),
+            hmac_window_secs: 300,
+            jwt: None,
+        }
+    }
+}
+
+/// `[auth.jwt]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    /// Accepted algorithms: any of `HS256`, `RS256`, `ES256`.
+    pub algorithms: Vec<String>,
+    /// Environment variable holding the HS256 secret.
+    #[serde(default)]
+    pub hs256_secret_env: Option<String>,
+    /// File holding the HS256 secret (e.g. a mounted Kubernetes Secret); trailing newline
+    /// ignored.
+    #[serde(default)]
+    pub hs256_secret_file: Option<String>,
+    /// PEM file with the RS256 or ES256 public key.
+    #[serde(default)]
+    pub public_key_file: Option<String>,
+    /// JWKS file (`{"keys": [...]}`); tokens pick a key by `kid`.
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+    /// Required `iss`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Required `aud` (one of).
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// The claim naming the tenant.
+    #[serde(default = "default_tenant_claim")]
+    pub tenant_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_tenant_claim() -> String {
+    "tenant".to_owned()
+}
+fn default_leeway() -> u64 {
+    30
+}
+
+/// `[tenants.NAME]`: one caller of the pool, its credentials, rights and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTenant {
+    /// SHA-256 (hex) of each API key of this tenant: `printf %s "$KEY" | sha256sum`.
+    pub api_key_sha256: Vec<String>,
+    /// Environment variables each holding an API key of this tenant.
+    pub api_key_env: Vec<String>,
+    /// Environment variable holding this tenant's HMAC signing secret.
+    pub hmac_secret_env: Option<String>,
+    /// File holding this tenant's HMAC signing secret (e.g. a mounted Kubernetes Secret);
+    /// a trailing newline is ignored.
+    pub hmac_secret_file: Option<String>,
+    /// Tasks the tenant may use; `["*"]` (the default) allows all.
+    pub tasks: Vec<String>,
+    /// Providers the tenant may call directly (OpenAI/Ollama `model` naming a provider);
+    /// `["*"]` (the default) allows all.
+    pub providers: Vec<String>,
+    /// May call `/admin/...` and `/v1/usage`.
+    pub admin: bool,
+    /// Requests admitted per minute (token bucket holding a minute's worth); 0 = no limit.
+    pub requests_per_minute: u32,
+    /// Prompt + completion tokens per minute: each request reserves its estimate on
+    /// admission and settles to what it used on completion; 0 = no limit.
+    pub tokens_per_minute: u64,
+    /// Requests in flight at once; 0 = no limit.
+    pub max_concurrent: u32,
+}
+
+impl Default for RawTenant {
+    fn default() -> Self {
+        Self {
+            api_key_sha256: Vec::new(),
+            api_key_env: Vec::new(),
+            hmac_secret_env: None,
+            hmac_secret_file: None,
+            tasks: vec!["*".to_owned()],
+            providers: vec!["*".to_owned()],
+            admin: false,
+            requests_per_minute: 0,
+            tokens_per_minute: 0,
+            max_concurrent: 0,
+        }
+    }
+}
+
+/// `[rate_limit]`: where tenants' limits are counted (process-wide; restart to change).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRateLimit {
+    /// `memory` (this process) or `redis` (shared by every replica on the same Redis).
+    pub backend: RateLimitBackend,
+    /// Redis URL for the `redis` backend.
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis keys.
+    pub key_prefix: String,
+    /// Time allowed for one Redis call, in milliseconds. On timeout or error the request is
+    /// admitted (fail open) and the error counted.
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        Self {
+            backend: RateLimitBackend::Memory,
+            redis_url: None,
+            key_prefix: "llm-pool:rl:".to_owned(),
+            redis_timeout_ms: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitBackend {
+    Memory,
+    Redis,
+}
+
+/// `[server.tls]`: TLS on both listeners. The files are re-read when they change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// PEM CA bundle; when set, gRPC clients must present a certificate it signed (mTLS).
+    #[serde(default)]
+    pub grpc_client_ca_file: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checked forms.
+
+/// Route groups, for [`AuthConfig::required`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteGroup {
+    Inference,
+    Admin,
+    Operations,
+}
+
+/// `[auth]`, checked, with every credential resolved.
+#[derive(Clone)]
+pub struct AuthConfig {
+    pub inference: bool,
+    pub admin: bool,
+    pub operations: bool,
+    pub allow_unauthenticated: Vec<String>,
+    pub hmac_window: Duration,
+    /// SHA-256 of each API key → tenant.
+    pub api_keys: HashMap<[u8; 32], Arc<str>>,
+    /// Tenant → HMAC secret.
+    pub hmac_secrets: HashMap<Arc<str>, SecretSlice<u8>>,
+    pub jwt: Option<Arc<JwtConfig>>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    // Hashes and secrets stay out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("inference", &self.inference)
+            .field("admin", &self.admin)
+            .field("operations", &self.operations)
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
+            .field("api_keys", &self.api_keys.len())
+            .field("hmac_secrets", &self.hmac_secrets.len())
+            .field("jwt", &self.jwt.is_some())
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// Whether a route of `group` at `path` needs credentials.
+    pub fn required(&self, group: RouteGroup, path: &str) -> bool {
+        let by_group = match group {
+            RouteGroup::Inference => self.inference,
+            RouteGroup::Admin => self.admin,
+            RouteGroup::Operations => self.operations,
+        };
+        by_group && !self.allow_unauthenticated.iter().any(|p| p == path)
+    }
+}
+
+/// `[auth.jwt]`, checked.
+pub struct JwtConfig {
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub hs256: Option<jsonwebtoken::DecodingKey>,
+    /// The PEM public key and its algorithm family.
+    pub public_key: Option<(jsonwebtoken::DecodingKey, PublicKeyKind)>,
+    pub jwks: Option<jsonwebtoken::jwk::JwkSet>,
+    pub issuer: Option<String>,
+    pub audience: Vec<String>,
+    pub tenant_claim: String,
+    pub leeway: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicKeyKind {
+    Rsa,
+    Ec,
+}
+
+/// One tenant, checked.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: Arc<str>,
+    pub tasks: Allow,
+    pub providers: Allow,
+    pub admin: bool,
+    pub requests_per_minute: u32,
+    pub tokens_per_minute: u64,
+    pub max_concurrent: u32,
+}
+
+impl Tenant {
+    /// Whether any limit applies.
+    pub fn limited(&self) -> bool {
+        self.requests_per_minute > 0 || self.tokens_per_minute > 0 || self.max_concurrent > 0
+    }
+}
+
+/// An allow-list: everything, or the names given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allow {
+    All,
+    Only(Vec<String>),
+}
+
+impl Allow {
+    fn from(list: &[String]) -> Self {
+        if list.iter().any(|s| s == "*") {
+            Self::All
+        } else {
+            Self::Only(list.to_vec())
+        }
+    }
+
+    pub fn permits(&self, name: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(names) => names.iter().any(|n| n == name),
+        }
+    }
+}
+
+/// `[rate_limit]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    pub backend: RateLimitBackend,
+    pub redis_url: Option<String>,
+    pub key_prefix: String,
+    pub redis_timeout: Duration,
+}
+
+/// `[server.tls]`, checked (paths resolved; contents are loaded by the listener).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub grpc_client_ca_file: Option<PathBuf>,
+}
+
+/// Longest accepted HMAC window: an hour.
+const MAX_HMAC_WINDOW_SECS: u64 = 3600;
+
+pub(super) struct Checked {
+    pub auth: AuthConfig,
+    pub tenants: BTreeMap<String, Arc<Tenant>>,
+    pub rate_limit: RateLimitConfig,
+}
+
+pub(super) fn check(
+    err: &mut dyn FnMut(String, String),
+    auth: &RawAuth,
+    tenants: &BTreeMap<String, RawTenant>,
+    rate_limit: &RawRateLimit,
+    known_tasks: &dyn Fn(&str) -> bool,
+    known_providers: &dyn Fn(&str) -> bool,
+    base: &Path,
+) -> Checked {
+    let mut api_keys = HashMap::new();
+    let mut hmac_secrets = HashMap::new();
+    let mut checked_tenants = BTreeMap::new();
+    for (name, t) in tenants {
+        let path = format!("tenants.{name}");
+        let tenant_name: Arc<str> = Arc::from(name.as_str());
+        let mut add_key = |digest: [u8; 32], at: String, err: &mut dyn FnMut(String, String)| {
+            if let Some(other) = api_keys.insert(digest, Arc::clone(&tenant_name)) {
+                err(
+                    at,
+                    format!("this API key is also a key of tenant `{other}`"),
+                );
+            }
+        };
+        for (i, hash) in t.api_key_sha256.iter().enumerate() {
+            let at = format!("{path}.api_key_sha256[{i}]");
+            match hex::decode(hash.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            {
+                Some(digest) => add_key(digest, at, err),
+                None => err(at, "must be 64 hex digits (a SHA-256)".to_owned()),
+            }
+        }
+        for (i, var) in t.api_key_env.iter().enumerate() {
+            let at = format!("{path}.api_key_env[{i}]");
+            if let Some(key) = env_secret(err, &at, var, Unset::Warn) {
+                add_key(crate::auth::digest(key.as_bytes()), at, err);
+            }
+        }
+        let hmac = match (&t.hmac_secret_env, &t.hmac_secret_file) {
+            (Some(_), Some(_)) => {
+                err(
+                    format!("{path}.hmac_secret_file"),
+                    "give hmac_secret_env or hmac_secret_file, not both".to_owned(),
+                );
+                None
+            }
+            (Some(var), None) => {
+                env_secret(err, &format!("{path}.hmac_secret_env"), var, Unset::Warn)
+            }
+            (None, Some(file)) => file_secret(err, &format!("{path}.hmac_secret_file"), base, file),
+            (None, None) => None,
+        };
+        if let Some(secret) = hmac {
+            hmac_secrets.insert(
+                Arc::clone(&tenant_name),
+                SecretSlice::from(secret.into_bytes()),
+            );
+        }
+        for (i, task) in t.tasks.iter().enumerate() {
+            if task != "*" && !known_tasks(task) {
+                err(
+                    format!("{path}.tasks[{i}]"),
+                    format!("unknown task `{task}`"),
+                );
+            }
+        }
+        for (i, p) in t.providers.iter().enumerate() {
+            if p != "*" && !known_providers(p) {
+                err(
+                    format!("{path}.providers[{i}]"),
+                    format!("unknown provider `{p}`"),
+                );
+            }
+        }
+        checked_tenants.insert(
+            name.clone(),
+            Arc::new(Tenant {
+                name: tenant_name,
+                tasks: Allow::from(&t.tasks),
+                providers: Allow::from(&t.providers),
+                admin: t.admin,
+                requests_per_minute: t.requests_per_minute,
+                tokens_per_minute: t.tokens_per_minute,
+                max_concurrent: t.max_concurrent,
+            }),
+        );
+    }
+
+    for (i, p) in auth.allow_unauthenticated.iter().enumerate() {
+        if !p.starts_with('/') {
+            err(
+                format!("auth.allow_unauthenticated[{i}]"),
+                "must be a path starting with `/`".to_owned(),
+            );
+        }
+    }
+    if auth.hmac_window_secs == 0 || auth.hmac_window_secs > MAX_HMAC_WINDOW_SECS {
+        err(
+            "auth.hmac_window_secs".to_owned(),
+            format!("must be between 1 and {MAX_HMAC_WINDOW_SECS}"),
+        );
+    }
+    let jwt = auth
+        .jwt
+        .as_ref()
+        .and_then(|j| check_jwt(err, j, base))
+        .map(Arc::new);
+
+    if rate_limit.backend == RateLimitBackend::Redis && rate_limit.redis_url.is_none() {
+        err(
+            "rate_limit.redis_url".to_owned(),
+            "is required with backend = \"redis\"".to_owned(),
+        );
+    }
+    if rate_limit.redis_timeout_ms == 0 {
+        err(
+            "rate_limit.redis_timeout_ms".to_owned(),
+            "must be greater than 0".to_owned(),
+        );
+    }
+
+    Checked {
+        auth: AuthConfig {
+            inference: auth.inference,
+            admin: auth.admin,
+            operations: auth.operations,
+            allow_unauthenticated: auth.allow_unauthenticated.clone(),
+            hmac_window: Duration::from_secs(auth.hmac_window_secs),
+            api_keys,
+            hmac_secrets,
+            jwt,
+        },
+        tenants: checked_tenants,
+        rate_limit: RateLimitConfig {
+            backend: rate_limit.backend,
+            redis_url: rate_limit.redis_url.clone(),
+            key_prefix: rate_limit.key_prefix.clone(),
+            redis_timeout: Duration::from_millis(rate_limit.redis_timeout_ms),
+        },
+    }
+}
+
+/// What an unset variable means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unset {
+    /// A tenant credential: that credential is off (nobody can use it), with a warning;
+    /// failing closed is safe, and one unset key must not take the pool down.
+    Warn,
+    /// Needed for the pool to work at all.
+    Error,
+}
+
+/// Reads a secret from the environment variable `var`; errors never contain the value.
+fn env_secret(
+    err: &mut dyn FnMut(String, String),
+    at: &str,
+    var: &str,
+    unset: Unset,
+) -> Option<String> {
+    if !is_env_name(var) {
+        // Not echoed: a value that is not a variable name may be a pasted secret.
+        err(
+            at.to_owned(),
+            "must name an environment variable (A-Z, 0-9, _), not hold the secret itself"
+                .to_owned(),
+        );
+        return None;
+    }
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if unset == Unset::Warn => {
+            tracing::warn!(
+                at,
+                var,
+                "Environment variable not set: this credential is disabled."
+            );
+            None
+        }
+        _ => {
+            err(
+                at.to_owned(),
+                format!("environment variable `{var}` is not set"),
+            );
+            None
+        }
+    }
+}
+
+/// Reads a secret from a file (relative to the config's folder); errors name the file only.
+fn file_secret(
+    err: &mut dyn FnMut(String, String),
+    at: &str,
+    base: &Path,
+    file: &str,
+) -> Option<String> {
+    let path = resolve(base, file);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim_end_matches(['\r', '\n']).is_empty() => {
+            Some(s.trim_end_matches(['\r', '\n']).to_owned())
+        }
+        Ok(_) => {
+            err(at.to_owned(), format!("{} is empty", path.display()));
+            None
+        }
+        Err(e) => {
+            err(
+                at.to_owned(),
+                format!("cannot read {}: {e}", path.display()),
+            );
+            None
+        }
+    }
+}
+
+fn check_jwt(err: &mut dyn FnMut(String, String), j: &RawJwt, base: &Path) -> Option<JwtConfig> {
+    use jsonwebtoken::{Algorithm, DecodingKey};
+    let mut ok = true;
+    let mut algorithms = Vec::new();
+    for (i, a) in j.algorithms.iter().enumerate() {
+        match a.as_str() {
+            "HS256" => algorithms.push(Algorithm::HS256),
+            "RS256" => algorithms.push(Algorithm::RS256),
+            "ES256" => algorithms.push(Algorithm::ES256),
+            _ => {
+                ok = false;
+                err(
+                    format!("auth.jwt.algorithms[{i}]"),
+                    "must be HS256, RS256 or ES256".to_owned(),
+                );
+            }
+        }
+    }
+    if algorithms.is_empty() && ok {
+        ok = false;
+        err(
+            "auth.jwt.algorithms".to_owned(),
+            "must name at least one algorithm".to_owned(),
+        );
+    }
+    let secret = match (&j.hs256_secret_env, &j.hs256_secret_file) {
+        (Some(var), None) => env_secret(err, "auth.jwt.hs256_secret_env", var, Unset::Error),
+        (None, Some(file)) => file_secret(err, "auth.jwt.hs256_secret_file", base, file),
+        (Some(_), Some(_)) => {
+            err(
+                "auth.jwt.hs256_secret_file".to_owned(),
+                "give hs256_secret_env or hs256_secret_file, not both".to_owned(),
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    let configured = j.hs256_secret_env.is_some() || j.hs256_secret_file.is_some();
+    if configured && secret.is_none() {
+        ok = false;
+    }
+    let hs256 = secret.map(|s| DecodingKey::from_secret(s.as_bytes()));
+    if algorithms.contains(&Algorithm::HS256) && !configured {
+        ok = false;
+        err(
+            "auth.jwt.hs256_secret_env".to_owned(),
+            "hs256_secret_env or hs256_secret_file is required when algorithms include HS256"
+                .to_owned(),
+        );
+    }
+    let public_key = match &j.public_key_file {
+        Some(file) => {
+            let at = "auth.jwt.public_key_file".to_owned();
+            let path = resolve(base, file);
+            match std::fs::read(&path) {
+                Ok(pem) => match DecodingKey::from_rsa_pem(&pem) {
+                    Ok(k) => Some((k, PublicKeyKind::Rsa)),
+                    Err(_) => match DecodingKey::from_ec_pem(&pem) {
+                        Ok(k) => Some((k, PublicKeyKind::Ec)),
+                        Err(_) => {
+                            ok = false;
+                            err(
+                                at,
+                                "is neither an RSA nor an EC public key in PEM".to_owned(),
+                            );
+                            None
+                        }
+                    },
+                },
+                Err(e) => {
+                    ok = false;
+                    err(at, format!("cannot read {}: {e}", path.display()));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let jwks = match &j.jwks_file {
+        Some(file) => {
+            let at = "auth.jwt.jwks_file".to_owned();
+            let path = resolve(base, file);
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            {
+                Ok(set) => Some(set),
+                Err(e) => {
+                    ok = false;
+                    err(at, format!("cannot read JWKS {}: {e}", path.display()));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let asymmetric = algorithms
+        .iter()
+        .any(|a| matches!(a, Algorithm::RS256 | Algorithm::ES256));
+    if asymmetric && public_key.is_none() && jwks.is_none() && ok {
+        ok = false;
+        err(
+            "auth.jwt".to_owned(),
+            "RS256/ES256 need `public_key_file` or `jwks_file`".to_owned(),
+        );
+    }
+    if j.leeway_secs > 600 {
+        ok = false;
+        err(
+            "auth.jwt.leeway_secs".to_owned(),
+            "must be at most 600".to_owned(),
+        );
+    }
+    ok.then(|| JwtConfig {
+        algorithms,
+        hs256,
+        public_key,
+        jwks,
+        issuer: j.issuer.clone(),
+        audience: j.audience.clone(),
+        tenant_claim: j.tenant_claim.clone(),
+        leeway: Duration::from_secs(j.leeway_secs),
+    })
+}
+
+pub(super) fn check_tls(
+    err: &mut dyn FnMut(String, String),
+    tls: &RawTls,
+    base: &Path,
+) -> TlsConfig {
+    let cfg = TlsConfig {
+        cert_file: resolve(base, &tls.cert_file),
+        key_file: resolve(base, &tls.key_file),
+        grpc_client_ca_file: tls.grpc_client_ca_file.as_deref().map(|f| resolve(base, f)),
+    };
+    if let Err(e) = crate::tls::load(&cfg) {
+        err("server.tls".to_owned(), e.to_string());
+    }
+    cfg
+}
