@@ -65,6 +65,9 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
         store.clone(),
         state.shutdown.clone(),
     ));
+    state
+        .tasks
+        .spawn(crate::registry::run(store.clone(), state.shutdown.clone()));
     state.tasks.spawn(crate::config::watch::start(
         store,
         prompts,
@@ -101,6 +104,9 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::layer::grpc,
+        ))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            server.header_read_timeout,
         ));
     let grpc = tokio::spawn(crate::listen::serve(
         grpc_listener,

@@ -120,7 +120,7 @@ pub enum PoolError {
     #[error("permission denied: {0}")]
     PermissionDenied(String),
     /// The tenant is over one of its limits; retry after `retry_after`.
-    #[error("rate limited: {message}; retry after {} s", retry_after.as_secs().max(1))]
+    #[error("rate limited: {message}; retry after {} s", ceil_secs(*retry_after))]
     RateLimited {
         message: String,
         retry_after: std::time::Duration,
@@ -195,4 +195,9 @@ impl PoolError {
             _ => None,
         }
     }
+}
+
+/// Whole seconds, rounded up, at least 1: what `Retry-After` says and the message repeats.
+fn ceil_secs(d: std::time::Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }

@@ -17,9 +17,11 @@ pub mod providers;
 pub mod qos;
 pub mod ratelimit;
 mod redis_link;
+pub mod registry;
 pub mod state;
 pub mod strategies;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod tls;
+pub mod usage;

@@ -99,6 +99,8 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Authenticator>,
     /// Tenants' rate limits (process-wide; outlive reloads).
     pub limiter: Arc<crate::ratelimit::Limiter>,
+    /// Tokens and cost per tenant and provider.
+    pub usage: Arc<crate::usage::Ledger>,
     ready: Arc<AtomicBool>,
 }
 
@@ -108,7 +110,9 @@ impl AppState {
         let limiter = Arc::new(crate::ratelimit::Limiter::new(
             config.load().config.rate_limit(),
         ));
+        let usage = Arc::new(crate::usage::Ledger::new(config.load().config.usage()));
         Self {
+            usage,
             config,
             cache,
             auth: Arc::new(crate::auth::Authenticator::new()),

@@ -9,8 +9,9 @@
 //!   JWT shape, else an API key;
 //! - `x-api-key: <key>`.
 //!
-//! Present credentials are always checked, even on routes that do not require them, so a
-//! caller with a wrong key learns it at once and a right one is counted as its tenant.
+//! On routes that require credentials, wrong ones get 401. On open routes, valid credentials
+//! still name the tenant (its rights, limits and usage apply) and wrong ones are ignored:
+//! clients such as OpenAI's SDK always send a key, even to a pool without auth.
 
 mod jwt;
 pub(crate) mod layer;
@@ -109,9 +110,9 @@ impl Authenticator {
     pub fn new() -> Self {
         Self {
             seen: moka::future::Cache::builder()
-                // Longer than the longest window the config accepts: entries only need to
-                // outlive the window their timestamp was checked against.
-                .time_to_live(Duration::from_secs(3600 + 60))
+                // A signature is valid from `ts - window` to `ts + window`, so it must be
+                // remembered for twice the longest window the config accepts.
+                .time_to_live(Duration::from_secs(2 * 3600 + 60))
                 .max_capacity(1_000_000)
                 .build(),
         }
@@ -127,8 +128,40 @@ impl Authenticator {
         req: Presented<'_>,
     ) -> Result<Option<Arc<Tenant>>, PoolError> {
         let auth = config.auth();
+        let required = auth.required(group, path);
+        match self.identify(config, &req).await {
+            Ok(Some(t)) if required && group == RouteGroup::Admin && !t.admin => {
+                Err(PoolError::PermissionDenied(format!(
+                    "tenant `{}` may not call admin routes",
+                    t.name
+                )))
+            }
+            Ok(Some(t)) => Ok(Some(t)),
+            Ok(None) if required => Err(PoolError::Unauthenticated(
+                "credentials required: `authorization: Bearer <key or JWT>`, `x-api-key`, \
+                 or an HMAC signature"
+                    .into(),
+            )),
+            Ok(None) => Ok(None),
+            Err(e) if required => Err(e),
+            // A route open to anyone: credentials that do not check out (clients such as
+            // OpenAI's SDK always send some) leave the caller anonymous, as with none.
+            Err(e) => {
+                tracing::debug!(error = %e, "Credentials ignored on an open route.");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The tenant the request's credentials name; `Ok(None)` without credentials.
+    async fn identify(
+        &self,
+        config: &Config,
+        req: &Presented<'_>,
+    ) -> Result<Option<Arc<Tenant>>, PoolError> {
+        let auth = config.auth();
         let tenant_name = if Presented::is_signed(req.headers) {
-            Some(self.hmac(config, &req).await?)
+            Some(self.hmac(config, req).await?)
         } else if let Some(token) = bearer(req.headers) {
             match &auth.jwt {
                 Some(jwt) if jwt::looks_like_jwt(token) => Some(jwt::verify(jwt, token)?),
@@ -146,20 +179,7 @@ impl Authenticator {
                 )?),
                 None => None,
             };
-        match (&tenant, auth.required(group, path)) {
-            (None, true) => Err(PoolError::Unauthenticated(
-                "credentials required: `authorization: Bearer <key or JWT>`, `x-api-key`, \
-                 or an HMAC signature"
-                    .into(),
-            )),
-            (Some(t), _) if group == RouteGroup::Admin && !t.admin => {
-                Err(PoolError::PermissionDenied(format!(
-                    "tenant `{}` may not call admin routes",
-                    t.name
-                )))
-            }
-            _ => Ok(tenant),
-        }
+        Ok(tenant)
     }
 
     async fn hmac(&self, config: &Config, req: &Presented<'_>) -> Result<Arc<str>, PoolError> {
@@ -175,13 +195,15 @@ impl Authenticator {
             .auth()
             .hmac_secrets
             .get_key_value(tenant)
-            .ok_or_else(|| bad("no signing secret for this tenant"))?;
+            // Same answer as a wrong signature: which tenants sign is nobody's business.
+            .ok_or_else(|| bad("wrong signature"))?;
         let ts: i64 = timestamp
             .parse()
             .map_err(|_| bad("timestamp must be Unix seconds"))?;
-        let now = crate::api::http::unix_now() as i64;
-        let window = config.auth().hmac_window.as_secs() as i64;
-        if (now - ts).abs() > window {
+        let now = i64::try_from(crate::api::http::unix_now()).unwrap_or(i64::MAX);
+        let window = config.auth().hmac_window.as_secs();
+        // `abs_diff`: a hostile timestamp (i64::MIN) must not overflow.
+        if now.abs_diff(ts) > window {
             return Err(bad("timestamp outside the allowed window"));
         }
         let body = req.body.unwrap_or_default();

@@ -5,6 +5,7 @@
 //! exactly what the server serves.
 
 pub(crate) mod defaults;
+pub mod ops;
 pub mod raw;
 pub mod security;
 mod snapshot;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::defaults;
+pub use super::ops::{RawRegistry, RawTracing, RawUsage};
 pub use super::security::{RateLimitBackend, RawAuth, RawJwt, RawRateLimit, RawTenant, RawTls};
 
 /// The whole `llm-pool.toml`.
@@ -45,6 +46,15 @@ pub struct RawConfig {
     /// Where tenants' rate limits are counted.
     #[serde(default)]
     pub rate_limit: RawRateLimit,
+    /// Tokens and cost per tenant and provider.
+    #[serde(default)]
+    pub usage: RawUsage,
+    /// Announce the pool to an agent registry.
+    #[serde(default)]
+    pub registry: Option<RawRegistry>,
+    /// OpenTelemetry traces.
+    #[serde(default)]
+    pub tracing: RawTracing,
 }
 
 /// `[cache]`: answers kept in process (moka) and/or in Redis (shared by replicas; Redis,

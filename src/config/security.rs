@@ -436,6 +436,15 @@ pub(super) fn check(
             "is required with backend = \"redis\"".to_owned(),
         );
     }
+    if let Some(url) = &rate_limit.redis_url
+        && redis::Client::open(url.as_str()).is_err()
+    {
+        // Not echoed: the URL may hold a password.
+        err(
+            "rate_limit.redis_url".to_owned(),
+            "not a valid redis:// URL".to_owned(),
+        );
+    }
     if rate_limit.redis_timeout_ms == 0 {
         err(
             "rate_limit.redis_timeout_ms".to_owned(),

@@ -26,6 +26,9 @@ pub struct Config {
     pub(super) auth: Arc<AuthConfig>,
     pub(super) tenants: BTreeMap<String, Arc<Tenant>>,
     pub(super) rate_limit: RateLimitConfig,
+    pub(super) usage: super::ops::UsageConfig,
+    pub(super) registry: Option<super::ops::RegistryConfig>,
+    pub(super) tracing: super::ops::TracingConfig,
 }
 
 /// `[cache]`, checked.
@@ -70,6 +73,15 @@ impl Config {
     }
     pub fn rate_limit(&self) -> &RateLimitConfig {
         &self.rate_limit
+    }
+    pub fn usage(&self) -> &super::ops::UsageConfig {
+        &self.usage
+    }
+    pub fn registry(&self) -> Option<&super::ops::RegistryConfig> {
+        self.registry.as_ref()
+    }
+    pub fn tracing(&self) -> &super::ops::TracingConfig {
+        &self.tracing
     }
 
     /// Resolves the `model` field of an OpenAI/Ollama/native request: `task:NAME`, an alias,

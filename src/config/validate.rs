@@ -122,8 +122,18 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         base,
     );
 
+    let usage = super::ops::check_usage(&mut |p, m| c.err(p, m), &raw.usage);
+    let registry = raw
+        .registry
+        .as_ref()
+        .and_then(|r| super::ops::check_registry(&mut |p, m| c.err(p, m), r));
+    let tracing = super::ops::check_tracing(&mut |p, m| c.err(p, m), &raw.tracing);
+
     if c.errors.is_empty() {
         Ok(Config {
+            usage,
+            registry,
+            tracing,
             auth: Arc::new(security.auth),
             tenants: security.tenants,
             rate_limit: security.rate_limit,

@@ -253,9 +253,19 @@ pub async fn handle_cached(
 ) -> Result<Answer, PoolError> {
     let plan = plan_logged(req, snapshot)?;
     let permit = admit(state, &plan).await?;
+    let tenant = plan.tenant.as_ref().map(|t| Arc::clone(&t.name));
     let answer = answer_plan(&state.cache, plan).await;
-    permit.settle(answer.as_ref().map_or(0, used_tokens));
+    permit.settle(answer.as_ref().map_or_else(failed_tokens, used_tokens));
+    if let Ok(a) = &answer {
+        state.usage.record(&snapshot.config, tenant.as_ref(), a);
+    }
     answer
+}
+
+/// Tokens a failed request spent upstream before failing (a lost vote still generated).
+fn failed_tokens(e: &PoolError) -> u64 {
+    e.decision()
+        .map_or(0, |d| u64::from(d.total_usage.total_tokens))
 }
 
 /// Tokens an answer cost upstream (a cache hit cost none).
@@ -413,16 +423,19 @@ pub async fn stream_cached(
 ) -> Result<AnswerStream, PoolError> {
     let plan = plan_logged(req, snapshot)?;
     let permit = admit(state, &plan).await?;
+    let tenant = plan.tenant.as_ref().map(|t| Arc::clone(&t.name));
     let stream = stream_admitted(&state.cache, plan).await?;
     // The permit rides with the stream: settled with the final usage, or at zero if the
     // stream breaks or the caller goes away.
     let mut permit = Some(permit);
+    let (usage, config) = (Arc::clone(&state.usage), Arc::clone(&snapshot.config));
     Ok(stream
         .inspect(move |item| {
             if let StreamItem::Done(answer) = item
                 && let Some(p) = permit.take()
             {
                 p.settle(used_tokens(answer));
+                usage.record(&config, tenant.as_ref(), answer);
             }
         })
         .boxed())

@@ -99,18 +99,20 @@ impl Limiter {
         }
         let outcome = match &self.redis {
             Some(r) => r.admit(tenant, ask).await,
-            None => self.admit_local(tenant, ask, Instant::now()).map(|()| None),
+            None => self
+                .admit_local(tenant, ask, Instant::now())
+                .map(|()| Some(None)),
         };
         match outcome {
-            Ok(lease) => Ok(Permit {
+            Ok(admitted) => Ok(Permit {
                 limiter: Some(Arc::clone(self)),
                 tenant: Some(Arc::clone(tenant)),
-                reserved: if tenant.tokens_per_minute > 0 {
+                reserved: if tenant.tokens_per_minute > 0 && admitted.is_some() {
                     ask.tokens
                 } else {
                     0
                 },
-                lease,
+                lease: admitted.flatten(),
                 done: false,
             }),
             Err((refusal, retry_after)) => {

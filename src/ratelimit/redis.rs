@@ -95,13 +95,14 @@ impl RedisLimits {
         format!("{}{{{}}}:{what}", self.prefix, tenant.name)
     }
 
-    /// `Ok(lease)` when admitted (the lease id when the in-flight limit applies); on Redis
-    /// trouble the request is admitted.
+    /// `Ok(Some(lease))` when admitted (the lease id when the in-flight limit applies);
+    /// `Ok(None)` when Redis could not be asked and the request is admitted anyway (nothing
+    /// was reserved, so settlement charges the tokens used).
     pub(super) async fn admit(
         &self,
         t: &Tenant,
         ask: Ask,
-    ) -> Result<Option<String>, (Refusal, Duration)> {
+    ) -> Result<Option<Option<String>>, (Refusal, Duration)> {
         let lease = (t.max_concurrent > 0).then(|| uuid::Uuid::new_v4().to_string());
         let mut inv = self.admit.prepare_invoke();
         inv.key(self.key(t, "requests"))
@@ -125,7 +126,7 @@ impl RedisLimits {
                     .increment(1);
                 Ok(None)
             }
-            Some((1, _, _)) => Ok(lease),
+            Some((1, _, _)) => Ok(Some(lease)),
             Some((_, ms, limit)) => {
                 let refusal = match limit.as_str() {
                     "requests" => Refusal::Requests,

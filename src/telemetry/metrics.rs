@@ -29,6 +29,11 @@ pub const CACHE_BACKEND_ERRORS: &str = "llm_pool_cache_backend_errors_total";
 pub const CACHE_ENTRIES: &str = "llm_pool_cache_entries";
 pub const CONFIG_RELOADS: &str = "llm_pool_config_reloads_total";
 pub const AGREEMENT: &str = "llm_pool_ensemble_agreement_ratio";
+pub const TENANT_TOKENS: &str = "llm_pool_tenant_tokens_total";
+pub const TENANT_CACHED_TOKENS: &str = "llm_pool_tenant_cached_tokens_total";
+pub const COST: &str = "llm_pool_usage_cost";
+pub const COST_SAVED: &str = "llm_pool_usage_cost_saved";
+pub const REGISTRY_CALLS: &str = "llm_pool_registry_calls_total";
 pub const AUTH_FAILURES: &str = "llm_pool_auth_failures_total";
 pub const RATE_LIMITED: &str = "llm_pool_rate_limited_total";
 pub const RATE_LIMIT_BACKEND_ERRORS: &str = "llm_pool_rate_limit_backend_errors_total";
@@ -118,6 +123,26 @@ fn describe() {
     describe_counter!(
         CONFIG_RELOADS,
         "Configuration reloads, by result (ok, rejected)."
+    );
+    describe_counter!(
+        TENANT_TOKENS,
+        "Prompt + completion tokens spent upstream, by tenant and provider."
+    );
+    describe_counter!(
+        TENANT_CACHED_TOKENS,
+        "Tokens answered from the cache, by tenant and the provider that first answered."
+    );
+    describe_gauge!(
+        COST,
+        "Cost since start at providers' cost_per_1k_tokens, by tenant and provider (only grows)."
+    );
+    describe_gauge!(
+        COST_SAVED,
+        "Cost saved since start against [usage] reference_cost_per_1k_tokens, by tenant and provider."
+    );
+    describe_counter!(
+        REGISTRY_CALLS,
+        "Calls to the agent registry, by call (register) and outcome (ok, error)."
     );
     describe_counter!(
         AUTH_FAILURES,

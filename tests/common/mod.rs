@@ -51,6 +51,11 @@ impl Pool {
 /// Writes `config` (with listeners on port 0 prepended) and a `prompts/` folder, and starts
 /// the pool.
 pub async fn start_pool(config: &str) -> Pool {
+    start_pool_server("", config).await
+}
+
+/// Like [`start_pool`], with more `[server]` keys (`server` is TOML placed in `[server]`).
+pub async fn start_pool_server(server: &str, config: &str) -> Pool {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("prompts")).expect("prompts dir");
     std::fs::write(
@@ -58,7 +63,7 @@ pub async fn start_pool(config: &str) -> Pool {
         "<!-- variables: input -->\nClassify: {{input}}",
     )
     .expect("prompt");
-    let text = with_server(config);
+    let text = with_server_keys(server, config);
     let path = dir.path().join("llm-pool.toml");
     std::fs::write(&path, &text).expect("write config");
     let loaded = llm_pool::config::load(&path).expect("valid test config");
@@ -79,6 +84,10 @@ pub async fn start_pool(config: &str) -> Pool {
 /// Listeners on port 0; active health checks off (they race with what a test asserts)
 /// unless the test configures `[qos]` itself.
 pub fn with_server(config: &str) -> String {
+    with_server_keys("", config)
+}
+
+fn with_server_keys(server: &str, config: &str) -> String {
     let qos = if config.contains("[qos]") {
         ""
     } else {
@@ -92,7 +101,7 @@ pub fn with_server(config: &str) -> String {
         "[auth]\ninference = false\nadmin = false\n\n"
     };
     format!(
-        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nmax_body_bytes = 65536\nshutdown_grace_secs = 5\n\n{qos}{auth}{config}"
+        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nmax_body_bytes = 65536\nshutdown_grace_secs = 5\n{server}\n\n{qos}{auth}{config}"
     )
 }
 

@@ -122,3 +122,51 @@ fn auth_summary(config: &crate::config::Config) -> serde_json::Value {
         "tenants": tenants,
     })
 }
+
+#[derive(serde::Deserialize)]
+pub(crate) struct UsageQuery {
+    tenant: Option<String>,
+}
+
+/// `GET /v1/usage[?tenant=NAME]`: tokens and cost per tenant and provider, with totals.
+pub(crate) async fn usage(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let tenant = match query {
+        Ok(q) => q.0.tenant,
+        Err(e) => {
+            return super::native::NativeError(crate::error::PoolError::invalid(
+                "query",
+                e.body_text(),
+            ))
+            .into_response();
+        }
+    };
+    let (report, source) = state.usage.report(tenant.as_deref()).await;
+    let tenants: serde_json::Map<String, serde_json::Value> = report
+        .into_iter()
+        .map(|(name, providers)| {
+            let mut total = crate::usage::Counters::default();
+            for c in providers.values() {
+                total.add(c);
+            }
+            (
+                name,
+                serde_json::json!({ "providers": providers, "total": total }),
+            )
+        })
+        .collect();
+    let reference = state
+        .config
+        .load()
+        .config
+        .usage()
+        .reference_cost_per_1k_tokens;
+    Json(serde_json::json!({
+        "source": source,
+        "reference_cost_per_1k_tokens": reference,
+        "tenants": tenants,
+    }))
+    .into_response()
+}

@@ -1,8 +1,9 @@
 //! The HTTP surface: native, OpenAI-compatible and Ollama-compatible routes, and operations.
 //!
 //! Layers, outer to inner: request id (taken from `x-request-id` or generated, and returned),
-//! trace span, body limit, handler. Auth and rate limits will sit between the body limit and
-//! the handler.
+//! trace span, body limit, per-frame body timeout (slow bodies), then per route the auth layer
+//! of its group (`routes`) and the handler. Tenants' rate limits apply in the orchestrator,
+//! once the request is planned and its token estimate known.
 
 mod admin;
 mod body;
@@ -90,6 +91,7 @@ fn routes() -> Routes {
             Admin,
             post(admin::cache_clear),
         ),
+        (Method::GET, "/v1/usage", Admin, get(admin::usage)),
     ]
 }
 
@@ -101,6 +103,7 @@ pub fn route_table() -> Vec<(Method, &'static str, RouteGroup)> {
 /// Builds the HTTP app. Having a function that produces it lets tests call it in-process.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.load().config.server().max_body_bytes;
+    let body_timeout = state.config.load().config.server().header_read_timeout;
     let mut router = Router::new();
     for (_, path, group, handler) in routes() {
         let auth =
@@ -117,8 +120,12 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
                 .layer(TraceLayer::new_for_http())
-                // <- inner: bodies over the limit are refused while being read (413).
-                .layer(DefaultBodyLimit::max(max_body)),
+                // Bodies over the limit are refused while being read (413).
+                .layer(DefaultBodyLimit::max(max_body))
+                // <- inner: a body that pauses longer than this is cut (slow-loris on bodies).
+                .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                    body_timeout,
+                )),
         )
         .with_state(state)
 }

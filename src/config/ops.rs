@@ -1,0 +1,240 @@
+//! `[usage]`, `[registry]` and `[tracing]`: what operators see of the pool and how it
+//! announces itself. Process-wide: changes take effect on restart, except the registry's
+//! advertised capabilities, which follow the live config.
+
+use serde::Deserialize;
+
+/// `[usage]`: tokens and cost per tenant and provider, on `GET /v1/usage` and `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUsage {
+    /// Price per 1,000 tokens of the hosted model the pool replaces; "cost saved" is what the
+    /// tokens served would have cost at this price minus what they cost here (local providers
+    /// cost 0; priced ones their `cost_per_1k_tokens`). 0 = do not compute it.
+    pub reference_cost_per_1k_tokens: f64,
+    /// Redis URL: when set, every replica adds its usage there and `/v1/usage` reports the
+    /// sum over replicas (kept across restarts). Unset: this process only, since it started.
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis keys.
+    pub key_prefix: String,
+    /// Time allowed per Redis call, in milliseconds.
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for RawUsage {
+    fn default() -> Self {
+        Self {
+            reference_cost_per_1k_tokens: 0.0,
+            redis_url: None,
+            key_prefix: "llm-pool:usage:".to_owned(),
+            redis_timeout_ms: 50,
+        }
+    }
+}
+
+/// `[registry]`: announce this pool to an HTTP agent registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    /// The registry's base URL; the pool calls `POST {url}/agents` (register, again on
+    /// every config reload) and `DELETE {url}/agents/{id}` (on shutdown).
+    pub url: String,
+    /// This pool's agent id.
+    #[serde(default = "default_agent_id")]
+    pub agent_id: String,
+    /// The HTTP URL other services reach this pool at (e.g. `http://llm-pool:7071`).
+    pub endpoint: String,
+    /// The gRPC URL other services reach this pool at, if different.
+    #[serde(default)]
+    pub grpc_endpoint: Option<String>,
+    /// Environment variable holding a bearer token for the registry.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Time allowed per registry call, in milliseconds.
+    #[serde(default = "default_registry_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_agent_id() -> String {
+    "llm-pool".to_owned()
+}
+fn default_registry_timeout() -> u64 {
+    2000
+}
+
+/// `[tracing]`: OpenTelemetry traces over OTLP. Off by default; unset keys fall back to the
+/// standard `OTEL_*` environment variables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTracing {
+    /// Export traces. Also on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set and this is unset.
+    pub enabled: Option<bool>,
+    /// Collector URL (`OTEL_EXPORTER_OTLP_ENDPOINT`), e.g. `http://127.0.0.1:4317` for gRPC
+    /// or `http://127.0.0.1:4318` for HTTP.
+    pub otlp_endpoint: Option<String>,
+    /// `grpc` or `http/protobuf` (`OTEL_EXPORTER_OTLP_PROTOCOL`; default `grpc`).
+    pub protocol: Option<String>,
+    /// Share of new traces sampled, 0..=1 (`OTEL_TRACES_SAMPLER_ARG`; default 1). A request
+    /// with a sampled incoming `traceparent` is always traced.
+    pub sampling_ratio: Option<f64>,
+    /// `service.name` (`OTEL_SERVICE_NAME`; default `llm-pool`).
+    pub service_name: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checked forms.
+
+/// `[usage]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageConfig {
+    pub reference_cost_per_1k_tokens: f64,
+    pub redis_url: Option<String>,
+    pub key_prefix: String,
+    pub redis_timeout: std::time::Duration,
+}
+
+/// `[registry]`, checked.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    pub url: String,
+    pub agent_id: String,
+    pub endpoint: String,
+    pub grpc_endpoint: Option<String>,
+    pub token: Option<secrecy::SecretString>,
+    pub timeout: std::time::Duration,
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+/// `[tracing]`, checked, with the `OTEL_*` fallbacks applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingConfig {
+    pub enabled: bool,
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    pub sampling_ratio: f64,
+    pub service_name: String,
+}
+
+pub(super) fn check_usage(err: &mut dyn FnMut(String, String), u: &RawUsage) -> UsageConfig {
+    if !(u.reference_cost_per_1k_tokens.is_finite() && u.reference_cost_per_1k_tokens >= 0.0) {
+        err(
+            "usage.reference_cost_per_1k_tokens".into(),
+            "must be 0 or more".into(),
+        );
+    }
+    if let Some(url) = &u.redis_url
+        && redis::Client::open(url.as_str()).is_err()
+    {
+        // Not echoed: the URL may hold a password.
+        err("usage.redis_url".into(), "not a valid redis:// URL".into());
+    }
+    if u.redis_timeout_ms == 0 {
+        err(
+            "usage.redis_timeout_ms".into(),
+            "must be greater than 0".into(),
+        );
+    }
+    UsageConfig {
+        reference_cost_per_1k_tokens: u.reference_cost_per_1k_tokens,
+        redis_url: u.redis_url.clone(),
+        key_prefix: u.key_prefix.clone(),
+        redis_timeout: std::time::Duration::from_millis(u.redis_timeout_ms),
+    }
+}
+
+pub(super) fn check_registry(
+    err: &mut dyn FnMut(String, String),
+    r: &RawRegistry,
+) -> Option<RegistryConfig> {
+    let before_ok = std::cell::Cell::new(true);
+    let mut bad = |path: &str, m: &str| {
+        before_ok.set(false);
+        err(format!("registry.{path}"), m.to_owned());
+    };
+    for (key, value) in [("url", &r.url), ("endpoint", &r.endpoint)] {
+        if !(value.starts_with("http://") || value.starts_with("https://")) {
+            bad(key, "must be an http:// or https:// URL");
+        }
+    }
+    if r.agent_id.is_empty() || r.agent_id.contains('/') {
+        bad("agent_id", "must be non-empty and contain no `/`");
+    }
+    let token = match &r.token_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(secrecy::SecretString::from(v)),
+            _ => {
+                bad("token_env", "names an environment variable that is not set");
+                None
+            }
+        },
+    };
+    if r.timeout_ms == 0 {
+        bad("timeout_ms", "must be greater than 0");
+    }
+    before_ok.get().then(|| RegistryConfig {
+        url: r.url.trim_end_matches('/').to_owned(),
+        agent_id: r.agent_id.clone(),
+        endpoint: r.endpoint.clone(),
+        grpc_endpoint: r.grpc_endpoint.clone(),
+        token,
+        timeout: std::time::Duration::from_millis(r.timeout_ms),
+    })
+}
+
+pub(super) fn check_tracing(err: &mut dyn FnMut(String, String), t: &RawTracing) -> TracingConfig {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let endpoint_env = env("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let enabled = t.enabled.unwrap_or(endpoint_env.is_some());
+    let protocol = match t
+        .protocol
+        .clone()
+        .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .as_deref()
+    {
+        None | Some("grpc") => OtlpProtocol::Grpc,
+        Some("http/protobuf") => OtlpProtocol::HttpProtobuf,
+        Some(_) => {
+            err(
+                "tracing.protocol".into(),
+                "must be `grpc` or `http/protobuf`".into(),
+            );
+            OtlpProtocol::Grpc
+        }
+    };
+    let endpoint = t
+        .otlp_endpoint
+        .clone()
+        .or(endpoint_env)
+        .unwrap_or_else(|| match protocol {
+            OtlpProtocol::Grpc => "http://127.0.0.1:4317".to_owned(),
+            OtlpProtocol::HttpProtobuf => "http://127.0.0.1:4318".to_owned(),
+        });
+    let sampling_ratio = t
+        .sampling_ratio
+        .or_else(|| env("OTEL_TRACES_SAMPLER_ARG").and_then(|v| v.parse().ok()))
+        .unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sampling_ratio) {
+        err(
+            "tracing.sampling_ratio".into(),
+            "must be between 0 and 1".into(),
+        );
+    }
+    TracingConfig {
+        enabled,
+        endpoint,
+        protocol,
+        sampling_ratio,
+        service_name: t
+            .service_name
+            .clone()
+            .or_else(|| env("OTEL_SERVICE_NAME"))
+            .unwrap_or_else(|| "llm-pool".to_owned()),
+    }
+}

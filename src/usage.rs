@@ -1,0 +1,274 @@
+//! Usage and cost per tenant and provider: requests, prompt and completion tokens, cost at
+//! the provider's `cost_per_1k_tokens`, and the cost saved against `[usage]
+//! reference_cost_per_1k_tokens`. Cache hits are counted apart: they cost nothing and save
+//! the whole reference price of the tokens they stand for.
+//!
+//! Kept in memory (this process, since it started); with `[usage] redis_url`, every replica
+//! also adds to one Redis hash per tenant (`HINCRBY`/`HINCRBYFLOAT`, fire and forget), and
+//! `GET /v1/usage` reads the sum over replicas from there, falling back to memory if Redis
+//! is unreachable. Callers without credentials are the tenant `anonymous`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::config::ops::UsageConfig;
+use crate::orchestrator::Answer;
+use crate::redis_link::RedisLink;
+use crate::telemetry::metrics as m;
+
+/// The tenant of requests made without credentials.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Counters of one tenant at one provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counters {
+    /// Answers this provider contributed to (each candidate call counts).
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Tokens answered from the cache instead of this provider.
+    pub cached_tokens: u64,
+    /// At the provider's `cost_per_1k_tokens`.
+    pub cost: f64,
+    /// Reference price of every token served (cached ones included) minus `cost`.
+    pub cost_saved: f64,
+}
+
+impl Counters {
+    pub fn add(&mut self, o: &Self) {
+        self.calls += o.calls;
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+        self.cached_tokens += o.cached_tokens;
+        self.cost += o.cost;
+        self.cost_saved += o.cost_saved;
+    }
+
+    const FIELDS: [&'static str; 6] = [
+        "calls",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "cost",
+        "cost_saved",
+    ];
+}
+
+/// Tenant → provider → counters.
+pub type Report = BTreeMap<String, BTreeMap<String, Counters>>;
+
+pub struct Ledger {
+    local: Mutex<HashMap<(Arc<str>, String), Counters>>,
+    redis: Option<Arc<(RedisLink, String)>>,
+    reference: f64,
+}
+
+impl Ledger {
+    pub fn new(cfg: &UsageConfig) -> Self {
+        let redis = cfg.redis_url.as_deref().and_then(|url| {
+            match RedisLink::new(url, cfg.redis_timeout, "usage") {
+                Ok(link) => Some(Arc::new((link, cfg.key_prefix.clone()))),
+                Err(error) => {
+                    tracing::error!(%error, "Usage Redis unusable; counting in memory.");
+                    None
+                }
+            }
+        });
+        Self {
+            local: Mutex::new(HashMap::new()),
+            redis,
+            reference: cfg.reference_cost_per_1k_tokens,
+        }
+    }
+
+    /// Adds what `answer` cost to `tenant`.
+    pub fn record(&self, config: &Config, tenant: Option<&Arc<str>>, answer: &Answer) {
+        let tenant: Arc<str> = tenant.cloned().unwrap_or_else(|| Arc::from(ANONYMOUS));
+        let rows = rows(config, self.reference, answer);
+        if rows.is_empty() {
+            return;
+        }
+        for (provider, c) in &rows {
+            let labels = [
+                ("tenant", tenant.to_string()),
+                ("provider", provider.clone()),
+            ];
+            metrics::counter!(m::TENANT_TOKENS, &labels)
+                .increment(c.prompt_tokens + c.completion_tokens);
+            metrics::counter!(m::TENANT_CACHED_TOKENS, &labels).increment(c.cached_tokens);
+            metrics::gauge!(m::COST, &labels).increment(c.cost);
+            metrics::gauge!(m::COST_SAVED, &labels).increment(c.cost_saved);
+        }
+        {
+            let mut local = self.local.lock();
+            for (provider, c) in &rows {
+                local
+                    .entry((Arc::clone(&tenant), provider.clone()))
+                    .or_default()
+                    .add(c);
+            }
+        }
+        if let Some(redis) = &self.redis
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let redis = Arc::clone(redis);
+            rt.spawn(async move {
+                let (link, prefix) = &*redis;
+                let mut pipe = redis::pipe();
+                let key = format!("{prefix}{tenant}");
+                for (provider, c) in &rows {
+                    let ints = [
+                        c.calls,
+                        c.prompt_tokens,
+                        c.completion_tokens,
+                        c.cached_tokens,
+                    ];
+                    for (field, v) in Counters::FIELDS.iter().zip(ints) {
+                        if v > 0 {
+                            pipe.hincr(&key, format!("{provider}|{field}"), v).ignore();
+                        }
+                    }
+                    for (field, v) in [("cost", c.cost), ("cost_saved", c.cost_saved)] {
+                        if v != 0.0 {
+                            pipe.cmd("HINCRBYFLOAT")
+                                .arg(&key)
+                                .arg(format!("{provider}|{field}"))
+                                .arg(v)
+                                .ignore();
+                        }
+                    }
+                }
+                pipe.sadd(format!("{prefix}tenants"), &*tenant).ignore();
+                link.run("usage HINCRBY", |mut c| async move {
+                    pipe.query_async::<()>(&mut c).await
+                })
+                .await;
+            });
+        }
+    }
+
+    /// Usage so far, optionally of one tenant: from Redis (every replica) when configured
+    /// and reachable, else this process's. The second value names the source.
+    pub async fn report(&self, tenant: Option<&str>) -> (Report, &'static str) {
+        if let Some(redis) = &self.redis
+            && let Some(report) = redis_report(redis, tenant).await
+        {
+            return (report, "redis");
+        }
+        let mut out = Report::new();
+        for ((t, p), c) in self.local.lock().iter() {
+            if tenant.is_none_or(|want| want == &**t) {
+                out.entry(t.to_string())
+                    .or_default()
+                    .entry(p.clone())
+                    .or_default()
+                    .add(c);
+            }
+        }
+        (out, "memory")
+    }
+}
+
+async fn redis_report(redis: &(RedisLink, String), tenant: Option<&str>) -> Option<Report> {
+    let (link, prefix) = redis;
+    let tenants: Vec<String> = match tenant {
+        Some(t) => vec![t.to_owned()],
+        None => {
+            let key = format!("{prefix}tenants");
+            link.run("usage SMEMBERS", |mut c| async move {
+                redis::cmd("SMEMBERS").arg(key).query_async(&mut c).await
+            })
+            .await?
+        }
+    };
+    let mut out = Report::new();
+    for t in tenants {
+        let key = format!("{prefix}{t}");
+        let fields: HashMap<String, String> = link
+            .run("usage HGETALL", |mut c| async move {
+                redis::cmd("HGETALL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        let providers = out.entry(t).or_default();
+        for (field, value) in fields {
+            let Some((provider, name)) = field.rsplit_once('|') else {
+                continue;
+            };
+            let c = providers.entry(provider.to_owned()).or_default();
+            let int = || value.parse::<u64>().unwrap_or(0);
+            let float = || value.parse::<f64>().unwrap_or(0.0);
+            match name {
+                "calls" => c.calls = int(),
+                "prompt_tokens" => c.prompt_tokens = int(),
+                "completion_tokens" => c.completion_tokens = int(),
+                "cached_tokens" => c.cached_tokens = int(),
+                "cost" => c.cost = float(),
+                "cost_saved" => c.cost_saved = float(),
+                _ => {}
+            }
+        }
+    }
+    Some(out)
+}
+
+/// What one answer adds, per provider. A cache hit adds cached tokens to the winner only.
+fn rows(config: &Config, reference: f64, answer: &Answer) -> Vec<(String, Counters)> {
+    let price = |provider: &str| {
+        config
+            .providers()
+            .get(provider)
+            .map_or(0.0, |p| p.cost_per_1k_tokens)
+    };
+    if answer.cache_hit {
+        let tokens = u64::from(answer.usage.total_tokens);
+        return vec![(
+            answer.provider.clone(),
+            Counters {
+                cached_tokens: tokens,
+                cost_saved: tokens as f64 / 1000.0 * reference,
+                ..Counters::default()
+            },
+        )];
+    }
+    let mut out: Vec<(String, Counters)> = Vec::new();
+    let mut counted = (0u64, 0u64);
+    for c in &answer.decision.candidates {
+        let Some(u) = c.usage else { continue };
+        let (p, q) = (u64::from(u.prompt_tokens), u64::from(u.completion_tokens));
+        counted = (counted.0 + p, counted.1 + q);
+        out.push((
+            c.provider.clone(),
+            tokens_row(p, q, price(&c.provider), reference),
+        ));
+    }
+    // The judge's tokens are in the total but on no candidate.
+    let total = &answer.decision.total_usage;
+    let rest = (
+        u64::from(total.prompt_tokens).saturating_sub(counted.0),
+        u64::from(total.completion_tokens).saturating_sub(counted.1),
+    );
+    if let Some(judge) = &answer.decision.judge
+        && rest != (0, 0)
+    {
+        let mut row = tokens_row(rest.0, rest.1, price(&judge.provider), reference);
+        row.calls = u64::from(judge.attempts.max(1));
+        out.push((judge.provider.clone(), row));
+    }
+    out
+}
+
+fn tokens_row(prompt: u64, completion: u64, price: f64, reference: f64) -> Counters {
+    let k = (prompt + completion) as f64 / 1000.0;
+    Counters {
+        calls: 1,
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        cached_tokens: 0,
+        cost: k * price,
+        cost_saved: k * (reference - price),
+    }
+}
