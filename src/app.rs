@@ -107,6 +107,9 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
         ))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             server.header_read_timeout,
+        ))
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::otel::trace_request,
         ));
     let grpc = tokio::spawn(crate::listen::serve(
         grpc_listener,

@@ -42,7 +42,6 @@ fn serve(path: std::path::PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    llm_pool::telemetry::init(loaded.server().log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,6 +51,11 @@ fn serve(path: std::path::PathBuf) -> ExitCode {
             eprintln!("cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // Inside the runtime: the OTLP exporters use it. The guard flushes spans at the end.
+    let _traces = {
+        let _enter = runtime.enter();
+        llm_pool::telemetry::init(loaded.server().log_format, loaded.tracing())
     };
     runtime.block_on(async move {
         let grace = loaded.server().shutdown_grace;

@@ -44,6 +44,27 @@ pub async fn handle(snapshot: &Snapshot, req: PoolRequest) -> Result<Answer, Poo
 }
 
 async fn run(plan: &Plan) -> Result<Answer, PoolError> {
+    if crate::telemetry::otel::enabled() {
+        use tracing::Instrument;
+        run_strategy(plan).instrument(strategy_span(plan)).await
+    } else {
+        run_strategy(plan).await
+    }
+}
+
+/// The `strategy` span of a request (see `telemetry::otel`).
+fn strategy_span(plan: &Plan) -> tracing::Span {
+    let name = format!("{:?}", plan.strategy).to_lowercase();
+    tracing::debug_span!(
+        "strategy",
+        otel.name = %format!("strategy {name}"),
+        strategy = %name,
+        task = plan.task_name.as_deref(),
+        n = plan.n,
+    )
+}
+
+async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
     let (completion, normalized, provider, decision) = match plan.strategy {
         StrategyKind::Fastest => {
             let won = fastest::complete(plan).await?;
@@ -122,7 +143,16 @@ async fn stream_plan(
     plan: Plan,
     store: Option<(Arc<Cache>, cache::Key)>,
 ) -> Result<AnswerStream, PoolError> {
-    let won = fastest::stream(&plan).await.inspect_err(|e| {
+    let started = {
+        use tracing::Instrument;
+        let span = if crate::telemetry::otel::enabled() {
+            strategy_span(&plan)
+        } else {
+            tracing::Span::none()
+        };
+        fastest::stream(&plan).instrument(span).await
+    };
+    let won = started.inspect_err(|e| {
         log_outcome(plan.who(), plan.started, Err(e));
     })?;
     let fastest::Won {

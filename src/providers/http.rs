@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::endpoint::{EndpointGuard, EndpointSet, Unavailable};
 use super::{
@@ -149,12 +150,31 @@ impl<D: Dialect> Inner<D> {
                     });
                 }
             };
+            let span = if crate::telemetry::otel::enabled() {
+                tracing::debug_span!(
+                    "attempt",
+                    otel.name = "attempt",
+                    otel.kind = "client",
+                    endpoint = %guard.url(),
+                    attempt,
+                    outcome = tracing::field::Empty,
+                )
+            } else {
+                tracing::Span::none()
+            };
             let e = match self
                 .send_once(&guard, path, body.clone(), until, deadline)
+                .instrument(span.clone())
                 .await
             {
-                Ok(resp) => return Ok((guard, resp, until)),
-                Err(e) => e,
+                Ok(resp) => {
+                    span.record("outcome", "ok");
+                    return Ok((guard, resp, until));
+                }
+                Err(e) => {
+                    span.record("outcome", e.metric_label());
+                    e
+                }
             };
             guard.record(Err(&e));
             self.observe(guard.url(), Err(&e), Duration::ZERO, false);
@@ -190,6 +210,12 @@ impl<D: Dialect> Inner<D> {
             .body(body);
         if let Some(key) = &self.config.api_key {
             builder = builder.bearer_auth(key.expose_secret());
+        }
+        if crate::telemetry::otel::enabled() {
+            // W3C trace context of this attempt, so the model server's spans join the trace.
+            let mut headers = http::HeaderMap::new();
+            crate::telemetry::otel::inject_current(&mut headers);
+            builder = builder.headers(headers);
         }
         match tokio::time::timeout_at(until, builder.send()).await {
             Err(_) => Err(expired(endpoint, until, deadline)),

@@ -151,7 +151,12 @@ where
             hedged,
             0,
         ));
-        let call = launch(provider, Arc::clone(&plan.request), plan.deadline);
+        let call = super::traced(
+            provider.as_ref(),
+            hedged,
+            0,
+            launch(provider, Arc::clone(&plan.request), plan.deadline),
+        );
         inflight.push(Box::pin(async move {
             let t0 = Instant::now();
             let result = call.await;

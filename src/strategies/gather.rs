@@ -113,8 +113,13 @@ pub async fn gather(
                 delay,
             )
         } else {
-            spec.provider
-                .complete(Arc::clone(&spec.request), plan.deadline)
+            super::traced(
+                spec.provider.as_ref(),
+                false,
+                spec.sample,
+                spec.provider
+                    .complete(Arc::clone(&spec.request), plan.deadline),
+            )
         };
         inflight.push(Box::pin(async move {
             let t0 = Instant::now();

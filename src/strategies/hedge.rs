@@ -18,7 +18,12 @@ pub fn complete(
     delay: Option<Duration>,
 ) -> BoxFuture<'static, Result<Completion, ProviderError>> {
     Box::pin(async move {
-        let mut first = provider.complete(Arc::clone(&req), deadline);
+        let mut first = super::traced(
+            provider.as_ref(),
+            false,
+            0,
+            provider.complete(Arc::clone(&req), deadline),
+        );
         let Some(delay) = delay.filter(|_| provider.endpoints() > 1) else {
             return first.await;
         };
@@ -29,7 +34,8 @@ pub fn complete(
         if !provider.try_hedge() {
             return first.await;
         }
-        let mut second = provider.complete(req, deadline);
+        let mut second =
+            super::traced(provider.as_ref(), true, 0, provider.complete(req, deadline));
         tokio::select! {
             r = &mut first => match r {
                 Ok(c) => Ok(c),

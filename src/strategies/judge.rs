@@ -139,7 +139,13 @@ pub async fn pick(plan: &Plan, decision: &mut Decision, candidates: &[usize]) ->
     let mut result = Err(());
     for _attempt in 0..2 {
         record.attempts += 1;
-        let verdict = match judge.complete(Arc::clone(&request), plan.deadline).await {
+        let call = super::traced(
+            judge.as_ref(),
+            false,
+            0,
+            judge.complete(Arc::clone(&request), plan.deadline),
+        );
+        let verdict = match call.await {
             Ok(c) => {
                 decision.add_usage(c.usage);
                 parse(&c.text, order.len())

@@ -127,3 +127,53 @@ impl fmt::Display for StrategyName {
         })
     }
 }
+
+/// One candidate's upstream call inside its `upstream` span (provider, model, hedge, sample;
+/// outcome and tokens once done), so that its attempts are children of it. Without trace
+/// export the call is returned as is.
+pub(crate) fn traced<T: fastest::Attempt>(
+    provider: &dyn crate::providers::Provider,
+    hedge: bool,
+    sample: u32,
+    call: futures::future::BoxFuture<'static, Result<T, crate::providers::ProviderError>>,
+) -> futures::future::BoxFuture<'static, Result<T, crate::providers::ProviderError>> {
+    use tracing::Instrument;
+    use tracing::field::Empty;
+    if !crate::telemetry::otel::enabled() {
+        return call;
+    }
+    let span = tracing::debug_span!(
+        "upstream",
+        otel.name = %format!("upstream {}", provider.name()),
+        otel.kind = "client",
+        provider = provider.name(),
+        model = provider.model(),
+        hedge,
+        sample,
+        endpoint = Empty,
+        outcome = Empty,
+        prompt_tokens = Empty,
+        completion_tokens = Empty,
+    );
+    let recorder = span.clone();
+    Box::pin(
+        async move {
+            let result = call.await;
+            match &result {
+                Ok(t) => {
+                    recorder.record("outcome", "ok");
+                    recorder.record("endpoint", t.endpoint());
+                    if let Some(u) = t.usage() {
+                        recorder.record("prompt_tokens", u.prompt_tokens);
+                        recorder.record("completion_tokens", u.completion_tokens);
+                    }
+                }
+                Err(e) => {
+                    recorder.record("outcome", e.metric_label());
+                }
+            }
+            result
+        }
+        .instrument(span),
+    )
+}

@@ -114,6 +114,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(native::not_found)
         // Counts requests by route template; inside the router so the template is known.
         .route_layer(axum::middleware::from_fn(metrics::track))
+        // The `request` span (with trace export on), child of the caller's traceparent.
+        .route_layer(axum::middleware::from_fn(
+            crate::telemetry::otel::trace_request,
+        ))
         .layer(
             ServiceBuilder::new()
                 // <- outer: every response, errors included, carries the request id.
