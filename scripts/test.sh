@@ -28,6 +28,9 @@ missing=""
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+# nginx and wrk for the smoke run of scripts/bench-overhead.sh.
+command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
 if [ -n "$missing" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
@@ -103,6 +106,13 @@ LLM_POOL_HTTP="http://127.0.0.1:$HTTP_PORT" LLM_POOL_MODEL_NAME=smollm2 \
 # deploy/ (Kubernetes, compose) against the code: static checks, then the real binary on
 # the shipped configs.
 LLM_POOL_BIN=target/debug/llm-pool "$VENV/bin/pytest" -q tests/deploy
+
+step "benchmark harness (smoke run; CI does not time things)"
+./scripts/bench-overhead.sh --smoke >"$WORK/bench-smoke.txt" 2>&1 || {
+  cat "$WORK/bench-smoke.txt" >&2
+  exit 1
+}
+tail -5 "$WORK/bench-smoke.txt"
 
 step "graceful shutdown"
 POOL_PID=${PIDS[1]}

@@ -31,6 +31,35 @@ use crate::state::AppState;
 
 pub(crate) use body::{BodyLimits, parse_json};
 
+/// The request decoders as pure functions (body bytes and headers in, [`PoolRequest`] out),
+/// for the micro-benchmarks and fuzzing; the handlers use the same code.
+///
+/// [`PoolRequest`]: crate::orchestrator::PoolRequest
+pub mod decode {
+    use axum::body::Bytes;
+    use http::HeaderMap;
+
+    use crate::error::PoolError;
+    use crate::orchestrator::PoolRequest;
+
+    const LIMITS: super::BodyLimits = super::BodyLimits {
+        bytes: usize::MAX,
+        depth: 64,
+    };
+
+    /// `POST /v1/chat/completions`.
+    pub fn openai_chat(body: Bytes, headers: &HeaderMap) -> Result<PoolRequest, PoolError> {
+        super::openai::decode_chat(body, headers, LIMITS)
+    }
+
+    /// `POST /v1/query`.
+    pub fn native_query(body: Bytes, headers: &HeaderMap) -> Result<PoolRequest, PoolError> {
+        super::parse_json::<super::native::QueryBody>(Ok(body), LIMITS)
+            .and_then(|b| b.into_request(headers))
+            .map(|(req, _)| req)
+    }
+}
+
 /// The request id header, set on every request and response.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Deadline header (milliseconds, or with a unit: `250ms`, `30s`).

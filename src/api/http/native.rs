@@ -97,7 +97,10 @@ pub(crate) fn message(i: usize, role: &str, content: String) -> Result<Message, 
 }
 
 impl QueryBody {
-    fn into_request(self, headers: &HeaderMap) -> Result<(PoolRequest, bool), PoolError> {
+    pub(super) fn into_request(
+        self,
+        headers: &HeaderMap,
+    ) -> Result<(PoolRequest, bool), PoolError> {
         let messages = self
             .messages
             .into_iter()

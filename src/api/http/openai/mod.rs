@@ -363,3 +363,14 @@ pub(crate) async fn models(State(state): State<AppState>) -> Response {
         .collect();
     Json(serde_json::json!({ "object": "list", "data": data })).into_response()
 }
+
+/// The chat completion decoder alone (for `api::http::decode`).
+pub(super) fn decode_chat(
+    body: axum::body::Bytes,
+    headers: &HeaderMap,
+    limits: super::BodyLimits,
+) -> Result<PoolRequest, PoolError> {
+    super::parse_json::<wire::ChatRequest>(Ok(body), limits)
+        .and_then(|b| chat_request(b, headers))
+        .map(|(req, ..)| req)
+}

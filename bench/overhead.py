@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""The gateway-overhead benchmark behind scripts/bench-overhead.sh (read that first).
+
+Targets are measured in interleaved rounds (direct, pool, [peers], direct, pool, ...) so
+that a noisy neighbour hurts every target alike; the report quotes medians over rounds.
+The pool (and any peer) is pinned to core 0; nginx, wrk, the gRPC load client and this
+script to the other cores.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NCPU = os.cpu_count() or 1
+POOL_CORE = "0"
+LOAD_CORES = "1" if NCPU == 2 else (f"1-{NCPU - 1}" if NCPU > 2 else "0")
+
+CHAT = json.dumps(
+    {"model": "bench", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
+)
+OPENAI_BODY = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "bench",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Hello there, friend."},
+             "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13},
+    }
+)
+OLLAMA_BODY = json.dumps(
+    {"model": "bench", "created_at": "2024-01-01T00:00:00Z",
+     "message": {"role": "assistant", "content": "Hello there, friend."}, "done": True,
+     "done_reason": "stop", "prompt_eval_count": 9, "eval_count": 4}
+)
+STREAM_CHUNKS = 32
+
+
+def sse_body():
+    out = []
+    for i in range(STREAM_CHUNKS):
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "bench",
+                 "choices": [{"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}]}
+        out.append(f"data: {json.dumps(chunk)}\n\n")
+    last = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "bench",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": STREAM_CHUNKS, "total_tokens": 41}}
+    out.append(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n")
+    return "".join(out)
+
+
+def ndjson_body():
+    out = []
+    for i in range(STREAM_CHUNKS):
+        out.append(json.dumps({"model": "bench", "created_at": "2024-01-01T00:00:00Z",
+                               "message": {"role": "assistant", "content": f"tok{i} "},
+                               "done": False}) + "\n")
+    out.append(json.dumps({"model": "bench", "created_at": "2024-01-01T00:00:00Z",
+                           "message": {"role": "assistant", "content": ""}, "done": True,
+                           "done_reason": "stop", "prompt_eval_count": 9,
+                           "eval_count": STREAM_CHUNKS}) + "\n")
+    return "".join(out)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pin(cores):
+    return ["taskset", "-c", cores] if shutil.which("taskset") and NCPU > 1 else []
+
+
+def wait_http(url, timeout=30.0):
+    deadline = time.time() + timeout
+    host, port, path = parse(url)
+    while time.time() < deadline:
+        try:
+            c = http.client.HTTPConnection(host, port, timeout=1)
+            c.request("GET", path)
+            if c.getresponse().status < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"not ready: {url}")
+
+
+def parse(url):
+    m = re.match(r"http://([^:/]+):(\d+)(.*)", url)
+    return m.group(1), int(m.group(2)), (m.group(3) or "/")
+
+
+class Procs:
+    def __init__(self):
+        self.procs = []
+
+    def start(self, argv, **kw):
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def nginx(procs, work):
+    (work / "openai.json").write_text(OPENAI_BODY)
+    (work / "ollama.json").write_text(OLLAMA_BODY)
+    (work / "sse.txt").write_text(sse_body())
+    (work / "ndjson.txt").write_text(ndjson_body())
+    (work / "models.json").write_text(json.dumps({"object": "list", "data": [{"id": "bench"}]}))
+    ports = {"plain": free_port(), "stream": free_port(), "slow": free_port()}
+
+    def loc(path, file, ctype, extra=""):
+        # Static files answer POST with 405; the error_page turns that into the file.
+        return (f"location = {path} {{ default_type {ctype}; alias {work}/{file}; "
+                f"error_page 405 =200 $uri; {extra} }}\n")
+
+    conf = f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  client_body_temp_path {work}/body;
+  server {{
+    listen 127.0.0.1:{ports['plain']} backlog=4096;
+    {loc('/v1/chat/completions', 'openai.json', 'application/json')}
+    {loc('/api/chat', 'ollama.json', 'application/json')}
+    {loc('/v1/models', 'models.json', 'application/json')}
+  }}
+  server {{
+    listen 127.0.0.1:{ports['stream']} backlog=4096;
+    {loc('/v1/chat/completions', 'sse.txt', 'text/event-stream')}
+    {loc('/api/chat', 'ndjson.txt', 'application/x-ndjson')}
+  }}
+  server {{
+    listen 127.0.0.1:{ports['slow']} backlog=4096;
+    {loc('/v1/chat/completions', 'sse.txt', 'text/event-stream', 'limit_rate 64;')}
+  }}
+}}
+"""
+    (work / "nginx.conf").write_text(conf)
+    procs.start(pin(LOAD_CORES) + ["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)])
+    wait_http(f"http://127.0.0.1:{ports['plain']}/v1/models")
+    return ports
+
+
+def pool(procs, binary, work, ng, name, tracing=None):
+    http_port, grpc_port = free_port(), free_port()
+    trace = ""
+    if tracing:
+        endpoint, ratio = tracing
+        trace = (f'[tracing]\nenabled = true\notlp_endpoint = "{endpoint}"\n'
+                 f'protocol = "http/protobuf"\nsampling_ratio = {ratio}\n')
+
+    def provider(pname, kind, port):
+        return (f'[providers.{pname}]\nkind = "{kind}"\nmodel = "bench"\n'
+                f'endpoints = ["http://127.0.0.1:{port}"]\nmax_concurrency = 100000\n'
+                f'request_timeout_ms = 120000\n\n')
+
+    conf = f"""
+[server]
+http_addr = "127.0.0.1:{http_port}"
+grpc_addr = "127.0.0.1:{grpc_port}"
+prompts_dir = "{Path.cwd() / 'prompts'}"
+
+[auth]
+inference = false
+admin = false
+
+[qos]
+health_check_interval_ms = 0
+
+[cache]
+enabled = false
+
+{trace}
+{provider('bench', 'openai', ng['plain'])}
+{provider('bench-ollama', 'ollama', ng['plain'])}
+{provider('bench-sse', 'openai', ng['stream'])}
+{provider('bench-ndjson', 'ollama', ng['stream'])}
+{provider('bench-slow', 'openai', ng['slow'])}
+[tasks.bench]
+providers = ["bench"]
+"""
+    path = work / f"{name}.toml"
+    path.write_text(conf)
+    env = dict(os.environ, RUST_LOG=os.environ.get("BENCH_RUST_LOG", "info"))
+    p = procs.start(pin(POOL_CORE) + [binary, "serve", "--config", str(path)], env=env)
+    wait_http(f"http://127.0.0.1:{http_port}/readyz")
+    return {"name": name, "pid": p.pid, "http": f"http://127.0.0.1:{http_port}",
+            "grpc": f"http://127.0.0.1:{grpc_port}"}
+
+
+def litellm(procs, work, ng):
+    venv = Path.home() / ".cache/llm-pool/venv-litellm"
+    if not (venv / "bin/litellm").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin/pip"), "install", "-q", "litellm[proxy]"], check=True)
+    port = free_port()
+    cfg = work / "litellm.yaml"
+    cfg.write_text(
+        "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/bench\n"
+        f"      api_base: http://127.0.0.1:{ng['plain']}/v1\n      api_key: unused\n"
+        "litellm_settings:\n  telemetry: false\n"
+    )
+    env = dict(os.environ, LITELLM_LOG="ERROR")
+    p = procs.start(pin(POOL_CORE) + [str(venv / "bin/litellm"), "--config", str(cfg),
+                                      "--port", str(port), "--num_workers", "1"], env=env)
+    wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
+    return {"name": "litellm", "pid": p.pid, "http": f"http://127.0.0.1:{port}"}
+
+
+def cpu_ticks(pid):
+    if pid is None:
+        return 0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_kb(pid, key="VmRSS"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def wrk(url, path, body, conns, secs, work):
+    script = work / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+    )
+    out = subprocess.run(
+        pin(LOAD_CORES) + ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", "-s",
+                           str(script), url + path],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    lat = {}
+    for pct, val, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        lat[pct] = float(val) * UNITS[unit] * 1e6
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{url}{path}: {errors.group(1)} non-2xx answers\n{out}")
+    return {"rps": rps, "requests": reqs, "p50_us": lat.get("50"), "p99_us": lat.get("99")}
+
+
+def measure_http(target, secs, work, direct_port=None):
+    """c=32 throughput and c=1 latency; the target's CPU µs per request when it has a pid."""
+    url = target["http"] if direct_port is None else f"http://127.0.0.1:{direct_port}"
+    body = CHAT if target["name"] != "direct-ollama" else CHAT
+    path = target.get("path", "/v1/chat/completions")
+    pid = target.get("pid")
+    t0 = cpu_ticks(pid)
+    hi = wrk(url, path, json.loads(json.dumps(body)), 32, secs, work)
+    t1 = cpu_ticks(pid)
+    lo = wrk(url, path, body, 1, secs, work)
+    cpu_us = (t1 - t0) * 1e6 / CLK_TCK / hi["requests"] if pid else None
+    return {"rps_c32": hi["rps"], "p50_c32_us": hi["p50_us"], "p99_c32_us": hi["p99_us"],
+            "p50_c1_us": lo["p50_us"], "p99_c1_us": lo["p99_us"], "cpu_us_per_req": cpu_us}
+
+
+def stream_times(url, path, body, n):
+    """Median time to first body byte and to the end, over n requests on one connection."""
+    host, port, _ = parse(url)
+    c = http.client.HTTPConnection(host, port, timeout=30)
+    ttfb, total = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        c.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read(1)
+        t1 = time.perf_counter()
+        r.read()
+        t2 = time.perf_counter()
+        if r.status != 200:
+            raise SystemExit(f"{url}{path}: status {r.status}")
+        ttfb.append((t1 - t0) * 1e6)
+        total.append((t2 - t0) * 1e6)
+    return statistics.median(ttfb), statistics.median(total)
+
+
+def grpc_load(binary, addr, conns, secs):
+    out = subprocess.run(pin(LOAD_CORES) + [binary, "--addr", addr, "--concurrency", str(conns),
+                                            "--seconds", str(secs)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def open_streams(target, n, work):
+    """Peak RSS (KiB) of the target while n streams are open (a slow upstream holds them)."""
+    body = json.dumps({"model": "bench-slow", "stream": True,
+                       "messages": [{"role": "user", "content": "hi"}]})
+    script = work / "slow.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(body)}\n")
+    wrk_p = subprocess.Popen(pin(LOAD_CORES) + ["wrk", "-t1", f"-c{n}", "-d6s", "--timeout", "60s",
+                                                "-s", str(script),
+                                                target["http"] + "/v1/chat/completions"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    deadline = time.time() + 6
+    while time.time() < deadline:
+        peak = max(peak, rss_kb(target["pid"]))
+        time.sleep(0.1)
+    wrk_p.wait()
+    return peak
+
+
+def med(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "–"
+    return f"{v:,.0f}{unit}" if abs(v) >= 100 else f"{v:,.1f}{unit}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--grpc-load", default="")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--peer", action="append", default=[])
+    ap.add_argument("--tracing", action="store_true")
+    ap.add_argument("--smoke", action="store_true")
+    a = ap.parse_args()
+    if a.smoke:
+        a.rounds, a.duration, a.peer, a.tracing = 1, 1, [], True
+    work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    # nginx's workers run as another user: they must be able to read the bodies.
+    work.chmod(0o755)
+    procs = Procs()
+    try:
+        return run(a, work, procs)
+    finally:
+        procs.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def otlp_sink(procs):
+    """A collector that accepts OTLP/HTTP exports and drops them (on the load cores)."""
+    port = free_port()
+    code = (
+        "import http.server\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_POST(self):\n"
+        "        self.rfile.read(int(self.headers.get('content-length', 0)))\n"
+        "        self.send_response(200); self.send_header('content-length', '0'); self.end_headers()\n"
+        "    def log_message(self, *a): pass\n"
+        f"http.server.ThreadingHTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+    )
+    procs.start(pin(LOAD_CORES) + [sys.executable, "-c", code])
+    time.sleep(0.3)
+    return f"http://127.0.0.1:{port}"
+
+
+def run(a, work, procs):
+    ng = nginx(procs, work)
+    p = pool(procs, a.bin, work, ng, "pool")
+    time.sleep(1.0)
+    idle_rss = rss_kb(p["pid"])
+    targets = [{"name": "direct", "http": f"http://127.0.0.1:{ng['plain']}"}, p]
+    if a.tracing:
+        sink = otlp_sink(procs)
+        targets.append(pool(procs, a.bin, work, ng, "pool-trace-100", (sink, 1.0)))
+        targets.append(pool(procs, a.bin, work, ng, "pool-trace-1", (sink, 0.01)))
+    for peer in a.peer:
+        if peer == "litellm":
+            targets.append(litellm(procs, work, ng))
+        else:
+            raise SystemExit(f"unknown peer {peer}")
+
+    rows = {t["name"]: [] for t in targets}
+    streams = {k: [] for k in ("direct-sse", "pool-sse", "direct-ndjson", "pool-ndjson")}
+    grpc = []
+    n_stream = 20 if a.smoke else 300
+    sse_req = json.dumps({"model": "bench-sse", "stream": True,
+                          "messages": [{"role": "user", "content": "hi"}]})
+    nd_req = json.dumps({"model": "bench-ndjson", "stream": True,
+                         "messages": [{"role": "user", "content": "hi"}]})
+    for r in range(a.rounds):
+        for t in targets:
+            m = measure_http(t, a.duration, work)
+            rows[t["name"]].append(m)
+            print(f"round {r + 1} {t['name']:>16}: {m['rps_c32']:>9,.0f} req/s c=32, "
+                  f"p50 c=1 {fmt(m['p50_c1_us'], ' µs')}, p99 c=1 {fmt(m['p99_c1_us'], ' µs')}, "
+                  f"cpu {fmt(m['cpu_us_per_req'], ' µs/req')}", file=sys.stderr)
+        direct_stream = f"http://127.0.0.1:{ng['stream']}"
+        streams["direct-sse"].append(stream_times(direct_stream, "/v1/chat/completions", sse_req, n_stream))
+        streams["pool-sse"].append(stream_times(p["http"], "/v1/chat/completions", sse_req, n_stream))
+        streams["direct-ndjson"].append(stream_times(direct_stream, "/api/chat", nd_req, n_stream))
+        streams["pool-ndjson"].append(stream_times(p["http"], "/api/chat", nd_req.replace("bench-ndjson", "bench-ndjson"), n_stream))
+        if a.grpc_load:
+            t0 = cpu_ticks(p["pid"])
+            hi = grpc_load(a.grpc_load, p["grpc"], 32, a.duration)
+            t1 = cpu_ticks(p["pid"])
+            lo = grpc_load(a.grpc_load, p["grpc"], 1, a.duration)
+            grpc.append({"rps_c32": hi["rps"], "p50_c32_us": hi["p50_us"], "p99_c32_us": hi["p99_us"],
+                         "p50_c1_us": lo["p50_us"], "p99_c1_us": lo["p99_us"],
+                         "cpu_us_per_req": (t1 - t0) * 1e6 / CLK_TCK / max(hi["requests"], 1)})
+
+    streams_rss = open_streams(p, 50 if a.smoke else 1000, work)
+    peak_rss = rss_kb(p["pid"], "VmHWM")
+
+    print()
+    print(f"machine: {NCPU} cores, {os.uname().release}; pool on core {POOL_CORE}, load on {LOAD_CORES}; "
+          f"{a.rounds} rounds × {a.duration} s; medians over rounds")
+    print()
+    print("| target | req/s c=32 | p50 c=1 | p99 c=1 | p50 c=32 | p99 c=32 | CPU/req |")
+    print("|---|---|---|---|---|---|---|")
+    for name, rs in rows.items():
+        print(f"| {name} | {fmt(med(rs, 'rps_c32'))} | {fmt(med(rs, 'p50_c1_us'), ' µs')} | "
+              f"{fmt(med(rs, 'p99_c1_us'), ' µs')} | {fmt(med(rs, 'p50_c32_us'), ' µs')} | "
+              f"{fmt(med(rs, 'p99_c32_us'), ' µs')} | {fmt(med(rs, 'cpu_us_per_req'), ' µs')} |")
+    if grpc:
+        print(f"| pool gRPC Query | {fmt(med(grpc, 'rps_c32'))} | {fmt(med(grpc, 'p50_c1_us'), ' µs')} | "
+              f"{fmt(med(grpc, 'p99_c1_us'), ' µs')} | {fmt(med(grpc, 'p50_c32_us'), ' µs')} | "
+              f"{fmt(med(grpc, 'p99_c32_us'), ' µs')} | {fmt(med(grpc, 'cpu_us_per_req'), ' µs')} |")
+    d, q = rows["direct"], rows["pool"]
+    print()
+    print(f"added latency (pool − direct, medians): p50 c=1 "
+          f"{fmt(med(q, 'p50_c1_us') - med(d, 'p50_c1_us'), ' µs')}, "
+          f"p99 c=1 {fmt(med(q, 'p99_c1_us') - med(d, 'p99_c1_us'), ' µs')}")
+    if "litellm" in rows:
+        print(f"pool / LiteLLM req/s at c=32 (one core each): "
+              f"{med(q, 'rps_c32') / med(rows['litellm'], 'rps_c32'):,.0f}×")
+    print()
+    print(f"streaming ({STREAM_CHUNKS} chunks), medians of {n_stream} requests per round:")
+    for kind in ("sse", "ndjson"):
+        dt = statistics.median(x[0] for x in streams[f"direct-{kind}"])
+        pt = statistics.median(x[0] for x in streams[f"pool-{kind}"])
+        dT = statistics.median(x[1] for x in streams[f"direct-{kind}"])
+        pT = statistics.median(x[1] for x in streams[f"pool-{kind}"])
+        print(f"  {kind:>6}: TTFB direct {fmt(dt, ' µs')}, pool {fmt(pt, ' µs')} (+{fmt(pt - dt, ' µs')}); "
+              f"total direct {fmt(dT, ' µs')}, pool {fmt(pT, ' µs')} (+{fmt(pT - dT, ' µs')})")
+    print()
+    print(f"pool RSS: idle {idle_rss / 1024:.1f} MiB; with {50 if a.smoke else 1000} open streams "
+          f"{streams_rss / 1024:.1f} MiB; peak over the run {peak_rss / 1024:.1f} MiB")
+    ok = all(r["rps_c32"] > 0 for rs in rows.values() for r in rs)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
