@@ -201,7 +201,7 @@ admin = false
 health_check_interval_ms = 0
 
 [cache]
-enabled = false
+enabled = true
 
 {trace}
 {provider('bench', 'openai', ng['plain'])}
@@ -211,6 +211,12 @@ enabled = false
 {provider('bench-slow', 'openai', ng['slow'])}
 [tasks.bench]
 providers = ["bench"]
+
+# Cacheable (temperature 0, a TTL): the cache-hit target asks it the same thing every time.
+[tasks.bench-cached]
+providers = ["bench"]
+temperature = 0.0
+cache_ttl_secs = 3600
 """
     path = work / f"{name}.toml"
     path.write_text(conf)
@@ -233,11 +239,18 @@ def litellm(procs, work, ng):
         f"      api_base: http://127.0.0.1:{ng['plain']}/v1\n      api_key: unused\n"
         "litellm_settings:\n  telemetry: false\n"
     )
-    env = dict(os.environ, LITELLM_LOG="ERROR")
+    # LiteLLM refuses to start without a master key; requests then carry it.
+    key = "sk-bench-" + "0" * 32
+    env = dict(os.environ, LITELLM_LOG="ERROR", LITELLM_MASTER_KEY=key)
     p = procs.start(pin(POOL_CORE) + [str(venv / "bin/litellm"), "--config", str(cfg),
                                       "--port", str(port), "--num_workers", "1"], env=env)
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
-    return {"name": "litellm", "pid": p.pid, "http": f"http://127.0.0.1:{port}"}
+    version = subprocess.run([str(venv / "bin/pip"), "show", "litellm"], capture_output=True,
+                             text=True).stdout
+    version = re.search(r"Version: (\S+)", version)
+    print(f"litellm {version.group(1) if version else '?'}", file=sys.stderr)
+    return {"name": "litellm", "pid": p.pid, "http": f"http://127.0.0.1:{port}",
+            "headers": {"Authorization": f"Bearer {key}"}}
 
 
 def cpu_ticks(pid):
@@ -257,11 +270,13 @@ def rss_kb(pid, key="VmRSS"):
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
-def wrk(url, path, body, conns, secs, work):
+def wrk(url, path, body, conns, secs, work, headers=None):
     script = work / "post.lua"
+    extra = "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n"
+                    for k, v in (headers or {}).items())
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body)}\n"
+        f"wrk.body = {json.dumps(body)}\n" + extra
     )
     out = subprocess.run(
         pin(LOAD_CORES) + ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", "-s",
@@ -282,13 +297,14 @@ def wrk(url, path, body, conns, secs, work):
 def measure_http(target, secs, work, direct_port=None):
     """c=32 throughput and c=1 latency; the target's CPU µs per request when it has a pid."""
     url = target["http"] if direct_port is None else f"http://127.0.0.1:{direct_port}"
-    body = CHAT if target["name"] != "direct-ollama" else CHAT
+    body = target.get("body", CHAT)
     path = target.get("path", "/v1/chat/completions")
     pid = target.get("pid")
     t0 = cpu_ticks(pid)
-    hi = wrk(url, path, json.loads(json.dumps(body)), 32, secs, work)
+    headers = target.get("headers")
+    hi = wrk(url, path, body, 32, secs, work, headers)
     t1 = cpu_ticks(pid)
-    lo = wrk(url, path, body, 1, secs, work)
+    lo = wrk(url, path, body, 1, secs, work, headers)
     cpu_us = (t1 - t0) * 1e6 / CLK_TCK / hi["requests"] if pid else None
     return {"rps_c32": hi["rps"], "p50_c32_us": hi["p50_us"], "p99_c32_us": hi["p99_us"],
             "p50_c1_us": lo["p50_us"], "p99_c1_us": lo["p99_us"], "cpu_us_per_req": cpu_us}
@@ -397,7 +413,8 @@ def run(a, work, procs):
     p = pool(procs, a.bin, work, ng, "pool")
     time.sleep(1.0)
     idle_rss = rss_kb(p["pid"])
-    targets = [{"name": "direct", "http": f"http://127.0.0.1:{ng['plain']}"}, p]
+    cached = dict(p, name="pool-cache-hit", body=CHAT.replace('"bench"', '"task:bench-cached"'))
+    targets = [{"name": "direct", "http": f"http://127.0.0.1:{ng['plain']}"}, p, cached]
     if a.tracing:
         sink = otlp_sink(procs)
         targets.append(pool(procs, a.bin, work, ng, "pool-trace-100", (sink, 1.0)))

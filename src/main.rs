@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use llm_pool::cli::{Cli, Command};
 
+/// mimalloc: the request path allocates small, short-lived buffers on many threads, where
+/// it is markedly cheaper than glibc's malloc (see docs/BENCHMARKS.md, gateway overhead).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

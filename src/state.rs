@@ -85,9 +85,20 @@ impl Snapshot {
     }
 }
 
-/// Everything handlers need.
+/// Everything handlers need. Cloned for every request (axum's `State`), so it is one `Arc`:
+/// a clone is one atomic increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state behind [`AppState`].
+pub struct Shared {
     pub config: ConfigStore,
     /// The answer cache (process-wide; outlives config reloads).
     pub cache: Arc<Cache>,
@@ -101,7 +112,7 @@ pub struct AppState {
     pub limiter: Arc<crate::ratelimit::Limiter>,
     /// Tokens and cost per tenant and provider.
     pub usage: Arc<crate::usage::Ledger>,
-    ready: Arc<AtomicBool>,
+    ready: AtomicBool,
 }
 
 impl AppState {
@@ -111,7 +122,7 @@ impl AppState {
             config.load().config.rate_limit(),
         ));
         let usage = Arc::new(crate::usage::Ledger::new(config.load().config.usage()));
-        Self {
+        Self(Arc::new(Shared {
             usage,
             config,
             cache,
@@ -119,8 +130,8 @@ impl AppState {
             limiter,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
-            ready: Arc::new(AtomicBool::new(true)),
-        }
+            ready: AtomicBool::new(true),
+        }))
     }
 
     /// False once shutdown began: `/readyz` then fails so load balancers stop sending.

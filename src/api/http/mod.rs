@@ -187,25 +187,42 @@ pub(crate) fn answer_headers(
     if let Ok(v) = http::HeaderValue::from_str(provider) {
         headers.insert(PROVIDER.clone(), v);
     }
-    let candidates: Vec<_> = decision
-        .candidates
-        .iter()
-        .map(|c| {
-            serde_json::json!({
-                "provider": c.provider, "status": c.status, "latency_ms": c.latency_ms,
-                "group": c.group,
+    // Serialised straight from the Decision's fields, without an intermediate JSON tree.
+    #[derive(serde::Serialize)]
+    struct Candidate<'a> {
+        provider: &'a str,
+        status: crate::orchestrator::CandidateStatus,
+        latency_ms: u64,
+        group: Option<usize>,
+    }
+    #[derive(serde::Serialize)]
+    struct Summary<'a> {
+        strategy: &'a str,
+        winner: &'a Option<String>,
+        agreement: Option<f64>,
+        fallbacks: &'a [String],
+        candidates: Vec<Candidate<'a>>,
+    }
+    let summary = Summary {
+        strategy: &decision.strategy,
+        winner: &decision.winner,
+        agreement: decision.agreement,
+        fallbacks: &decision.fallbacks,
+        candidates: decision
+            .candidates
+            .iter()
+            .map(|c| Candidate {
+                provider: &c.provider,
+                status: c.status,
+                latency_ms: c.latency_ms,
+                group: c.group,
             })
-        })
-        .collect();
-    let summary = serde_json::json!({
-        "strategy": decision.strategy,
-        "winner": decision.winner,
-        "agreement": decision.agreement,
-        "fallbacks": decision.fallbacks,
-        "candidates": candidates,
-    });
+            .collect(),
+    };
     // Header values must be visible ASCII; provider names from config are.
-    if let Ok(v) = http::HeaderValue::from_str(&summary.to_string()) {
+    if let Ok(v) = serde_json::to_vec(&summary).map(bytes::Bytes::from)
+        && let Ok(v) = http::HeaderValue::from_maybe_shared(v)
+    {
         headers.insert(DECISION.clone(), v);
     }
 }
