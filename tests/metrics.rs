@@ -18,7 +18,8 @@ async fn the_exposition_counts_requests_upstream_calls_cache_and_breakers() {
     let up = fake("hi there").await;
     let config = format!("{}\n", basic_config("openai", &up.url())).replace(
         "[tasks.chat]\nproviders = [\"up\"]",
-        "[tasks.chat]\nproviders = [\"up\"]\ncache_ttl_secs = 60",
+        "[tasks.chat]\nproviders = [\"up\"]\ncache_ttl_secs = 60\n\n\
+         [tasks.vote]\nproviders = [\"up\"]\nstrategy = \"voting\"\nn = 2\nearly_stop = false",
     );
     let pool = start_pool(&config).await;
     for _ in 0..3 {
@@ -102,4 +103,48 @@ async fn the_exposition_counts_requests_upstream_calls_cache_and_breakers() {
         up.url()
     );
     assert_eq!(value(&text, &breaker), Some(0.0));
+    let vote = pool
+        .post_json("/v1/query", json!({"task": "vote", "input": "x"}))
+        .await;
+    assert_eq!(vote.status(), 200);
+    let streamed = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "up", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(streamed.status(), 200);
+    let _ = streamed.text().await.unwrap();
+    let text = pool.get("/metrics").await.text().await.unwrap();
+    // Per task and strategy, from config only; a failed request's task is not a label.
+    assert_eq!(
+        value(
+            &text,
+            r#"llm_pool_answers_total{task="chat",strategy="fastest",outcome="ok"}"#
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"llm_pool_answers_total{task="_",strategy="_",outcome="not_found"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains("task=\"nope\""));
+    assert_eq!(
+        value(
+            &text,
+            r#"llm_pool_ensemble_votes_total{strategy="voting",provider="up",vote="winner"}"#
+        ),
+        Some(2.0),
+        "both samples agreed:\n{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"llm_pool_stream_tokens_per_second_count{provider="up"}"#
+        ),
+        Some(1.0)
+    );
 }

@@ -92,6 +92,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
     if let Some(a) = decision.agreement {
         metrics::histogram!(crate::telemetry::metrics::AGREEMENT, "strategy" => decision.strategy.to_string())
             .record(a);
+        crate::telemetry::metrics::votes(&decision);
     }
     let text = match plan.task.output {
         OutputKind::Text => completion.text,
@@ -383,7 +384,20 @@ fn log_outcome(who: Who<'_>, started: tokio::time::Instant, result: Result<&Answ
         task,
         tenant,
     } = who;
-    let latency_ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let latency_ms = elapsed.as_millis() as u64;
+    let m = crate::telemetry::metrics::answer;
+    match result {
+        // Task and strategy come from the config (labels stay low-cardinality); a failed
+        // request's task may be whatever the caller wrote, so it is not a label.
+        Ok(a) => m(
+            a.task.as_deref().unwrap_or("direct"),
+            &a.decision.strategy,
+            "ok",
+            elapsed,
+        ),
+        Err(e) => m("_", "_", e.kind().as_str(), elapsed),
+    }
     match result {
         Ok(a) => tracing::info!(
             request_id,

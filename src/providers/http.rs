@@ -432,6 +432,7 @@ fn events<D: Dialect>(
         let mut usage: Option<Usage> = None;
         let mut finish: Option<String> = None;
         let mut deltas: u32 = 0;
+        let mut first_at: Option<Duration> = None;
         loop {
             let next = match tokio::time::timeout_at(until, lines.next()).await {
                 Ok(next) => next,
@@ -478,6 +479,7 @@ fn events<D: Dialect>(
                 && !delta.is_empty()
             {
                 if deltas == 0 {
+                    first_at = Some(t0.elapsed());
                     inner.ttft.record(t0.elapsed());
                     metrics::histogram!(m::UPSTREAM_TTFT_SECONDS, "provider" => Arc::clone(&inner.label))
                         .record(t0.elapsed().as_secs_f64());
@@ -498,6 +500,15 @@ fn events<D: Dialect>(
         guard.record(Ok(()));
         // Servers that report no usage in streams: one content event is one token.
         let usage = usage.unwrap_or(Usage { prompt_tokens: 0, completion_tokens: deltas });
+        // Generation speed after the first token (what a reader of the stream sees).
+        if let Some(first) = first_at
+            && let Some(secs) = t0.elapsed().checked_sub(first).map(|d| d.as_secs_f64())
+            && secs > 0.0
+            && usage.completion_tokens > 1
+        {
+            metrics::histogram!(m::STREAM_TOKENS_PER_SECOND, "provider" => Arc::clone(&inner.label))
+                .record(f64::from(usage.completion_tokens - 1) / secs);
+        }
         inner.observe(&endpoint, Ok(usage), t0.elapsed(), true);
         yield Ok(StreamEvent::Done { usage, finish_reason: finish });
     }

@@ -29,6 +29,10 @@ pub const CACHE_BACKEND_ERRORS: &str = "llm_pool_cache_backend_errors_total";
 pub const CACHE_ENTRIES: &str = "llm_pool_cache_entries";
 pub const CONFIG_RELOADS: &str = "llm_pool_config_reloads_total";
 pub const AGREEMENT: &str = "llm_pool_ensemble_agreement_ratio";
+pub const ANSWERS: &str = "llm_pool_answers_total";
+pub const ANSWER_SECONDS: &str = "llm_pool_answer_duration_seconds";
+pub const VOTES: &str = "llm_pool_ensemble_votes_total";
+pub const STREAM_TOKENS_PER_SECOND: &str = "llm_pool_stream_tokens_per_second";
 pub const TENANT_TOKENS: &str = "llm_pool_tenant_tokens_total";
 pub const TENANT_CACHED_TOKENS: &str = "llm_pool_tenant_cached_tokens_total";
 pub const COST: &str = "llm_pool_usage_cost";
@@ -43,6 +47,10 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 const RATIO_BUCKETS: &[f64] = &[0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+/// Generation speed: small local models on CPU do 5–150 tokens/s, GPUs far more.
+const RATE_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
+];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -57,6 +65,14 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                     b.set_buckets_for_metric(
                         metrics_exporter_prometheus::Matcher::Full(AGREEMENT.to_owned()),
                         RATIO_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(
+                            STREAM_TOKENS_PER_SECOND.to_owned(),
+                        ),
+                        RATE_BUCKETS,
                     )
                 })
                 .ok()?
@@ -125,6 +141,23 @@ fn describe() {
         "Configuration reloads, by result (ok, rejected)."
     );
     describe_counter!(
+        ANSWERS,
+        "Requests answered by the orchestrator, by task, strategy and outcome (ok or the error kind)."
+    );
+    describe_histogram!(
+        ANSWER_SECONDS,
+        Unit::Seconds,
+        "Time to a whole answer (or the end of a stream), by task, strategy and outcome."
+    );
+    describe_counter!(
+        VOTES,
+        "Ensemble candidates by strategy, provider and vote (winner: in the winning group; other: in another group; invalid)."
+    );
+    describe_histogram!(
+        STREAM_TOKENS_PER_SECOND,
+        "Streamed completion tokens per second after the first token, by provider."
+    );
+    describe_counter!(
         TENANT_TOKENS,
         "Prompt + completion tokens spent upstream, by tenant and provider."
     );
@@ -165,4 +198,38 @@ fn describe() {
 /// A request refused by authentication or authorisation.
 pub fn auth_failure(kind: &'static str) {
     metrics::counter!(AUTH_FAILURES, "kind" => kind).increment(1);
+}
+
+/// One orchestrated request: count and latency by task, strategy and outcome.
+pub fn answer(task: &str, strategy: &str, outcome: &'static str, elapsed: std::time::Duration) {
+    let labels = [
+        ("task", task.to_owned()),
+        ("strategy", strategy.to_owned()),
+        ("outcome", outcome.to_owned()),
+    ];
+    metrics::counter!(ANSWERS, &labels).increment(1);
+    metrics::histogram!(ANSWER_SECONDS, &labels).record(elapsed.as_secs_f64());
+}
+
+/// Each ensemble candidate's vote: in the winning group, in another, or invalid.
+pub fn votes(decision: &crate::orchestrator::Decision) {
+    let winning = decision
+        .candidates
+        .iter()
+        .find(|c| Some(&c.provider) == decision.winner.as_ref() && c.group.is_some())
+        .and_then(|c| c.group);
+    for c in &decision.candidates {
+        let vote = match c.group {
+            None => "invalid",
+            g if g == winning => "winner",
+            Some(_) => "other",
+        };
+        metrics::counter!(
+            VOTES,
+            "strategy" => decision.strategy.to_string(),
+            "provider" => c.provider.clone(),
+            "vote" => vote
+        )
+        .increment(1);
+    }
 }
