@@ -21,6 +21,8 @@ WORKDIR /src
 # rust-toolchain.toml is left out on purpose: the image's toolchain is already that
 # version, and the file's `components` would make rustup download rustfmt and clippy here.
 COPY Cargo.toml Cargo.lock build.rs ./
+# Build settings (mimalloc's lazy arena commit: lower RSS).
+COPY .cargo ./.cargo
 COPY proto ./proto
 COPY benches ./benches
 RUN mkdir -p src \
