@@ -65,6 +65,8 @@ pub struct Ledger {
     local: Mutex<HashMap<(Arc<str>, String), Counters>>,
     redis: Option<Arc<(RedisLink, String)>>,
     reference: f64,
+    /// [`ANONYMOUS`], allocated once.
+    anonymous: Arc<str>,
 }
 
 impl Ledger {
@@ -82,20 +84,21 @@ impl Ledger {
             local: Mutex::new(HashMap::new()),
             redis,
             reference: cfg.reference_cost_per_1k_tokens,
+            anonymous: Arc::from(ANONYMOUS),
         }
     }
 
     /// Adds what `answer` cost to `tenant`.
     pub fn record(&self, config: &Config, tenant: Option<&Arc<str>>, answer: &Answer) {
-        let tenant: Arc<str> = tenant.cloned().unwrap_or_else(|| Arc::from(ANONYMOUS));
+        let tenant: Arc<str> = Arc::clone(tenant.unwrap_or(&self.anonymous));
         let rows = rows(config, self.reference, answer);
         if rows.is_empty() {
             return;
         }
         for (provider, c) in &rows {
             let labels = [
-                ("tenant", tenant.to_string()),
-                ("provider", provider.clone()),
+                ("tenant", metrics::SharedString::from(Arc::clone(&tenant))),
+                ("provider", metrics::SharedString::from(provider.clone())),
             ];
             metrics::counter!(m::TENANT_TOKENS, &labels)
                 .increment(c.prompt_tokens + c.completion_tokens);

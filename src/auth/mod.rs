@@ -70,12 +70,23 @@ pub fn sign(
     timestamp: &str,
     body: &[u8],
 ) -> String {
-    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(secret) else {
-        // HMAC takes keys of any length; this cannot fail.
-        return String::new();
-    };
+    mac(secret, method, path_and_query, timestamp, body)
+        .map(|m| hex::encode(m.finalize().into_bytes()))
+        .unwrap_or_default()
+}
+
+/// The HMAC over [`signing_string`], ready to finalise or verify (HMAC takes keys of any
+/// length, so `None` does not happen in practice).
+fn mac(
+    secret: &[u8],
+    method: &str,
+    path_and_query: &str,
+    timestamp: &str,
+    body: &[u8],
+) -> Option<hmac::Hmac<Sha256>> {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret).ok()?;
     mac.update(signing_string(method, path_and_query, timestamp, body).as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    Some(mac)
 }
 
 /// Process-wide authentication state: the HMAC replay memory (it outlives config reloads).
@@ -207,10 +218,14 @@ impl Authenticator {
             return Err(bad("timestamp outside the allowed window"));
         }
         let body = req.body.unwrap_or_default();
-        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(secret.expose_secret()) else {
-            return Err(bad("unusable secret"));
-        };
-        mac.update(signing_string(req.method, req.path_and_query, timestamp, body).as_bytes());
+        let mac = mac(
+            secret.expose_secret(),
+            req.method,
+            req.path_and_query,
+            timestamp,
+            body,
+        )
+        .ok_or_else(|| bad("unusable secret"))?;
         // Constant-time comparison.
         mac.verify_slice(&signature)
             .map_err(|_| bad("wrong signature"))?;
