@@ -185,7 +185,7 @@ def pool(procs, binary, work, ng, name, tracing=None):
     def provider(pname, kind, port):
         return (f'[providers.{pname}]\nkind = "{kind}"\nmodel = "bench"\n'
                 f'endpoints = ["http://127.0.0.1:{port}"]\nmax_concurrency = 100000\n'
-                f'request_timeout_ms = 120000\n\n')
+                f'first_byte_timeout_ms = 120000\n\n')
 
     conf = f"""
 [server]

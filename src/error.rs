@@ -13,6 +13,8 @@ pub enum ErrorKind {
     PermissionDenied,
     RateLimited,
     NoConsensus,
+    /// Every candidate answered, and no answer was valid for the task's output kind.
+    InvalidAnswer,
     DeadlineExceeded,
     Unavailable,
     Internal,
@@ -29,6 +31,7 @@ impl ErrorKind {
             Self::PermissionDenied => S::FORBIDDEN,
             Self::RateLimited => S::TOO_MANY_REQUESTS,
             Self::NoConsensus => S::CONFLICT,
+            Self::InvalidAnswer => S::BAD_GATEWAY,
             Self::DeadlineExceeded => S::GATEWAY_TIMEOUT,
             Self::Unavailable => S::SERVICE_UNAVAILABLE,
             Self::Internal => S::INTERNAL_SERVER_ERROR,
@@ -44,6 +47,9 @@ impl ErrorKind {
             Self::Unauthenticated => C::Unauthenticated,
             Self::PermissionDenied => C::PermissionDenied,
             Self::NoConsensus => C::Aborted,
+            // "Do not retry until the system is fixed": the same request gets the same
+            // invalid answers, so clients must not retry it as they retry UNAVAILABLE.
+            Self::InvalidAnswer => C::FailedPrecondition,
             Self::DeadlineExceeded => C::DeadlineExceeded,
             Self::Unavailable => C::Unavailable,
             Self::Internal => C::Internal,
@@ -60,6 +66,7 @@ impl ErrorKind {
             Self::PermissionDenied => "permission_denied",
             Self::RateLimited => "rate_limited",
             Self::NoConsensus => "no_consensus",
+            Self::InvalidAnswer => "invalid_answer",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -91,6 +98,14 @@ pub enum PoolError {
     /// No candidate produced a valid answer.
     #[error("no provider produced an answer: {summary}")]
     Unavailable {
+        summary: String,
+        decision: Option<Box<Decision>>,
+    },
+    /// The candidates answered, but no answer was valid for the task's output kind (a label
+    /// outside the set, JSON that fails the schema). The model servers work; the task's
+    /// prompt or models do not fit. Each candidate's reason is in the Decision.
+    #[error("no valid answer: {summary}")]
+    InvalidAnswer {
         summary: String,
         decision: Option<Box<Decision>>,
     },
@@ -145,6 +160,7 @@ impl PoolError {
             Self::BodyTooLarge { .. } => ErrorKind::PayloadTooLarge,
             Self::DeadlineExceeded { .. } => ErrorKind::DeadlineExceeded,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::InvalidAnswer { .. } => ErrorKind::InvalidAnswer,
             Self::Internal(_) => ErrorKind::Internal,
             Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
@@ -177,6 +193,17 @@ impl PoolError {
         if let Some(secs) = self.retry_after_secs() {
             headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         }
+        if matches!(
+            self.kind(),
+            ErrorKind::InvalidAnswer | ErrorKind::NoConsensus
+        ) {
+            // The same request would fail the same way: tell SDKs that retry 409 and 5xx
+            // on their own (the OpenAI SDKs read this header) not to.
+            headers.insert(
+                http::HeaderName::from_static("x-should-retry"),
+                http::HeaderValue::from_static("false"),
+            );
+        }
         if matches!(self, Self::Unauthenticated(_)) {
             headers.insert(
                 http::header::WWW_AUTHENTICATE,
@@ -190,6 +217,7 @@ impl PoolError {
         match self {
             Self::DeadlineExceeded { decision, .. }
             | Self::Unavailable { decision, .. }
+            | Self::InvalidAnswer { decision, .. }
             | Self::Rejected { decision, .. } => decision.as_deref(),
             Self::NoConsensus { decision, .. } => Some(decision),
             _ => None,

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::config::ops::UsageConfig;
-use crate::orchestrator::Answer;
+use crate::orchestrator::{Answer, Decision};
 use crate::redis_link::RedisLink;
 use crate::telemetry::metrics as m;
 
@@ -90,8 +90,35 @@ impl Ledger {
 
     /// Adds what `answer` cost to `tenant`.
     pub fn record(&self, config: &Config, tenant: Option<&Arc<str>>, answer: &Answer) {
+        self.record_rows(tenant, rows(config, self.reference, answer));
+    }
+
+    /// Adds what the calls of a request that did not produce an answer (it failed, or its
+    /// caller went away) spent.
+    pub fn record_spent(&self, config: &Config, tenant: Option<&Arc<str>>, decision: &Decision) {
+        self.record_rows(tenant, spent_rows(config, self.reference, decision));
+    }
+
+    /// Adds the tokens of one call that ended without a usage report (a stream cut off,
+    /// or abandoned by its caller): counted as they were streamed.
+    pub fn record_tokens(
+        &self,
+        config: &Config,
+        tenant: Option<&Arc<str>>,
+        provider: &str,
+        prompt: u64,
+        completion: u64,
+    ) {
+        let price = config
+            .providers()
+            .get(provider)
+            .map_or(0.0, |p| p.cost_per_1k_tokens);
+        let row = tokens_row(prompt, completion, price, self.reference);
+        self.record_rows(tenant, vec![(provider.to_owned(), row)]);
+    }
+
+    fn record_rows(&self, tenant: Option<&Arc<str>>, rows: Vec<(String, Counters)>) {
         let tenant: Arc<str> = Arc::clone(tenant.unwrap_or(&self.anonymous));
-        let rows = rows(config, self.reference, answer);
         if rows.is_empty() {
             return;
         }
@@ -220,14 +247,9 @@ async fn redis_report(redis: &(RedisLink, String), tenant: Option<&str>) -> Opti
 
 /// What one answer adds, per provider. A cache hit adds cached tokens to the winner only.
 fn rows(config: &Config, reference: f64, answer: &Answer) -> Vec<(String, Counters)> {
-    let price = |provider: &str| {
-        config
-            .providers()
-            .get(provider)
-            .map_or(0.0, |p| p.cost_per_1k_tokens)
-    };
-    if answer.cache_hit {
-        let tokens = u64::from(answer.usage.total_tokens);
+    if !answer.billed() {
+        // Served from a call this request did not make: the tokens it saved.
+        let tokens = u64::from(answer.decision.total_usage.total_tokens);
         return vec![(
             answer.provider.clone(),
             Counters {
@@ -237,9 +259,20 @@ fn rows(config: &Config, reference: f64, answer: &Answer) -> Vec<(String, Counte
             },
         )];
     }
+    spent_rows(config, reference, &answer.decision)
+}
+
+/// Tokens and cost of every call recorded in `decision`.
+fn spent_rows(config: &Config, reference: f64, decision: &Decision) -> Vec<(String, Counters)> {
+    let price = |provider: &str| {
+        config
+            .providers()
+            .get(provider)
+            .map_or(0.0, |p| p.cost_per_1k_tokens)
+    };
     let mut out: Vec<(String, Counters)> = Vec::new();
     let mut counted = (0u64, 0u64);
-    for c in &answer.decision.candidates {
+    for c in &decision.candidates {
         let Some(u) = c.usage else { continue };
         let (p, q) = (u64::from(u.prompt_tokens), u64::from(u.completion_tokens));
         counted = (counted.0 + p, counted.1 + q);
@@ -249,12 +282,12 @@ fn rows(config: &Config, reference: f64, answer: &Answer) -> Vec<(String, Counte
         ));
     }
     // The judge's tokens are in the total but on no candidate.
-    let total = &answer.decision.total_usage;
+    let total = &decision.total_usage;
     let rest = (
         u64::from(total.prompt_tokens).saturating_sub(counted.0),
         u64::from(total.completion_tokens).saturating_sub(counted.1),
     );
-    if let Some(judge) = &answer.decision.judge
+    if let Some(judge) = &decision.judge
         && rest != (0, 0)
     {
         let mut row = tokens_row(rest.0, rest.1, price(&judge.provider), reference);

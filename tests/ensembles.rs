@@ -133,7 +133,8 @@ async fn invalid_answers_are_failed_candidates_not_votes() {
     let err = orchestrator::handle(&snap, request())
         .await
         .expect_err("nothing valid");
-    assert_eq!(err.kind().http_status(), 503);
+    // Every candidate answered, none validly: not "unavailable" (the servers work).
+    assert_eq!(err.kind().http_status(), 502);
     let d = err.decision().expect("decision with the candidates");
     assert!(
         d.candidates

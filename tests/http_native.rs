@@ -73,9 +73,9 @@ async fn label_answers_are_normalised_and_invalid_ones_fail() {
     let resp = pool
         .post_json("/v1/query", json!({"task": "classify", "input": "aspirin"}))
         .await;
-    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.status(), 502);
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unavailable");
+    assert_eq!(body["error"]["code"], "invalid_answer");
     assert_eq!(
         body["error"]["decision"]["candidates"][0]["status"],
         "invalid"

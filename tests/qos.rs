@@ -122,32 +122,50 @@ async fn every_circuit_open_fails_fast_naming_the_providers() {
 }
 
 #[tokio::test]
-async fn retries_recover_from_a_5xx_but_never_repeat_a_refusal() {
-    let up = fake("ok").await;
+async fn retries_recover_from_a_5xx_on_another_endpoint_but_never_repeat_a_refusal() {
+    let (a, b) = (fake("ok").await, fake("ok").await);
     let qos = "[qos]\nhealth_check_interval_ms = 0\n[qos.retry]\nmax_attempts = 3\njitter = false\nbackoff_base_ms = 10\n";
-    let config = format!("{qos}\n{}", basic_config("openai", &up.url()));
-    let pool = start_pool(&config).await;
-    up.push([
-        Step::Status(502, "hiccup".into()),
-        Step::Status(503, "hiccup".into()),
-    ]);
+    let pool = start_pool(&two_endpoints(&a, &b, qos)).await;
+    // Whichever endpoint is tried first fails, the retry goes to the other (which fails
+    // too), and the third attempt goes back to the first.
+    a.push([Step::Status(502, "hiccup".into())]);
+    b.push([Step::Status(503, "hiccup".into())]);
     assert_eq!(ask(&pool).await.status(), 200);
-    assert_eq!(up.take_requests_count(), 3, "two retries");
-    up.push([Step::Status(400, "bad request".into())]);
+    assert_eq!(
+        a.take_requests_count() + b.take_requests_count(),
+        3,
+        "two retries"
+    );
+    a.push([Step::Status(400, "bad request".into())]);
+    b.push([Step::Status(400, "bad request".into())]);
     assert_eq!(ask(&pool).await.status(), 400);
-    assert_eq!(up.take_requests_count(), 1, "a refusal is not retried");
+    assert_eq!(
+        a.take_requests_count() + b.take_requests_count(),
+        1,
+        "a refusal is not retried"
+    );
 }
 
 #[tokio::test]
-async fn a_connection_reset_is_retried() {
-    let up = fake("after reset").await;
-    let qos =
-        "[qos]\nhealth_check_interval_ms = 0\n[qos.retry]\njitter = false\nbackoff_base_ms = 5\n";
-    let pool = start_pool(&format!("{qos}\n{}", basic_config("openai", &up.url()))).await;
-    up.push([Step::Reset]);
+async fn a_connection_reset_is_retried_on_another_endpoint() {
+    let (a, b) = (fake("after reset").await, fake("after reset").await);
+    let qos = "[qos]\nhealth_check_interval_ms = 0\n[qos.retry]\nmax_attempts = 3\njitter = false\nbackoff_base_ms = 5\n";
+    let pool = start_pool(&two_endpoints(&a, &b, qos)).await;
+    a.push([Step::Reset]);
+    b.push([Step::Reset]);
     let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
     assert_eq!(body["text"], "after reset");
-    assert_eq!(up.take_requests_count(), 2);
+    assert_eq!(a.take_requests_count() + b.take_requests_count(), 3);
+}
+
+#[tokio::test]
+async fn a_single_endpoint_is_not_retried_the_call_hands_over() {
+    let up = fake("ok").await;
+    let qos = "[qos]\nhealth_check_interval_ms = 0\n[qos.retry]\nmax_attempts = 3\njitter = false\nbackoff_base_ms = 5\n";
+    let pool = start_pool(&format!("{qos}\n{}", basic_config("openai", &up.url()))).await;
+    up.push([Step::Status(502, "hiccup".into())]);
+    assert_eq!(ask(&pool).await.status(), 503);
+    assert_eq!(up.take_requests_count(), 1);
 }
 
 #[tokio::test]
@@ -199,16 +217,16 @@ async fn hedges_and_retries_stay_within_their_budgets_when_everything_fails() {
 
 #[tokio::test]
 async fn retries_stay_within_their_budget_when_everything_fails() {
-    let up = FakeUpstream::start(Step::Status(500, "down".into()), &["up-model"]).await;
+    let a = FakeUpstream::start(Step::Status(500, "down".into()), &["up-model"]).await;
+    let b = FakeUpstream::start(Step::Status(500, "down".into()), &["up-model"]).await;
     let qos = "[qos]\nhealth_check_interval_ms = 0\n[qos.breaker]\nconsecutive_failures = 1000\nmin_calls = 1000\n[qos.retry]\nmax_attempts = 5\njitter = false\nbackoff_base_ms = 1\nbackoff_max_ms = 1\nbudget_percent = 20\nbudget_min_per_sec = 0\n";
-    let config = format!("{qos}\n{}", basic_config("openai", &up.url()));
-    let pool = start_pool(&config).await;
+    let pool = start_pool(&two_endpoints(&a, &b, qos)).await;
     let requests = 50;
     for _ in 0..requests {
         assert_eq!(ask(&pool).await.status(), 503);
     }
-    let calls = up.take_requests_count();
-    assert!(calls >= requests, "{calls}");
+    let calls = a.take_requests_count() + b.take_requests_count();
+    assert!(calls > requests, "some retries: {calls}");
     assert!(
         calls <= requests + requests / 5,
         "{calls} upstream calls for {requests} requests at a 20 % budget"

@@ -71,7 +71,7 @@ fn config(url: &str) -> String {
 kind = "openai"
 model = "smollm2"
 endpoints = ["{url}"]
-request_timeout_ms = 120000
+first_byte_timeout_ms = 120000
 
 [tasks.chat]
 providers = ["smollm2"]

@@ -14,7 +14,7 @@ use crate::orchestrator::request::Plan;
 use crate::providers::{GenParams, Message, Prompt, ProviderRequest};
 
 /// Bumped when the encoding changes, so old entries (e.g. in Redis) are never misread.
-const KEY_VERSION: u32 = 1;
+const KEY_VERSION: u32 = 2;
 
 /// A cache key.
 pub type Key = [u8; 32];
@@ -49,7 +49,7 @@ struct Ensemble<'a> {
     sample_temperature: f32,
     similarity: Option<f64>,
     early_stop: bool,
-    min_agreement: f64,
+    min_agreement: Option<f64>,
     min_votes: usize,
     on_disagreement: OnDisagreement,
     judge: Option<&'a str>,

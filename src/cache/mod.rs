@@ -266,15 +266,38 @@ pub fn cacheable(plan: &Plan) -> bool {
     !plan.task.cache_ttl.is_zero() && (!sampled || plan.task.cache_sampled)
 }
 
-/// Only answers that took the normal path: no fallback provider, no deadline-shortened
-/// vote, no failed consensus or judge.
-fn storable(plan: &Plan, answer: &Answer) -> bool {
+/// The one rule for what is stored: a complete answer that took the task's normal path.
+///
+/// - the request may be cached at all ([`cacheable`]);
+/// - no strategy marked the answer degraded (`Decision::degraded`: a fallback provider, a
+///   deadline that cut the gathering short, consensus not reached, a judge that failed, a
+///   cascade with no tier accepted);
+/// - no member of a vote or a judged gathering failed (the answer was chosen from fewer
+///   candidates than the task asked for);
+/// - no candidate was a repeated sample (temperature > 0), unless `cache_sampled`;
+/// - the answer ended normally (`stop` or `length`, or no reason given by a whole answer).
+///
+/// Streams store only on their normal end, never after an error.
+pub fn storable(plan: &Plan, answer: &Answer) -> bool {
+    let d = &answer.decision;
+    // Strategies that combine their candidates' answers (FASTEST and CASCADE hand over
+    // on failure by design).
+    let ensemble = matches!(&*d.strategy, "voting" | "weighted" | "consensus" | "judge");
     cacheable(plan)
-        && !answer.decision.fallbacks.iter().any(|f| {
-            ["fallback:", "deadline:", "no_consensus:", "judge_invalid:"]
-                .iter()
-                .any(|p| f.starts_with(p))
-        })
+        && d.degraded.is_empty()
+        && !(ensemble
+            && d.candidates.iter().any(|c| {
+                matches!(
+                    c.status,
+                    crate::orchestrator::CandidateStatus::Error
+                        | crate::orchestrator::CandidateStatus::Timeout
+                )
+            }))
+        && (plan.task.cache_sampled || d.candidates.iter().all(|c| c.sample == 0))
+        && answer
+            .finish_reason
+            .as_deref()
+            .is_none_or(|r| matches!(r, "stop" | "length"))
 }
 
 fn approximate_size(answer: &Answer) -> u32 {

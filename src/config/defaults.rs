@@ -40,9 +40,14 @@ pub(crate) fn max_concurrency() -> u32 {
 pub(crate) fn connect_timeout_ms() -> u64 {
     1_000
 }
-/// One generation of a few hundred tokens on a CPU.
-pub(crate) fn request_timeout_ms() -> u64 {
+/// One generation of a few hundred tokens on a CPU (a whole answer that is not streamed).
+pub(crate) fn first_byte_timeout_ms() -> u64 {
     120_000
+}
+/// A model server that is generating sends a token every few tens of milliseconds even on
+/// a CPU; half a minute of silence means it is stuck.
+pub(crate) fn idle_timeout_ms() -> u64 {
+    30_000
 }
 pub(crate) fn output() -> OutputKind {
     OutputKind::Text
@@ -67,10 +72,6 @@ pub(crate) fn sample_temperature() -> f32 {
 /// Stopping as soon as the vote is decided saves the slowest calls.
 pub(crate) fn early_stop() -> bool {
     true
-}
-/// A strict majority.
-pub(crate) fn min_agreement() -> f64 {
-    0.5
 }
 /// Two answers that agree: one answer alone is no consensus.
 pub(crate) fn min_votes() -> u32 {

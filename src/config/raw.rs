@@ -318,10 +318,19 @@ pub struct RawProvider {
     /// Time allowed to open a connection, in milliseconds.
     #[serde(default = "defaults::connect_timeout_ms")]
     pub connect_timeout_ms: u64,
-    /// Time allowed for one upstream call, in milliseconds (the request deadline may cut it
-    /// shorter).
-    #[serde(default = "defaults::request_timeout_ms")]
-    pub request_timeout_ms: u64,
+    /// Time allowed from sending one upstream call until its answer starts, in
+    /// milliseconds: the whole answer for a call that is not streamed, the first event of a
+    /// stream. A call past it hands over to the next provider. (`request_timeout_ms` is the
+    /// old name of this key and is still read.) The request deadline may cut it shorter.
+    #[serde(
+        default = "defaults::first_byte_timeout_ms",
+        alias = "request_timeout_ms"
+    )]
+    pub first_byte_timeout_ms: u64,
+    /// Longest silence allowed between two pieces of an answer that has started, in
+    /// milliseconds. A healthy stream may run as long as the request deadline allows.
+    #[serde(default = "defaults::idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
     /// Name of the environment variable that holds the API key (sent as a bearer token).
     #[serde(default)]
     pub api_key_env: Option<String>,
@@ -484,9 +493,11 @@ pub struct RawTask {
     /// calls still running.
     #[serde(default = "defaults::early_stop")]
     pub early_stop: bool,
-    /// CONSENSUS: least share of the valid answers the winning group must hold (0..=1).
-    #[serde(default = "defaults::min_agreement")]
-    pub min_agreement: f64,
+    /// CONSENSUS: least share of the valid answers the winning group must hold (0..=1,
+    /// compared with `>=`). Unset: a strict majority, more than half, so an even split
+    /// (2–2) is no consensus.
+    #[serde(default)]
+    pub min_agreement: Option<f64>,
     /// CONSENSUS: least number of answers in the winning group.
     #[serde(default = "defaults::min_votes")]
     pub min_votes: u32,

@@ -152,7 +152,10 @@ pub struct ProviderConfig {
     pub cost_per_1k_tokens: f64,
     pub max_concurrency: u32,
     pub connect_timeout: Duration,
-    pub request_timeout: Duration,
+    /// Until the answer starts (a whole answer, or a stream's first event).
+    pub first_byte_timeout: Duration,
+    /// Between two pieces of an answer that started.
+    pub idle_timeout: Duration,
     pub api_key_env: Option<String>,
     pub api_key: Option<SecretString>,
     pub capabilities: Vec<String>,
@@ -171,7 +174,8 @@ impl PartialEq for ProviderConfig {
             && self.cost_per_1k_tokens == other.cost_per_1k_tokens
             && self.max_concurrency == other.max_concurrency
             && self.connect_timeout == other.connect_timeout
-            && self.request_timeout == other.request_timeout
+            && self.first_byte_timeout == other.first_byte_timeout
+            && self.idle_timeout == other.idle_timeout
             && self.capabilities == other.capabilities
             && self.qos == other.qos
             && self.api_key.as_ref().map(|k| k.expose_secret().to_owned())
@@ -221,7 +225,8 @@ pub struct Ensemble {
     pub sample_temperature: f32,
     pub similarity: Option<f64>,
     pub early_stop: bool,
-    pub min_agreement: f64,
+    /// `None`: a strict majority (see [`Ensemble::agrees`]).
+    pub min_agreement: Option<f64>,
     pub min_votes: usize,
     pub on_disagreement: OnDisagreement,
     pub judge: Option<String>,
@@ -232,6 +237,22 @@ pub struct Ensemble {
 }
 
 impl Ensemble {
+    /// Whether a group holding `share` of the valid answers has consensus: at least
+    /// `min_agreement` when the task sets it, else a strict majority (more than half, so
+    /// that an even split is refused).
+    pub fn agrees(&self, share: f64) -> bool {
+        match self.min_agreement {
+            Some(min) => share >= min,
+            None => share > 0.5,
+        }
+    }
+
+    /// The threshold as shown in errors: `min_agreement`, or one half for the strict
+    /// majority (which must be exceeded).
+    pub fn agreement_threshold(&self) -> f64 {
+        self.min_agreement.unwrap_or(0.5)
+    }
+
     /// One candidate, no judge: for providers called directly.
     pub fn single() -> Self {
         Self {
@@ -240,7 +261,7 @@ impl Ensemble {
             sample_temperature: super::defaults::sample_temperature(),
             similarity: None,
             early_stop: true,
-            min_agreement: super::defaults::min_agreement(),
+            min_agreement: None,
             min_votes: 1,
             on_disagreement: OnDisagreement::Best,
             judge: None,

@@ -393,11 +393,14 @@ fn check_provider(
             "must be greater than 0",
         );
     }
-    if p.request_timeout_ms == 0 {
+    if p.first_byte_timeout_ms == 0 {
         c.err(
-            format!("{path}.request_timeout_ms"),
+            format!("{path}.first_byte_timeout_ms"),
             "must be greater than 0",
         );
+    }
+    if p.idle_timeout_ms == 0 {
+        c.err(format!("{path}.idle_timeout_ms"), "must be greater than 0");
     }
     let api_key = match &p.api_key_env {
         None => None,
@@ -429,7 +432,8 @@ fn check_provider(
         cost_per_1k_tokens: p.cost_per_1k_tokens,
         max_concurrency: p.max_concurrency,
         connect_timeout: Duration::from_millis(p.connect_timeout_ms),
-        request_timeout: Duration::from_millis(p.request_timeout_ms),
+        first_byte_timeout: Duration::from_millis(p.first_byte_timeout_ms),
+        idle_timeout: Duration::from_millis(p.idle_timeout_ms),
         api_key_env: p.api_key_env.clone(),
         api_key,
         capabilities: p.capabilities.clone(),
@@ -711,7 +715,7 @@ fn check_ensemble(
             );
         }
     }
-    if !(0.0..=1.0).contains(&t.min_agreement) {
+    if t.min_agreement.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
         c.err(format!("{path}.min_agreement"), "must be between 0 and 1");
     }
     if t.min_votes == 0 {

@@ -159,6 +159,11 @@ pub struct Decision {
     /// Tokens of every call made for this answer (the answer's own `usage` is the
     /// winner's).
     pub total_usage: UsageOut,
+    /// Why this is not the task's normal, complete answer (`fallback`, `deadline`,
+    /// `no_consensus`, `judge_invalid`, `no_tier_accepted`): such answers are returned,
+    /// flagged, but never cached. Empty for a normal answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<Cow<'static, str>>,
 }
 
 impl Decision {
@@ -176,6 +181,14 @@ impl Decision {
             judge: None,
             tiers: Vec::new(),
             total_usage: UsageOut::default(),
+            degraded: Vec::new(),
+        }
+    }
+
+    /// Marks the answer as taken off the normal path (see `degraded`).
+    pub fn degrade(&mut self, why: &'static str) {
+        if !self.degraded.iter().any(|d| d == why) {
+            self.degraded.push(Cow::Borrowed(why));
         }
     }
 
@@ -197,6 +210,20 @@ impl Decision {
     }
 }
 
+impl Answer {
+    /// Whether this request made the upstream calls itself (not a cache hit, not a join
+    /// of an identical request's call): what it is billed for.
+    pub fn billed(&self) -> bool {
+        !self.cache_hit && !self.joined
+    }
+
+    /// Marks the answer as served from someone else's calls: its `usage` (what the caller
+    /// is told it spent) becomes zero; the Decision keeps the original calls' tokens.
+    pub fn served_free(&mut self) {
+        self.usage = UsageOut::default();
+    }
+}
+
 /// A finished answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Answer {
@@ -206,6 +233,10 @@ pub struct Answer {
     pub usage: UsageOut,
     pub latency_ms: u64,
     pub cache_hit: bool,
+    /// The answer came from an identical request's call in flight (single flight): like a
+    /// cache hit, it cost this request no upstream tokens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub joined: bool,
     /// The answer's cache key (hex SHA-256), when the cache took part.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_key: Option<String>,
@@ -255,6 +286,7 @@ mod tests {
             usage: UsageOut::default(),
             latency_ms: 1,
             cache_hit: false,
+            joined: false,
             cache_key: None,
             decision: d,
             finish_reason: None,

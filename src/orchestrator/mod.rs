@@ -69,8 +69,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         StrategyKind::Fastest => {
             let won = fastest::complete(plan).await?;
             let (completion, normalized) = won.value;
-            let mut decision = won.decision;
-            decision.add_usage(completion.usage);
+            let decision = won.decision;
             (
                 completion,
                 normalized,
@@ -106,6 +105,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         usage: completion.usage.into(),
         latency_ms: plan.started.elapsed().as_millis() as u64,
         cache_hit: false,
+        joined: false,
         cache_key: None,
         decision,
         finish_reason: completion.finish_reason,
@@ -129,7 +129,7 @@ pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStrea
         // is sent.
         return Ok(whole(run(&plan).await?));
     }
-    stream_plan(plan, None).await
+    stream_plan(plan, None, None).await
 }
 
 /// A whole answer as a stream: its text, then the end.
@@ -139,10 +139,81 @@ fn whole(answer: Answer) -> AnswerStream {
     futures::stream::iter(items).boxed()
 }
 
+/// What a streamed request costs its tenant, settled once: with the answer's usage when it
+/// completes; otherwise (an error after the first token, or a caller that went away) with
+/// the tokens generated so far, the prompt's estimate plus one token per streamed piece.
+struct Billing {
+    permit: Option<Permit>,
+    ledger: Arc<crate::usage::Ledger>,
+    config: Arc<crate::config::Config>,
+    tenant: Option<Arc<str>>,
+    /// The provider streaming, once known.
+    provider: Option<String>,
+    prompt_tokens: u64,
+    pieces: u64,
+}
+
+impl Billing {
+    /// This billing, leaving an empty one behind.
+    fn take(&mut self) -> Self {
+        Self {
+            permit: self.permit.take(),
+            ledger: Arc::clone(&self.ledger),
+            config: Arc::clone(&self.config),
+            tenant: self.tenant.clone(),
+            provider: None,
+            prompt_tokens: self.prompt_tokens,
+            pieces: 0,
+        }
+    }
+
+    fn answered(&mut self, answer: &Answer) {
+        if let Some(p) = self.permit.take() {
+            p.settle(used_tokens(answer));
+            self.ledger
+                .record(&self.config, self.tenant.as_ref(), answer);
+        }
+    }
+
+    fn failed(&mut self, e: &PoolError) {
+        if let Some(p) = self.permit.take() {
+            p.settle(failed_tokens(e));
+            if let Some(d) = e.decision() {
+                self.ledger
+                    .record_spent(&self.config, self.tenant.as_ref(), d);
+            }
+        }
+    }
+
+    fn cut(&mut self) {
+        if let Some(p) = self.permit.take() {
+            let Some(provider) = &self.provider else {
+                p.settle(0);
+                return;
+            };
+            p.settle(self.prompt_tokens + self.pieces);
+            self.ledger.record_tokens(
+                &self.config,
+                self.tenant.as_ref(),
+                provider,
+                self.prompt_tokens,
+                self.pieces,
+            );
+        }
+    }
+}
+
+impl Drop for Billing {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
 /// Streams a FASTEST text answer; a complete answer is stored under `store` if given.
 async fn stream_plan(
     plan: Plan,
     store: Option<(Arc<Cache>, cache::Key)>,
+    mut billing: Option<Billing>,
 ) -> Result<AnswerStream, PoolError> {
     let started = {
         use tracing::Instrument;
@@ -171,6 +242,9 @@ async fn stream_plan(
     let provider_name = provider.name().to_owned();
     let model = stream.model.clone();
     let mut events = stream.events;
+    if let Some(b) = &mut billing {
+        b.provider = Some(provider_name.clone());
+    }
     Ok(async_stream::stream! {
         let mut text = String::new();
         let mut pending = first;
@@ -182,6 +256,9 @@ async fn stream_plan(
             match event {
                 Some(Ok(StreamEvent::Delta(d))) => {
                     text.push_str(&d);
+                    if let Some(b) = &mut billing {
+                        b.pieces += 1;
+                    }
                     yield StreamItem::Delta(d);
                 }
                 Some(Ok(StreamEvent::Done { usage, finish_reason })) => {
@@ -196,6 +273,7 @@ async fn stream_plan(
                         usage: usage.into(),
                         latency_ms: started.elapsed().as_millis() as u64,
                         cache_hit: false,
+                        joined: false,
                         cache_key: store.as_ref().map(|(_, key)| hex::encode(key)),
                         decision,
                         finish_reason,
@@ -204,6 +282,9 @@ async fn stream_plan(
                     };
                     if let Some((cache, key)) = &store {
                         cache.put(*key, &plan, &answer).await;
+                    }
+                    if let Some(b) = &mut billing {
+                        b.answered(&answer);
                     }
                     log_outcome(plan.who(), started, Ok(&answer));
                     yield StreamItem::Done(Box::new(answer));
@@ -228,6 +309,8 @@ async fn stream_plan(
                         PoolError::Unavailable { summary: format!("{provider_name}: {e}"), decision }
                     };
                     log_outcome(plan.who(), started, Err(&error));
+                    // Billed for what was streamed (the upstream reported no usage).
+                    drop(billing.take());
                     yield StreamItem::Error(error);
                     return;
                 }
@@ -265,6 +348,7 @@ async fn lookup(cache: &Cache, plan: &Plan) -> Result<(Lookup, Option<Answer>), 
     {
         let mut answer = hit.answer.clone();
         answer.cache_hit = true;
+        answer.served_free();
         answer.request_id.clone_from(&plan.request_id);
         answer.latency_ms = plan.started.elapsed().as_millis() as u64;
         return Ok((Lookup::Key(key), Some(answer)));
@@ -287,8 +371,16 @@ pub async fn handle_cached(
     let tenant = plan.tenant.as_ref().map(|t| Arc::clone(&t.name));
     let answer = answer_plan(&state.cache, plan).await;
     permit.settle(answer.as_ref().map_or_else(failed_tokens, used_tokens));
-    if let Ok(a) = &answer {
-        state.usage.record(&snapshot.config, tenant.as_ref(), a);
+    match &answer {
+        Ok(a) => state.usage.record(&snapshot.config, tenant.as_ref(), a),
+        // A failed request's calls still generated tokens (a lost vote, a cut stream).
+        Err(e) => {
+            if let Some(d) = e.decision() {
+                state
+                    .usage
+                    .record_spent(&snapshot.config, tenant.as_ref(), d);
+            }
+        }
     }
     answer
 }
@@ -299,12 +391,13 @@ fn failed_tokens(e: &PoolError) -> u64 {
         .map_or(0, |d| u64::from(d.total_usage.total_tokens))
 }
 
-/// Tokens an answer cost upstream (a cache hit cost none).
+/// Tokens an answer cost upstream (a cache hit, or a join of an identical request's call,
+/// cost none).
 fn used_tokens(a: &Answer) -> u64 {
-    if a.cache_hit {
-        0
-    } else {
+    if a.billed() {
         u64::from(a.decision.total_usage.total_tokens)
+    } else {
+        0
     }
 }
 
@@ -428,32 +521,43 @@ async fn answer_plan_inner(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, Poo
         (Lookup::Key(key), None) => key,
     };
     let plan = Arc::new(plan);
-    let (role, flight) = cache.flights.run(key, || {
-        let (plan, cache) = (Arc::clone(&plan), Arc::clone(cache));
-        Box::pin(async move {
-            let mut answer = run(&plan).await?;
-            answer.cache_key = Some(hex::encode(key));
-            cache.put(key, &plan, &answer).await;
-            Ok(Arc::new(answer))
-        })
-    });
-    if role == Role::Joined {
-        cache.count_join();
-    }
-    match tokio::time::timeout_at(plan.deadline, flight).await {
-        Err(_) => Err(PoolError::DeadlineExceeded {
-            elapsed_ms: plan.started.elapsed().as_millis() as u64,
-            decision: None,
-        }),
-        Ok(Err(e)) => Err(e),
-        Ok(Ok(shared)) => {
-            let mut answer = Arc::unwrap_or_clone(shared);
-            if role == Role::Joined {
-                answer.request_id.clone_from(&plan.request_id);
-                answer.latency_ms = plan.started.elapsed().as_millis() as u64;
-            }
-            Ok(answer)
+    loop {
+        let (role, flight) = cache.flights.run(key, || {
+            let (plan, cache) = (Arc::clone(&plan), Arc::clone(cache));
+            Box::pin(async move {
+                let mut answer = run(&plan).await?;
+                answer.cache_key = Some(hex::encode(key));
+                cache.put(key, &plan, &answer).await;
+                Ok(Arc::new(answer))
+            })
+        });
+        if role == Role::Joined {
+            cache.count_join();
         }
+        return match tokio::time::timeout_at(plan.deadline, flight).await {
+            Err(_) => Err(PoolError::DeadlineExceeded {
+                elapsed_ms: plan.started.elapsed().as_millis() as u64,
+                decision: None,
+            }),
+            // The shared call ran on the leader's deadline; a joiner with time left is not
+            // bound by it: it asks again (leading a new call, or joining a newer one).
+            Ok(Err(PoolError::DeadlineExceeded { .. }))
+                if role == Role::Joined && tokio::time::Instant::now() < plan.deadline =>
+            {
+                continue;
+            }
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(shared)) => {
+                let mut answer = Arc::unwrap_or_clone(shared);
+                if role == Role::Joined {
+                    answer.request_id.clone_from(&plan.request_id);
+                    answer.latency_ms = plan.started.elapsed().as_millis() as u64;
+                    answer.joined = true;
+                    answer.served_free();
+                }
+                Ok(answer)
+            }
+        };
     }
 }
 
@@ -467,34 +571,46 @@ pub async fn stream_cached(
 ) -> Result<AnswerStream, PoolError> {
     let plan = plan_logged(req, snapshot)?;
     let permit = admit(state, &plan).await?;
-    let tenant = plan.tenant.as_ref().map(|t| Arc::clone(&t.name));
-    let stream = stream_admitted(&state.cache, plan).await?;
-    // The permit rides with the stream: settled with the final usage, or at zero if the
-    // stream breaks or the caller goes away.
-    let mut permit = Some(permit);
-    let (usage, config) = (Arc::clone(&state.usage), Arc::clone(&snapshot.config));
-    Ok(stream
-        .inspect(move |item| {
-            if let StreamItem::Done(answer) = item
-                && let Some(p) = permit.take()
-            {
-                p.settle(used_tokens(answer));
-                usage.record(&config, tenant.as_ref(), answer);
+    // The permit rides with the stream (see `Billing`).
+    let mut billing = Billing {
+        permit: Some(permit),
+        ledger: Arc::clone(&state.usage),
+        config: Arc::clone(&snapshot.config),
+        tenant: plan.tenant.as_ref().map(|t| Arc::clone(&t.name)),
+        provider: None,
+        prompt_tokens: plan.prompt_estimate(),
+        pieces: 0,
+    };
+    let whole_or_stream =
+        if plan.task.output != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
+            answer_plan(&state.cache, plan).await.map(Err)
+        } else {
+            match lookup(&state.cache, &plan).await {
+                Err(e) => Err(e),
+                Ok((_, Some(hit))) => {
+                    log_outcome(plan.who(), plan.started, Ok(&hit));
+                    Ok(Err(hit))
+                }
+                Ok((lookup, None)) => {
+                    let store = match lookup {
+                        Lookup::Key(key) => Some((Arc::clone(&state.cache), key)),
+                        Lookup::Skip => None,
+                    };
+                    // The billing moves into the stream (a failure before the first token,
+                    // which spent nothing, settles at zero).
+                    stream_plan(plan, store, Some(billing.take())).await.map(Ok)
+                }
             }
-        })
-        .boxed())
-}
-
-async fn stream_admitted(cache: &Arc<Cache>, plan: Plan) -> Result<AnswerStream, PoolError> {
-    if plan.task.output != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
-        return Ok(whole(answer_plan(cache, plan).await?));
-    }
-    match lookup(cache, &plan).await? {
-        (_, Some(hit)) => {
-            log_outcome(plan.who(), plan.started, Ok(&hit));
-            Ok(whole(hit))
+        };
+    match whole_or_stream {
+        Err(e) => {
+            billing.failed(&e);
+            Err(e)
         }
-        (Lookup::Skip, None) => stream_plan(plan, None).await,
-        (Lookup::Key(key), None) => stream_plan(plan, Some((Arc::clone(cache), key))).await,
+        Ok(Err(answer)) => {
+            billing.answered(&answer);
+            Ok(whole(answer))
+        }
+        Ok(Ok(stream)) => Ok(stream),
     }
 }

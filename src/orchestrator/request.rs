@@ -401,13 +401,7 @@ impl Plan {
     /// Tokens to reserve against the tenant's tokens-per-minute: prompt characters / 4 plus
     /// the completion bound, times the calls the strategy plans (plus the judge's).
     pub fn token_estimate(&self) -> u64 {
-        let chars: usize = match &self.request.prompt {
-            crate::providers::Prompt::Chat(messages) => {
-                messages.iter().map(|m| m.content.len()).sum()
-            }
-            crate::providers::Prompt::Raw(text) => text.len(),
-        };
-        let per_call = (chars as u64).div_ceil(4)
+        let per_call = self.prompt_estimate()
             + self
                 .request
                 .params
@@ -415,5 +409,16 @@ impl Plan {
                 .map_or(UNBOUNDED_COMPLETION_ESTIMATE, u64::from);
         let calls = self.n.max(1) as u64 + u64::from(self.judge.is_some());
         per_call * calls
+    }
+
+    /// The prompt's tokens, estimated as characters / 4.
+    pub fn prompt_estimate(&self) -> u64 {
+        let chars: usize = match &self.request.prompt {
+            crate::providers::Prompt::Chat(messages) => {
+                messages.iter().map(|m| m.content.len()).sum()
+            }
+            crate::providers::Prompt::Raw(text) => text.len(),
+        };
+        (chars as u64).div_ceil(4)
     }
 }

@@ -79,6 +79,8 @@ pub(crate) enum Unavailable {
 pub(crate) struct EndpointGuard {
     endpoint: Arc<Endpoint>,
     probe: bool,
+    /// The breaker's epoch when the call was admitted.
+    epoch: u64,
     recorded: AtomicBool,
     _permit: OwnedSemaphorePermit,
 }
@@ -177,10 +179,27 @@ impl EndpointSet {
             .await
             .map_err(|_| Unavailable::Busy)?
             .map_err(|_| Unavailable::Busy)?;
-        match e.breaker.lock().admit(Instant::now()) {
+        let mut breaker = e.breaker.lock();
+        match breaker.admit(Instant::now()) {
             Admit::Refuse => Err(Unavailable::CircuitOpen),
-            admit => Ok(EndpointGuard::new(e, admit == Admit::Probe, permit)),
+            admit => Ok(EndpointGuard::new(
+                e,
+                admit == Admit::Probe,
+                breaker.epoch(),
+                permit,
+            )),
         }
+    }
+
+    /// Whether an endpoint other than `url` could take a call now (routable, and its
+    /// breaker admits one): where a retry may go.
+    pub(crate) fn has_other(&self, url: &str) -> bool {
+        let now = Instant::now();
+        self.endpoints.iter().any(|e| {
+            &*e.url != url
+                && e.check.load(Ordering::Relaxed) != CHECK_MODEL_MISSING
+                && e.breaker.lock().available(now)
+        })
     }
 
     /// Records a health check's result for the endpoint at `url`.
@@ -285,9 +304,15 @@ impl Endpoint {
 
     fn try_take(self: &Arc<Self>, now: Instant) -> Option<EndpointGuard> {
         let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
-        match self.breaker.lock().admit(now) {
+        let mut breaker = self.breaker.lock();
+        match breaker.admit(now) {
             Admit::Refuse => None,
-            admit => Some(EndpointGuard::new(self, admit == Admit::Probe, permit)),
+            admit => Some(EndpointGuard::new(
+                self,
+                admit == Admit::Probe,
+                breaker.epoch(),
+                permit,
+            )),
         }
     }
 }
@@ -295,10 +320,16 @@ impl Endpoint {
 // === impl EndpointGuard ===
 
 impl EndpointGuard {
-    fn new(endpoint: &Arc<Endpoint>, probe: bool, permit: OwnedSemaphorePermit) -> Self {
+    fn new(
+        endpoint: &Arc<Endpoint>,
+        probe: bool,
+        epoch: u64,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
         Self {
             endpoint: Arc::clone(endpoint),
             probe,
+            epoch,
             recorded: AtomicBool::new(false),
             _permit: permit,
         }
@@ -337,7 +368,7 @@ impl EndpointGuard {
             Err(_) => Some(true),
         };
         if let Some(success) = verdict {
-            e.breaker.lock().on_result(success, now);
+            e.breaker.lock().on_outcome(success, self.epoch, now);
             self.recorded.store(true, Ordering::Relaxed);
         }
     }

@@ -25,6 +25,10 @@ pub enum ProviderError {
     /// The upstream's body was not what its API promises.
     #[error("endpoint {endpoint}: bad response: {message}")]
     Decode { endpoint: Arc<str>, message: String },
+    /// The upstream reported an error inside an answer it had started (an SSE `error`
+    /// event, an Ollama `{"error"}` line).
+    #[error("endpoint {endpoint}: error inside the answer: {message}")]
+    InBand { endpoint: Arc<str>, message: String },
     /// The connection broke while reading the body or stream.
     #[error("endpoint {endpoint}: stream broken: {message}")]
     Broken { endpoint: Arc<str>, message: String },
@@ -59,6 +63,7 @@ impl ProviderError {
             Self::Connect { .. }
             | Self::Timeout { .. }
             | Self::Broken { .. }
+            | Self::InBand { .. }
             | Self::NoEndpoint { .. }
             | Self::Decode { .. } => true,
         }
@@ -84,6 +89,7 @@ impl ProviderError {
             Self::Status { .. } => "upstream_4xx",
             Self::Decode { .. } => "decode",
             Self::Broken { .. } => "broken",
+            Self::InBand { .. } => "in_band_error",
             Self::NoEndpoint { .. } => "no_endpoint",
         }
     }

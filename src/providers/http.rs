@@ -61,6 +61,8 @@ pub(crate) struct LineInfo {
     pub(crate) usage: Option<Usage>,
     /// The upstream said the stream is over.
     pub(crate) end: bool,
+    /// The upstream reported an error inside the stream.
+    pub(crate) error: Option<String>,
 }
 
 /// A provider reached over HTTP.
@@ -134,8 +136,10 @@ impl<D: Dialect> Inner<D> {
         self.hedge_budget.deposit();
         let mut failed: Option<Arc<str>> = None;
         let mut attempt = 1;
+        // What the call had when it began; a retry must leave the next provider as much.
+        let budget = deadline.saturating_duration_since(Instant::now());
         loop {
-            let until = deadline.min(Instant::now() + self.config.request_timeout);
+            let until = deadline.min(Instant::now() + self.config.first_byte_timeout);
             let guard = match self.endpoints.acquire(failed.as_deref(), until).await {
                 Ok(g) => g,
                 Err(why) => {
@@ -178,12 +182,19 @@ impl<D: Dialect> Inner<D> {
             };
             guard.record(Err(&e));
             self.observe(guard.url(), Err(&e), Duration::ZERO, false);
+            // A failed call hands over to the next provider at once; a retry goes only to
+            // another endpoint of this provider, and only while more than half of the
+            // call's time is left (so the next provider still has as much).
             let retryable = e.is_retryable() && e.is_endpoint_failure();
-            if !retryable || attempt >= policy.max_attempts {
+            if !retryable
+                || attempt >= policy.max_attempts
+                || !self.endpoints.has_other(guard.url())
+            {
                 return Err(e);
             }
             let wait = policy.backoff(attempt);
-            if Instant::now() + wait >= deadline || !self.retry_budget.withdraw() {
+            let left = deadline.saturating_duration_since(Instant::now() + wait);
+            if left * 2 <= budget || !self.retry_budget.withdraw() {
                 return Err(e);
             }
             tracing::debug!(provider = %self.config.name, attempt, error = %e, "Retrying.");
@@ -433,11 +444,15 @@ fn events<D: Dialect>(
         let mut finish: Option<String> = None;
         let mut deltas: u32 = 0;
         let mut first_at: Option<Duration> = None;
+        let idle = inner.config.idle_timeout;
         loop {
-            let next = match tokio::time::timeout_at(until, lines.next()).await {
+            // Until the first piece of text: the first-byte timeout; after it, the longest
+            // silence allowed between pieces. The request deadline bounds both.
+            let timer = if deltas == 0 { until } else { deadline.min(Instant::now() + idle) };
+            let next = match tokio::time::timeout_at(timer, lines.next()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    let e = expired(&endpoint, until, deadline);
+                    let e = expired(&endpoint, timer, deadline);
                     guard.record(Err(&e));
                     inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
                     yield Err(e);
@@ -475,6 +490,14 @@ fn events<D: Dialect>(
                     return;
                 }
             };
+            if let Some(message) = info.error {
+                // An error event inside a 200 stream (vLLM and others): the call failed.
+                let e = ProviderError::InBand { endpoint: Arc::clone(&endpoint), message };
+                guard.record(Err(&e));
+                inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
+                yield Err(e);
+                return;
+            }
             if let Some(delta) = info.delta
                 && !delta.is_empty()
             {
@@ -492,6 +515,17 @@ fn events<D: Dialect>(
             }
             if info.usage.is_some() {
                 usage = info.usage;
+            }
+            if info.end && finish.is_none() {
+                // `[DONE]` without a finish reason: the answer was not completed.
+                let e = ProviderError::Broken {
+                    endpoint: Arc::clone(&endpoint),
+                    message: "stream ended without a finish reason".into(),
+                };
+                guard.record(Err(&e));
+                inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
+                yield Err(e);
+                return;
             }
             if info.end {
                 break;

@@ -11,6 +11,10 @@
 //!   successful probe closes the breaker; a failed one opens it again (longer).
 //!
 //! Timeouts, connect errors and 5xx are failures; the caller's own 4xx are not.
+//!
+//! Every trip and every close starts a new *epoch*. A call's outcome counts only in the
+//! epoch that admitted it: a half-open breaker is judged by its own probes, not by the late
+//! answer of a call admitted before it tripped.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -91,6 +95,8 @@ pub struct Breaker {
     streak: u32,
     closed_at: Option<Instant>,
     trips: u64,
+    /// Bumped on every trip and close; see the module docs.
+    epoch: u64,
 }
 
 impl Breaker {
@@ -105,7 +111,13 @@ impl Breaker {
             streak: 0,
             closed_at: None,
             trips: 0,
+            epoch: 0,
         }
+    }
+
+    /// The current epoch: give it back with the outcome of a call admitted now.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The state as of `now` (an open breaker whose cool-down ended reads half-open).
@@ -156,8 +168,17 @@ impl Breaker {
         }
     }
 
-    /// Records a call's outcome.
+    /// Records the outcome of a call admitted in the current epoch.
     pub fn on_result(&mut self, success: bool, now: Instant) {
+        self.on_outcome(success, self.epoch, now);
+    }
+
+    /// Records the outcome of a call admitted in `epoch`; outcomes of calls admitted
+    /// before the last trip or close are ignored.
+    pub fn on_outcome(&mut self, success: bool, epoch: u64, now: Instant) {
+        if epoch != self.epoch {
+            return;
+        }
         match self.state {
             BreakerState::HalfOpen => {
                 if success {
@@ -216,6 +237,7 @@ impl Breaker {
         self.consecutive = 0;
         self.outcomes.clear();
         self.trips += 1;
+        self.epoch += 1;
     }
 
     fn close(&mut self, now: Instant) {
@@ -224,6 +246,7 @@ impl Breaker {
         self.probes = 0;
         self.consecutive = 0;
         self.outcomes.clear();
+        self.epoch += 1;
     }
 
     /// When the cool-down ends (meaningful while open).
@@ -346,6 +369,28 @@ mod tests {
         assert_eq!(b.admit(t1), Admit::Probe);
         b.release_probe();
         assert_eq!(b.admit(t1), Admit::Probe);
+    }
+
+    #[test]
+    fn half_open_is_judged_by_its_probes_not_by_late_calls() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(cfg(), t0);
+        // A slow call is admitted while closed; then the endpoint trips.
+        assert_eq!(b.admit(t0), Admit::Call);
+        let slow = b.epoch();
+        for _ in 0..3 {
+            b.on_result(false, t0);
+        }
+        let t1 = t0 + secs(1);
+        assert_eq!(b.admit(t1), Admit::Probe);
+        let probe = b.epoch();
+        // The slow call's late success says nothing about the endpoint now.
+        b.on_outcome(true, slow, t1);
+        assert_eq!(b.state(t1), BreakerState::HalfOpen);
+        // The probe's failure does.
+        b.on_outcome(false, probe, t1);
+        assert_eq!(b.state(t1), BreakerState::Open);
+        assert_eq!(b.trips(), 2);
     }
 
     proptest! {

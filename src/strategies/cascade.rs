@@ -76,6 +76,9 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
         });
         if accepted {
             let winner = candidate.unwrap_or(first);
+            if end == End::Deadline {
+                decision.degrade("deadline");
+            }
             let gathered = Gathered { completions, end };
             return super::outcome(winner, &gathered, decision);
         }
@@ -95,6 +98,10 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
     match last_valid {
         Some(winner) => {
             decision.fallbacks.push("cascade:no_tier_accepted".into());
+            decision.degrade("no_tier_accepted");
+            if end == End::Deadline {
+                decision.degrade("deadline");
+            }
             super::outcome(winner, &gathered, decision)
         }
         None => Err(super::nothing_valid(plan, end, decision)),

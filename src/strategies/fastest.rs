@@ -201,6 +201,11 @@ where
                     Ok(value) => {
                         c.endpoint = Some(value.endpoint().to_owned());
                         c.usage = value.usage();
+                        // Every answer's tokens were spent, valid or not.
+                        if let Some(u) = c.usage {
+                            decision.add_usage(u);
+                        }
+                        let c = &mut decision.candidates[index];
                         match accept(&value) {
                             Ok(normalized) => {
                                 c.status = CandidateStatus::Ok;
@@ -233,19 +238,28 @@ where
                     }
                     Err(e) => {
                         refused_only &= e.is_refusal();
-                        c.status = CandidateStatus::Error;
+                        c.status = if matches!(e, ProviderError::DeadlineExceeded { .. }) {
+                            CandidateStatus::Timeout
+                        } else {
+                            CandidateStatus::Error
+                        };
                         c.error = Some(e.to_string());
                     }
                 }
-                if next < providers.len() {
+                // The next main provider takes over at once; a fallback (often priced) only
+                // once every main call has failed, not while one still runs.
+                if next < main || (next < providers.len() && inflight.is_empty()) {
                     let kind = if next < main { "failover" } else { "fallback" };
+                    if next >= main {
+                        decision.degrade("fallback");
+                    }
                     decision.fallbacks.push(format!("{kind}:{}", providers[next].name()));
                     start(next, false, &mut decision, &mut inflight);
                     next += 1;
                     hedge_at = delay.map(|d| Instant::now() + d);
                 } else if inflight.is_empty() {
                     record_reliability(plan, &decision);
-                    return Err(all_failed(decision, refused_only));
+                    return Err(super::no_answer(decision, refused_only));
                 }
             }
             () = hedge_sleep, if hedge_armed => {
@@ -273,32 +287,7 @@ where
     }
 }
 
-/// Feeds finished calls into the providers' reliability (cancelled ones say nothing).
+/// Feeds finished calls into the providers' reliability.
 fn record_reliability(plan: &Plan, decision: &Decision) {
-    for c in &decision.candidates {
-        match c.status {
-            CandidateStatus::Ok => plan.reliability.record(&c.provider, true),
-            CandidateStatus::Invalid | CandidateStatus::Error | CandidateStatus::Timeout => {
-                plan.reliability.record(&c.provider, false);
-            }
-            CandidateStatus::Cancelled | CandidateStatus::Running => {}
-        }
-    }
-}
-
-/// Every candidate failed: 400 when every upstream refused the request itself (400, 413,
-/// 422), else 503.
-fn all_failed(decision: Decision, refused_only: bool) -> PoolError {
-    let summary = decision
-        .candidates
-        .iter()
-        .map(|c| format!("{}: {}", c.provider, c.error.as_deref().unwrap_or("failed")))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let decision = Some(Box::new(decision));
-    if refused_only {
-        PoolError::Rejected { summary, decision }
-    } else {
-        PoolError::Unavailable { summary, decision }
-    }
+    plan.reliability.record_all(&decision.candidates);
 }

@@ -170,7 +170,9 @@ pub async fn gather(
                 }
             }
             Err(e) => {
-                c.status = if Instant::now() >= plan.deadline {
+                c.status = if matches!(e, ProviderError::DeadlineExceeded { .. })
+                    || Instant::now() >= plan.deadline
+                {
                     CandidateStatus::Timeout
                 } else {
                     CandidateStatus::Error
@@ -197,17 +199,9 @@ pub async fn gather(
     }
 }
 
-/// Feeds the outcome of every finished call (not the cancelled ones) into reliability.
+/// Feeds the outcome of every finished call into reliability.
 fn record_reliability(plan: &Plan, decision: &Decision, offset: usize) {
-    for c in &decision.candidates[offset..] {
-        match c.status {
-            CandidateStatus::Ok => plan.reliability.record(&c.provider, true),
-            CandidateStatus::Invalid | CandidateStatus::Error | CandidateStatus::Timeout => {
-                plan.reliability.record(&c.provider, false);
-            }
-            CandidateStatus::Cancelled | CandidateStatus::Running => {}
-        }
-    }
+    plan.reliability.record_all(&decision.candidates[offset..]);
 }
 
 /// The text the candidates answered: the last user message, or the raw prompt.

@@ -36,6 +36,10 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
     if groups.leader().is_none() {
         return Err(super::nothing_valid(plan, gathered.end, decision));
     }
+    if gathered.end == gather::End::Deadline {
+        // The judge chooses among fewer candidates than the task asked for.
+        decision.degrade("deadline");
+    }
     // One candidate per distinct answer: the judge need not read duplicates.
     let reps: Vec<usize> = groups.all().iter().map(|g| g.members[0]).collect();
     let winner = if reps.len() == 1 {
@@ -48,6 +52,7 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
             Ok(w) => w,
             Err(()) => {
                 decision.fallbacks.push("judge_invalid:weighted".into());
+                decision.degrade("judge_invalid");
                 decision.formula = Some(voting::WEIGHTED_FORMULA.into());
                 weighted_winner(plan, &mut decision)
             }

@@ -15,7 +15,7 @@ use std::fmt;
 
 use crate::config::raw::StrategyKind;
 use crate::error::PoolError;
-use crate::orchestrator::decision::Decision;
+use crate::orchestrator::decision::{CandidateStatus, Decision};
 use crate::orchestrator::request::Plan;
 use crate::providers::Completion;
 
@@ -48,7 +48,8 @@ fn outcome(
     })
 }
 
-/// No candidate produced a valid answer: 504 when the deadline cut the calls short, else 503.
+/// No candidate produced a valid answer: 504 when the deadline cut the calls short;
+/// `invalid_answer` when every candidate answered but none validly; else 503.
 fn nothing_valid(plan: &Plan, end: gather::End, decision: Decision) -> PoolError {
     if end == gather::End::Deadline {
         return PoolError::DeadlineExceeded {
@@ -56,6 +57,14 @@ fn nothing_valid(plan: &Plan, end: gather::End, decision: Decision) -> PoolError
             decision: Some(Box::new(decision)),
         };
     }
+    no_answer(decision, false)
+}
+
+/// Every candidate failed. The error says why, by what the candidates did: every upstream
+/// refused the request (400: the request is wrong), every candidate answered invalidly
+/// (`invalid_answer`: the servers work, the answers do not fit the task), or calls failed
+/// (503).
+pub(crate) fn no_answer(decision: Decision, refused_only: bool) -> PoolError {
     let summary = decision
         .candidates
         .iter()
@@ -68,9 +77,22 @@ fn nothing_valid(plan: &Plan, end: gather::End, decision: Decision) -> PoolError
         })
         .collect::<Vec<_>>()
         .join("; ");
-    PoolError::Unavailable {
-        summary,
-        decision: Some(Box::new(decision)),
+    let answered_invalid = decision
+        .candidates
+        .iter()
+        .filter(|c| c.status != CandidateStatus::Cancelled)
+        .all(|c| c.status == CandidateStatus::Invalid)
+        && decision
+            .candidates
+            .iter()
+            .any(|c| c.status == CandidateStatus::Invalid);
+    let decision = Some(Box::new(decision));
+    if refused_only {
+        PoolError::Rejected { summary, decision }
+    } else if answered_invalid {
+        PoolError::InvalidAnswer { summary, decision }
+    } else {
+        PoolError::Unavailable { summary, decision }
     }
 }
 

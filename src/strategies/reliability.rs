@@ -1,6 +1,6 @@
 //! Each provider's reliability: an exponentially weighted moving average of its recent
-//! valid-answer rate (1 for a valid answer, 0 for an invalid one, an error or a timeout;
-//! calls cancelled because another answer won are not counted).
+//! valid-answer rate (1 for a valid answer, 0 for an invalid one or a failed call; calls
+//! cancelled because another answer won, or cut by the caller's deadline, are not counted).
 //!
 //! `reliability ← (1 − α) · reliability + α · outcome`, α = [`ALPHA`], starting at
 //! [`PRIOR`]. Kept by provider name outside the config snapshot, so it survives reloads.
@@ -29,6 +29,21 @@ impl Reliability {
             .read()
             .get(provider)
             .map_or(PRIOR, |v| f64::from_bits(v.load(Ordering::Relaxed)))
+    }
+
+    /// Records what each finished call says about its provider: a valid answer counts for
+    /// it; an invalid answer or a failed call against it. Calls cancelled because another
+    /// answer won, and calls cut by the caller's deadline (`Timeout`), say nothing about the
+    /// provider: one caller's short deadline must not lower the votes of everyone's.
+    pub fn record_all(&self, candidates: &[crate::orchestrator::Candidate]) {
+        use crate::orchestrator::CandidateStatus as S;
+        for c in candidates {
+            match c.status {
+                S::Ok => self.record(&c.provider, true),
+                S::Invalid | S::Error => self.record(&c.provider, false),
+                S::Timeout | S::Cancelled | S::Running => {}
+            }
+        }
     }
 
     /// Records one outcome.

@@ -6,7 +6,8 @@
 //!   reliability is the EWMA of the provider's recent valid-answer rate
 //!   (see [`super::reliability`]); the weights are in the Decision.
 //! - CONSENSUS: one vote per answer, and the winning group must hold at least
-//!   `min_agreement` of the valid answers and at least `min_votes` answers; otherwise
+//!   `min_agreement` of the valid answers (default: a strict majority) and at least
+//!   `min_votes` answers; otherwise
 //!   `on_disagreement` decides (`error`, `judge` or `best`).
 //!
 //! With `early_stop`, gathering ends as soon as the outcome cannot change, and the calls
@@ -71,9 +72,7 @@ pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
             }
             let stop = match mode {
                 Mode::Voting | Mode::Weighted => groups.decided(remaining),
-                Mode::Consensus => {
-                    consensus_settled(&groups, remaining, e.min_votes, e.min_agreement)
-                }
+                Mode::Consensus => consensus_settled(&groups, remaining, e),
             };
             if stop { Flow::Stop } else { Flow::Continue }
         },
@@ -90,15 +89,15 @@ pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
 
 /// Whether the consensus outcome can no longer change: either the leader already has
 /// enough agreement however the rest answer, or no group can reach the thresholds.
-fn consensus_settled(groups: &Groups, pending: f64, min_votes: usize, min_agreement: f64) -> bool {
+fn consensus_settled(groups: &Groups, pending: f64, e: &crate::config::Ensemble) -> bool {
+    let min_votes = e.min_votes;
     let Some(l) = groups.leader() else {
         return false;
     };
     let valid = groups.answers() as f64;
     let lead = groups.all()[l].members.len() as f64;
-    let success = groups.decided(pending)
-        && lead >= min_votes as f64
-        && lead / (valid + pending) >= min_agreement;
+    let success =
+        groups.decided(pending) && lead >= min_votes as f64 && e.agrees(lead / (valid + pending));
     let best = groups
         .all()
         .iter()
@@ -106,7 +105,7 @@ fn consensus_settled(groups: &Groups, pending: f64, min_votes: usize, min_agreem
         .max()
         .unwrap_or(0) as f64;
     let hopeless =
-        best + pending < min_votes as f64 || (best + pending) / (valid + pending) < min_agreement;
+        best + pending < min_votes as f64 || !e.agrees((best + pending) / (valid + pending));
     success || hopeless
 }
 
@@ -146,6 +145,7 @@ async fn decide(
         return Err(super::nothing_valid(plan, gathered.end, decision));
     };
     if gathered.end == End::Deadline {
+        decision.degrade("deadline");
         decision.fallbacks.push(format!(
             "deadline:decided_on_{}_of_{}",
             groups.answers(),
@@ -158,13 +158,14 @@ async fn decide(
     let mut winner = g.members[0];
     if mode == Mode::Consensus {
         let e = &plan.task.ensemble;
-        let reached = g.members.len() >= e.min_votes && agreement >= e.min_agreement;
+        let reached = g.members.len() >= e.min_votes && e.agrees(agreement);
         if !reached {
+            decision.degrade("no_consensus");
             match e.on_disagreement {
                 OnDisagreement::Error => {
                     return Err(PoolError::NoConsensus {
                         agreement,
-                        min_agreement: e.min_agreement,
+                        min_agreement: e.agreement_threshold(),
                         votes: g.members.len(),
                         min_votes: e.min_votes,
                         decision: Box::new(decision),

@@ -152,7 +152,7 @@ async fn play(step: Step, endpoint: Arc<str>, deadline: Instant) -> Result<Strin
                 .await
                 .is_err()
             {
-                return Err(ProviderError::Timeout { endpoint });
+                return Err(ProviderError::DeadlineExceeded { endpoint });
             }
             Ok(text)
         }
@@ -166,7 +166,7 @@ async fn play(step: Step, endpoint: Arc<str>, deadline: Instant) -> Result<Strin
         }
         Step::Hang => {
             let _ = tokio::time::sleep_until(deadline).await;
-            Err(ProviderError::Timeout { endpoint })
+            Err(ProviderError::DeadlineExceeded { endpoint })
         }
         Step::With { .. } => unreachable!("resolved in next_step"),
     }

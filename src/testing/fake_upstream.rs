@@ -34,6 +34,24 @@ pub enum Step {
     CutAfter(usize, Reply),
     /// Answer 200 with a body that is not valid for the API.
     Malformed,
+    /// Answer 200 with this content type and body, sent in pieces: each after its delay.
+    Raw {
+        content_type: &'static str,
+        pieces: Vec<(Duration, String)>,
+    },
+}
+
+impl Step {
+    /// An SSE body made of these `data:` payloads, sent at once.
+    pub fn sse(events: &[&str]) -> Self {
+        Self::Raw {
+            content_type: "text/event-stream",
+            pieces: events
+                .iter()
+                .map(|e| (Duration::ZERO, format!("data: {e}\n\n")))
+                .collect(),
+        }
+    }
 }
 
 /// A normal answer.
@@ -324,6 +342,22 @@ async fn answer(s: Shared, uri: Uri, headers: HeaderMap, body: Bytes, d: Dialect
             unreachable!("pending never resolves")
         }
         Step::Malformed => (StatusCode::OK, "{\"choices\": not json").into_response(),
+        Step::Raw {
+            content_type,
+            pieces,
+        } => {
+            let body = async_stream::stream! {
+                let _guard = guard;
+                for (delay, piece) in pieces {
+                    tokio::time::sleep(delay).await;
+                    yield Ok::<_, std::io::Error>(Bytes::from(piece));
+                }
+            };
+            Response::builder()
+                .header(http::header::CONTENT_TYPE, content_type)
+                .body(Body::from_stream(body))
+                .unwrap_or_default()
+        }
         Step::Reply(reply) => {
             tokio::time::sleep(reply.delay).await;
             if stream {

@@ -8,4 +8,4 @@ mod snapshot;
 
 pub use fake_provider::{FakeProvider, Responder, Step as ProviderStep};
 pub use fake_upstream::{FakeUpstream, Recorded, Reply, Step};
-pub use snapshot::snapshot;
+pub use snapshot::{snapshot, snapshot_with};

@@ -16,10 +16,22 @@ pub fn snapshot(
     providers: &[(&Arc<FakeProvider>, &str)],
     judge: Option<&Arc<FakeProvider>>,
 ) -> Snapshot {
+    let (judge_line, others) = match judge {
+        Some(j) => (format!("judge = \"{}\"\n", j.name()), vec![j]),
+        None => (String::new(), Vec::new()),
+    };
+    snapshot_with(&format!("{task}\n{judge_line}"), providers, &others)
+}
+
+/// Like [`snapshot`], with `others` configured as providers but not named in the task's
+/// `providers` (so `task` may name them as `fallback` or `judge`).
+pub fn snapshot_with(
+    task: &str,
+    providers: &[(&Arc<FakeProvider>, &str)],
+    others: &[&Arc<FakeProvider>],
+) -> Snapshot {
     let mut all: Vec<(&Arc<FakeProvider>, &str)> = providers.to_vec();
-    if let Some(j) = judge {
-        all.push((j, ""));
-    }
+    all.extend(others.iter().map(|p| (*p, "")));
     let mut text = String::new();
     for (p, extra) in &all {
         text.push_str(&format!(
@@ -35,9 +47,6 @@ pub fn snapshot(
         "[tasks.t]\nproviders = [{}]\n{task}\n",
         names.join(", ")
     ));
-    if let Some(j) = judge {
-        text.push_str(&format!("judge = \"{}\"\n", j.name()));
-    }
     let config = load_str(&text, Path::new(env!("CARGO_MANIFEST_DIR"))).expect("valid test config");
     let set = ProviderSet::from_providers(
         all.iter()

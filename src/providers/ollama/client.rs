@@ -50,6 +50,9 @@ impl Dialect for Ollama {
         if let Some(error) = resp.error {
             return Err(error);
         }
+        if resp.done != Some(true) {
+            return Err("the answer is not complete (`done` is not true)".into());
+        }
         let usage = usage(&resp);
         let text = resp
             .message
@@ -91,10 +94,16 @@ impl Dialect for Ollama {
     fn parse_line(&self, line: &[u8]) -> Result<LineInfo, String> {
         let resp: wire::Response = serde_json::from_slice(line).map_err(|e| e.to_string())?;
         if let Some(error) = resp.error {
-            return Err(error);
+            return Ok(LineInfo {
+                error: Some(error),
+                ..Default::default()
+            });
         }
-        let usage = resp.done.then(|| usage(&resp));
-        let finish_reason = if resp.done {
+        let Some(done) = resp.done else {
+            return Err("a stream line that is not an Ollama answer (no `done`)".into());
+        };
+        let usage = done.then(|| usage(&resp));
+        let finish_reason = if done {
             Some(resp.done_reason.unwrap_or_else(|| "stop".to_owned()))
         } else {
             None
@@ -103,7 +112,8 @@ impl Dialect for Ollama {
             delta: resp.message.map(|m| m.content).or(resp.response),
             finish_reason,
             usage,
-            end: resp.done,
+            end: done,
+            error: None,
         })
     }
 }
@@ -157,10 +167,14 @@ mod tests {
                 completion_tokens: 9
             })
         );
-        assert!(
+        assert_eq!(
             Ollama
                 .parse_line(br#"{"error":"model not found"}"#)
-                .is_err()
+                .unwrap()
+                .error
+                .as_deref(),
+            Some("model not found")
         );
+        assert!(Ollama.parse_line(br#"{"status":"pulling"}"#).is_err());
     }
 }

@@ -48,8 +48,9 @@ pub(super) struct Response {
     pub(super) message: Option<Content>,
     #[serde(default)]
     pub(super) response: Option<String>,
+    /// Present on every line of Ollama's answers; absent in a body that is not one.
     #[serde(default)]
-    pub(super) done: bool,
+    pub(super) done: Option<bool>,
     #[serde(default)]
     pub(super) done_reason: Option<String>,
     #[serde(default)]

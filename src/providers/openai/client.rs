@@ -50,8 +50,15 @@ impl Dialect for OpenAi {
 
     fn parse_complete(&self, body: &[u8]) -> Result<Parsed, String> {
         let resp: wire::Response = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        if let Some(error) = &resp.error {
+            return Err(format!(
+                "error in place of an answer: {}",
+                wire::error_message(error)
+            ));
+        }
         let choice = resp
             .choices
+            .unwrap_or_default()
             .into_iter()
             .next()
             .ok_or("no choices in the response")?;
@@ -98,11 +105,26 @@ impl Dialect for OpenAi {
             });
         }
         let chunk: wire::Response = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+        if let Some(error) = &chunk.error {
+            return Ok(LineInfo {
+                error: Some(wire::error_message(error)),
+                ..Default::default()
+            });
+        }
+        let Some(choices) = chunk.choices else {
+            if chunk.usage.is_some() {
+                return Ok(LineInfo {
+                    usage: chunk.usage.map(usage),
+                    ..Default::default()
+                });
+            }
+            return Err("a stream event that is not a completion chunk (no `choices`)".into());
+        };
         let mut info = LineInfo {
             usage: chunk.usage.map(usage),
             ..Default::default()
         };
-        if let Some(choice) = chunk.choices.into_iter().next() {
+        if let Some(choice) = choices.into_iter().next() {
             info.delta = choice.delta.and_then(|d| d.content).or(choice.text);
             info.finish_reason = choice.finish_reason;
         }
@@ -171,5 +193,20 @@ mod tests {
             LineInfo::default()
         );
         assert!(OpenAi.parse_line(b"data: {nope").is_err());
+    }
+
+    #[test]
+    fn error_events_and_foreign_bodies_are_not_answers() {
+        let e = OpenAi
+            .parse_line(br#"data: {"error": {"message": "out of memory", "code": 500}}"#)
+            .unwrap();
+        assert_eq!(e.error.as_deref(), Some("out of memory"));
+        assert!(OpenAi.parse_line(br#"data: {"status": "ok"}"#).is_err());
+        assert!(
+            OpenAi
+                .parse_complete(br#"{"error": {"message": "busy"}}"#)
+                .is_err()
+        );
+        assert!(OpenAi.parse_complete(br#"{"object": "list"}"#).is_err());
     }
 }

@@ -54,10 +54,23 @@ pub(super) struct ResponseFormat {
 pub(super) struct Response {
     #[serde(default)]
     pub(super) model: Option<String>,
+    /// Absent (not just empty) in a body that is not a completion at all.
     #[serde(default)]
-    pub(super) choices: Vec<Choice>,
+    pub(super) choices: Option<Vec<Choice>>,
     #[serde(default)]
     pub(super) usage: Option<UsageWire>,
+    /// An error reported in place of (or inside) an answer.
+    #[serde(default)]
+    pub(super) error: Option<serde_json::Value>,
+}
+
+/// The message of an `error` member: `{"message": ...}` or a bare string.
+pub(super) fn error_message(error: &serde_json::Value) -> String {
+    error
+        .get("message")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| error.as_str())
+        .map_or_else(|| error.to_string(), str::to_owned)
 }
 
 #[derive(Deserialize)]

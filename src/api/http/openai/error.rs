@@ -17,6 +17,7 @@ pub(super) fn body(e: &PoolError) -> serde_json::Value {
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::RateLimited => "rate_limit_error",
         ErrorKind::NoConsensus => "no_consensus",
+        ErrorKind::InvalidAnswer => "invalid_answer",
         ErrorKind::DeadlineExceeded => "timeout",
         ErrorKind::Unavailable | ErrorKind::Internal => "server_error",
     };

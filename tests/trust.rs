@@ -1,0 +1,518 @@
+//! No silent success: every case where the pool used to say 200/OK for an answer that was
+//! incomplete, cut by someone else's deadline or never properly attempted, and where it
+//! cached or billed such an answer. Strategy cases run on tokio's paused clock against
+//! scripted in-process providers; wire cases against scripted upstreams over real sockets.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use llm_pool::error::PoolError;
+use llm_pool::orchestrator::{self, CandidateStatus, PoolRequest};
+use llm_pool::state::Snapshot;
+use llm_pool::testing::{FakeProvider, FakeUpstream, ProviderStep, Reply, Step};
+use serde_json::json;
+
+fn request() -> PoolRequest {
+    PoolRequest {
+        task: Some("t".into()),
+        input: Some("question?".into()),
+        request_id: "r".into(),
+        ..Default::default()
+    }
+}
+
+fn fake(name: &str, ms: u64, text: &str) -> Arc<FakeProvider> {
+    FakeProvider::new(name, ProviderStep::reply_after(ms, text))
+}
+
+const LABELS: &str = "output = \"label\"\nlabels = [\"A\", \"B\", \"C\"]\n";
+
+/// Whether the answer to `request()` over `snap` would be stored in the cache.
+async fn storable(snap: &Snapshot) -> bool {
+    let plan = request().plan(snap).expect("plan");
+    let answer = orchestrator::handle(snap, request())
+        .await
+        .expect("an answer");
+    llm_pool::cache::storable(&plan, &answer)
+}
+
+// === upstream faults ===
+
+const DELTA_HEL: &str =
+    r#"{"choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"#;
+const IN_BAND_ERROR: &str = r#"{"error":{"message":"CUDA out of memory","code":500}}"#;
+
+fn chat_task(url: &str, extra: &str) -> String {
+    format!(
+        "[cache]\nenabled = true\n\n[providers.a]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{url}\"]\n{extra}\n\n[tasks.chat]\nproviders = [\"a\"]\ncache_ttl_secs = 60\n"
+    )
+}
+
+#[tokio::test]
+async fn an_error_event_inside_a_stream_is_a_failure_not_a_clean_finish() {
+    let up = FakeUpstream::start(Step::Reply(Reply::text("fine")), &["up-model"]).await;
+    let pool = start_pool(&chat_task(&up.url(), "")).await;
+    let body = json!({"model": "task:chat", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    up.push([Step::sse(&[DELTA_HEL, IN_BAND_ERROR, "[DONE]"])]);
+    let text = pool
+        .post_json("/v1/chat/completions", body.clone())
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = sse_data(&text);
+    assert!(
+        !text.contains(r#""finish_reason":"stop""#),
+        "a cut answer is not a clean finish: {text}"
+    );
+    let last: serde_json::Value = serde_json::from_str(
+        events
+            .iter()
+            .rev()
+            .find(|e| *e != "[DONE]")
+            .expect("events"),
+    )
+    .unwrap();
+    assert!(last["error"]["message"].is_string(), "{text}");
+    // Not cached: the same request goes upstream again and gets the whole answer.
+    let again: serde_json::Value = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "task:chat",
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["choices"][0]["message"]["content"], "fine");
+    assert_eq!(again["llm_pool"]["cache_hit"], false);
+    // Counted against the endpoint.
+    let health: serde_json::Value = pool.get("/health").await.json().await.unwrap();
+    assert_eq!(health["providers"][0]["endpoints"][0]["failures"], 1);
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_without_a_finish_reason_is_a_failure() {
+    let up = FakeUpstream::start(Step::Reply(Reply::text("fine")), &["up-model"]).await;
+    let pool = start_pool(&chat_task(&up.url(), "")).await;
+    up.push([Step::sse(&[DELTA_HEL, "[DONE]"])]);
+    let text = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "task:chat", "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains(r#""finish_reason":"stop""#), "{text}");
+    assert!(text.contains("without a finish reason"), "{text}");
+}
+
+#[tokio::test]
+async fn an_error_event_before_the_first_token_hands_over_to_the_next_provider() {
+    let bad = FakeUpstream::start(Step::sse(&[IN_BAND_ERROR, "[DONE]"]), &["up-model"]).await;
+    let good = FakeUpstream::start(Step::Reply(Reply::text("from b")), &["up-model"]).await;
+    let config = format!(
+        "[providers.a]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\"]\n\n\
+         [providers.b]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\"]\n\n\
+         [tasks.chat]\nproviders = [\"a\", \"b\"]\n",
+        bad.url(),
+        good.url()
+    );
+    let pool = start_pool(&config).await;
+    let text = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "task:chat", "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("from"), "{text}");
+    assert!(text.contains(r#""finish_reason":"stop""#), "{text}");
+}
+
+#[tokio::test]
+async fn a_hung_provider_hands_over_instead_of_retrying_its_only_endpoint() {
+    let hung = FakeUpstream::start(Step::Hang, &["up-model"]).await;
+    let good = FakeUpstream::start(Step::Reply(Reply::text("from b")), &["up-model"]).await;
+    let config = format!(
+        "[qos]\nhealth_check_interval_ms = 0\n[qos.retry]\nmax_attempts = 3\njitter = false\nbackoff_base_ms = 1\n\n\
+         [providers.a]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\"]\nfirst_byte_timeout_ms = 300\n\n\
+         [providers.b]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\"]\n\n\
+         [tasks.chat]\nproviders = [\"a\", \"b\"]\ndeadline_ms = 5000\n",
+        hung.url(),
+        good.url()
+    );
+    let pool = start_pool(&config).await;
+    let resp = pool
+        .post_json("/v1/query", json!({"task": "chat", "input": "x"}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["text"], "from b");
+    assert_eq!(body["decision"]["fallbacks"], json!(["failover:b"]));
+    assert_eq!(
+        hung.take_requests_count(),
+        1,
+        "no retry of the same endpoint"
+    );
+}
+
+#[tokio::test]
+async fn a_healthy_stream_may_outlive_the_first_byte_timeout() {
+    let reply = Reply::text("one two three four five six seven eight")
+        .chunk_delay(Duration::from_millis(100));
+    let up = FakeUpstream::start(Step::Reply(reply), &["up-model"]).await;
+    let pool = start_pool(&chat_task(
+        &up.url(),
+        "first_byte_timeout_ms = 300\nidle_timeout_ms = 400",
+    ))
+    .await;
+    for _ in 0..3 {
+        let text = pool
+            .post_json(
+                "/v1/chat/completions",
+                json!({"model": "a", "stream": true,
+                "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains(r#""finish_reason":"stop""#), "{text}");
+        assert!(text.contains("eight"), "{text}");
+    }
+    let health: serde_json::Value = pool.get("/health").await.json().await.unwrap();
+    let e = &health["providers"][0]["endpoints"][0];
+    assert_eq!(e["failures"], 0, "{e}");
+    assert_eq!(e["breaker"], "closed");
+
+    // A stream that goes silent for longer than the idle timeout is cut.
+    up.push([Step::Reply(
+        Reply::text("one two").chunk_delay(Duration::from_millis(1_500)),
+    )]);
+    let text = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "a", "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains(r#""finish_reason":"stop""#), "{text}");
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn no_valid_answer_is_its_own_error_not_unavailable() {
+    let (a, b) = (fake("a", 10, "no idea"), fake("b", 10, "maybe"));
+    let snap = llm_pool::testing::snapshot(
+        &format!("strategy = \"voting\"\n{LABELS}"),
+        &[(&a, ""), (&b, "")],
+        None,
+    );
+    let err = orchestrator::handle(&snap, request())
+        .await
+        .expect_err("nothing valid");
+    assert!(matches!(err, PoolError::InvalidAnswer { .. }), "{err:?}");
+    assert_eq!(err.kind().http_status(), 502);
+    assert_eq!(err.kind().as_str(), "invalid_answer");
+    assert_eq!(err.kind().grpc_code(), tonic::Code::FailedPrecondition);
+    let mut headers = http::HeaderMap::new();
+    err.http_headers(&mut headers);
+    assert_eq!(headers["x-should-retry"], "false");
+    // FASTEST too.
+    let snap = llm_pool::testing::snapshot(LABELS, &[(&a, ""), (&b, "")], None);
+    let err = orchestrator::handle(&snap, request()).await.expect_err("x");
+    assert_eq!(err.kind().as_str(), "invalid_answer", "{err:?}");
+    // An invalid answer does not touch the breaker: the fakes have none, but the real
+    // endpoint does; see `invalid_answers_leave_the_breaker_closed`.
+}
+
+#[tokio::test]
+async fn invalid_answers_leave_the_breaker_closed_and_say_why() {
+    let up = FakeUpstream::start(Step::Reply(Reply::text("POETRY")), &["up-model"]).await;
+    let config = format!(
+        "[qos]\nhealth_check_interval_ms = 0\n[qos.breaker]\nconsecutive_failures = 2\n\n{}",
+        basic_config("openai", &up.url())
+    );
+    let pool = start_pool(&config).await;
+    for _ in 0..3 {
+        let resp = pool
+            .post_json("/v1/query", json!({"task": "classify", "input": "x"}))
+            .await;
+        assert_eq!(resp.status(), 502);
+        assert_eq!(resp.headers()["x-should-retry"], "false");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_answer");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not one of the task's labels"),
+            "{body}"
+        );
+        assert!(body["error"]["decision"]["total_usage"]["total_tokens"].as_u64() > Some(0));
+    }
+    let health: serde_json::Value = pool.get("/health").await.json().await.unwrap();
+    assert_eq!(health["providers"][0]["endpoints"][0]["breaker"], "closed");
+}
+
+// === concurrency and shared state ===
+
+#[tokio::test]
+async fn a_joiner_with_a_longer_deadline_is_not_failed_by_the_leader_s() {
+    let up = FakeUpstream::start(
+        Step::Reply(Reply::text("slow answer").after(Duration::from_millis(600))),
+        &["up-model"],
+    )
+    .await;
+    let pool = start_pool(&chat_task(&up.url(), "")).await;
+    let ask = |timeout: &'static str| {
+        let req = pool
+            .client
+            .post(pool.url("/v1/query"))
+            .header("x-request-timeout", timeout)
+            .json(&json!({"task": "chat", "input": "same"}));
+        async move { req.send().await.expect("request") }
+    };
+    let (short, long) = tokio::join!(ask("200ms"), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ask("5s").await
+    });
+    assert_eq!(short.status(), 504);
+    assert_eq!(long.status(), 200);
+    let body: serde_json::Value = long.json().await.unwrap();
+    assert_eq!(body["text"], "slow answer");
+}
+
+#[tokio::test]
+async fn joiners_and_cache_hits_are_not_billed_for_the_calls_they_did_not_make() {
+    let up = FakeUpstream::start(
+        Step::Reply(Reply::text("shared answer").after(Duration::from_millis(300))),
+        &["up-model"],
+    )
+    .await;
+    let pool = start_pool(&chat_task(&up.url(), "")).await;
+    let ask = || pool.post_json("/v1/query", json!({"task": "chat", "input": "same"}));
+    let (first, second) = tokio::join!(ask(), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ask().await
+    });
+    let first: serde_json::Value = first.json().await.unwrap();
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(up.take_requests_count(), 1, "one upstream call");
+    assert!(first["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(second["usage"]["total_tokens"], 0, "{second}");
+    assert_eq!(
+        second["decision"]["total_usage"], first["decision"]["total_usage"],
+        "the original usage stays in the Decision"
+    );
+    // A cache hit reports zero upstream usage to an OpenAI client too.
+    let hit: serde_json::Value = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "task:chat",
+            "messages": [{"role": "user", "content": "same"}]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hit["llm_pool"]["cache_hit"], true, "{hit}");
+    assert_eq!(hit["usage"]["total_tokens"], 0, "{hit}");
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn fallbacks_start_only_once_every_main_call_failed() {
+    let a = FakeProvider::new("a", ProviderStep::fail_after(10, 500));
+    let b = fake("b", 500, "from b");
+    let f = fake("f", 10, "from the priced fallback");
+    let snap = llm_pool::testing::snapshot_with(
+        "fanout = 2\nfallback = [\"f\"]",
+        &[(&a, ""), (&b, "")],
+        &[&f],
+    );
+    let answer = orchestrator::handle(&snap, request())
+        .await
+        .expect("answer");
+    assert_eq!(answer.text, "from b");
+    assert_eq!(f.calls(), 0, "the fallback was not asked while b ran");
+
+    // Every main call failed: now the fallback answers (and is not cached).
+    let b = FakeProvider::new("b", ProviderStep::fail_after(20, 503));
+    let snap = llm_pool::testing::snapshot_with(
+        "fanout = 2\nfallback = [\"f\"]",
+        &[(&a, ""), (&b, "")],
+        &[&f],
+    );
+    let answer = orchestrator::handle(&snap, request())
+        .await
+        .expect("answer");
+    assert_eq!(answer.provider, "f");
+    assert_eq!(answer.decision.degraded, vec!["fallback"]);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn consensus_refuses_an_even_split_by_default() {
+    let (a, b, c, d) = (
+        fake("a", 10, "A"),
+        fake("b", 20, "A"),
+        fake("c", 30, "B"),
+        fake("d", 40, "B"),
+    );
+    let providers = [(&a, ""), (&b, ""), (&c, ""), (&d, "")];
+    let snap = llm_pool::testing::snapshot(
+        &format!("strategy = \"consensus\"\nn = 4\n{LABELS}"),
+        &providers,
+        None,
+    );
+    let err = orchestrator::handle(&snap, request())
+        .await
+        .expect_err("2–2 is no consensus");
+    assert!(matches!(err, PoolError::NoConsensus { .. }), "{err:?}");
+    // A strict majority passes.
+    let d = fake("d", 40, "A");
+    let providers = [(&a, ""), (&b, ""), (&c, ""), (&d, "")];
+    let snap = llm_pool::testing::snapshot(
+        &format!("strategy = \"consensus\"\nn = 4\nearly_stop = false\n{LABELS}"),
+        &providers,
+        None,
+    );
+    assert_eq!(
+        orchestrator::handle(&snap, request())
+            .await
+            .expect("3 of 4")
+            .text,
+        "A"
+    );
+    // An explicit `min_agreement = 0.5` means "at least half".
+    let d = fake("d", 40, "B");
+    let providers = [(&a, ""), (&b, ""), (&c, ""), (&d, "")];
+    let snap = llm_pool::testing::snapshot(
+        &format!("strategy = \"consensus\"\nn = 4\nmin_agreement = 0.5\n{LABELS}"),
+        &providers,
+        None,
+    );
+    assert!(orchestrator::handle(&snap, request()).await.is_ok());
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn only_complete_normal_answers_are_cacheable_per_strategy() {
+    let ttl = "cache_ttl_secs = 60\ndeadline_ms = 1000\n";
+    // FASTEST: a normal answer is; a fallback's is not.
+    let a = fake("a", 10, "A");
+    let snap = llm_pool::testing::snapshot(&format!("{ttl}{LABELS}"), &[(&a, "")], None);
+    assert!(storable(&snap).await);
+
+    // VOTING decided at the deadline on fewer answers than asked for.
+    let h = FakeProvider::new("h", ProviderStep::Hang);
+    let (a, b) = (fake("a", 10, "A"), fake("b", 20, "A"));
+    let snap = llm_pool::testing::snapshot(
+        &format!("{ttl}strategy = \"voting\"\nearly_stop = false\n{LABELS}"),
+        &[(&a, ""), (&b, ""), (&h, "")],
+        None,
+    );
+    assert!(!storable(&snap).await);
+
+    // VOTING where one member failed.
+    let x = FakeProvider::new("x", ProviderStep::fail_after(5, 500));
+    let snap = llm_pool::testing::snapshot(
+        &format!("{ttl}strategy = \"voting\"\nearly_stop = false\n{LABELS}"),
+        &[(&a, ""), (&b, ""), (&x, "")],
+        None,
+    );
+    assert!(!storable(&snap).await);
+
+    // VOTING over repeated samples: not without `cache_sampled`.
+    let snap = llm_pool::testing::snapshot(
+        &format!("{ttl}strategy = \"voting\"\nn = 3\n{LABELS}"),
+        &[(&a, "")],
+        None,
+    );
+    assert!(!storable(&snap).await);
+    let snap = llm_pool::testing::snapshot(
+        &format!("{ttl}strategy = \"voting\"\nn = 3\ncache_sampled = true\n{LABELS}"),
+        &[(&a, "")],
+        None,
+    );
+    assert!(storable(&snap).await);
+
+    // JUDGE decided on a gathering the deadline cut short.
+    let judge = fake(
+        "j",
+        10,
+        r#"{"winner": 1, "scores": {"1": 9, "2": 3}, "rationale": "r"}"#,
+    );
+    let (a, b) = (fake("a", 10, "A"), fake("b", 20, "B"));
+    let snap = llm_pool::testing::snapshot(
+        &format!("{ttl}strategy = \"judge\"\n{LABELS}"),
+        &[(&a, ""), (&b, ""), (&h, "")],
+        Some(&judge),
+    );
+    assert!(!storable(&snap).await);
+    let snap = llm_pool::testing::snapshot(
+        &format!("{ttl}strategy = \"judge\"\n{LABELS}"),
+        &[(&a, ""), (&b, "")],
+        Some(&judge),
+    );
+    assert!(storable(&snap).await);
+
+    // CASCADE with no tier accepted (the samples of every tier disagree).
+    let flip = FakeProvider::new("flip", ProviderStep::reply_after(10, "A"));
+    flip.push(ProviderStep::reply_after(10, "A"));
+    flip.push(ProviderStep::reply_after(10, "B"));
+    let snap = llm_pool::testing::snapshot(
+        &format!("{ttl}strategy = \"cascade\"\ncache_sampled = true\n{LABELS}"),
+        &[(&flip, "")],
+        None,
+    );
+    let plan = request().plan(&snap).unwrap();
+    let answer = orchestrator::handle(&snap, request())
+        .await
+        .expect("answer");
+    assert_eq!(answer.decision.degraded, vec!["no_tier_accepted"]);
+    assert!(!llm_pool::cache::storable(&plan, &answer));
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_caller_s_short_deadline_does_not_lower_a_provider_s_reliability() {
+    let slow = fake("slow", 2_000, "A");
+    let snap = llm_pool::testing::snapshot(
+        &format!("strategy = \"weighted\"\n{LABELS}"),
+        &[(&slow, "")],
+        None,
+    );
+    for _ in 0..5 {
+        let req = PoolRequest {
+            timeout: Some(Duration::from_millis(100)),
+            ..request()
+        };
+        let err = orchestrator::handle(&snap, req).await.expect_err("cut");
+        assert!(matches!(err, PoolError::DeadlineExceeded { .. }));
+    }
+    assert_eq!(snap.reliability.get("slow"), 1.0);
+    // FASTEST too.
+    let snap = llm_pool::testing::snapshot(LABELS, &[(&slow, "")], None);
+    let req = PoolRequest {
+        timeout: Some(Duration::from_millis(100)),
+        ..request()
+    };
+    let _ = orchestrator::handle(&snap, req).await;
+    assert_eq!(snap.reliability.get("slow"), 1.0);
+    let d = orchestrator::handle(&snap, request())
+        .await
+        .expect("in time");
+    assert_eq!(d.decision.candidates[0].status, CandidateStatus::Ok);
+}
