@@ -9,6 +9,8 @@ pub enum ErrorKind {
     InvalidArgument,
     NotFound,
     PayloadTooLarge,
+    /// The request body stalled past the body timeout.
+    RequestTimeout,
     Unauthenticated,
     PermissionDenied,
     RateLimited,
@@ -27,6 +29,7 @@ impl ErrorKind {
             Self::InvalidArgument => S::BAD_REQUEST,
             Self::NotFound => S::NOT_FOUND,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => S::REQUEST_TIMEOUT,
             Self::Unauthenticated => S::UNAUTHORIZED,
             Self::PermissionDenied => S::FORBIDDEN,
             Self::RateLimited => S::TOO_MANY_REQUESTS,
@@ -50,7 +53,7 @@ impl ErrorKind {
             // "Do not retry until the system is fixed": the same request gets the same
             // invalid answers, so clients must not retry it as they retry UNAVAILABLE.
             Self::InvalidAnswer => C::FailedPrecondition,
-            Self::DeadlineExceeded => C::DeadlineExceeded,
+            Self::DeadlineExceeded | Self::RequestTimeout => C::DeadlineExceeded,
             Self::Unavailable => C::Unavailable,
             Self::Internal => C::Internal,
         }
@@ -62,6 +65,7 @@ impl ErrorKind {
             Self::InvalidArgument => "invalid_argument",
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::Unauthenticated => "unauthenticated",
             Self::PermissionDenied => "permission_denied",
             Self::RateLimited => "rate_limited",
@@ -89,6 +93,9 @@ pub enum PoolError {
     CacheMiss,
     #[error("request body too large (limit {limit} bytes)")]
     BodyTooLarge { limit: usize },
+    /// The body stopped arriving for longer than the body timeout.
+    #[error("the request body stalled; send it without pauses")]
+    BodyTimeout,
     /// The deadline passed before an answer was ready.
     #[error("deadline exceeded after {elapsed_ms} ms")]
     DeadlineExceeded {
@@ -158,6 +165,7 @@ impl PoolError {
             Self::NoConsensus { .. } => ErrorKind::NoConsensus,
             Self::UnknownTask(_) | Self::UnknownModel(_) | Self::CacheMiss => ErrorKind::NotFound,
             Self::BodyTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            Self::BodyTimeout => ErrorKind::RequestTimeout,
             Self::DeadlineExceeded { .. } => ErrorKind::DeadlineExceeded,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::InvalidAnswer { .. } => ErrorKind::InvalidAnswer,

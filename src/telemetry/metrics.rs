@@ -12,6 +12,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub const REQUESTS: &str = "llm_pool_requests_total";
 pub const REQUEST_SECONDS: &str = "llm_pool_request_duration_seconds";
 pub const IN_FLIGHT: &str = "llm_pool_in_flight_requests";
+pub const REQUESTS_CANCELLED: &str = "llm_pool_requests_cancelled_total";
 pub const UPSTREAM_CALLS: &str = "llm_pool_upstream_calls_total";
 pub const UPSTREAM_SECONDS: &str = "llm_pool_upstream_duration_seconds";
 pub const UPSTREAM_TTFT_SECONDS: &str = "llm_pool_upstream_time_to_first_token_seconds";
@@ -95,6 +96,10 @@ fn describe() {
         "Request latency, by route template."
     );
     describe_gauge!(IN_FLIGHT, "Requests being answered now.");
+    describe_counter!(
+        REQUESTS_CANCELLED,
+        "Requests whose caller went away before the answer, by route template."
+    );
     describe_counter!(
         UPSTREAM_CALLS,
         "Upstream calls, by provider, endpoint and outcome."

@@ -23,6 +23,8 @@ pub fn init(format: LogFormat, tracing: &TracingConfig) -> Option<otel::Guard> {
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            // Colour only on a terminal: a file or a pipe gets plain text.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_filter(filter)
             .boxed(),
     };

@@ -98,10 +98,56 @@ pub(crate) fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     })
 }
 
+/// The type URL of the Decision packed into error details.
+pub const DECISION_TYPE_URL: &str = "type.googleapis.com/llmpool.v1.Decision";
+
+/// The error as a gRPC status. Its details (`grpc-status-details-bin`, a `google.rpc.Status`)
+/// carry a standard `google.rpc.RetryInfo` when the caller should wait (rate limits, as
+/// DESIGN.md says), and the Decision (`llmpool.v1.Decision`) with every candidate when one
+/// was made (no consensus, invalid answers, unavailable, deadline).
 pub(crate) fn status(e: PoolError) -> Status {
+    use prost::Message as _;
     let code: Code = e.kind().grpc_code();
-    let mut status = Status::new(code, e.to_string());
+    let message = e.to_string();
+    let mut details = Vec::new();
     if let Some(secs) = e.retry_after_secs() {
+        let info = tonic_types::pb::RetryInfo {
+            retry_delay: Some(prost_types::Duration {
+                seconds: i64::try_from(secs).unwrap_or(i64::MAX),
+                nanos: 0,
+            }),
+        };
+        details.push(prost_types::Any {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".to_owned(),
+            value: info.encode_to_vec(),
+        });
+    }
+    let retry_after = e.retry_after_secs();
+    let decision_pb = match e {
+        PoolError::NoConsensus { decision, .. } => Some(to_decision(*decision)),
+        PoolError::DeadlineExceeded { decision, .. }
+        | PoolError::Unavailable { decision, .. }
+        | PoolError::InvalidAnswer { decision, .. }
+        | PoolError::Rejected { decision, .. } => decision.map(|d| to_decision(*d)),
+        _ => None,
+    };
+    if let Some(d) = decision_pb {
+        details.push(prost_types::Any {
+            type_url: DECISION_TYPE_URL.to_owned(),
+            value: d.encode_to_vec(),
+        });
+    }
+    let mut status = if details.is_empty() {
+        Status::new(code, message)
+    } else {
+        let rich = tonic_types::pb::Status {
+            code: code as i32,
+            message: message.clone(),
+            details,
+        };
+        Status::with_details(code, message, rich.encode_to_vec().into())
+    };
+    if let Some(secs) = retry_after {
         status
             .metadata_mut()
             .insert("retry-after", tonic::metadata::MetadataValue::from(secs));
@@ -123,8 +169,27 @@ fn strategy(name: &str) -> i32 {
 }
 
 pub(super) fn answer(a: Answer) -> pb::Answer {
-    let d = a.decision;
-    let decision = pb::Decision {
+    let decision = to_decision(a.decision);
+    pb::Answer {
+        text: a.text,
+        provider: a.provider,
+        model: a.model,
+        usage: Some(pb::Usage {
+            prompt_tokens: a.usage.prompt_tokens,
+            completion_tokens: a.usage.completion_tokens,
+            total_tokens: a.usage.total_tokens,
+        }),
+        latency_ms: a.latency_ms,
+        cache_hit: a.cache_hit,
+        decision: Some(decision),
+        finish_reason: a.finish_reason.unwrap_or_default(),
+        task: a.task.unwrap_or_default(),
+        request_id: a.request_id,
+    }
+}
+
+fn to_decision(d: crate::orchestrator::Decision) -> pb::Decision {
+    pb::Decision {
         strategy: strategy(&d.strategy),
         candidates: d
             .candidates
@@ -191,22 +256,6 @@ pub(super) fn answer(a: Answer) -> pb::Answer {
             completion_tokens: d.total_usage.completion_tokens,
             total_tokens: d.total_usage.total_tokens,
         }),
-    };
-    pb::Answer {
-        text: a.text,
-        provider: a.provider,
-        model: a.model,
-        usage: Some(pb::Usage {
-            prompt_tokens: a.usage.prompt_tokens,
-            completion_tokens: a.usage.completion_tokens,
-            total_tokens: a.usage.total_tokens,
-        }),
-        latency_ms: a.latency_ms,
-        cache_hit: a.cache_hit,
-        decision: Some(decision),
-        finish_reason: a.finish_reason.unwrap_or_default(),
-        task: a.task.unwrap_or_default(),
-        request_id: a.request_id,
     }
 }
 

@@ -23,6 +23,7 @@ pub mod pb {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/llmpool_descriptor.bin"));
 
+pub use convert::DECISION_TYPE_URL;
 pub(crate) use convert::status;
 pub use service::GrpcService;
 
@@ -33,6 +34,18 @@ pub async fn routes(state: AppState) -> Result<Routes, tonic_reflection::server:
     reporter
         .set_serving::<pb::llm_pool_server::LlmPoolServer<GrpcService>>()
         .await;
+    // `grpc.health.v1` turns NOT_SERVING as soon as draining begins, so clients with
+    // connections still open (and health-checking load balancers) stop sending.
+    let shutdown = state.shutdown.clone();
+    state.tasks.spawn(async move {
+        shutdown.cancelled().await;
+        reporter
+            .set_not_serving::<pb::llm_pool_server::LlmPoolServer<GrpcService>>()
+            .await;
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+    });
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -109,8 +109,17 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
                     .collect(),
             })
             .collect();
+        // As `/health`: degraded while the config file on disk is rejected, not serving
+        // once draining.
+        let overall = if !self.state.is_ready() {
+            "NOT_SERVING"
+        } else if status.last_error.is_some() {
+            "DEGRADED"
+        } else {
+            "SERVING"
+        };
         Ok(Response::new(pb::HealthResponse {
-            status: "SERVING".to_owned(),
+            status: overall.to_owned(),
             providers,
             config_version: status.version,
             config_error: status.last_error.unwrap_or_default(),

@@ -31,6 +31,8 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
     let body = body.map_err(|rejection| {
         if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
             PoolError::BodyTooLarge { limit: limit.bytes }
+        } else if stalled(&rejection) {
+            PoolError::BodyTimeout
         } else {
             PoolError::invalid("body", rejection.body_text())
         }
@@ -51,11 +53,32 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
         ));
     }
     let de = &mut serde_json::Deserializer::from_slice(&body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "body".to_owned() } else { path };
         PoolError::invalid(field, e.into_inner().to_string())
-    })
+    })?;
+    // One JSON value and nothing after it but whitespace: `{...}garbage` is not accepted
+    // as `{...}`.
+    de.end().map_err(|e| {
+        PoolError::invalid(
+            "body",
+            format!("trailing characters after the JSON value: {e}"),
+        )
+    })?;
+    Ok(value)
+}
+
+/// Whether reading the body failed because it stalled (the body timeout layer cut it).
+fn stalled(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The offset where `json` first nests deeper than `max` arrays/objects, if it does. One

@@ -17,14 +17,42 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         // Only route templates from the router: a bounded set, safe as labels.
         .map_or("unmatched", |p| static_route(p.as_str()));
-    let t0 = Instant::now();
-    gauge!(m::IN_FLIGHT).increment(1.0);
+    let mut tracked = InFlight::start(route);
     let resp = next.run(req).await;
-    gauge!(m::IN_FLIGHT).decrement(1.0);
+    tracked.answered = true;
     let status = resp.status().as_u16().to_string();
     counter!(m::REQUESTS, "route" => route, "status" => status).increment(1);
-    histogram!(m::REQUEST_SECONDS, "route" => route).record(t0.elapsed().as_secs_f64());
+    histogram!(m::REQUEST_SECONDS, "route" => route).record(tracked.t0.elapsed().as_secs_f64());
     resp
+}
+
+/// One request in flight: the gauge goes back down when this is dropped, also when the
+/// caller disconnects and the handler's future is dropped mid-`.await`; such a request is
+/// counted as cancelled.
+struct InFlight {
+    route: &'static str,
+    t0: Instant,
+    answered: bool,
+}
+
+impl InFlight {
+    fn start(route: &'static str) -> Self {
+        gauge!(m::IN_FLIGHT).increment(1.0);
+        Self {
+            route,
+            t0: Instant::now(),
+            answered: false,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(m::IN_FLIGHT).decrement(1.0);
+        if !self.answered {
+            counter!(m::REQUESTS_CANCELLED, "route" => self.route).increment(1);
+        }
+    }
 }
 
 /// Route templates as `&'static str`: matched against the router's fixed list.

@@ -152,7 +152,17 @@ pub fn router(state: AppState) -> Router {
                 // <- outer: every response, errors included, carries the request id.
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-                .layer(TraceLayer::new_for_http())
+                // Failures are logged once, by the orchestrator's line per request: a 5xx
+                // an upstream caused is not an ERROR of the pool.
+                .layer(TraceLayer::new_for_http().on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ))
+                // A declared length over the limit is refused before the body is read (and
+                // before `100 Continue` invites the client to send it).
+                .layer(axum::middleware::from_fn_with_state(
+                    max_body,
+                    refuse_declared_oversize,
+                ))
                 // Bodies over the limit are refused while being read (413).
                 .layer(DefaultBodyLimit::max(max_body))
                 // <- inner: a body that pauses longer than this is cut (slow-loris on bodies).
@@ -161,6 +171,24 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .with_state(state)
+}
+
+/// 413 at once for a request whose `Content-Length` exceeds the body limit.
+async fn refuse_declared_oversize(
+    axum::extract::State(max): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        let path = req.uri().path().to_owned();
+        return error_for_path(&path, crate::error::PoolError::BodyTooLarge { limit: max });
+    }
+    next.run(req).await
 }
 
 /// An error answered before any handler ran (auth), in the shape of the route's protocol.

@@ -10,9 +10,10 @@ pub(crate) struct OpenAiError(pub(crate) PoolError);
 pub(super) fn body(e: &PoolError) -> serde_json::Value {
     let kind = e.kind();
     let error_type = match kind {
-        ErrorKind::InvalidArgument | ErrorKind::NotFound | ErrorKind::PayloadTooLarge => {
-            "invalid_request_error"
-        }
+        ErrorKind::InvalidArgument
+        | ErrorKind::NotFound
+        | ErrorKind::PayloadTooLarge
+        | ErrorKind::RequestTimeout => "invalid_request_error",
         ErrorKind::Unauthenticated => "authentication_error",
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::RateLimited => "rate_limit_error",
