@@ -292,6 +292,41 @@ async fn api_keys_by_bearer_or_header() {
     assert_eq!(r.status(), 401, "a prefix of a key is not the key");
     let r = query_with(&pool, &[], CHAT).await;
     assert_eq!(r.status(), 401);
+    // Two credentials must both check out and agree.
+    let r = query_with(
+        &pool,
+        &[
+            ("authorization", bearer(ALICE)),
+            ("x-api-key", "wrong".to_owned()),
+        ],
+        CHAT,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        401,
+        "a valid bearer does not vouch for a wrong key"
+    );
+    let r = query_with(
+        &pool,
+        &[
+            ("authorization", bearer(ALICE)),
+            ("x-api-key", OPS.to_owned()),
+        ],
+        CHAT,
+    )
+    .await;
+    assert_eq!(r.status(), 401, "credentials of two tenants");
+    let r = query_with(
+        &pool,
+        &[
+            ("authorization", bearer(ALICE)),
+            ("x-api-key", ALICE.to_owned()),
+        ],
+        CHAT,
+    )
+    .await;
+    assert_eq!(r.status(), 200, "the same tenant twice");
 }
 
 fn signed(secret: &str, ts: u64, body: &str) -> Vec<(&'static str, String)> {
@@ -440,6 +475,15 @@ async fn json_web_tokens() {
         401,
         "unknown tenant"
     );
+    for claim in ["iss", "aud"] {
+        let mut without = claims("alice", exp);
+        without.as_object_mut().expect("object").remove(claim);
+        assert_eq!(
+            status(jwt(Algorithm::HS256, None, &without)).await,
+            401,
+            "{claim} required when configured"
+        );
+    }
     let mut no_tenant = claims("alice", exp);
     no_tenant.as_object_mut().expect("object").remove("tenant");
     assert_eq!(status(jwt(Algorithm::HS256, None, &no_tenant)).await, 401);

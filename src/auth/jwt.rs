@@ -49,7 +49,16 @@ pub(super) fn verify(cfg: &JwtConfig, token: &str) -> Result<Arc<str>, PoolError
     let mut v = Validation::new(header.alg);
     v.leeway = cfg.leeway.as_secs();
     v.validate_nbf = true;
-    v.set_required_spec_claims(&["exp"]);
+    // A configured issuer or audience must be present in the token, not merely match
+    // when present.
+    let mut required = vec!["exp"];
+    if cfg.issuer.is_some() {
+        required.push("iss");
+    }
+    if !cfg.audience.is_empty() {
+        required.push("aud");
+    }
+    v.set_required_spec_claims(&required);
     if let Some(iss) = &cfg.issuer {
         v.set_issuer(&[iss]);
     }

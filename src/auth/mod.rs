@@ -171,17 +171,29 @@ impl Authenticator {
         req: &Presented<'_>,
     ) -> Result<Option<Arc<Tenant>>, PoolError> {
         let auth = config.auth();
-        let tenant_name = if Presented::is_signed(req.headers) {
-            Some(self.hmac(config, req).await?)
-        } else if let Some(token) = bearer(req.headers) {
-            match &auth.jwt {
-                Some(jwt) if jwt::looks_like_jwt(token) => Some(jwt::verify(jwt, token)?),
-                _ => Some(api_key(config, token)?),
+        // Every credential presented must check out and name the same tenant: a valid
+        // bearer token does not vouch for a wrong `x-api-key` beside it.
+        let mut names: Vec<Arc<str>> = Vec::with_capacity(1);
+        if Presented::is_signed(req.headers) {
+            names.push(self.hmac(config, req).await?);
+        }
+        if let Some(token) = bearer(req.headers) {
+            names.push(match &auth.jwt {
+                Some(jwt) if jwt::looks_like_jwt(token) => jwt::verify(jwt, token)?,
+                _ => api_key(config, token)?,
+            });
+        }
+        if let Some(key) = header(req.headers, API_KEY) {
+            names.push(api_key(config, key)?);
+        }
+        let tenant_name = match names.split_first() {
+            None => None,
+            Some((first, rest)) if rest.iter().all(|n| n == first) => Some(Arc::clone(first)),
+            Some(_) => {
+                return Err(PoolError::Unauthenticated(
+                    "the request carries credentials of different tenants".into(),
+                ));
             }
-        } else if let Some(key) = header(req.headers, API_KEY) {
-            Some(api_key(config, key)?)
-        } else {
-            None
         };
         let tenant =
             match tenant_name {
