@@ -112,7 +112,7 @@ async fn a_stream_that_ends_without_a_finish_reason_is_a_failure() {
         .await
         .unwrap();
     assert!(!text.contains(r#""finish_reason":"stop""#), "{text}");
-    assert!(text.contains("without a finish reason"), "{text}");
+    assert!(text.contains("broke off"), "{text}");
 }
 
 #[tokio::test]
@@ -515,4 +515,55 @@ async fn a_caller_s_short_deadline_does_not_lower_a_provider_s_reliability() {
         .await
         .expect("in time");
     assert_eq!(d.decision.candidates[0].status, CandidateStatus::Ok);
+}
+
+// === tenants and accounting ===
+
+#[tokio::test]
+async fn answers_and_errors_name_no_upstream_url_and_no_upstream_body() {
+    let up = FakeUpstream::start(
+        Step::Status(500, "stack trace at /srv/internal, key sk-secret".into()),
+        &["up-model"],
+    )
+    .await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let host = up.url().trim_start_matches("http://").to_owned();
+    for (path, body) in [
+        ("/v1/query", json!({"task": "chat", "input": "x"})),
+        (
+            "/v1/chat/completions",
+            json!({"model": "task:chat", "messages": [{"role": "user", "content": "x"}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "task:chat", "stream": false,
+            "messages": [{"role": "user", "content": "x"}]}),
+        ),
+    ] {
+        let text = pool.post_json(path, body).await.text().await.unwrap();
+        assert!(!text.contains(&host), "{path}: {text}");
+        assert!(!text.contains("sk-secret"), "{path}: {text}");
+        assert!(
+            text.contains("500"),
+            "{path} still says what happened: {text}"
+        );
+    }
+    up.set_default(Step::Reply(Reply::text("fine")));
+    let resp = pool
+        .post_json("/v1/query", json!({"task": "chat", "input": "y"}))
+        .await;
+    let decision = resp.headers()["x-llm-pool-decision"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let text = resp.text().await.unwrap();
+    assert!(!text.contains(&host), "{text}");
+    assert!(!decision.contains(&host), "{decision}");
+    assert!(
+        text.contains("up#0"),
+        "the endpoint is named by position: {text}"
+    );
+    // Operators still see the URL and the upstream's words on /health.
+    let health = pool.get("/health").await.text().await.unwrap();
+    assert!(health.contains(&host));
 }

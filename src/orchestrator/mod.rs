@@ -298,7 +298,8 @@ async fn stream_plan(
                     } else {
                         CandidateStatus::Error
                     };
-                    c.error = Some(e.to_string());
+                    tracing::debug!(provider = %provider_name, error = %e, "Stream broke.");
+                    c.error = Some(e.public_reason());
                     let decision = Some(Box::new(decision));
                     let error = if past_deadline {
                         PoolError::DeadlineExceeded {
@@ -306,7 +307,7 @@ async fn stream_plan(
                             decision,
                         }
                     } else {
-                        PoolError::Unavailable { summary: format!("{provider_name}: {e}"), decision }
+                        PoolError::Unavailable { summary: format!("{provider_name}: {}", e.public_reason()), decision }
                     };
                     log_outcome(plan.who(), started, Err(&error));
                     // Billed for what was streamed (the upstream reported no usage).

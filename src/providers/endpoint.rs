@@ -41,6 +41,8 @@ const CHECK_MODEL_MISSING: u8 = 3;
 
 pub(crate) struct Endpoint {
     pub(crate) url: Arc<str>,
+    /// `provider#index`: how the Decision names the endpoint (callers do not see URLs).
+    label: Arc<str>,
     slots: Arc<Semaphore>,
     limit: usize,
     calls: AtomicU64,
@@ -94,9 +96,11 @@ impl EndpointSet {
         let endpoints = config
             .endpoints
             .iter()
-            .map(|u| {
+            .enumerate()
+            .map(|(i, u)| {
                 Arc::new(Endpoint {
                     url: Arc::from(u.as_str()),
+                    label: Arc::from(format!("{}#{i}", config.name)),
                     slots: Arc::new(Semaphore::new(limit)),
                     limit,
                     calls: AtomicU64::new(0),
@@ -337,6 +341,11 @@ impl EndpointGuard {
 
     pub(crate) fn url(&self) -> &Arc<str> {
         &self.endpoint.url
+    }
+
+    /// The endpoint as callers may see it named (`provider#index`).
+    pub(crate) fn label(&self) -> &Arc<str> {
+        &self.endpoint.label
     }
 
     /// Records the outcome of the call made through this slot. Endpoint failures (connect

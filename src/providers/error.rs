@@ -79,6 +79,32 @@ impl ProviderError {
         }
     }
 
+    /// What went wrong, in words a tenant may read: no upstream URL and no upstream body
+    /// (those can name internal hosts, keys or other callers' data). The full error, with
+    /// both, goes to the logs and to `/health` for operators.
+    pub fn public_reason(&self) -> String {
+        match self {
+            Self::Connect { .. } => "could not connect to the model server".to_owned(),
+            Self::Timeout { .. } => "the model server did not answer in time".to_owned(),
+            Self::DeadlineExceeded { .. } => "the request's deadline passed".to_owned(),
+            // A refusal is about the caller's own request ("context length exceeded"):
+            // its reason is theirs to read, cut short.
+            Self::Status {
+                status, message, ..
+            } if self.is_refusal() => {
+                let reason: String = message.chars().take(200).collect();
+                format!("the model server refused the request ({status}): {reason}")
+            }
+            Self::Status { status, .. } => format!("the model server answered {status}"),
+            Self::Decode { .. } => "the model server's answer was malformed".to_owned(),
+            Self::InBand { .. } => {
+                "the model server reported an error inside its answer".to_owned()
+            }
+            Self::Broken { .. } => "the model server's answer broke off".to_owned(),
+            Self::NoEndpoint { provider, reason } => format!("provider {provider}: {reason}"),
+        }
+    }
+
     /// A short, low-cardinality label for metrics and the Decision.
     pub fn metric_label(&self) -> &'static str {
         match self {

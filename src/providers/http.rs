@@ -345,6 +345,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
             let t0 = Instant::now();
             let (guard, resp, until) = inner.send(&req, false, deadline).await?;
             let endpoint = Arc::clone(guard.url());
+            let label = Arc::clone(guard.label());
             let result =
                 match tokio::time::timeout_at(until, read_bounded(resp, MAX_BODY)).await {
                     Err(_) => Err(expired(&endpoint, until, deadline)),
@@ -373,7 +374,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
                 model: parsed.model.unwrap_or_else(|| inner.config.model.clone()),
                 usage: parsed.usage,
                 finish_reason: parsed.finish_reason,
-                endpoint,
+                endpoint: label,
             })
         }
         .boxed()
@@ -388,7 +389,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
         async move {
             let t0 = Instant::now();
             let (guard, resp, until) = inner.send(&req, true, deadline).await?;
-            let endpoint = Arc::clone(guard.url());
+            let endpoint = Arc::clone(guard.label());
             let model = inner.config.model.clone();
             let events = events(inner, guard, resp, until, deadline, t0);
             Ok(StartedStream {

@@ -110,7 +110,7 @@ pub struct Completion {
     pub model: String,
     pub usage: Usage,
     pub finish_reason: Option<String>,
-    /// The endpoint that answered.
+    /// The endpoint that answered, as callers may see it (`provider#index`, not its URL).
     pub endpoint: Arc<str>,
 }
 

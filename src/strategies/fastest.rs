@@ -243,7 +243,8 @@ where
                         } else {
                             CandidateStatus::Error
                         };
-                        c.error = Some(e.to_string());
+                        tracing::debug!(provider = %c.provider, error = %e, "Upstream call failed.");
+                        c.error = Some(e.public_reason());
                     }
                 }
                 // The next main provider takes over at once; a fallback (often priced) only

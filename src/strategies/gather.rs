@@ -177,7 +177,8 @@ pub async fn gather(
                 } else {
                     CandidateStatus::Error
                 };
-                c.error = Some(e.to_string());
+                tracing::debug!(provider = %c.provider, error = %e, "Upstream call failed.");
+                c.error = Some(e.public_reason());
                 None
             }
         };

@@ -155,7 +155,7 @@ pub async fn pick(plan: &Plan, decision: &mut Decision, candidates: &[usize]) ->
                 decision.add_usage(c.usage);
                 parse(&c.text, order.len())
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.public_reason()),
         };
         match verdict {
             Ok(v) => {
