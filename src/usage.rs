@@ -22,6 +22,8 @@ use crate::telemetry::metrics as m;
 
 /// The tenant of requests made without credentials.
 pub const ANONYMOUS: &str = "anonymous";
+/// The `tenant` label of usage metrics summed over tenants (see `[usage] tenant_metrics`).
+pub const ALL_TENANTS: &str = "*";
 
 /// Counters of one tenant at one provider.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -67,6 +69,8 @@ pub struct Ledger {
     reference: f64,
     /// [`ANONYMOUS`], allocated once.
     anonymous: Arc<str>,
+    /// [`ALL_TENANTS`], allocated once.
+    all_tenants: Arc<str>,
 }
 
 impl Ledger {
@@ -85,18 +89,19 @@ impl Ledger {
             redis,
             reference: cfg.reference_cost_per_1k_tokens,
             anonymous: Arc::from(ANONYMOUS),
+            all_tenants: Arc::from(ALL_TENANTS),
         }
     }
 
     /// Adds what `answer` cost to `tenant`.
     pub fn record(&self, config: &Config, tenant: Option<&Arc<str>>, answer: &Answer) {
-        self.record_rows(tenant, rows(config, self.reference, answer));
+        self.record_rows(config, tenant, rows(config, self.reference, answer));
     }
 
     /// Adds what the calls of a request that did not produce an answer (it failed, or its
     /// caller went away) spent.
     pub fn record_spent(&self, config: &Config, tenant: Option<&Arc<str>>, decision: &Decision) {
-        self.record_rows(tenant, spent_rows(config, self.reference, decision));
+        self.record_rows(config, tenant, spent_rows(config, self.reference, decision));
     }
 
     /// Adds the tokens of one call that ended without a usage report (a stream cut off,
@@ -114,17 +119,33 @@ impl Ledger {
             .get(provider)
             .map_or(0.0, |p| p.cost_per_1k_tokens);
         let row = tokens_row(prompt, completion, price, self.reference);
-        self.record_rows(tenant, vec![(provider.to_owned(), row)]);
+        self.record_rows(config, tenant, vec![(provider.to_owned(), row)]);
     }
 
-    fn record_rows(&self, tenant: Option<&Arc<str>>, rows: Vec<(String, Counters)>) {
+    fn record_rows(
+        &self,
+        config: &Config,
+        tenant: Option<&Arc<str>>,
+        rows: Vec<(String, Counters)>,
+    ) {
         let tenant: Arc<str> = Arc::clone(tenant.unwrap_or(&self.anonymous));
         if rows.is_empty() {
             return;
         }
+        // What each tenant spends is labelled only where `/metrics` is not open to all.
+        let by_tenant = config.usage().tenant_metrics.unwrap_or_else(|| {
+            config
+                .auth()
+                .required(crate::config::security::RouteGroup::Operations, "/metrics")
+        });
+        let shown: Arc<str> = if by_tenant {
+            Arc::clone(&tenant)
+        } else {
+            Arc::clone(&self.all_tenants)
+        };
         for (provider, c) in &rows {
             let labels = [
-                ("tenant", metrics::SharedString::from(Arc::clone(&tenant))),
+                ("tenant", metrics::SharedString::from(Arc::clone(&shown))),
                 ("provider", metrics::SharedString::from(provider.clone())),
             ];
             metrics::counter!(m::TENANT_TOKENS, &labels)

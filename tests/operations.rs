@@ -130,14 +130,22 @@ async fn usage_and_cost_per_tenant_and_provider() {
         .expect("request");
     assert_eq!(r.status(), 403);
 
+    // `/metrics` is open here (operations routes need no credentials): what each tenant
+    // spends is not shown there, only the sum over tenants.
     let metrics = pool.get("/metrics").await.text().await.expect("metrics");
+    let tenant_lines: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("llm_pool_tenant_tokens_total"))
+        .collect();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("llm_pool_tenant_tokens_total")
-                && l.contains("tenant=\"alice\"")
-                && l.ends_with(" 16")),
-        "per-tenant tokens are exported"
+        tenant_lines
+            .iter()
+            .any(|l| l.contains("tenant=\"*\"") && l.contains("provider=\"up\"")),
+        "{tenant_lines:?}"
+    );
+    assert!(
+        !metrics.contains("tenant=\"alice\"") && !metrics.contains("tenant=\"bob\""),
+        "no tenant's spend on an open /metrics"
     );
 }
 
@@ -276,4 +284,36 @@ async fn a_registry_outage_never_blocks_serving() {
     registry.serve_on(listener).await;
     let calls = registry.wait_for(1).await;
     assert_eq!(calls[0].2["id"], "pool-a");
+}
+
+#[tokio::test]
+async fn usage_metrics_are_per_tenant_only_when_asked_for() {
+    let up = fake("hello").await;
+    let key_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"carol-key"));
+    let config = format!(
+        "[auth]\ninference = true\nadmin = false\n\n[usage]\ntenant_metrics = true\n\n\
+         [tenants.carol]\napi_key_sha256 = [\"{key_sha}\"]\n\n{}",
+        basic_config("openai", &up.url())
+    );
+    let pool = start_pool(&config).await;
+    for input in ["one", "two"] {
+        let r = pool
+            .client
+            .post(pool.url("/v1/query"))
+            .header("x-api-key", "carol-key")
+            .json(&json!({"task": "chat", "input": input}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let metrics = pool.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("llm_pool_tenant_tokens_total")
+                && l.contains("tenant=\"carol\"")
+                && l.ends_with(" 16")),
+        "per-tenant tokens are exported when asked for"
+    );
 }

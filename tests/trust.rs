@@ -567,3 +567,35 @@ async fn answers_and_errors_name_no_upstream_url_and_no_upstream_body() {
     let health = pool.get("/health").await.text().await.unwrap();
     assert!(health.contains(&host));
 }
+
+#[tokio::test]
+async fn changing_strategy_or_n_is_a_tenant_s_right() {
+    let up = FakeUpstream::start(Step::Reply(Reply::text("fine")), &["up-model"]).await;
+    let sha = |k: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(k));
+    let config = format!(
+        "[auth]\ninference = true\nadmin = false\n\n\
+         [tenants.plain]\napi_key_sha256 = [\"{}\"]\n\n\
+         [tenants.power]\napi_key_sha256 = [\"{}\"]\nmay_override = true\n\n{}",
+        sha(b"plain-key"),
+        sha(b"power-key"),
+        basic_config("openai", &up.url())
+    );
+    let pool = start_pool(&config).await;
+    let ask = |key: &'static str| {
+        pool.client
+            .post(pool.url("/v1/query"))
+            .header("x-api-key", key)
+            .json(&json!({"task": "chat", "input": "x", "strategy": "voting", "n": 3}))
+            .send()
+    };
+    let plain: serde_json::Value = ask("plain-key").await.unwrap().json().await.unwrap();
+    assert_eq!(plain["decision"]["strategy"], "fastest", "{plain}");
+    assert_eq!(
+        plain["decision"]["fallbacks"],
+        json!(["override_refused:strategy", "override_refused:n"])
+    );
+    assert_eq!(up.take_requests_count(), 1, "one call, not three");
+    let power: serde_json::Value = ask("power-key").await.unwrap().json().await.unwrap();
+    assert_eq!(power["decision"]["strategy"], "voting", "{power}");
+    assert_eq!(up.take_requests_count(), 3);
+}

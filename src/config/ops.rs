@@ -19,6 +19,12 @@ pub struct RawUsage {
     pub key_prefix: String,
     /// Time allowed per Redis call, in milliseconds.
     pub redis_timeout_ms: u64,
+    /// Label the usage metrics (`llm_pool_tenant_*`, `llm_pool_cost*`) by tenant. Unset: only
+    /// when `/metrics` itself requires credentials (`[auth] operations = true`), so that
+    /// what each tenant spends is not readable by anyone who can reach `/metrics`. Without
+    /// the label the metrics are summed over tenants; `/v1/usage` (admin) always has them
+    /// per tenant.
+    pub tenant_metrics: Option<bool>,
 }
 
 impl Default for RawUsage {
@@ -28,6 +34,7 @@ impl Default for RawUsage {
             redis_url: None,
             key_prefix: "llm-pool:usage:".to_owned(),
             redis_timeout_ms: 50,
+            tenant_metrics: None,
         }
     }
 }
@@ -88,6 +95,8 @@ pub struct RawTracing {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageConfig {
     pub reference_cost_per_1k_tokens: f64,
+    /// `None`: label by tenant only when `/metrics` requires credentials.
+    pub tenant_metrics: Option<bool>,
     pub redis_url: Option<String>,
     pub key_prefix: String,
     pub redis_timeout: std::time::Duration,
@@ -142,6 +151,7 @@ pub(super) fn check_usage(err: &mut dyn FnMut(String, String), u: &RawUsage) -> 
     }
     UsageConfig {
         reference_cost_per_1k_tokens: u.reference_cost_per_1k_tokens,
+        tenant_metrics: u.tenant_metrics,
         redis_url: u.redis_url.clone(),
         key_prefix: u.key_prefix.clone(),
         redis_timeout: std::time::Duration::from_millis(u.redis_timeout_ms),

@@ -115,6 +115,12 @@ pub struct RawTenant {
     pub tokens_per_minute: u64,
     /// Requests in flight at once; 0 = no limit.
     pub max_concurrent: u32,
+    /// May choose another `strategy` or `n` per request (within the task's
+    /// `allow_override` and `max_n`). Off by default: one request asking for `voting, n:
+    /// 10` would make ten calls, possibly to priced providers. Without the right, a
+    /// request's `strategy` and `n` that differ from the task's are ignored and the
+    /// Decision says so (`override_refused:strategy`, `override_refused:n`).
+    pub may_override: bool,
 }
 
 impl Default for RawTenant {
@@ -130,6 +136,7 @@ impl Default for RawTenant {
             requests_per_minute: 0,
             tokens_per_minute: 0,
             max_concurrent: 0,
+            may_override: false,
         }
     }
 }
@@ -262,6 +269,8 @@ pub struct Tenant {
     pub requests_per_minute: u32,
     pub tokens_per_minute: u64,
     pub max_concurrent: u32,
+    /// May choose the strategy and `n` per request.
+    pub may_override: bool,
 }
 
 impl Tenant {
@@ -406,6 +415,7 @@ pub(super) fn check(
                 requests_per_minute: t.requests_per_minute,
                 tokens_per_minute: t.tokens_per_minute,
                 max_concurrent: t.max_concurrent,
+                may_override: t.may_override,
             }),
         );
     }

@@ -88,6 +88,8 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         StrategyKind::Judge => ensemble(judge::run(plan).await?),
         StrategyKind::Cascade => ensemble(cascade::run(plan).await?),
     };
+    let mut decision = decision;
+    note_refused_overrides(plan, &mut decision);
     if let Some(a) = decision.agreement {
         metrics::histogram!(crate::telemetry::metrics::AGREEMENT, "strategy" => decision.strategy.to_string())
             .record(a);
@@ -112,6 +114,13 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         task: plan.task_name.clone(),
         request_id: plan.request_id.clone(),
     })
+}
+
+/// Says in the Decision which of the caller's overrides were ignored.
+fn note_refused_overrides(plan: &Plan, decision: &mut Decision) {
+    for r in &plan.refused_overrides {
+        decision.fallbacks.push(format!("override_refused:{r}"));
+    }
 }
 
 fn ensemble(o: Outcome) -> (Completion, String, String, Decision) {
@@ -235,6 +244,7 @@ async fn stream_plan(
     } = won;
     let fastest::FirstEvent { stream, first } = value;
     decision.candidates[candidate].status = CandidateStatus::Running;
+    note_refused_overrides(&plan, &mut decision);
     let started = plan.started;
     let deadline = plan.deadline;
     let task = plan.task_name.clone();

@@ -97,6 +97,8 @@ pub struct Plan {
     pub cache: CacheMode,
     /// The caller, for rate limits and logs.
     pub tenant: Option<Arc<crate::config::security::Tenant>>,
+    /// `strategy` / `n` the caller asked for but has no right to change (ignored).
+    pub refused_overrides: Vec<&'static str>,
 }
 
 /// Most `stop` sequences accepted (OpenAI allows 4; llama.cpp more).
@@ -125,6 +127,23 @@ impl PoolRequest {
             authorise(t, task_name.as_deref(), &task)?;
         }
         let e = &task.ensemble;
+        // A tenant may restate the task's own settings; changing them is a right.
+        let mut refused_overrides = Vec::new();
+        if let Some(t) = &self.tenant
+            && !t.may_override
+        {
+            if self
+                .strategy
+                .is_some_and(|s| StrategyKind::from(s) != task.strategy)
+            {
+                refused_overrides.push("strategy");
+                self.strategy = None;
+            }
+            if self.n.is_some_and(|n| n as usize != e.n) {
+                refused_overrides.push("n");
+                self.n = None;
+            }
+        }
         if !e.allow_override && (self.strategy.is_some() || self.n.is_some()) {
             return Err(PoolError::invalid(
                 "strategy",
@@ -190,6 +209,7 @@ impl PoolRequest {
         };
         let timeout = self.timeout.unwrap_or(task.deadline).min(task.max_deadline);
         Ok(Plan {
+            refused_overrides,
             strategy,
             providers,
             fallback_from,
@@ -407,7 +427,21 @@ impl Plan {
                 .params
                 .max_tokens
                 .map_or(UNBOUNDED_COMPLETION_ESTIMATE, u64::from);
-        let calls = self.n.max(1) as u64 + u64::from(self.judge.is_some());
+        let e = &self.task.ensemble;
+        let judge = u64::from(self.judge.is_some());
+        let calls = match self.strategy {
+            // Every tier may be asked, twice when its samples must agree, and judged.
+            StrategyKind::Cascade => {
+                let samples = if e.accept == crate::config::raw::AcceptRule::Agree {
+                    2
+                } else {
+                    1
+                };
+                self.fallback_from as u64 * (samples + judge)
+            }
+            StrategyKind::Fastest => self.task.fanout.max(1) as u64,
+            _ => self.n.max(1) as u64 + judge,
+        };
         per_call * calls
     }
 

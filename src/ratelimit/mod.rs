@@ -310,6 +310,7 @@ mod tests {
             requests_per_minute: rpm,
             tokens_per_minute: tpm,
             max_concurrent: conc,
+            may_override: false,
         })
     }
 
