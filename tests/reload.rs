@@ -177,3 +177,83 @@ async fn follows_a_configmap_style_symlink_swap() {
     );
     assert!(running.shutdown(Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn editing_weight_or_qos_keeps_breakers_latency_and_one_concurrency_limit() {
+    let up =
+        llm_pool::testing::FakeUpstream::start(Step::Status(500, "down".into()), &["up-model"])
+            .await;
+    let provider = |weight: f64, qos: &str| {
+        format!(
+            "[qos]\nhealth_check_interval_ms = 0\n[qos.breaker]\nconsecutive_failures = 2\ncooldown_ms = 60000\nmax_cooldown_ms = 60000\n{qos}\n\
+             [providers.up]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\"]\nmax_concurrency = 1\nweight = {weight}\n\n\
+             [tasks.chat]\nproviders = [\"up\"]\n",
+            up.url()
+        )
+    };
+    let pool = start_pool(&provider(1.0, "")).await;
+    let mut rx = pool.state().config.subscribe();
+    for _ in 0..2 {
+        pool.post_json("/v1/query", json!({"task": "chat", "input": "x"}))
+            .await;
+    }
+    let health: serde_json::Value = pool.get("/health").await.json().await.unwrap();
+    assert_eq!(health["providers"][0]["endpoints"][0]["breaker"], "open");
+
+    // A new weight and a [qos] retry setting: the open breaker stays open.
+    replace(
+        &pool.config_path(),
+        &with_server(&provider(3.0, "[qos.retry]\nmax_attempts = 1\n")),
+    );
+    let status = next_status(&mut rx).await;
+    assert_eq!(status.last_error, None);
+    let health: serde_json::Value = pool.get("/health").await.json().await.unwrap();
+    let e = &health["providers"][0]["endpoints"][0];
+    assert_eq!(e["breaker"], "open", "{e}");
+    assert_eq!(e["trips"], 1);
+    assert_eq!(e["calls"], 2);
+    let resp = pool
+        .post_json("/v1/query", json!({"task": "chat", "input": "x"}))
+        .await;
+    assert_eq!(resp.status(), 503, "still failing fast");
+    assert_eq!(
+        up.take_requests_count(),
+        2,
+        "no call went to the open endpoint"
+    );
+}
+
+#[tokio::test]
+async fn a_reload_does_not_double_the_concurrency_limit() {
+    let up = fake("x").await;
+    up.set_default(Step::Reply(
+        Reply::text("slow").after(Duration::from_millis(300)),
+    ));
+    let config = |weight: f64| {
+        format!(
+            "[providers.up]\nkind = \"openai\"\nmodel = \"up-model\"\nendpoints = [\"{}\"]\nmax_concurrency = 1\nweight = {weight}\n\n[tasks.chat]\nproviders = [\"up\"]\n",
+            up.url()
+        )
+    };
+    let pool = start_pool(&config(1.0)).await;
+    let mut rx = pool.state().config.subscribe();
+    let ask = |input: &'static str| {
+        let req = pool
+            .client
+            .post(pool.url("/v1/query"))
+            .json(&json!({"task": "chat", "input": input}));
+        async move { req.send().await.expect("request").status().as_u16() }
+    };
+    // One call in flight on the old snapshot ...
+    let first = tokio::spawn(ask("a"));
+    while up.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // ... a reload that changes only the weight ...
+    replace(&pool.config_path(), &with_server(&config(2.0)));
+    next_status(&mut rx).await;
+    // ... and two more calls on the new snapshot: one slot for all of them.
+    let (b, c) = tokio::join!(ask("b"), ask("c"));
+    assert_eq!((first.await.unwrap(), b, c), (200, 200, 200));
+    assert_eq!(up.max_in_flight(), 1, "never two at once upstream");
+}

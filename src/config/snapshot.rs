@@ -159,7 +159,7 @@ pub struct ProviderConfig {
     pub api_key_env: Option<String>,
     pub api_key: Option<SecretString>,
     pub capabilities: Vec<String>,
-    /// `[qos]`: part of the provider's config so that a change rebuilds it.
+    /// `[qos]`: part of the provider's config (a change reconfigures it, keeping endpoint state).
     pub qos: Arc<crate::qos::QosConfig>,
 }
 

@@ -3,7 +3,7 @@
 //! circuit breaker per endpoint, and the results of active health checks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -44,7 +44,11 @@ pub(crate) struct Endpoint {
     /// `provider#index`: how the Decision names the endpoint (callers do not see URLs).
     label: Arc<str>,
     slots: Arc<Semaphore>,
-    limit: usize,
+    /// The concurrency limit (`max_concurrency`); a reload may change it.
+    limit: AtomicUsize,
+    /// Slots a lowered limit still has to take back: held by calls in flight, they are
+    /// forgotten instead of returned when those calls end.
+    excess: AtomicUsize,
     calls: AtomicU64,
     failures: AtomicU64,
     seen: AtomicBool,
@@ -84,33 +88,40 @@ pub(crate) struct EndpointGuard {
     /// The breaker's epoch when the call was admitted.
     epoch: u64,
     recorded: AtomicBool,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 // === impl EndpointSet ===
 
 impl EndpointSet {
     pub fn new(config: &ProviderConfig) -> Self {
-        let limit = config.max_concurrency as usize;
-        let now = Instant::now();
         let endpoints = config
             .endpoints
             .iter()
             .enumerate()
-            .map(|(i, u)| {
-                Arc::new(Endpoint {
-                    url: Arc::from(u.as_str()),
-                    label: Arc::from(format!("{}#{i}", config.name)),
-                    slots: Arc::new(Semaphore::new(limit)),
-                    limit,
-                    calls: AtomicU64::new(0),
-                    failures: AtomicU64::new(0),
-                    seen: AtomicBool::new(false),
-                    check: AtomicU8::new(CHECK_UNKNOWN),
-                    breaker: Mutex::new(Breaker::new(config.qos.breaker.clone(), now)),
-                    details: Mutex::new(Details::default()),
-                })
-            })
+            .map(|(i, u)| Endpoint::new(config, i, u.as_str()))
+            .collect();
+        Self { endpoints }
+    }
+
+    /// The endpoints of `config`, keeping the state of those whose URL was already here:
+    /// their breaker (under the new settings), counters, health, and concurrency slots
+    /// resized to the new limit, so calls in flight on the old snapshot and calls on the
+    /// new one share one limit.
+    pub(crate) fn reconfigured(&self, config: &ProviderConfig) -> Self {
+        let endpoints = config
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(
+                |(i, u)| match self.endpoints.iter().find(|e| &*e.url == u.as_str()) {
+                    Some(e) => {
+                        e.reconfigure(config);
+                        Arc::clone(e)
+                    }
+                    None => Endpoint::new(config, i, u.as_str()),
+                },
+            )
             .collect();
         Self { endpoints }
     }
@@ -298,8 +309,48 @@ fn same_model(listed: &str, wanted: &str) -> bool {
 // === impl Endpoint ===
 
 impl Endpoint {
+    fn new(config: &ProviderConfig, index: usize, url: &str) -> Arc<Self> {
+        let limit = config.max_concurrency as usize;
+        Arc::new(Self {
+            url: Arc::from(url),
+            label: Arc::from(format!("{}#{index}", config.name)),
+            slots: Arc::new(Semaphore::new(limit)),
+            limit: AtomicUsize::new(limit),
+            excess: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            seen: AtomicBool::new(false),
+            check: AtomicU8::new(CHECK_UNKNOWN),
+            breaker: Mutex::new(Breaker::new(config.qos.breaker.clone(), Instant::now())),
+            details: Mutex::new(Details::default()),
+        })
+    }
+
+    /// Applies a reloaded provider's limit and breaker settings to this endpoint's state.
+    fn reconfigure(&self, config: &ProviderConfig) {
+        let new = config.max_concurrency as usize;
+        let old = self.limit.swap(new, Ordering::SeqCst);
+        if new > old {
+            // Cancel what a lowered limit still had to take back, then add slots.
+            let grow = new - old;
+            let owed = self
+                .excess
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |x| {
+                    Some(x - x.min(grow))
+                })
+                .unwrap_or(0);
+            self.slots.add_permits(grow - owed.min(grow));
+        } else if new < old {
+            let shrink = old - new;
+            let taken = self.slots.forget_permits(shrink);
+            self.excess.fetch_add(shrink - taken, Ordering::SeqCst);
+        }
+        self.breaker.lock().set_config(config.qos.breaker.clone());
+    }
+
     fn outstanding(&self) -> usize {
-        self.limit.saturating_sub(self.slots.available_permits())
+        (self.limit.load(Ordering::Relaxed) + self.excess.load(Ordering::Relaxed))
+            .saturating_sub(self.slots.available_permits())
     }
 
     fn routable(&self) -> bool {
@@ -335,7 +386,7 @@ impl EndpointGuard {
             probe,
             epoch,
             recorded: AtomicBool::new(false),
-            _permit: permit,
+            permit: Some(permit),
         }
     }
 
@@ -388,5 +439,59 @@ impl Drop for EndpointGuard {
         if self.probe && !self.recorded.load(Ordering::Relaxed) {
             self.endpoint.breaker.lock().release_probe();
         }
+        // A lowered limit takes this slot back instead of freeing it.
+        if let Some(permit) = self.permit.take()
+            && self
+                .endpoint
+                .excess
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |x| x.checked_sub(1))
+                .is_ok()
+        {
+            permit.forget();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_concurrency: u32) -> Arc<ProviderConfig> {
+        let text = format!(
+            "[providers.p]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"http://127.0.0.1:9\"]\nmax_concurrency = {max_concurrency}\n\n[tasks.t]\nproviders = [\"p\"]\n"
+        );
+        let c = crate::config::load_str(&text, std::path::Path::new(".")).expect("config");
+        Arc::clone(&c.providers()["p"])
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_lowered_limit_takes_its_slots_back_as_calls_end() {
+        let set = EndpointSet::new(&config(3));
+        let far = Instant::now() + std::time::Duration::from_secs(1);
+        let a = set.acquire(None, far).await.expect("a");
+        let b = set.acquire(None, far).await.expect("b");
+        // 3 → 1 while two calls run: one free slot goes at once, one is owed.
+        let set = set.reconfigured(&config(1));
+        let e = &set.endpoints[0];
+        assert_eq!(e.outstanding(), 2);
+        assert!(
+            set.acquire(None, Instant::now()).await.is_err(),
+            "over the new limit"
+        );
+        drop(a);
+        assert_eq!(e.outstanding(), 1, "the owed slot was taken back");
+        assert!(set.acquire(None, Instant::now()).await.is_err());
+        drop(b);
+        let c = set
+            .acquire(None, Instant::now())
+            .await
+            .expect("one slot again");
+        assert_eq!(e.outstanding(), 1);
+        drop(c);
+        // 1 → 2: one more slot.
+        let set = set.reconfigured(&config(2));
+        let _x = set.acquire(None, far).await.expect("x");
+        let _y = set.acquire(None, far).await.expect("y");
+        assert!(set.acquire(None, Instant::now()).await.is_err());
     }
 }

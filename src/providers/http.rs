@@ -30,7 +30,7 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// An upstream API: how to phrase a request and read its answer.
-pub(crate) trait Dialect: Send + Sync + 'static {
+pub(crate) trait Dialect: Send + Sync + Clone + 'static {
     /// Path (below the endpoint's base URL) for this prompt.
     fn path(&self, prompt: &Prompt) -> &'static str;
     /// The JSON body.
@@ -77,44 +77,100 @@ struct Inner<D> {
     endpoints: EndpointSet,
     client: reqwest::Client,
     dialect: D,
-    retry_budget: Budget,
-    hedge_budget: Budget,
+    retry_budget: Arc<Budget>,
+    hedge_budget: Arc<Budget>,
     /// Whole-answer latency of successful calls.
-    latency: LatencyWindow,
+    latency: Arc<LatencyWindow>,
     /// Time to the first streamed event.
-    ttft: LatencyWindow,
+    ttft: Arc<LatencyWindow>,
+}
+
+fn client(config: &ProviderConfig) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(config.max_concurrency as usize)
+        .tcp_nodelay(true)
+        .user_agent(concat!("llm-pool/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+fn retry_budget(config: &ProviderConfig) -> Arc<Budget> {
+    let retry = &config.qos.retry;
+    Arc::new(Budget::new(retry.budget_percent, retry.budget_min_per_sec))
+}
+
+fn hedge_budget(config: &ProviderConfig) -> Arc<Budget> {
+    Arc::new(Budget::new(
+        config.qos.hedge_budget_percent,
+        config.qos.hedge_budget_min_per_sec,
+    ))
 }
 
 impl<D: Dialect> HttpProvider<D> {
     pub(crate) fn new(config: Arc<ProviderConfig>, dialect: D) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(config.max_concurrency as usize)
-            .tcp_nodelay(true)
-            .user_agent(concat!("llm-pool/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        let endpoints = EndpointSet::new(&config);
-        let retry = &config.qos.retry;
-        let retry_budget = Budget::new(retry.budget_percent, retry.budget_min_per_sec);
-        let hedge_budget = Budget::new(
-            config.qos.hedge_budget_percent,
-            config.qos.hedge_budget_min_per_sec,
-        );
         Self {
             inner: Arc::new(Inner {
                 label: Arc::from(config.name.as_str()),
-                config,
-                endpoints,
-                client,
+                endpoints: EndpointSet::new(&config),
+                client: client(&config),
                 dialect,
-                retry_budget,
-                hedge_budget,
-                latency: LatencyWindow::default(),
-                ttft: LatencyWindow::default(),
+                retry_budget: retry_budget(&config),
+                hedge_budget: hedge_budget(&config),
+                latency: Arc::default(),
+                ttft: Arc::default(),
+                config,
             }),
         }
+    }
+
+    /// This provider under a changed `config` that still names the same model on the same
+    /// kind of server: the endpoints whose URL stayed keep their breakers, load, health and
+    /// concurrency slots (resized to the new limit), and the provider keeps its latency
+    /// windows and budgets unless their settings changed. `None` when the model, kind or
+    /// key changed (then nothing the old state says applies).
+    fn reconfigured(&self, config: Arc<ProviderConfig>) -> Option<Self> {
+        use secrecy::ExposeSecret;
+        let old = &self.inner;
+        let key = |c: &ProviderConfig| c.api_key.as_ref().map(|k| k.expose_secret().to_owned());
+        if old.config.kind != config.kind
+            || old.config.model != config.model
+            || key(&old.config) != key(&config)
+        {
+            return None;
+        }
+        let same_client = old.config.connect_timeout == config.connect_timeout
+            && old.config.max_concurrency == config.max_concurrency;
+        let same_retry = old.config.qos.retry.budget_percent == config.qos.retry.budget_percent
+            && old.config.qos.retry.budget_min_per_sec == config.qos.retry.budget_min_per_sec;
+        let same_hedge = old.config.qos.hedge_budget_percent == config.qos.hedge_budget_percent
+            && old.config.qos.hedge_budget_min_per_sec == config.qos.hedge_budget_min_per_sec;
+        Some(Self {
+            inner: Arc::new(Inner {
+                label: Arc::clone(&old.label),
+                endpoints: old.endpoints.reconfigured(&config),
+                client: if same_client {
+                    old.client.clone()
+                } else {
+                    client(&config)
+                },
+                dialect: old.dialect.clone(),
+                retry_budget: if same_retry {
+                    Arc::clone(&old.retry_budget)
+                } else {
+                    retry_budget(&config)
+                },
+                hedge_budget: if same_hedge {
+                    Arc::clone(&old.hedge_budget)
+                } else {
+                    hedge_budget(&config)
+                },
+                latency: Arc::clone(&old.latency),
+                ttft: Arc::clone(&old.ttft),
+                config,
+            }),
+        })
     }
 }
 
@@ -424,6 +480,11 @@ impl<D: Dialect> Provider for HttpProvider<D> {
     fn check_health(&self) -> BoxFuture<'static, ()> {
         let inner = Arc::clone(&self.inner);
         async move { inner.check_health().await }.boxed()
+    }
+
+    fn reconfigure(&self, config: Arc<ProviderConfig>) -> Option<Arc<dyn Provider>> {
+        self.reconfigured(config)
+            .map(|p| Arc::new(p) as Arc<dyn Provider>)
     }
 }
 

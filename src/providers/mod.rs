@@ -176,4 +176,12 @@ pub trait Provider: Send + Sync + 'static {
     fn check_health(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+    /// This provider under a changed configuration, keeping the runtime state that still
+    /// applies (see `HttpProvider::reconfigured`); `None` to build it anew.
+    fn reconfigure(
+        &self,
+        _config: Arc<crate::config::ProviderConfig>,
+    ) -> Option<Arc<dyn Provider>> {
+        None
+    }
 }

@@ -1,6 +1,7 @@
 //! The set of live providers of one snapshot. Building a new set reuses the provider objects
 //! (and so their connections, load counters and health) of providers whose configuration a
-//! reload did not change.
+//! reload did not change, and the endpoint state (breakers, latency windows, concurrency
+//! slots) of providers whose endpoints, kind and model stayed the same.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,10 +29,16 @@ impl ProviderSet {
             .providers()
             .iter()
             .map(|(name, pc)| {
-                let kept = previous
-                    .and_then(|p| p.entries.get(name))
-                    .filter(|e| *e.config == **pc)
-                    .map(|e| Arc::clone(&e.provider));
+                // Unchanged: the same object. Changed but the same model on the same kind
+                // of server (a new weight, cost, capabilities, limits or `[qos]`): a new
+                // object over the same endpoint state. Otherwise: built anew.
+                let kept = previous.and_then(|p| p.entries.get(name)).and_then(|e| {
+                    if *e.config == **pc {
+                        Some(Arc::clone(&e.provider))
+                    } else {
+                        e.provider.reconfigure(Arc::clone(pc))
+                    }
+                });
                 let provider = kept.unwrap_or_else(|| build_one(Arc::clone(pc)));
                 (
                     name.clone(),

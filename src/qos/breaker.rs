@@ -115,6 +115,12 @@ impl Breaker {
         }
     }
 
+    /// New settings from a config reload; the state (open or closed, the window, the
+    /// cool-down streak, trips) is kept.
+    pub fn set_config(&mut self, config: BreakerConfig) {
+        self.config = config;
+    }
+
     /// The current epoch: give it back with the outcome of a call admitted now.
     pub fn epoch(&self) -> u64 {
         self.epoch

@@ -12,7 +12,8 @@ pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use latency::LatencyWindow;
 pub use retry::{Budget, RetryConfig};
 
-/// `[qos]`, checked. Part of every provider's configuration, so a change rebuilds them.
+/// `[qos]`, checked. Part of every provider's configuration; a change keeps endpoint state
+/// (see `providers::registry`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QosConfig {
     pub breaker: BreakerConfig,

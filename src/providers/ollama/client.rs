@@ -5,6 +5,7 @@ use crate::providers::http::{Dialect, LineInfo, Parsed};
 use crate::providers::{Prompt, ProviderRequest, Usage};
 
 /// Ollama's native API.
+#[derive(Clone, Copy)]
 pub(crate) struct Ollama;
 
 impl Dialect for Ollama {

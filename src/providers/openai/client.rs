@@ -5,6 +5,7 @@ use crate::providers::http::{Dialect, LineInfo, Parsed};
 use crate::providers::{Prompt, ProviderRequest, Usage};
 
 /// OpenAI's chat and text completion API.
+#[derive(Clone, Copy)]
 pub(crate) struct OpenAi;
 
 impl Dialect for OpenAi {
