@@ -599,3 +599,151 @@ async fn changing_strategy_or_n_is_a_tenant_s_right() {
     assert_eq!(power["decision"]["strategy"], "voting", "{power}");
     assert_eq!(up.take_requests_count(), 3);
 }
+
+#[tokio::test]
+async fn a_caller_s_short_deadline_does_not_trip_a_healthy_endpoint_s_breaker() {
+    let up = FakeUpstream::start(
+        Step::Reply(Reply::text("slow").after(Duration::from_millis(400))),
+        &["up-model"],
+    )
+    .await;
+    let config = format!(
+        "[qos]\nhealth_check_interval_ms = 0\n[qos.breaker]\nconsecutive_failures = 2\n\n{}",
+        basic_config("openai", &up.url())
+    );
+    let pool = start_pool(&config).await;
+    for _ in 0..4 {
+        let r = pool
+            .client
+            .post(pool.url("/v1/query"))
+            .header("x-request-timeout", "100ms")
+            .json(&json!({"task": "chat", "input": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 504);
+    }
+    let health: serde_json::Value = pool.get("/health").await.json().await.unwrap();
+    let e = &health["providers"][0]["endpoints"][0];
+    assert_eq!(e["breaker"], "closed", "{e}");
+    assert_eq!(e["failures"], 0, "{e}");
+    let r = pool
+        .post_json("/v1/query", json!({"task": "chat", "input": "x"}))
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn an_ollama_error_line_inside_a_stream_is_a_failure() {
+    let up = FakeUpstream::start(Step::Reply(Reply::text("fine")), &["up-model"]).await;
+    let pool = start_pool(&basic_config("ollama", &up.url())).await;
+    up.push([Step::Raw {
+        content_type: "application/x-ndjson",
+        pieces: vec![
+            (
+                Duration::ZERO,
+                "{\"model\":\"up-model\",\"message\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"done\":false}\n".into(),
+            ),
+            (Duration::ZERO, "{\"error\":\"model runner crashed\"}\n".into()),
+        ],
+    }]);
+    let text = pool
+        .post_json(
+            "/api/chat",
+            json!({"model": "task:chat",
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines = ndjson(&text);
+    assert!(lines.last().unwrap().get("error").is_some(), "{text}");
+    assert!(!lines.iter().any(|l| l["done"] == true), "{text}");
+}
+
+const ADMIN_KEY: &str = "admin-usage-key";
+const USER_KEY: &str = "user-usage-key";
+
+fn tenants_config(url: &str, extra: &str) -> String {
+    let sha = |k: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(k.as_bytes()));
+    format!(
+        "[auth]\ninference = true\nadmin = true\n\n\
+         [tenants.ops]\napi_key_sha256 = [\"{}\"]\nadmin = true\n\n\
+         [tenants.user]\napi_key_sha256 = [\"{}\"]\n\n{extra}\n{}",
+        sha(ADMIN_KEY),
+        sha(USER_KEY),
+        basic_config("openai", url)
+    )
+}
+
+/// The user tenant's usage at provider `up`, as `/v1/usage` reports it.
+async fn user_usage(pool: &Pool) -> serde_json::Value {
+    let r = pool
+        .client
+        .get(pool.url("/v1/usage?tenant=user"))
+        .header("x-api-key", ADMIN_KEY)
+        .send()
+        .await
+        .expect("GET /v1/usage");
+    let body: serde_json::Value = r.json().await.expect("usage JSON");
+    body["tenants"]["user"]["providers"]["up"].clone()
+}
+
+#[tokio::test]
+async fn a_failed_request_s_spent_tokens_are_counted() {
+    let up = FakeUpstream::start(Step::Reply(Reply::text("POETRY")), &["up-model"]).await;
+    let pool = start_pool(&tenants_config(&up.url(), "")).await;
+    let r = pool
+        .client
+        .post(pool.url("/v1/query"))
+        .header("x-api-key", USER_KEY)
+        .json(&json!({"task": "classify", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let usage = user_usage(&pool).await;
+    assert_eq!(usage["calls"], 1, "{usage}");
+    assert_eq!(usage["completion_tokens"], 1, "{usage}");
+}
+
+#[tokio::test]
+async fn an_abandoned_stream_settles_the_tokens_it_generated() {
+    let reply = Reply::text("one two three four five six seven eight nine ten")
+        .chunk_delay(Duration::from_millis(100));
+    let up = FakeUpstream::start(Step::Reply(reply), &["up-model"]).await;
+    let pool = start_pool(&tenants_config(&up.url(), "")).await;
+    let mut resp = pool
+        .client
+        .post(pool.url("/v1/chat/completions"))
+        .header("authorization", format!("Bearer {USER_KEY}"))
+        .json(&json!({"model": "task:chat", "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    // Read until a few pieces of text arrived, then go away.
+    let mut seen = String::new();
+    while seen.matches("\"content\"").count() < 3 {
+        let chunk = resp.chunk().await.unwrap().expect("more of the stream");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(resp);
+    let settled = tokio::time::timeout(WAIT, async {
+        loop {
+            let usage = user_usage(&pool).await;
+            if usage["calls"] == 1 {
+                return usage;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the abandoned stream was settled");
+    let completion = settled["completion_tokens"].as_u64().unwrap();
+    assert!(
+        (2..10).contains(&completion),
+        "billed what was streamed, not nothing and not the whole answer: {settled}"
+    );
+}
