@@ -268,8 +268,8 @@ async fn grpc_health_says_degraded_and_not_serving_while_draining() {
 }
 
 #[tokio::test]
-async fn logs_to_a_pipe_carry_no_colour_codes() {
-    let up = fake("hi").await;
+async fn logs_to_a_pipe_carry_no_colour_codes_and_upstream_5xx_are_no_errors() {
+    let up = FakeUpstream::start(Step::Status(500, "down".into()), &["up-model"]).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("prompts")).unwrap();
     std::fs::write(
@@ -301,9 +301,38 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
         }
     })
     .await;
+    // A request an upstream fails: one INFO line from the orchestrator, no ERROR.
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let addr = text
+        .split("http_addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the HTTP address in the log")
+        .to_owned();
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/query"))
+        .json(&json!({"task": "chat", "input": "x"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 503);
+    let _ = tokio::time::timeout(WAIT, async {
+        while !String::from_utf8_lossy(&seen).contains("Request failed.") {
+            match stderr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
     let _ = child.kill().await;
     let text = String::from_utf8_lossy(&seen);
     assert!(text.contains("istening"), "{text}");
+    assert!(text.contains("Request failed."), "{text}");
+    assert!(
+        !text.contains("ERROR"),
+        "an upstream 5xx logged as an ERROR: {text}"
+    );
     assert!(
         !text.contains('\u{1b}'),
         "ANSI codes in piped logs: {text:?}"
