@@ -1,7 +1,7 @@
 //! The one mapping from what went wrong to gRPC codes and HTTP statuses (shared/DESIGN.md,
 //! "Errors"). Wire shapes live with each API; this file decides only the kind.
 
-use crate::orchestrator::Decision;
+use crate::types::Decision;
 
 /// The class of a failure, as callers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crate::cache::Cache;
 use crate::config::raw::{OutputKind, StrategyKind};
 use crate::config::{Config, ConfigStore, TaskConfig};
 use crate::providers::ProviderSet;
-use crate::strategies::Reliability;
+use crate::providers::Reliability;
 
 /// One consistent view of configuration and providers. A request takes one and keeps it.
 pub struct Snapshot {

@@ -16,9 +16,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::config::ops::UsageConfig;
-use crate::orchestrator::{Answer, Decision};
 use crate::redis_link::RedisLink;
 use crate::telemetry::metrics as m;
+use crate::types::{Answer, Decision};
 
 /// The tenant of requests made without credentials.
 pub const ANONYMOUS: &str = "anonymous";

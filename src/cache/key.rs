@@ -10,8 +10,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::raw::{AcceptRule, OnDisagreement, OutputKind, StrategyKind};
-use crate::orchestrator::request::Plan;
 use crate::providers::{GenParams, Message, Prompt, ProviderRequest};
+use crate::types::Plan;
 
 /// Bumped when the encoding changes, so old entries (e.g. in Redis) are never misread.
 const KEY_VERSION: u32 = 2;
@@ -112,7 +112,7 @@ pub fn key(plan: &Plan) -> Key {
         schema: task
             .schema_source
             .as_ref()
-            .map(crate::orchestrator::output::canonical_json),
+            .map(crate::types::normalize::canonical_json),
     };
     // serde_json writes struct fields in declaration order and (without the
     // `preserve_order` feature) map keys sorted: a canonical encoding.

@@ -23,8 +23,8 @@ pub use redis::RedisStatus;
 pub use single_flight::{Role, SingleFlight};
 
 use crate::config::CacheConfig;
-use crate::orchestrator::Answer;
-use crate::orchestrator::request::Plan;
+use crate::types::Answer;
+use crate::types::Plan;
 
 /// One stored answer.
 #[derive(Debug)]
@@ -289,8 +289,7 @@ pub fn storable(plan: &Plan, answer: &Answer) -> bool {
             && d.candidates.iter().any(|c| {
                 matches!(
                     c.status,
-                    crate::orchestrator::CandidateStatus::Error
-                        | crate::orchestrator::CandidateStatus::Timeout
+                    crate::types::CandidateStatus::Error | crate::types::CandidateStatus::Timeout
                 )
             }))
         && (plan.task.cache_sampled || d.candidates.iter().all(|c| c.sample == 0))

@@ -14,7 +14,7 @@ use crate::redis_link::RedisLink;
 pub use crate::redis_link::RedisStatus;
 
 use super::Key;
-use crate::orchestrator::Answer;
+use crate::types::Answer;
 
 /// What Redis holds per key.
 #[derive(Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 
 use super::Key;
 use crate::error::PoolError;
-use crate::orchestrator::Answer;
+use crate::types::Answer;
 
 type Call = BoxFuture<'static, Result<Arc<Answer>, PoolError>>;
 type Flight = Shared<Call>;

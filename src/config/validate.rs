@@ -519,7 +519,7 @@ fn check_task(
         OutputKind::Label => {
             let mut seen = HashSet::new();
             for (i, l) in t.labels.iter().enumerate() {
-                let norm = crate::orchestrator::output::normalize_label(l);
+                let norm = crate::types::normalize::normalize_label(l);
                 if norm.is_empty() {
                     c.err(
                         format!("{path}.labels[{i}]"),

@@ -2,8 +2,6 @@
 //! task from the request's snapshot, run the strategy, build the answer and its Decision.
 //! API layers translate wire formats into [`PoolRequest`] and back; they hold no logic.
 
-pub mod decision;
-pub mod output;
 pub mod request;
 
 use futures::StreamExt;
@@ -18,10 +16,10 @@ use crate::providers::Completion;
 use crate::providers::StreamEvent;
 use crate::ratelimit::{Ask, Permit};
 use crate::state::{AppState, Snapshot};
-use crate::strategies::{Outcome, cascade, fastest, judge, voting};
+use crate::strategies::{cascade, fastest, judge, voting};
+use crate::types::{Answer, CacheMode, CandidateStatus, Decision, Outcome, Plan};
 
-pub use decision::{Answer, Candidate, CandidateStatus, Decision, UsageOut};
-pub use request::{CacheMode, Plan, PoolRequest};
+pub use request::PoolRequest;
 
 /// One item of a streamed answer.
 #[derive(Debug)]

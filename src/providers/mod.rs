@@ -12,6 +12,7 @@ mod lines;
 pub mod ollama;
 pub mod openai;
 mod registry;
+mod reliability;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use tokio::time::Instant;
 pub use endpoint::{EndpointHealth, EndpointSet};
 pub use error::ProviderError;
 pub use registry::ProviderSet;
+pub use reliability::Reliability;
 
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

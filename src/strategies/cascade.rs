@@ -6,8 +6,8 @@
 
 use crate::config::raw::AcceptRule;
 use crate::error::PoolError;
-use crate::orchestrator::decision::{Decision, TierRecord};
-use crate::orchestrator::request::Plan;
+use crate::types::Plan;
+use crate::types::{Decision, TierRecord};
 
 use super::gather::{self, End, Flow, Gathered};
 use super::grouping::Groups;

@@ -11,9 +11,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
 use crate::error::PoolError;
-use crate::orchestrator::decision::{Candidate, CandidateStatus, Decision};
-use crate::orchestrator::request::Plan;
 use crate::providers::{Completion, Provider, ProviderError, StartedStream, StreamEvent, Usage};
+use crate::types::Plan;
+use crate::types::{Candidate, CandidateStatus, Decision};
 
 /// What a winning call produced, with the Decision so far.
 pub struct Won<T> {
@@ -61,7 +61,7 @@ pub async fn complete(plan: &Plan) -> Result<Won<(Completion, String)>, PoolErro
         plan,
         false,
         |p, req, deadline| p.complete(req, deadline),
-        move |c: &Completion| crate::orchestrator::output::check(&task, &c.text),
+        move |c: &Completion| crate::types::output::check(&task, &c.text),
     )
     .await?;
     let normalized = won.decision.candidates[won.candidate]
@@ -290,5 +290,5 @@ where
 
 /// Feeds finished calls into the providers' reliability.
 fn record_reliability(plan: &Plan, decision: &Decision) {
-    plan.reliability.record_all(&decision.candidates);
+    super::record_reliability(&plan.reliability, &decision.candidates);
 }

@@ -8,10 +8,10 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
-use crate::orchestrator::decision::{Candidate, CandidateStatus, Decision};
-use crate::orchestrator::output;
-use crate::orchestrator::request::Plan;
 use crate::providers::{Completion, Prompt, Provider, ProviderError, ProviderRequest};
+use crate::types::Plan;
+use crate::types::output;
+use crate::types::{Candidate, CandidateStatus, Decision};
 
 /// One call to make.
 pub struct CallSpec {
@@ -202,7 +202,7 @@ pub async fn gather(
 
 /// Feeds the outcome of every finished call into reliability.
 fn record_reliability(plan: &Plan, decision: &Decision, offset: usize) {
-    plan.reliability.record_all(&decision.candidates[offset..]);
+    super::record_reliability(&plan.reliability, &decision.candidates[offset..]);
 }
 
 /// The text the candidates answered: the last user message, or the raw prompt.

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::error::PoolError;
-use crate::orchestrator::decision::{Decision, JudgeRecord};
-use crate::orchestrator::output;
-use crate::orchestrator::request::Plan;
 use crate::providers::{GenParams, Message, Prompt, ProviderRequest, Role};
+use crate::types::Plan;
+use crate::types::output;
+use crate::types::{Decision, JudgeRecord};
 
 use super::gather::{self, Flow};
 use super::grouping::Groups;
@@ -66,7 +66,7 @@ fn weighted_winner(plan: &Plan, decision: &mut Decision) -> usize {
     let kind = plan.task.output;
     let mut groups = Groups::new(kind, plan.task.ensemble.similarity);
     for (i, c) in decision.candidates.iter_mut().enumerate() {
-        if let (crate::orchestrator::CandidateStatus::Ok, Some(text)) = (c.status, &c.text) {
+        if let (crate::types::CandidateStatus::Ok, Some(text)) = (c.status, &c.text) {
             let weight = plan
                 .providers
                 .iter()

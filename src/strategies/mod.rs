@@ -8,25 +8,29 @@ pub mod gather;
 pub mod grouping;
 pub mod hedge;
 pub mod judge;
-pub mod reliability;
 pub mod voting;
 
 use std::fmt;
 
 use crate::config::raw::StrategyKind;
 use crate::error::PoolError;
-use crate::orchestrator::decision::{CandidateStatus, Decision};
-use crate::orchestrator::request::Plan;
-use crate::providers::Completion;
+use crate::providers::Reliability;
+use crate::types::{Candidate, CandidateStatus, Decision, Outcome, Plan};
 
-pub use reliability::Reliability;
-
-/// An ensemble's result: the winning candidate's answer and the Decision.
-pub struct Outcome {
-    pub completion: Completion,
-    /// The winner's normalised answer (label, canonical JSON, or the text).
-    pub normalized: String,
-    pub decision: Decision,
+/// Records what each finished call says about its provider: a valid answer counts for it;
+/// an invalid answer or a failed call against it. Calls cancelled because another answer
+/// won, and calls cut by the caller's deadline (`Timeout`), say nothing about the provider:
+/// one caller's short deadline must not lower the votes of everyone's.
+pub(crate) fn record_reliability(reliability: &Reliability, candidates: &[Candidate]) {
+    for c in candidates {
+        match c.status {
+            CandidateStatus::Ok => reliability.record(&c.provider, true),
+            CandidateStatus::Invalid | CandidateStatus::Error => {
+                reliability.record(&c.provider, false);
+            }
+            CandidateStatus::Timeout | CandidateStatus::Cancelled | CandidateStatus::Running => {}
+        }
+    }
 }
 
 /// The outcome for `winner`, an index into `decision.candidates`.

@@ -15,8 +15,8 @@
 
 use crate::config::raw::OnDisagreement;
 use crate::error::PoolError;
-use crate::orchestrator::decision::{Decision, GroupRecord};
-use crate::orchestrator::request::Plan;
+use crate::types::Plan;
+use crate::types::{Decision, GroupRecord};
 
 use super::gather::{self, End, Flow, Gathered};
 use super::grouping::Groups;

@@ -217,7 +217,7 @@ pub fn answer(task: &str, strategy: &str, outcome: &'static str, elapsed: std::t
 }
 
 /// Each ensemble candidate's vote: in the winning group, in another, or invalid.
-pub fn votes(decision: &crate::orchestrator::Decision) {
+pub fn votes(decision: &crate::types::Decision) {
     let winning = decision
         .candidates
         .iter()

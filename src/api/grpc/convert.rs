@@ -7,8 +7,9 @@ use tonic::{Code, Request, Status};
 use super::pb;
 use crate::api::http::native::message;
 use crate::error::PoolError;
-use crate::orchestrator::{Answer, CacheMode, PoolRequest};
+use crate::orchestrator::PoolRequest;
 use crate::strategies::StrategyName;
+use crate::types::{Answer, CacheMode};
 
 /// Time kept back from the caller's gRPC deadline so that the pool answers
 /// DEADLINE_EXCEEDED itself, before tonic's own timer (which also reads `grpc-timeout`)
@@ -188,7 +189,7 @@ pub(super) fn answer(a: Answer) -> pb::Answer {
     }
 }
 
-fn to_decision(d: crate::orchestrator::Decision) -> pb::Decision {
+fn to_decision(d: crate::types::Decision) -> pb::Decision {
     pb::Decision {
         strategy: strategy(&d.strategy),
         candidates: d

@@ -210,7 +210,7 @@ pub(crate) fn error_for_path(path: &str, e: crate::error::PoolError) -> axum::re
 pub(crate) fn answer_headers(
     headers: &mut HeaderMap,
     provider: &str,
-    decision: &crate::orchestrator::Decision,
+    decision: &crate::types::Decision,
 ) {
     if let Ok(v) = http::HeaderValue::from_str(provider) {
         headers.insert(PROVIDER.clone(), v);
@@ -219,7 +219,7 @@ pub(crate) fn answer_headers(
     #[derive(serde::Serialize)]
     struct Candidate<'a> {
         provider: &'a str,
-        status: crate::orchestrator::CandidateStatus,
+        status: crate::types::CandidateStatus,
         latency_ms: u64,
         group: Option<usize>,
     }
@@ -294,13 +294,13 @@ pub static CACHE_MODE: HeaderName = HeaderName::from_static("x-llm-pool-cache");
 /// Reads `x-llm-pool-cache`: `default`, `bypass`, `refresh` or `only`.
 pub(crate) fn header_cache_mode(
     headers: &HeaderMap,
-) -> Result<crate::orchestrator::CacheMode, crate::error::PoolError> {
+) -> Result<crate::types::CacheMode, crate::error::PoolError> {
     let Some(v) = headers.get(&CACHE_MODE) else {
-        return Ok(crate::orchestrator::CacheMode::Default);
+        return Ok(crate::types::CacheMode::Default);
     };
     v.to_str()
         .ok()
-        .and_then(crate::orchestrator::CacheMode::parse)
+        .and_then(crate::types::CacheMode::parse)
         .ok_or_else(|| {
             crate::error::PoolError::invalid(
                 "x-llm-pool-cache",

@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::PoolError;
-use crate::orchestrator::{self, CacheMode, PoolRequest, StreamItem};
+use crate::orchestrator::{self, PoolRequest, StreamItem};
 use crate::providers::{Message, Role};
 use crate::state::AppState;
 use crate::strategies::StrategyName;
+use crate::types::CacheMode;
 use axum::Extension;
 
 /// The body of `POST /v1/query`.

@@ -15,8 +15,9 @@ use http::{HeaderMap, HeaderValue};
 use crate::api::http::native::{Stop, message};
 use crate::auth::Caller;
 use crate::error::PoolError;
-use crate::orchestrator::{self, Answer, PoolRequest, StreamItem};
+use crate::orchestrator::{self, PoolRequest, StreamItem};
 use crate::state::AppState;
+use crate::types::Answer;
 use axum::Extension;
 
 /// The Ollama API version this surface follows.

@@ -21,9 +21,10 @@ use self::error::OpenAiError;
 use crate::api::http::native::{Stop, message};
 use crate::auth::Caller;
 use crate::error::PoolError;
-use crate::orchestrator::{self, Answer, PoolRequest, StreamItem};
+use crate::orchestrator::{self, PoolRequest, StreamItem};
 use crate::providers::Message;
 use crate::state::AppState;
+use crate::types::Answer;
 use axum::Extension;
 
 pub(crate) async fn chat_completions(

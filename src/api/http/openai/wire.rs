@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::http::native::Stop;
-use crate::orchestrator::{Decision, UsageOut};
+use crate::types::{Decision, UsageOut};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ChatRequest {

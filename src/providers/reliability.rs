@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 /// Weight of the newest outcome: about the last 10 calls matter.
-pub const ALPHA: f64 = 0.1;
+pub(crate) const ALPHA: f64 = 0.1;
 /// A provider with no history is trusted fully until it fails.
-pub const PRIOR: f64 = 1.0;
+pub(crate) const PRIOR: f64 = 1.0;
 
 /// Reliability by provider name.
 #[derive(Default)]
@@ -29,21 +29,6 @@ impl Reliability {
             .read()
             .get(provider)
             .map_or(PRIOR, |v| f64::from_bits(v.load(Ordering::Relaxed)))
-    }
-
-    /// Records what each finished call says about its provider: a valid answer counts for
-    /// it; an invalid answer or a failed call against it. Calls cancelled because another
-    /// answer won, and calls cut by the caller's deadline (`Timeout`), say nothing about the
-    /// provider: one caller's short deadline must not lower the votes of everyone's.
-    pub fn record_all(&self, candidates: &[crate::orchestrator::Candidate]) {
-        use crate::orchestrator::CandidateStatus as S;
-        for c in candidates {
-            match c.status {
-                S::Ok => self.record(&c.provider, true),
-                S::Invalid | S::Error => self.record(&c.provider, false),
-                S::Timeout | S::Cancelled | S::Running => {}
-            }
-        }
     }
 
     /// Records one outcome.

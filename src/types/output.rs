@@ -7,6 +7,7 @@
 //!   when the model adds words around it, the answer is valid if exactly one label appears
 //!   in it as a whole word sequence.
 
+use super::normalize::{canonical_json, normalize_label};
 use crate::config::TaskConfig;
 use crate::config::raw::OutputKind;
 
@@ -44,22 +45,6 @@ pub fn check_kind(kind: OutputKind, labels: &[String], text: &str) -> Result<Str
             .map(str::to_owned)
             .ok_or_else(|| "not one of the task's labels".to_owned()),
     }
-}
-
-/// Lower-case letters and digits only, words joined by `_`: `Computer Science.` and
-/// `COMPUTER_SCIENCE` both become `computer_science`.
-pub fn normalize_label(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for word in s
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        if !out.is_empty() {
-            out.push('_');
-        }
-        out.extend(word.chars().flat_map(char::to_lowercase));
-    }
-    out
 }
 
 fn match_label<'a>(labels: &'a [String], text: &str) -> Option<&'a str> {
@@ -103,12 +88,6 @@ fn parse_json(text: &str) -> Option<serde_json::Value> {
         }
     }
     None
-}
-
-/// Canonical JSON: object keys sorted (serde_json's map is a BTreeMap here), no whitespace.
-pub fn canonical_json(v: &serde_json::Value) -> String {
-    // serde_json without `preserve_order` keeps object keys sorted.
-    serde_json::to_string(v).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,0 +1,20 @@
+//! The request path's shared words: the planned request, the Decision and the answer, a
+//! strategy's outcome, and the output kinds' checks. Plain data and pure functions: this
+//! folder imports nothing above `config` and `providers` (its message types, the
+//! `Provider` seam and reliability), and everything above it (strategies, cache,
+//! accounting, orchestrator, API) takes these words from here.
+//!
+//! `normalize.rs` is the ground floor: it imports nothing of the crate, and `config` uses
+//! it to check that a task's labels stay distinct.
+
+mod decision;
+pub mod normalize;
+mod outcome;
+pub mod output;
+mod plan;
+
+pub use decision::{
+    Answer, Candidate, CandidateStatus, Decision, GroupRecord, JudgeRecord, TierRecord, UsageOut,
+};
+pub use outcome::Outcome;
+pub use plan::{CacheMode, Plan};

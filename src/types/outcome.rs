@@ -1,0 +1,12 @@
+//! What a strategy hands back to the orchestrator.
+
+use super::decision::Decision;
+use crate::providers::Completion;
+
+/// An ensemble's result: the winning candidate's answer and the Decision.
+pub struct Outcome {
+    pub completion: Completion,
+    /// The winner's normalised answer (label, canonical JSON, or the text).
+    pub normalized: String,
+    pub decision: Decision,
+}
