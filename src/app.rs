@@ -9,8 +9,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ConfigStore};
-use crate::state::{AppState, Snapshot};
+use crate::config::Config;
+use crate::live::ConfigStore;
+use crate::live::Snapshot;
+use crate::state::AppState;
 
 /// The server failed to start.
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +63,14 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
             }
         });
     }
-    state.tasks.spawn(crate::providers::health::run(
+    state.tasks.spawn(crate::live::health::run(
         store.clone(),
         state.shutdown.clone(),
     ));
     state
         .tasks
         .spawn(crate::registry::run(store.clone(), state.shutdown.clone()));
-    state.tasks.spawn(crate::config::watch::start(
+    state.tasks.spawn(crate::live::watch::start(
         store,
         prompts,
         state.shutdown.clone(),
@@ -103,7 +105,7 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
         .into_axum_router()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::auth::layer::grpc,
+            crate::api::grpc::auth::layer,
         ))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             server.header_read_timeout,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod listen;
+pub mod live;
 pub mod orchestrator;
 pub mod providers;
 pub mod qos;

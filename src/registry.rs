@@ -10,9 +10,9 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ConfigStore;
 use crate::config::ops::RegistryConfig;
-use crate::state::Snapshot;
+use crate::live::ConfigStore;
+use crate::live::Snapshot;
 
 /// What the registry learns about this pool.
 pub fn agent(snapshot: &Snapshot, reg: &RegistryConfig) -> serde_json::Value {

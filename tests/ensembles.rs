@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use llm_pool::error::PoolError;
+use llm_pool::live::Snapshot;
 use llm_pool::orchestrator::{self, PoolRequest};
 use llm_pool::providers::{Prompt, Provider, ProviderRequest};
-use llm_pool::state::Snapshot;
 use llm_pool::strategies::StrategyName;
 use llm_pool::testing::{FakeProvider, ProviderStep as Step};
 use llm_pool::types::{Answer, CandidateStatus};

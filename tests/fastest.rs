@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use llm_pool::error::PoolError;
+use llm_pool::live::Snapshot;
 use llm_pool::orchestrator::{self, PoolRequest};
-use llm_pool::state::Snapshot;
 use llm_pool::testing::{FakeProvider, ProviderStep as Step};
 use llm_pool::types::CandidateStatus;
 use tokio::time::Instant;

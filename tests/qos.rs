@@ -240,7 +240,7 @@ async fn health_checks_steer_traffic_away_from_endpoints_without_the_model() {
     let qos = "[qos]\nhealth_check_interval_ms = 3600000\n";
     let pool = start_pool(&two_endpoints(&wrong, &right, qos)).await;
     // One round of checks, awaited (the background one may not have run yet).
-    llm_pool::providers::health::check_once(&pool.state().config, &pool.state().shutdown).await;
+    llm_pool::live::health::check_once(&pool.state().config, &pool.state().shutdown).await;
     assert_eq!(
         endpoint_state(&pool, &wrong.url()).await["state"],
         "model_missing"
@@ -258,7 +258,7 @@ async fn health_checks_steer_traffic_away_from_endpoints_without_the_model() {
     let pool = start_pool(&two_endpoints(&spare, &right, qos)).await;
     let right_url = right.url();
     drop(right);
-    llm_pool::providers::health::check_once(&pool.state().config, &pool.state().shutdown).await;
+    llm_pool::live::health::check_once(&pool.state().config, &pool.state().shutdown).await;
     assert_eq!(
         endpoint_state(&pool, &right_url).await["state"],
         "unhealthy"
@@ -280,7 +280,7 @@ async fn health_checks_steer_traffic_away_from_endpoints_without_the_model() {
     );
     let pool = start_pool(&config).await;
     late.set_models_down(true);
-    llm_pool::providers::health::check_once(&pool.state().config, &pool.state().shutdown).await;
+    llm_pool::live::health::check_once(&pool.state().config, &pool.state().shutdown).await;
     assert_eq!(
         endpoint_state(&pool, &late.url()).await["state"],
         "unhealthy"
@@ -290,7 +290,7 @@ async fn health_checks_steer_traffic_away_from_endpoints_without_the_model() {
     assert_eq!(endpoint_state(&pool, &late.url()).await["state"], "serving");
     // And if it is really down, the request fails on the connection, not on the check.
     drop(late);
-    llm_pool::providers::health::check_once(&pool.state().config, &pool.state().shutdown).await;
+    llm_pool::live::health::check_once(&pool.state().config, &pool.state().shutdown).await;
     let resp = ask(&pool).await;
     assert_eq!(resp.status(), 503, "the endpoint is really down");
     let body: serde_json::Value = resp.json().await.unwrap();

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use llm_pool::config::store::ReloadStatus;
+use llm_pool::live::store::ReloadStatus;
 use llm_pool::testing::{Reply, Step};
 use serde_json::json;
 use tokio::sync::watch;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::*;
 use llm_pool::error::PoolError;
+use llm_pool::live::Snapshot;
 use llm_pool::orchestrator::{self, PoolRequest};
-use llm_pool::state::Snapshot;
 use llm_pool::testing::{FakeProvider, FakeUpstream, ProviderStep, Reply, Step};
 use llm_pool::types::CandidateStatus;
 use serde_json::json;

@@ -1,6 +1,7 @@
 //! Who is calling: API keys, HMAC request signatures and JWTs, each naming a tenant
-//! (`[tenants.NAME]`). One [`Authenticator`] serves both listeners; the HTTP and gRPC layers
-//! in `layer.rs` call it with the request's method, path, headers and (for HMAC) body.
+//! (`[tenants.NAME]`). One [`Authenticator`] serves both listeners; their middleware
+//! (`api::http::auth`, `api::grpc::auth`) calls it with the request's method, path, headers
+//! and (for HMAC) body. Nothing here knows the wire.
 //!
 //! Credentials, in the order they are looked for:
 //! - `x-llm-pool-signature` (HMAC-SHA256), with `x-llm-pool-tenant` and
@@ -14,9 +15,7 @@
 //! clients such as OpenAI's SDK always send a key, even to a pool without auth.
 
 mod jwt;
-pub(crate) mod layer;
-
-use std::sync::Arc;
+pub(crate) use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
@@ -223,7 +222,7 @@ impl Authenticator {
         let ts: i64 = timestamp
             .parse()
             .map_err(|_| bad("timestamp must be Unix seconds"))?;
-        let now = i64::try_from(crate::api::http::unix_now()).unwrap_or(i64::MAX);
+        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
         let window = config.auth().hmac_window.as_secs();
         // `abs_diff`: a hostile timestamp (i64::MIN) must not overflow.
         if now.abs_diff(ts) > window {
@@ -276,4 +275,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = header(headers, "authorization")?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Seconds since the Unix epoch (HMAC timestamps are wall-clock time).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -133,7 +133,7 @@ mod tests {
     const TASK: &str =
         "template = \"Q: {{input}} in {{lang}}\"\nvariables = [\"lang\"]\ncache_ttl_secs = 60\n";
 
-    fn snap(extra: &str) -> crate::state::Snapshot {
+    fn snap(extra: &str) -> crate::live::Snapshot {
         let a = FakeProvider::new("a", ProviderStep::reply_after(1, "x"));
         let b = FakeProvider::new("b", ProviderStep::reply_after(1, "x"));
         crate::testing::snapshot(&format!("{TASK}{extra}"), &[(&a, ""), (&b, "")], None)
@@ -148,7 +148,7 @@ mod tests {
         }
     }
 
-    fn k(snapshot: &crate::state::Snapshot, req: PoolRequest) -> Key {
+    fn k(snapshot: &crate::live::Snapshot, req: PoolRequest) -> Key {
         key(&req.plan(snapshot).expect("valid request"))
     }
 

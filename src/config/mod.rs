@@ -1,5 +1,6 @@
-//! Configuration: the file's shape (`raw`), its checked form (`Config`), the live store that
-//! hot reload swaps (`store`), and the file watcher (`watch`).
+//! Configuration: the file's shape (`raw`) and its checked form (`Config`). Parsing and
+//! validation only; the live store, the watcher and the binding to running providers are
+//! `crate::live`.
 //!
 //! `check-config` and the reloader both go through [`load`], so what the check accepts is
 //! exactly what the server serves.
@@ -9,10 +10,8 @@ pub mod ops;
 pub mod raw;
 pub mod security;
 mod snapshot;
-pub mod store;
 mod template;
 mod validate;
-pub mod watch;
 
 use std::path::Path;
 
@@ -20,7 +19,6 @@ pub use snapshot::url_like::BaseUrl;
 pub use snapshot::{
     CacheConfig, Config, Ensemble, Limits, ProviderConfig, ServerConfig, Target, TaskConfig,
 };
-pub use store::ConfigStore;
 pub use template::Template;
 pub use validate::{ConfigError, ConfigErrors};
 

@@ -12,10 +12,11 @@ use crate::error::PoolError;
 use std::sync::Arc;
 
 use crate::cache::{self, Cache, Role};
+use crate::live::Snapshot;
 use crate::providers::Completion;
 use crate::providers::StreamEvent;
 use crate::ratelimit::{Ask, Permit};
-use crate::state::{AppState, Snapshot};
+use crate::state::AppState;
 use crate::strategies::{cascade, fastest, judge, voting};
 use crate::types::{Answer, CacheMode, CandidateStatus, Decision, Outcome, Plan};
 
@@ -91,7 +92,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
     if let Some(a) = decision.agreement {
         metrics::histogram!(crate::telemetry::metrics::AGREEMENT, "strategy" => decision.strategy.to_string())
             .record(a);
-        crate::telemetry::metrics::votes(&decision);
+        record_votes(&decision);
     }
     let text = match plan.task.output {
         OutputKind::Text => completion.text,
@@ -112,6 +113,29 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         task: plan.task_name.clone(),
         request_id: plan.request_id.clone(),
     })
+}
+
+/// Each ensemble candidate's vote: in the winning group, in another, or invalid.
+fn record_votes(decision: &Decision) {
+    let winning = decision
+        .candidates
+        .iter()
+        .find(|c| Some(&c.provider) == decision.winner.as_ref() && c.group.is_some())
+        .and_then(|c| c.group);
+    for c in &decision.candidates {
+        let vote = match c.group {
+            None => "invalid",
+            g if g == winning => "winner",
+            Some(_) => "other",
+        };
+        metrics::counter!(
+            crate::telemetry::metrics::VOTES,
+            "strategy" => decision.strategy.to_string(),
+            "provider" => c.provider.clone(),
+            "vote" => vote
+        )
+        .increment(1);
+    }
 }
 
 /// Says in the Decision which of the caller's overrides were ignored.

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use crate::config::raw::{OutputKind, StrategyKind};
 use crate::config::{Config, Limits, Target, TaskConfig};
 use crate::error::PoolError;
+use crate::live::Snapshot;
 use crate::providers::{GenParams, Message, Prompt, Provider, ProviderRequest, Role};
-use crate::state::Snapshot;
 use crate::strategies::StrategyName;
 use crate::types::{CacheMode, Plan};
 

@@ -6,7 +6,6 @@
 
 mod endpoint;
 mod error;
-pub mod health;
 mod http;
 mod lines;
 pub mod ollama;

@@ -215,26 +215,3 @@ pub fn answer(task: &str, strategy: &str, outcome: &'static str, elapsed: std::t
     metrics::counter!(ANSWERS, &labels).increment(1);
     metrics::histogram!(ANSWER_SECONDS, &labels).record(elapsed.as_secs_f64());
 }
-
-/// Each ensemble candidate's vote: in the winning group, in another, or invalid.
-pub fn votes(decision: &crate::types::Decision) {
-    let winning = decision
-        .candidates
-        .iter()
-        .find(|c| Some(&c.provider) == decision.winner.as_ref() && c.group.is_some())
-        .and_then(|c| c.group);
-    for c in &decision.candidates {
-        let vote = match c.group {
-            None => "invalid",
-            g if g == winning => "winner",
-            Some(_) => "other",
-        };
-        metrics::counter!(
-            VOTES,
-            "strategy" => decision.strategy.to_string(),
-            "provider" => c.provider.clone(),
-            "vote" => vote
-        )
-        .increment(1);
-    }
-}

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::FakeProvider;
 use crate::config::load_str;
+use crate::live::Snapshot;
 use crate::providers::{Provider, ProviderSet};
-use crate::state::Snapshot;
 
 /// One task `t` over `providers` (each with extra provider TOML, e.g. `weight = 3.0`),
 /// its settings in `task` (TOML lines); `judge`, if given, is configured as its judge.

@@ -1,6 +1,7 @@
 //! The gRPC surface: `llmpool.v1.LlmPool`, plus `grpc.health.v1` and server reflection so
 //! grpcurl-style tools work without the .proto.
 
+pub(crate) mod auth;
 mod convert;
 mod service;
 

@@ -6,6 +6,7 @@
 //! once the request is planned and its token estimate known.
 
 mod admin;
+pub(crate) mod auth;
 mod body;
 mod metrics;
 pub(crate) mod native;
@@ -135,8 +136,7 @@ pub fn router(state: AppState) -> Router {
     let body_timeout = state.config.load().config.server().header_read_timeout;
     let mut router = Router::new();
     for (_, path, group, handler) in routes() {
-        let auth =
-            axum::middleware::from_fn_with_state((state.clone(), group), crate::auth::layer::http);
+        let auth = axum::middleware::from_fn_with_state((state.clone(), group), auth::layer);
         router = router.route(path, handler.route_layer(auth));
     }
     router

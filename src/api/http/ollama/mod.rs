@@ -73,7 +73,7 @@ fn wants_json(format: Option<&serde_json::Value>) -> Result<bool, PoolError> {
 }
 
 /// Ollama model names may carry `:latest`; a name configured without it still matches.
-fn model_name(snapshot: &crate::state::Snapshot, model: &str) -> String {
+fn model_name(snapshot: &crate::live::Snapshot, model: &str) -> String {
     let config = &snapshot.config;
     if config.resolve_model(model).is_none()
         && let Some(base) = model.strip_suffix(":latest")
@@ -129,7 +129,7 @@ pub(crate) async fn generate(
 
 /// Ollama answers an empty prompt (or no messages) by loading the model and returning at
 /// once with `done_reason: "load"`; clients use it to preload. Here: check the name.
-fn load(snapshot: &crate::state::Snapshot, req: &PoolRequest, model: &str, kind: Kind) -> Response {
+fn load(snapshot: &crate::live::Snapshot, req: &PoolRequest, model: &str, kind: Kind) -> Response {
     if snapshot
         .config
         .resolve_model(req.model.as_deref().unwrap_or_default())
@@ -236,7 +236,7 @@ fn end_of<'a>(answer: Option<&'a Answer>, reason: &'a str) -> wire::End<'a> {
 
 async fn respond(
     state: &AppState,
-    snapshot: &crate::state::Snapshot,
+    snapshot: &crate::live::Snapshot,
     req: PoolRequest,
     model: String,
     stream: bool,

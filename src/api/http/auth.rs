@@ -1,50 +1,34 @@
-//! The auth middleware of both listeners. It runs after routing (so the route's group is
+//! The auth middleware of the HTTP listener. It runs after routing (so the route's group is
 //! known), reads the body only for HMAC-signed requests, and sets [`Caller`] on the request
-//! or answers 401/403 in the caller's protocol.
+//! or answers 401/403 in the route's protocol. The gRPC listener uses the same check
+//! (`api::grpc::auth`). The credentials logic itself, which knows nothing of the wire, is
+//! `crate::auth`.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use super::{Caller, Presented};
+use crate::auth::{Caller, Presented};
 use crate::config::security::RouteGroup;
 use crate::error::PoolError;
 use crate::state::AppState;
 
 /// HTTP: each route is layered with its group (`api::http::routes`).
-pub(crate) async fn http(
+pub(crate) async fn layer(
     State((state, group)): State<(AppState, RouteGroup)>,
     req: Request,
     next: Next,
 ) -> Response {
     match check(&state, group, req).await {
         Ok(req) => next.run(req).await,
-        Err((path, e)) => crate::api::http::error_for_path(&path, e),
+        Err((path, e)) => super::error_for_path(&path, e),
     }
 }
 
-/// gRPC: health and reflection are operations; everything else is inference.
-pub(crate) async fn grpc(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let group = grpc_group(req.uri().path());
-    match check(&state, group, req).await {
-        Ok(req) => next.run(req).await,
-        Err((_, e)) => crate::api::grpc::status(e)
-            .into_http::<Body>()
-            .into_response(),
-    }
-}
-
-/// The group of a gRPC method path (`/package.Service/Method`).
-pub(crate) fn grpc_group(path: &str) -> RouteGroup {
-    if path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.") {
-        RouteGroup::Operations
-    } else {
-        RouteGroup::Inference
-    }
-}
-
-async fn check(
+/// Authenticates the request for `group`: the request with its [`Caller`], or the path and
+/// the error to answer with.
+pub(crate) async fn check(
     state: &AppState,
     group: RouteGroup,
     req: Request,

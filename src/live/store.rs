@@ -13,8 +13,8 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::ConfigErrors;
-use crate::state::Snapshot;
+use super::Snapshot;
+use crate::config::ConfigErrors;
 
 /// The outcome of the latest reload attempt, for `/admin/config`, `/health` and tests.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -88,7 +88,7 @@ impl ConfigStore {
         let Some(path) = self.inner.path.clone() else {
             return Ok(self.status().version);
         };
-        let result = super::load(&path).map(|config| {
+        let result = crate::config::load(&path).map(|config| {
             let previous = self.load();
             Snapshot::prepare(config, Some(&previous))
         });

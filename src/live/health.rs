@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ConfigStore;
+use crate::live::ConfigStore;
 
 /// How often to look again at the config while checks are off.
 const IDLE: Duration = Duration::from_secs(1);
