@@ -26,6 +26,8 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
 }
 
 /// A running server.
@@ -42,7 +44,7 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
     let server = config.server().clone();
     // Install the metrics recorder before anything records.
     let metrics = crate::telemetry::metrics::handle();
-    let store = ConfigStore::new(path, Snapshot::prepare(config, None));
+    let store = ConfigStore::new(path, Snapshot::prepare(config, None)?);
     let state = AppState::new(store.clone());
 
     let http_listener = bind(server.http_addr).await?;

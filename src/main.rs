@@ -14,7 +14,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { file } => match llm_pool::config::load(&file) {
+        Command::CheckConfig { file } => match llm_pool::config::load(&file)
+            .and_then(|config| llm_pool::live::check(&config).map(|_| config))
+        {
             Ok(config) => {
                 eprintln!(
                     "{}: ok ({} providers, {} tasks)",

@@ -77,3 +77,32 @@ fn version_and_serve_with_a_bad_file() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+#[test]
+fn check_config_refuses_a_key_of_two_tenants_and_unloadable_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let sha = "a".repeat(64);
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
+    std::fs::write(dir.path().join("key.pem"), "not a key").unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "[server.tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n\n\
+             [tenants.a]\napi_key_sha256 = [\"{sha}\"]\n[tenants.b]\napi_key_sha256 = [\"{sha}\"]\n\n\
+             [providers.p]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"http://127.0.0.1:9\"]\n\n\
+             [tasks.t]\nproviders = [\"p\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = bin().arg("check-config").arg(&path).output().expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "tenants.b.api_key_sha256[0]: this API key is also a key of tenant `a`",
+        "server.tls:",
+        "2 error(s)",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+}

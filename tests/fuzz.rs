@@ -53,7 +53,7 @@ async fn app() -> App {
     .expect("prompt");
     let text = common::with_server(&common::basic_config("openai", &up.url()));
     let config = llm_pool::config::load_str(&text, dir.path()).expect("config");
-    let snapshot = llm_pool::live::Snapshot::prepare(config, None);
+    let snapshot = llm_pool::live::Snapshot::prepare(config, None).expect("a valid config");
     let state = llm_pool::state::AppState::new(llm_pool::live::ConfigStore::new(None, snapshot));
     let http = llm_pool::api::http::router(state.clone());
     let grpc = llm_pool::api::grpc::routes(state)

@@ -15,6 +15,7 @@
 //! clients such as OpenAI's SDK always send a key, even to a pool without auth.
 
 mod jwt;
+use std::collections::HashMap;
 pub(crate) use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::config::security::{RouteGroup, Tenant};
+use crate::config::security::{AuthConfig, KeySource, RouteGroup, Tenant};
 use crate::error::PoolError;
 
 /// Header carrying an API key (alternative to `authorization: Bearer`).
@@ -128,18 +129,19 @@ impl Authenticator {
         }
     }
 
-    /// Checks the request's credentials against `config`; `Ok(None)` when it has none and
-    /// the route needs none.
+    /// Checks the request's credentials against `config` (and its API keys, `keys`);
+    /// `Ok(None)` when it has none and the route needs none.
     pub async fn authenticate(
         &self,
         config: &Config,
+        keys: &KeyIndex,
         group: RouteGroup,
         path: &str,
         req: Presented<'_>,
     ) -> Result<Option<Arc<Tenant>>, PoolError> {
         let auth = config.auth();
         let required = auth.required(group, path);
-        match self.identify(config, &req).await {
+        match self.identify(config, keys, &req).await {
             Ok(Some(t)) if required && group == RouteGroup::Admin && !t.admin => {
                 Err(PoolError::PermissionDenied(format!(
                     "tenant `{}` may not call admin routes",
@@ -167,6 +169,7 @@ impl Authenticator {
     async fn identify(
         &self,
         config: &Config,
+        keys: &KeyIndex,
         req: &Presented<'_>,
     ) -> Result<Option<Arc<Tenant>>, PoolError> {
         let auth = config.auth();
@@ -179,11 +182,11 @@ impl Authenticator {
         if let Some(token) = bearer(req.headers) {
             names.push(match &auth.jwt {
                 Some(jwt) if jwt::looks_like_jwt(token) => jwt::verify(jwt, token)?,
-                _ => api_key(config, token)?,
+                _ => api_key(keys, token)?,
             });
         }
         if let Some(key) = header(req.headers, API_KEY) {
-            names.push(api_key(config, key)?);
+            names.push(api_key(keys, key)?);
         }
         let tenant_name = match names.split_first() {
             None => None,
@@ -253,12 +256,52 @@ impl Authenticator {
     }
 }
 
-fn api_key(config: &Config, key: &str) -> Result<Arc<str>, PoolError> {
+/// The tenants' API keys by SHA-256, built from a config's `[tenants]` when a snapshot is
+/// prepared (keys read from the environment are hashed here, and kept only as hashes).
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    by_digest: HashMap<[u8; 32], Arc<str>>,
+}
+
+impl KeyIndex {
+    /// Indexes every key; a key given to two tenants is an error at each later place it
+    /// is configured (TOML path, message).
+    pub fn build(auth: &AuthConfig) -> Result<Self, Vec<(String, String)>> {
+        let mut by_digest = HashMap::with_capacity(auth.api_keys.len());
+        let mut errors = Vec::new();
+        for k in &auth.api_keys {
+            let digest = match &k.key {
+                KeySource::Sha256(d) => *d,
+                KeySource::Secret(s) => digest(s.expose_secret().as_bytes()),
+            };
+            if let Some(other) = by_digest.insert(digest, Arc::clone(&k.tenant)) {
+                errors.push((
+                    k.at.clone(),
+                    format!("this API key is also a key of tenant `{other}`"),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { by_digest })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// How many keys are indexed.
+    pub fn len(&self) -> usize {
+        self.by_digest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_digest.is_empty()
+    }
+}
+
+fn api_key(keys: &KeyIndex, key: &str) -> Result<Arc<str>, PoolError> {
     // The lookup is by the key's SHA-256: timing can reveal at most bits of a hash of the
     // presented key, never of a stored one.
-    config
-        .auth()
-        .api_keys
+    keys.by_digest
         .get(&digest(key.as_bytes()))
         .cloned()
         .ok_or_else(|| PoolError::Unauthenticated("invalid API key".into()))

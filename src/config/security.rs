@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretSlice;
+use secrecy::{SecretSlice, SecretString};
 use serde::Deserialize;
 
 use super::validate::{is_env_name, resolve};
@@ -206,11 +206,31 @@ pub struct AuthConfig {
     pub operations: bool,
     pub allow_unauthenticated: Vec<String>,
     pub hmac_window: Duration,
-    /// SHA-256 of each API key → tenant.
-    pub api_keys: HashMap<[u8; 32], Arc<str>>,
+    /// Each API key of each tenant, as configured: a SHA-256, or a key read from the
+    /// environment. The authenticator indexes them (`auth::KeyIndex`) when a snapshot is
+    /// prepared; the config neither hashes nor compares them.
+    pub api_keys: Vec<ApiKey>,
     /// Tenant → HMAC secret.
     pub hmac_secrets: HashMap<Arc<str>, SecretSlice<u8>>,
     pub jwt: Option<Arc<JwtConfig>>,
+}
+
+/// One configured API key.
+#[derive(Clone)]
+pub struct ApiKey {
+    pub tenant: Arc<str>,
+    /// Where it is configured (`tenants.NAME.api_key_env[0]`), for errors.
+    pub at: String,
+    pub key: KeySource,
+}
+
+/// How an API key is given.
+#[derive(Clone)]
+pub enum KeySource {
+    /// Its SHA-256 (`api_key_sha256`).
+    Sha256([u8; 32]),
+    /// The key itself, from an environment variable (`api_key_env`).
+    Secret(SecretString),
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -339,34 +359,34 @@ pub(super) fn check(
     known_providers: &dyn Fn(&str) -> bool,
     base: &Path,
 ) -> Checked {
-    let mut api_keys = HashMap::new();
+    let mut api_keys = Vec::new();
     let mut hmac_secrets = HashMap::new();
     let mut checked_tenants = BTreeMap::new();
     for (name, t) in tenants {
         let path = format!("tenants.{name}");
         let tenant_name: Arc<str> = Arc::from(name.as_str());
-        let mut add_key = |digest: [u8; 32], at: String, err: &mut dyn FnMut(String, String)| {
-            if let Some(other) = api_keys.insert(digest, Arc::clone(&tenant_name)) {
-                err(
-                    at,
-                    format!("this API key is also a key of tenant `{other}`"),
-                );
-            }
-        };
         for (i, hash) in t.api_key_sha256.iter().enumerate() {
             let at = format!("{path}.api_key_sha256[{i}]");
             match hex::decode(hash.trim())
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
             {
-                Some(digest) => add_key(digest, at, err),
+                Some(digest) => api_keys.push(ApiKey {
+                    tenant: Arc::clone(&tenant_name),
+                    at,
+                    key: KeySource::Sha256(digest),
+                }),
                 None => err(at, "must be 64 hex digits (a SHA-256)".to_owned()),
             }
         }
         for (i, var) in t.api_key_env.iter().enumerate() {
             let at = format!("{path}.api_key_env[{i}]");
             if let Some(key) = env_secret(err, &at, var, Unset::Warn) {
-                add_key(crate::auth::digest(key.as_bytes()), at, err);
+                api_keys.push(ApiKey {
+                    tenant: Arc::clone(&tenant_name),
+                    at,
+                    key: KeySource::Secret(SecretString::from(key)),
+                });
             }
         }
         let hmac = match (&t.hmac_secret_env, &t.hmac_secret_file) {
@@ -680,18 +700,12 @@ fn check_jwt(err: &mut dyn FnMut(String, String), j: &RawJwt, base: &Path) -> Op
     })
 }
 
-pub(super) fn check_tls(
-    err: &mut dyn FnMut(String, String),
-    tls: &RawTls,
-    base: &Path,
-) -> TlsConfig {
-    let cfg = TlsConfig {
+/// The TLS files' paths, resolved; their contents are loaded (and checked) by the TLS
+/// loader when a snapshot is prepared (`live::check`) and by the listeners.
+pub(super) fn check_tls(tls: &RawTls, base: &Path) -> TlsConfig {
+    TlsConfig {
         cert_file: resolve(base, &tls.cert_file),
         key_file: resolve(base, &tls.key_file),
         grpc_client_ca_file: tls.grpc_client_ca_file.as_deref().map(|f| resolve(base, f)),
-    };
-    if let Err(e) = crate::tls::load(&cfg) {
-        err("server.tls".to_owned(), e.to_string());
     }
-    cfg
 }

@@ -177,10 +177,7 @@ fn check_server(c: &mut Checker, raw: &RawConfig, base: &Path) -> ServerConfig {
     if s.max_header_bytes < 8192 {
         c.err("server.max_header_bytes", "must be at least 8192");
     }
-    let tls = s
-        .tls
-        .as_ref()
-        .map(|t| super::security::check_tls(&mut |p, m| c.err(p, m), t, base));
+    let tls = s.tls.as_ref().map(|t| super::security::check_tls(t, base));
     ServerConfig {
         grpc_addr,
         http_addr,

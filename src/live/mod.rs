@@ -10,5 +10,5 @@ mod snapshot;
 pub mod store;
 pub mod watch;
 
-pub use snapshot::Snapshot;
+pub use snapshot::{Snapshot, check};
 pub use store::{ConfigStore, ReloadStatus};

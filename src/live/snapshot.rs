@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::auth::KeyIndex;
 use crate::config::raw::{OutputKind, StrategyKind};
-use crate::config::{Config, TaskConfig};
+use crate::config::{Config, ConfigError, ConfigErrors, TaskConfig};
 use crate::providers::{ProviderSet, Reliability};
 
 /// One consistent view of configuration and providers. A request takes one and keeps it.
@@ -14,24 +15,36 @@ pub struct Snapshot {
     pub providers: ProviderSet,
     /// Providers' recent valid-answer rates; the same object across reloads.
     pub reliability: Arc<Reliability>,
+    /// The tenants' API keys, indexed by the authenticator.
+    pub keys: Arc<KeyIndex>,
     /// One implicit task per provider, for requests whose `model` names a provider: the
     /// caller's messages pass through to that provider alone.
     direct: HashMap<String, Arc<TaskConfig>>,
 }
 
 impl Snapshot {
-    /// Builds providers for `config`, reusing those of `previous` that did not change.
-    pub fn prepare(config: Config, previous: Option<&Snapshot>) -> Self {
+    /// Binds `config` to running providers, reusing those of `previous` that did not
+    /// change. This is the step of a reload that may fail (after the file parsed and
+    /// validated): what only the running process checks, the tenants' API keys (indexed,
+    /// and refused when one key is given to two tenants) and the TLS files ([`check`]).
+    pub fn prepare(config: Config, previous: Option<&Snapshot>) -> Result<Self, ConfigErrors> {
+        let keys = check(&config)?;
         let providers = ProviderSet::build(&config, previous.map(|p| &p.providers));
-        let mut snapshot = Self::with_providers(config, providers);
+        let mut snapshot = Self::bind(config, providers, keys);
         if let Some(previous) = previous {
             snapshot.reliability = Arc::clone(&previous.reliability);
         }
-        snapshot
+        Ok(snapshot)
     }
 
-    /// A snapshot over given providers (tests use fakes).
+    /// A snapshot over given providers (tests use fakes). API keys that `prepare` would
+    /// refuse (one key of two tenants) are left out, not guessed at.
     pub fn with_providers(config: Config, providers: ProviderSet) -> Self {
+        let keys = KeyIndex::build(config.auth()).unwrap_or_default();
+        Self::bind(config, providers, keys)
+    }
+
+    fn bind(config: Config, providers: ProviderSet, keys: KeyIndex) -> Self {
         let limits = config.limits();
         let direct = config
             .providers()
@@ -70,6 +83,7 @@ impl Snapshot {
             config: Arc::new(config),
             providers,
             reliability: Arc::default(),
+            keys: Arc::new(keys),
             direct,
         }
     }
@@ -77,5 +91,27 @@ impl Snapshot {
     /// The implicit task of a provider called directly.
     pub fn direct_task(&self, provider: &str) -> Option<Arc<TaskConfig>> {
         self.direct.get(provider).cloned()
+    }
+}
+
+/// What only the running process can check of a config that parsed and validated: the
+/// tenants' API keys (indexed; a key of two tenants is refused) and the TLS files (loaded).
+/// `check-config`, startup and every reload go through here, so what `check-config`
+/// accepts is what the server serves.
+pub fn check(config: &Config) -> Result<KeyIndex, ConfigErrors> {
+    let mut errors = Vec::new();
+    let keys = KeyIndex::build(config.auth())
+        .map_err(|e| {
+            errors.extend(e.into_iter().map(|(at, m)| ConfigError::new(at, m)));
+        })
+        .ok();
+    if let Some(tls) = &config.server().tls
+        && let Err(e) = crate::tls::load(tls)
+    {
+        errors.push(ConfigError::new("server.tls", e.to_string()));
+    }
+    match keys {
+        Some(keys) if errors.is_empty() => Ok(keys),
+        _ => Err(ConfigErrors(errors)),
     }
 }

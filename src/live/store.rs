@@ -88,7 +88,7 @@ impl ConfigStore {
         let Some(path) = self.inner.path.clone() else {
             return Ok(self.status().version);
         };
-        let result = crate::config::load(&path).map(|config| {
+        let result = crate::config::load(&path).and_then(|config| {
             let previous = self.load();
             Snapshot::prepare(config, Some(&previous))
         });

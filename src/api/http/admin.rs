@@ -107,7 +107,7 @@ fn auth_summary(config: &crate::config::Config) -> serde_json::Value {
                 "admin": t.admin,
                 "tasks": allow(&t.tasks),
                 "providers": allow(&t.providers),
-                "api_keys": auth.api_keys.values().filter(|n| ***n == *t.name).count(),
+                "api_keys": auth.api_keys.iter().filter(|k| *k.tenant == *t.name).count(),
                 "hmac": auth.hmac_secrets.contains_key(&t.name),
                 "requests_per_minute": t.requests_per_minute,
                 "tokens_per_minute": t.tokens_per_minute,

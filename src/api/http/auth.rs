@@ -55,6 +55,7 @@ pub(crate) async fn check(
         .auth
         .authenticate(
             config,
+            &snapshot.keys,
             group,
             &path,
             Presented {
