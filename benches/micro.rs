@@ -15,7 +15,7 @@ use llm_pool::config::Template;
 use llm_pool::config::raw::OutputKind;
 use llm_pool::orchestrator::PoolRequest;
 use llm_pool::strategies::grouping::{Groups, normalize_text};
-use llm_pool::testing::{FakeProvider, ProviderStep};
+use llm_pool::testing::{FakeProvider, ProviderCall};
 
 const CHAT: &[u8] = br#"{"model":"task:t","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Classify this note: patient reports chest pain after exercise."}],"max_tokens":64,"temperature":0,"stream":false}"#;
 const QUERY: &[u8] = br#"{"task":"t","input":"patient reports chest pain after exercise","variables":{"lang":"English"},"max_tokens":64}"#;
@@ -31,7 +31,7 @@ fn decoding(c: &mut Criterion) {
 }
 
 fn planning_and_key(c: &mut Criterion) {
-    let p = FakeProvider::new("p", ProviderStep::reply_after(0, "x"));
+    let p = FakeProvider::new("p", ProviderCall::reply_after(0, "x"));
     let snapshot = llm_pool::testing::snapshot(
         "template = \"Classify {{input}} in {{lang}}\"\nvariables = [\"lang\"]\ntemperature = 0.0\ncache_ttl_secs = 60",
         &[(&p, "")],

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use llm_pool::config::raw::StrategyKind;
 use llm_pool::error::PoolError;
 use llm_pool::live::Snapshot;
 use llm_pool::orchestrator::{self, PoolRequest};
 use llm_pool::providers::{Prompt, Provider, ProviderRequest};
-use llm_pool::strategies::StrategyName;
-use llm_pool::testing::{FakeProvider, ProviderStep as Step};
+use llm_pool::testing::{FakeProvider, ProviderCall as Call};
 use llm_pool::types::{Answer, CandidateStatus};
 use tokio::time::Instant;
 
@@ -32,7 +32,7 @@ fn request() -> PoolRequest {
 }
 
 fn fake(name: &str, ms: u64, text: &str) -> Arc<FakeProvider> {
-    FakeProvider::new(name, Step::reply_after(ms, text))
+    FakeProvider::new(name, Call::reply_after(ms, text))
 }
 
 const LABELS: &str = "output = \"label\"\nlabels = [\"A\", \"B\", \"C\"]\n";
@@ -146,7 +146,7 @@ async fn invalid_answers_are_failed_candidates_not_votes() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn partial_failures_and_a_deadline_mid_vote() {
-    let a = FakeProvider::new("a", Step::fail_after(5, 500));
+    let a = FakeProvider::new("a", Call::fail_after(5, 500));
     let (b, c) = (fake("b", 10, "A"), fake("c", 20, "A"));
     let snap = snapshot(
         &format!("strategy = \"voting\"\n{LABELS}"),
@@ -159,7 +159,7 @@ async fn partial_failures_and_a_deadline_mid_vote() {
 
     // Two answered, one hangs: at the deadline the vote is decided on what arrived.
     let (a, b) = (fake("a", 10, "B"), fake("b", 20, "A"));
-    let h = FakeProvider::new("h", Step::Hang);
+    let h = FakeProvider::new("h", Call::Hang);
     let task = format!("strategy = \"voting\"\ndeadline_ms = 1000\n{LABELS}");
     let snap = snapshot(&task, &[(&a, ""), (&b, ""), (&h, "")], None);
     let t0 = Instant::now();
@@ -171,8 +171,8 @@ async fn partial_failures_and_a_deadline_mid_vote() {
 
     // Nothing arrived by the deadline: 504.
     let (h1, h2) = (
-        FakeProvider::new("h1", Step::Hang),
-        FakeProvider::new("h2", Step::Hang),
+        FakeProvider::new("h1", Call::Hang),
+        FakeProvider::new("h2", Call::Hang),
     );
     let snap = snapshot(&task, &[(&h1, ""), (&h2, "")], None);
     let err = orchestrator::handle(&snap, request())
@@ -194,7 +194,7 @@ async fn weighted_counts_weight_times_reliability_across_requests() {
 
     // c keeps failing: its reliability (EWMA, alpha 0.1) falls until A wins.
     for _ in 0..10 {
-        c.push(Step::fail_after(1, 500));
+        c.push(Call::fail_after(1, 500));
         let _ = orchestrator::handle(&snap, request()).await;
     }
     let r = snap.reliability.get("c");
@@ -271,7 +271,7 @@ fn judge_preferring(name: &str, preferred: &'static str) -> Arc<FakeProvider> {
     });
     FakeProvider::new(
         name,
-        Step::With {
+        Call::With {
             delay: Duration::from_millis(40),
             respond,
         },
@@ -307,7 +307,7 @@ async fn judge_picks_records_its_verdict_and_the_shuffle() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn garbage_from_the_judge_is_retried_once_then_weighted_decides() {
     let (a, b, c) = (fake("a", 10, "A"), fake("b", 20, "B"), fake("c", 30, "B"));
-    let judge = FakeProvider::new("judge", Step::reply_after(5, "I like the second one"));
+    let judge = FakeProvider::new("judge", Call::reply_after(5, "I like the second one"));
     let snap = snapshot(
         &format!("strategy = \"judge\"\n{LABELS}"),
         &[(&a, ""), (&b, ""), (&c, "")],
@@ -324,7 +324,7 @@ async fn garbage_from_the_judge_is_retried_once_then_weighted_decides() {
     // Garbage once, then a valid verdict.
     let (a, b) = (fake("a", 10, "A"), fake("b", 20, "B"));
     let judge = judge_preferring("judge", "A");
-    judge.push(Step::reply_after(5, "{\"winner\": 7}"));
+    judge.push(Call::reply_after(5, "{\"winner\": 7}"));
     let snap = snapshot(
         &format!("strategy = \"judge\"\n{LABELS}"),
         &[(&a, ""), (&b, "")],
@@ -339,8 +339,8 @@ async fn garbage_from_the_judge_is_retried_once_then_weighted_decides() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn cascade_escalates_until_two_samples_agree() {
     let cheap = fake("cheap", 10, "A");
-    cheap.push(Step::reply_after(10, "A"));
-    cheap.push(Step::reply_after(10, "B"));
+    cheap.push(Call::reply_after(10, "A"));
+    cheap.push(Call::reply_after(10, "B"));
     let mid = fake("mid", 50, "C");
     let pricey = fake("pricey", 100, "C");
     let task = format!("strategy = \"cascade\"\n{LABELS}");
@@ -395,7 +395,7 @@ async fn requests_may_choose_strategy_and_n_within_bounds() {
     let (a, b) = (fake("a", 10, "A"), fake("b", 20, "A"));
     let snap = snapshot(&format!("max_n = 4\n{LABELS}"), &[(&a, ""), (&b, "")], None);
     let mut req = request();
-    req.strategy = Some(StrategyName::Voting);
+    req.strategy = Some(StrategyKind::Voting);
     req.n = Some(4);
     let ans = orchestrator::handle(&snap, req).await.unwrap();
     assert_eq!(ans.decision.strategy, "voting");
@@ -406,7 +406,7 @@ async fn requests_may_choose_strategy_and_n_within_bounds() {
         .expect_err("over max_n");
     assert_eq!(err.field(), Some("n"));
     let mut req = request();
-    req.strategy = Some(StrategyName::Judge);
+    req.strategy = Some(StrategyKind::Judge);
     let err = orchestrator::handle(&snap, req)
         .await
         .expect_err("no judge configured");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use llm_pool::error::PoolError;
 use llm_pool::live::Snapshot;
 use llm_pool::orchestrator::{self, PoolRequest};
-use llm_pool::testing::{FakeProvider, ProviderStep as Step};
+use llm_pool::testing::{FakeProvider, ProviderCall as Call};
 use llm_pool::types::CandidateStatus;
 use tokio::time::Instant;
 
@@ -27,8 +27,8 @@ fn request() -> PoolRequest {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn hedges_after_the_delay_and_cancels_the_loser() {
-    let slow = FakeProvider::new("slow", Step::reply_after(5_000, "late"));
-    let quick = FakeProvider::new("quick", Step::reply_after(100, "early"));
+    let slow = FakeProvider::new("slow", Call::reply_after(5_000, "late"));
+    let quick = FakeProvider::new("quick", Call::reply_after(100, "early"));
     let snap = snapshot(
         "hedge_delay_ms = 1000",
         &[Arc::clone(&slow), Arc::clone(&quick)],
@@ -53,8 +53,8 @@ async fn hedges_after_the_delay_and_cancels_the_loser() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn adaptive_hedging_waits_for_the_latency_percentile() {
-    let slow = FakeProvider::new("slow", Step::reply_after(5_000, "late"));
-    let quick = FakeProvider::new("quick", Step::reply_after(100, "early"));
+    let slow = FakeProvider::new("slow", Call::reply_after(5_000, "late"));
+    let quick = FakeProvider::new("quick", Call::reply_after(100, "early"));
     slow.set_latency_percentile(Some(Duration::from_millis(300)));
     let snap = snapshot(
         "hedge_percentile = 95\nhedge_delay_ms = 2000",
@@ -82,8 +82,8 @@ async fn adaptive_hedging_waits_for_the_latency_percentile() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn no_hedge_when_the_budget_is_spent() {
-    let slow = FakeProvider::new("slow", Step::reply_after(1_000, "late"));
-    let quick = FakeProvider::new("quick", Step::reply_after(10, "early"));
+    let slow = FakeProvider::new("slow", Call::reply_after(1_000, "late"));
+    let quick = FakeProvider::new("quick", Call::reply_after(10, "early"));
     slow.set_hedges_allowed(false);
     let snap = snapshot(
         "hedge_delay_ms = 100",
@@ -99,8 +99,8 @@ async fn no_hedge_when_the_budget_is_spent() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn no_hedge_when_the_first_answers_in_time() {
-    let a = FakeProvider::new("a", Step::reply_after(500, "a"));
-    let b = FakeProvider::new("b", Step::reply_after(10, "b"));
+    let a = FakeProvider::new("a", Call::reply_after(500, "a"));
+    let b = FakeProvider::new("b", Call::reply_after(10, "b"));
     let snap = snapshot("hedge_delay_ms = 1000", &[Arc::clone(&a), Arc::clone(&b)]);
     let answer = orchestrator::handle(&snap, request())
         .await
@@ -111,9 +111,9 @@ async fn no_hedge_when_the_first_answers_in_time() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn fanout_asks_all_at_once_and_takes_the_first() {
-    let a = FakeProvider::new("a", Step::reply_after(300, "a"));
-    let b = FakeProvider::new("b", Step::reply_after(200, "b"));
-    let c = FakeProvider::new("c", Step::reply_after(900, "c"));
+    let a = FakeProvider::new("a", Call::reply_after(300, "a"));
+    let b = FakeProvider::new("b", Call::reply_after(200, "b"));
+    let c = FakeProvider::new("c", Call::reply_after(900, "c"));
     let snap = snapshot(
         "fanout = 3",
         &[Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)],
@@ -130,8 +130,8 @@ async fn fanout_asks_all_at_once_and_takes_the_first() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn fails_over_at_once_when_a_call_fails() {
-    let a = FakeProvider::new("a", Step::fail_after(50, 503));
-    let b = FakeProvider::new("b", Step::reply_after(70, "b"));
+    let a = FakeProvider::new("a", Call::fail_after(50, 503));
+    let b = FakeProvider::new("b", Call::reply_after(70, "b"));
     let snap = snapshot("", &[Arc::clone(&a), Arc::clone(&b)]);
     let t0 = Instant::now();
     let answer = orchestrator::handle(&snap, request())
@@ -145,8 +145,8 @@ async fn fails_over_at_once_when_a_call_fails() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn the_deadline_ends_the_request_and_every_call() {
-    let a = FakeProvider::new("a", Step::Hang);
-    let b = FakeProvider::new("b", Step::Hang);
+    let a = FakeProvider::new("a", Call::Hang);
+    let b = FakeProvider::new("b", Call::Hang);
     let snap = snapshot(
         "hedge_delay_ms = 100\ndeadline_ms = 2000",
         &[Arc::clone(&a), Arc::clone(&b)],
@@ -180,8 +180,8 @@ async fn the_deadline_ends_the_request_and_every_call() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn every_provider_failing_is_unavailable_with_every_reason() {
-    let a = FakeProvider::new("a", Step::fail_after(10, 500));
-    let b = FakeProvider::new("b", Step::fail_after(10, 502));
+    let a = FakeProvider::new("a", Call::fail_after(10, 500));
+    let b = FakeProvider::new("b", Call::fail_after(10, 502));
     let snap = snapshot("", &[a, b]);
     let err = orchestrator::handle(&snap, request())
         .await
@@ -197,8 +197,8 @@ async fn every_provider_failing_is_unavailable_with_every_reason() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn streams_race_on_the_first_token() {
     use futures::StreamExt;
-    let slow = FakeProvider::new("slow", Step::reply_after(3_000, "late"));
-    let quick = FakeProvider::new("quick", Step::reply_after(50, "early bird"));
+    let slow = FakeProvider::new("slow", Call::reply_after(3_000, "late"));
+    let quick = FakeProvider::new("quick", Call::reply_after(50, "early bird"));
     let snap = snapshot(
         "hedge_delay_ms = 500",
         &[Arc::clone(&slow), Arc::clone(&quick)],

@@ -12,7 +12,7 @@ use common::*;
 use llm_pool::error::PoolError;
 use llm_pool::live::Snapshot;
 use llm_pool::orchestrator::{self, PoolRequest};
-use llm_pool::testing::{FakeProvider, FakeUpstream, ProviderStep, Reply, Step};
+use llm_pool::testing::{FakeProvider, FakeUpstream, ProviderCall, Reply, Step};
 use llm_pool::types::CandidateStatus;
 use serde_json::json;
 
@@ -26,7 +26,7 @@ fn request() -> PoolRequest {
 }
 
 fn fake(name: &str, ms: u64, text: &str) -> Arc<FakeProvider> {
-    FakeProvider::new(name, ProviderStep::reply_after(ms, text))
+    FakeProvider::new(name, ProviderCall::reply_after(ms, text))
 }
 
 const LABELS: &str = "output = \"label\"\nlabels = [\"A\", \"B\", \"C\"]\n";
@@ -337,7 +337,7 @@ async fn joiners_and_cache_hits_are_not_billed_for_the_calls_they_did_not_make()
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn fallbacks_start_only_once_every_main_call_failed() {
-    let a = FakeProvider::new("a", ProviderStep::fail_after(10, 500));
+    let a = FakeProvider::new("a", ProviderCall::fail_after(10, 500));
     let b = fake("b", 500, "from b");
     let f = fake("f", 10, "from the priced fallback");
     let snap = llm_pool::testing::snapshot_with(
@@ -352,7 +352,7 @@ async fn fallbacks_start_only_once_every_main_call_failed() {
     assert_eq!(f.calls(), 0, "the fallback was not asked while b ran");
 
     // Every main call failed: now the fallback answers (and is not cached).
-    let b = FakeProvider::new("b", ProviderStep::fail_after(20, 503));
+    let b = FakeProvider::new("b", ProviderCall::fail_after(20, 503));
     let snap = llm_pool::testing::snapshot_with(
         "fanout = 2\nfallback = [\"f\"]",
         &[(&a, ""), (&b, "")],
@@ -418,7 +418,7 @@ async fn only_complete_normal_answers_are_cacheable_per_strategy() {
     assert!(storable(&snap).await);
 
     // VOTING decided at the deadline on fewer answers than asked for.
-    let h = FakeProvider::new("h", ProviderStep::Hang);
+    let h = FakeProvider::new("h", ProviderCall::Hang);
     let (a, b) = (fake("a", 10, "A"), fake("b", 20, "A"));
     let snap = llm_pool::testing::snapshot(
         &format!("{ttl}strategy = \"voting\"\nearly_stop = false\n{LABELS}"),
@@ -428,7 +428,7 @@ async fn only_complete_normal_answers_are_cacheable_per_strategy() {
     assert!(!storable(&snap).await);
 
     // VOTING where one member failed.
-    let x = FakeProvider::new("x", ProviderStep::fail_after(5, 500));
+    let x = FakeProvider::new("x", ProviderCall::fail_after(5, 500));
     let snap = llm_pool::testing::snapshot(
         &format!("{ttl}strategy = \"voting\"\nearly_stop = false\n{LABELS}"),
         &[(&a, ""), (&b, ""), (&x, "")],
@@ -471,9 +471,9 @@ async fn only_complete_normal_answers_are_cacheable_per_strategy() {
     assert!(storable(&snap).await);
 
     // CASCADE with no tier accepted (the samples of every tier disagree).
-    let flip = FakeProvider::new("flip", ProviderStep::reply_after(10, "A"));
-    flip.push(ProviderStep::reply_after(10, "A"));
-    flip.push(ProviderStep::reply_after(10, "B"));
+    let flip = FakeProvider::new("flip", ProviderCall::reply_after(10, "A"));
+    flip.push(ProviderCall::reply_after(10, "A"));
+    flip.push(ProviderCall::reply_after(10, "B"));
     let snap = llm_pool::testing::snapshot(
         &format!("{ttl}strategy = \"cascade\"\ncache_sampled = true\n{LABELS}"),
         &[(&flip, "")],

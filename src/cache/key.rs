@@ -127,15 +127,14 @@ mod tests {
     use super::*;
     use crate::orchestrator::PoolRequest;
     use crate::providers::Role;
-    use crate::strategies::StrategyName;
-    use crate::testing::{FakeProvider, ProviderStep};
+    use crate::testing::{FakeProvider, ProviderCall};
 
     const TASK: &str =
         "template = \"Q: {{input}} in {{lang}}\"\nvariables = [\"lang\"]\ncache_ttl_secs = 60\n";
 
     fn snap(extra: &str) -> crate::live::Snapshot {
-        let a = FakeProvider::new("a", ProviderStep::reply_after(1, "x"));
-        let b = FakeProvider::new("b", ProviderStep::reply_after(1, "x"));
+        let a = FakeProvider::new("a", ProviderCall::reply_after(1, "x"));
+        let b = FakeProvider::new("b", ProviderCall::reply_after(1, "x"));
         crate::testing::snapshot(&format!("{TASK}{extra}"), &[(&a, ""), (&b, "")], None)
     }
 
@@ -217,7 +216,7 @@ mod tests {
             (
                 "strategy",
                 PoolRequest {
-                    strategy: Some(StrategyName::Voting),
+                    strategy: Some(StrategyKind::Voting),
                     ..base()
                 },
             ),

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 pub use key::Key;
 pub use redis::RedisStatus;
-pub use single_flight::{Role, SingleFlight};
+pub use single_flight::{FlightPart, SingleFlight};
 
 use crate::config::CacheConfig;
 use crate::types::Answer;

@@ -25,7 +25,7 @@ pub struct SingleFlight {
 
 /// Whether this caller started the call or joined one in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum FlightPart {
     Leader,
     Joined,
 }
@@ -33,10 +33,10 @@ pub enum Role {
 impl SingleFlight {
     /// Runs `make()` for `key` unless a call for it is already in flight, and returns the
     /// shared result.
-    pub fn run(self: &Arc<Self>, key: Key, make: impl FnOnce() -> Call) -> (Role, Flight) {
+    pub fn run(self: &Arc<Self>, key: Key, make: impl FnOnce() -> Call) -> (FlightPart, Flight) {
         let mut flights = self.flights.lock();
         if let Some(f) = flights.get(&key).and_then(WeakShared::upgrade) {
-            return (Role::Joined, f);
+            return (FlightPart::Joined, f);
         }
         let this = Arc::downgrade(self);
         let inner = make();
@@ -54,7 +54,7 @@ impl SingleFlight {
         }
         // Forget flights whose waiters all left.
         flights.retain(|_, f| f.upgrade().is_some());
-        (Role::Leader, flight)
+        (FlightPart::Leader, flight)
     }
 
     /// Calls in flight.

@@ -5,18 +5,18 @@
 //! `check-config` and the reloader both go through [`load`], so what the check accepts is
 //! exactly what the server serves.
 
+mod checked;
 pub(crate) mod defaults;
 pub mod ops;
 pub mod raw;
 pub mod security;
-mod snapshot;
 mod template;
 mod validate;
 
 use std::path::Path;
 
-pub use snapshot::url_like::BaseUrl;
-pub use snapshot::{
+pub use checked::url_like::BaseUrl;
+pub use checked::{
     CacheConfig, Config, Ensemble, Limits, ProviderConfig, ServerConfig, Target, TaskConfig,
 };
 pub use template::Template;

@@ -369,6 +369,42 @@ pub enum StrategyKind {
     Cascade,
 }
 
+impl StrategyKind {
+    /// A strategy named by a request: `fastest`, `FASTEST`, `STRATEGY_FASTEST` (gRPC's
+    /// enum names).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let s = s.strip_prefix("STRATEGY_").unwrap_or(s);
+        match s.to_ascii_lowercase().as_str() {
+            "fastest" => Some(Self::Fastest),
+            "voting" => Some(Self::Voting),
+            "weighted" => Some(Self::Weighted),
+            "consensus" => Some(Self::Consensus),
+            "judge" => Some(Self::Judge),
+            "cascade" => Some(Self::Cascade),
+            _ => None,
+        }
+    }
+
+    /// The lower-case name, as in the config file and the Decision.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fastest => "fastest",
+            Self::Voting => "voting",
+            Self::Weighted => "weighted",
+            Self::Consensus => "consensus",
+            Self::Judge => "judge",
+            Self::Cascade => "cascade",
+        }
+    }
+}
+
+impl std::fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_str().to_ascii_uppercase())
+    }
+}
+
 /// What CONSENSUS does when the winning group is too small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -9,11 +9,11 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::Template;
+use super::checked::{
+    Config, Ensemble, Limits, ProviderConfig, ServerConfig, Target, TaskConfig, url_like::BaseUrl,
+};
 use super::raw::{
     AcceptRule, OnDisagreement, OutputKind, RawConfig, RawProvider, RawTask, StrategyKind,
-};
-use super::snapshot::{
-    Config, Ensemble, Limits, ProviderConfig, ServerConfig, Target, TaskConfig, url_like::BaseUrl,
 };
 
 /// One problem in the file, at a TOML path such as `tasks.judge.providers[1]`.
@@ -225,7 +225,7 @@ fn check_limits(c: &mut Checker, raw: &RawConfig) -> Limits {
     }
 }
 
-fn check_cache(c: &mut Checker, r: &super::raw::RawCache) -> super::snapshot::CacheConfig {
+fn check_cache(c: &mut Checker, r: &super::raw::RawCache) -> super::checked::CacheConfig {
     use super::raw::CacheBackend;
     if r.max_entries == 0 {
         c.err("cache.max_entries", "must be at least 1");
@@ -248,7 +248,7 @@ fn check_cache(c: &mut Checker, r: &super::raw::RawCache) -> super::snapshot::Ca
         c.err("cache.redis_timeout_ms", "must be greater than 0");
     }
     check_ms(c, "cache.redis_timeout_ms".to_owned(), r.redis_timeout_ms);
-    super::snapshot::CacheConfig {
+    super::checked::CacheConfig {
         enabled: r.enabled,
         backend: r.backend,
         max_entries: r.max_entries,

@@ -11,7 +11,7 @@ use crate::config::raw::{OutputKind, StrategyKind};
 use crate::error::PoolError;
 use std::sync::Arc;
 
-use crate::cache::{self, Cache, Role};
+use crate::cache::{self, Cache, FlightPart};
 use crate::live::Snapshot;
 use crate::providers::Completion;
 use crate::providers::StreamEvent;
@@ -53,7 +53,7 @@ async fn run(plan: &Plan) -> Result<Answer, PoolError> {
 
 /// The `strategy` span of a request (see `telemetry::otel`).
 fn strategy_span(plan: &Plan) -> tracing::Span {
-    let name = format!("{:?}", plan.strategy).to_lowercase();
+    let name = plan.strategy.as_str();
     tracing::debug_span!(
         "strategy",
         otel.name = %format!("strategy {name}"),
@@ -564,7 +564,7 @@ async fn answer_plan_inner(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, Poo
                 Ok(Arc::new(answer))
             })
         });
-        if role == Role::Joined {
+        if role == FlightPart::Joined {
             cache.count_join();
         }
         return match tokio::time::timeout_at(plan.deadline, flight).await {
@@ -575,14 +575,14 @@ async fn answer_plan_inner(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, Poo
             // The shared call ran on the leader's deadline; a joiner with time left is not
             // bound by it: it asks again (leading a new call, or joining a newer one).
             Ok(Err(PoolError::DeadlineExceeded { .. }))
-                if role == Role::Joined && tokio::time::Instant::now() < plan.deadline =>
+                if role == FlightPart::Joined && tokio::time::Instant::now() < plan.deadline =>
             {
                 continue;
             }
             Ok(Err(e)) => Err(e),
             Ok(Ok(shared)) => {
                 let mut answer = Arc::unwrap_or_clone(shared);
-                if role == Role::Joined {
+                if role == FlightPart::Joined {
                     answer.request_id.clone_from(&plan.request_id);
                     answer.latency_ms = plan.started.elapsed().as_millis() as u64;
                     answer.joined = true;

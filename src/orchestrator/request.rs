@@ -12,7 +12,6 @@ use crate::config::{Config, Limits, Target, TaskConfig};
 use crate::error::PoolError;
 use crate::live::Snapshot;
 use crate::providers::{GenParams, Message, Prompt, Provider, ProviderRequest, Role};
-use crate::strategies::StrategyName;
 use crate::types::{CacheMode, Plan};
 
 /// A request, independent of the surface it arrived on.
@@ -30,7 +29,7 @@ pub struct PoolRequest {
     /// Continue `input` as raw text, without a chat template (`/v1/completions`).
     pub raw: bool,
     pub variables: HashMap<String, String>,
-    pub strategy: Option<StrategyName>,
+    pub strategy: Option<StrategyKind>,
     /// Ensemble size, within the task's `max_n`.
     pub n: Option<u32>,
     pub max_tokens: Option<u32>,
@@ -81,10 +80,7 @@ impl PoolRequest {
         if let Some(t) = &self.tenant
             && !t.may_override
         {
-            if self
-                .strategy
-                .is_some_and(|s| StrategyKind::from(s) != task.strategy)
-            {
+            if self.strategy.is_some_and(|s| s != task.strategy) {
                 refused_overrides.push("strategy");
                 self.strategy = None;
             }
@@ -99,7 +95,7 @@ impl PoolRequest {
                 "this task does not allow requests to choose the strategy or n",
             ));
         }
-        let strategy = self.strategy.map_or(task.strategy, StrategyKind::from);
+        let strategy = self.strategy.unwrap_or(task.strategy);
         let needs_judge = strategy == StrategyKind::Judge
             || (strategy == StrategyKind::Consensus
                 && e.on_disagreement == crate::config::raw::OnDisagreement::Judge)

@@ -10,8 +10,8 @@ mod http;
 mod lines;
 pub mod ollama;
 pub mod openai;
-mod registry;
 mod reliability;
+mod set;
 
 use std::sync::Arc;
 
@@ -22,8 +22,8 @@ use tokio::time::Instant;
 
 pub use endpoint::{EndpointHealth, EndpointSet};
 pub use error::ProviderError;
-pub use registry::ProviderSet;
 pub use reliability::Reliability;
+pub use set::ProviderSet;
 
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

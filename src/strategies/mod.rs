@@ -10,9 +10,6 @@ pub mod hedge;
 pub mod judge;
 pub mod voting;
 
-use std::fmt;
-
-use crate::config::raw::StrategyKind;
 use crate::error::PoolError;
 use crate::providers::Reliability;
 use crate::types::{Candidate, CandidateStatus, Decision, Outcome, Plan};
@@ -97,60 +94,6 @@ pub(crate) fn no_answer(decision: Decision, refused_only: bool) -> PoolError {
         PoolError::InvalidAnswer { summary, decision }
     } else {
         PoolError::Unavailable { summary, decision }
-    }
-}
-
-/// Every strategy name a request may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrategyName {
-    Fastest,
-    Voting,
-    Weighted,
-    Consensus,
-    Judge,
-    Cascade,
-}
-
-impl From<StrategyName> for StrategyKind {
-    fn from(s: StrategyName) -> Self {
-        match s {
-            StrategyName::Fastest => Self::Fastest,
-            StrategyName::Voting => Self::Voting,
-            StrategyName::Weighted => Self::Weighted,
-            StrategyName::Consensus => Self::Consensus,
-            StrategyName::Judge => Self::Judge,
-            StrategyName::Cascade => Self::Cascade,
-        }
-    }
-}
-
-impl StrategyName {
-    /// Accepts `fastest`, `FASTEST`, `STRATEGY_FASTEST`.
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim();
-        let s = s.strip_prefix("STRATEGY_").unwrap_or(s);
-        match s.to_ascii_lowercase().as_str() {
-            "fastest" => Some(Self::Fastest),
-            "voting" => Some(Self::Voting),
-            "weighted" => Some(Self::Weighted),
-            "consensus" => Some(Self::Consensus),
-            "judge" => Some(Self::Judge),
-            "cascade" => Some(Self::Cascade),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for StrategyName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Fastest => "FASTEST",
-            Self::Voting => "VOTING",
-            Self::Weighted => "WEIGHTED",
-            Self::Consensus => "CONSENSUS",
-            Self::Judge => "JUDGE",
-            Self::Cascade => "CASCADE",
-        })
     }
 }
 

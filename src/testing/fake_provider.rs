@@ -21,7 +21,7 @@ pub type Responder = Arc<dyn Fn(&ProviderRequest) -> String + Send + Sync>;
 
 /// One scripted call.
 #[derive(Clone)]
-pub enum Step {
+pub enum Call {
     /// Answer `text` after `delay`.
     Reply { delay: Duration, text: String },
     /// Fail with a 5xx after `delay`.
@@ -32,7 +32,7 @@ pub enum Step {
     With { delay: Duration, respond: Responder },
 }
 
-impl std::fmt::Debug for Step {
+impl std::fmt::Debug for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Reply { delay, text } => write!(f, "Reply({delay:?}, {text:?})"),
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Step {
     }
 }
 
-impl Step {
+impl Call {
     pub fn reply_after(ms: u64, text: &str) -> Self {
         Self::Reply {
             delay: Duration::from_millis(ms),
@@ -61,8 +61,8 @@ impl Step {
 /// A scripted provider.
 pub struct FakeProvider {
     name: String,
-    script: Mutex<VecDeque<Step>>,
-    default: Step,
+    script: Mutex<VecDeque<Call>>,
+    default: Call,
     calls: Arc<AtomicUsize>,
     /// Calls dropped before they finished.
     cancelled: Arc<AtomicUsize>,
@@ -88,7 +88,7 @@ impl Drop for CancelGuard {
 }
 
 impl FakeProvider {
-    pub fn new(name: &str, default: Step) -> Arc<Self> {
+    pub fn new(name: &str, default: Call) -> Arc<Self> {
         Arc::new(Self {
             name: name.to_owned(),
             script: Mutex::new(VecDeque::new()),
@@ -111,7 +111,7 @@ impl FakeProvider {
         self.hedges_allowed.store(allowed, Ordering::SeqCst);
     }
 
-    pub fn push(&self, step: Step) {
+    pub fn push(&self, step: Call) {
         self.script.lock().push_back(step);
     }
 
@@ -123,7 +123,7 @@ impl FakeProvider {
         self.cancelled.load(Ordering::SeqCst)
     }
 
-    fn next_step(&self, req: Arc<ProviderRequest>) -> Step {
+    fn next_step(&self, req: Arc<ProviderRequest>) -> Call {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.requests.lock().push(Arc::clone(&req));
         let step = self
@@ -132,7 +132,7 @@ impl FakeProvider {
             .pop_front()
             .unwrap_or_else(|| self.default.clone());
         match step {
-            Step::With { delay, respond } => Step::Reply {
+            Call::With { delay, respond } => Call::Reply {
                 delay,
                 text: respond(&req),
             },
@@ -145,9 +145,9 @@ impl FakeProvider {
     }
 }
 
-async fn play(step: Step, endpoint: Arc<str>, deadline: Instant) -> Result<String, ProviderError> {
+async fn play(step: Call, endpoint: Arc<str>, deadline: Instant) -> Result<String, ProviderError> {
     match step {
-        Step::Reply { delay, text } => {
+        Call::Reply { delay, text } => {
             if tokio::time::timeout_at(deadline, tokio::time::sleep(delay))
                 .await
                 .is_err()
@@ -156,7 +156,7 @@ async fn play(step: Step, endpoint: Arc<str>, deadline: Instant) -> Result<Strin
             }
             Ok(text)
         }
-        Step::Fail { delay, status } => {
+        Call::Fail { delay, status } => {
             let _ = tokio::time::timeout_at(deadline, tokio::time::sleep(delay)).await;
             Err(ProviderError::Status {
                 endpoint,
@@ -164,11 +164,11 @@ async fn play(step: Step, endpoint: Arc<str>, deadline: Instant) -> Result<Strin
                 message: "scripted failure".into(),
             })
         }
-        Step::Hang => {
+        Call::Hang => {
             let _ = tokio::time::sleep_until(deadline).await;
             Err(ProviderError::DeadlineExceeded { endpoint })
         }
-        Step::With { .. } => unreachable!("resolved in next_step"),
+        Call::With { .. } => unreachable!("resolved in next_step"),
     }
 }
 

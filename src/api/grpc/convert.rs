@@ -6,9 +6,9 @@ use tonic::{Code, Request, Status};
 
 use super::pb;
 use crate::api::http::native::message;
+use crate::config::raw::StrategyKind;
 use crate::error::PoolError;
 use crate::orchestrator::PoolRequest;
-use crate::strategies::StrategyName;
 use crate::types::{Answer, CacheMode};
 
 /// Time kept back from the caller's gRPC deadline so that the pool answers
@@ -40,12 +40,12 @@ pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest,
         .collect::<Result<Vec<_>, _>>()?;
     let strategy = match pb::Strategy::try_from(q.strategy) {
         Ok(pb::Strategy::Unspecified) => None,
-        Ok(pb::Strategy::Fastest) => Some(StrategyName::Fastest),
-        Ok(pb::Strategy::Voting) => Some(StrategyName::Voting),
-        Ok(pb::Strategy::Weighted) => Some(StrategyName::Weighted),
-        Ok(pb::Strategy::Consensus) => Some(StrategyName::Consensus),
-        Ok(pb::Strategy::Judge) => Some(StrategyName::Judge),
-        Ok(pb::Strategy::Cascade) => Some(StrategyName::Cascade),
+        Ok(pb::Strategy::Fastest) => Some(StrategyKind::Fastest),
+        Ok(pb::Strategy::Voting) => Some(StrategyKind::Voting),
+        Ok(pb::Strategy::Weighted) => Some(StrategyKind::Weighted),
+        Ok(pb::Strategy::Consensus) => Some(StrategyKind::Consensus),
+        Ok(pb::Strategy::Judge) => Some(StrategyKind::Judge),
+        Ok(pb::Strategy::Cascade) => Some(StrategyKind::Cascade),
         Err(_) => return Err(PoolError::invalid("strategy", "unknown strategy value")),
     };
     let cache = match pb::CacheMode::try_from(q.cache) {

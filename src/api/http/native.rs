@@ -14,11 +14,11 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
+use crate::config::raw::StrategyKind;
 use crate::error::PoolError;
 use crate::orchestrator::{self, PoolRequest, StreamItem};
 use crate::providers::{Message, Role};
 use crate::state::AppState;
-use crate::strategies::StrategyName;
 use crate::types::CacheMode;
 use axum::Extension;
 
@@ -110,7 +110,7 @@ impl QueryBody {
             .collect::<Result<Vec<_>, _>>()?;
         let strategy = match self.strategy.as_deref() {
             None | Some("") => None,
-            Some(s) => Some(StrategyName::parse(s).ok_or_else(|| {
+            Some(s) => Some(StrategyKind::parse(s).ok_or_else(|| {
                 PoolError::invalid("strategy", format!("unknown strategy `{s}`"))
             })?),
         };
