@@ -43,12 +43,10 @@ pub async fn handle(snapshot: &Snapshot, req: PoolRequest) -> Result<Answer, Poo
 }
 
 async fn run(plan: &Plan) -> Result<Answer, PoolError> {
-    if crate::telemetry::otel::enabled() {
-        use tracing::Instrument;
-        run_strategy(plan).instrument(strategy_span(plan)).await
-    } else {
-        run_strategy(plan).await
-    }
+    use tracing::Instrument;
+    run_strategy(plan)
+        .instrument(crate::telemetry::otel::span(|| strategy_span(plan)))
+        .await
 }
 
 /// The `strategy` span of a request (see `telemetry::otel`).
@@ -248,11 +246,7 @@ async fn stream_plan(
 ) -> Result<AnswerStream, PoolError> {
     let started = {
         use tracing::Instrument;
-        let span = if crate::telemetry::otel::enabled() {
-            strategy_span(&plan)
-        } else {
-            tracing::Span::none()
-        };
+        let span = crate::telemetry::otel::span(|| strategy_span(&plan));
         fastest::stream(&plan).instrument(span).await
     };
     let won = started.inspect_err(|e| {

@@ -210,7 +210,7 @@ impl<D: Dialect> Inner<D> {
                     });
                 }
             };
-            let span = if crate::telemetry::otel::enabled() {
+            let span = crate::telemetry::otel::span(|| {
                 tracing::debug_span!(
                     "attempt",
                     otel.name = "attempt",
@@ -219,9 +219,7 @@ impl<D: Dialect> Inner<D> {
                     attempt,
                     outcome = tracing::field::Empty,
                 )
-            } else {
-                tracing::Span::none()
-            };
+            });
             let e = match self
                 .send_once(&guard, path, body.clone(), until, deadline)
                 .instrument(span.clone())

@@ -25,6 +25,16 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// The span `make` builds when traces are exported, else a disabled one: the one place
+/// that decides, so that without export no span is built (one atomic load per call).
+pub fn span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if enabled() {
+        make()
+    } else {
+        tracing::Span::none()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OtelError {
     #[error("OTLP exporter: {0}")]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tonic::{Code, Request, Status};
 
 use super::pb;
-use crate::api::http::native::message;
+use crate::api::convert::message;
 use crate::config::raw::StrategyKind;
 use crate::error::PoolError;
 use crate::orchestrator::PoolRequest;

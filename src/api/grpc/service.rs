@@ -86,7 +86,7 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
         _request: Request<pb::HealthRequest>,
     ) -> Result<Response<pb::HealthResponse>, Status> {
         let status = self.state.config.status();
-        let providers = crate::api::http::provider_health(&self.state)
+        let providers = crate::api::convert::provider_health(&self.state)
             .into_iter()
             .map(|p| pb::ProviderHealth {
                 name: p.name,

@@ -6,7 +6,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use serde::de::DeserializeOwned;
 
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+
 use crate::error::PoolError;
+use crate::live::Snapshot;
+use crate::state::AppState;
 
 /// What a JSON body may be: its size and nesting depth.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +27,27 @@ impl BodyLimits {
             bytes: config.server().max_body_bytes,
             depth: config.limits().max_json_depth,
         }
+    }
+}
+
+/// The prologue every handler with a JSON body shares: the snapshot the request keeps to its
+/// end, the body parsed under that snapshot's limits, and `into` (the dialect's decoder)
+/// applied to it; a failure anywhere is answered in the dialect's error shape `E`.
+pub(crate) fn decode<T, R, E>(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    into: impl FnOnce(T, &Snapshot) -> Result<R, PoolError>,
+) -> Result<(Arc<Snapshot>, R), Box<Response>>
+where
+    T: DeserializeOwned,
+    E: From<PoolError> + IntoResponse,
+{
+    let snapshot = state.config.load();
+    let parsed =
+        parse_json::<T>(body, BodyLimits::of(&snapshot.config)).and_then(|b| into(b, &snapshot));
+    match parsed {
+        Ok(r) => Ok((snapshot, r)),
+        Err(e) => Err(Box::new(E::from(e).into_response())),
     }
 }
 

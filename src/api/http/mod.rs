@@ -14,8 +14,6 @@ mod ollama;
 mod openai;
 mod ops;
 
-pub(crate) use ops::providers as provider_health;
-
 use std::time::Duration;
 
 use axum::Router;
@@ -30,7 +28,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
-pub(crate) use body::{BodyLimits, parse_json};
+pub(crate) use body::{BodyLimits, decode, parse_json};
 
 /// The request decoders as pure functions (body bytes and headers in, [`PoolRequest`] out),
 /// for the micro-benchmarks and fuzzing; the handlers use the same code.

@@ -13,11 +13,11 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 
+use crate::api::convert::{Stop, message};
 use crate::auth::Caller;
 use crate::config::raw::StrategyKind;
 use crate::error::PoolError;
 use crate::orchestrator::{self, PoolRequest, StreamItem};
-use crate::providers::{Message, Role};
 use crate::state::AppState;
 use crate::types::CacheMode;
 use axum::Extension;
@@ -67,34 +67,6 @@ pub(crate) struct QueryBody {
 pub(crate) struct WireMessage {
     role: String,
     content: String,
-}
-
-/// `stop` as one string or a list.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum Stop {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Stop {
-    pub(crate) fn into_vec(self) -> Vec<String> {
-        match self {
-            Self::One(s) => vec![s],
-            Self::Many(v) => v,
-        }
-    }
-}
-
-/// Converts role strings, naming the bad one.
-pub(crate) fn message(i: usize, role: &str, content: String) -> Result<Message, PoolError> {
-    let role = Role::parse(role).ok_or_else(|| {
-        PoolError::invalid(
-            format!("messages[{i}].role"),
-            format!("`{role}` is not one of system, developer, user, assistant, tool"),
-        )
-    })?;
-    Ok(Message { role, content })
 }
 
 impl QueryBody {
@@ -153,12 +125,11 @@ pub(crate) async fn query(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let snapshot = state.config.load();
-    let limit = super::BodyLimits::of(&snapshot.config);
-    let parsed = super::parse_json::<QueryBody>(body, limit).and_then(|b| b.into_request(&headers));
-    let (req, stream) = match parsed {
-        Ok(r) => r,
-        Err(e) => return NativeError(e).into_response(),
+    let decoded =
+        super::decode::<QueryBody, _, NativeError>(&state, body, |b, _| b.into_request(&headers));
+    let (snapshot, (req, stream)) = match decoded {
+        Ok(d) => d,
+        Err(refused) => return *refused,
     };
     if !stream {
         return match orchestrator::handle_cached(&state, &snapshot, req.by(&caller)).await {
@@ -254,6 +225,12 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
 
 /// A [`PoolError`] in the native shape.
 pub(crate) struct NativeError(pub(crate) PoolError);
+
+impl From<PoolError> for NativeError {
+    fn from(e: PoolError) -> Self {
+        Self(e)
+    }
+}
 
 fn error_body(e: &PoolError) -> serde_json::Value {
     let mut body = serde_json::json!({

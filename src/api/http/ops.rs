@@ -5,39 +5,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde::Serialize;
 
-use crate::providers::EndpointHealth;
 use crate::state::AppState;
-
-#[derive(Serialize)]
-pub(crate) struct ProviderHealth {
-    pub(crate) name: String,
-    pub(crate) kind: crate::config::raw::ProviderKind,
-    pub(crate) model: String,
-    pub(crate) endpoints: Vec<EndpointHealth>,
-}
-
-/// Provider state of the serving snapshot, sorted by name.
-pub(crate) fn providers(state: &AppState) -> Vec<ProviderHealth> {
-    let snapshot = state.config.load();
-    let mut out: Vec<ProviderHealth> = snapshot
-        .providers
-        .iter()
-        .map(|(config, provider)| ProviderHealth {
-            name: config.name.clone(),
-            kind: config.kind,
-            model: config.model.clone(),
-            endpoints: provider.health(),
-        })
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
-}
 
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let status = state.config.status();
-    let providers = providers(&state);
+    let providers = crate::api::convert::provider_health(&state);
     let redis = state.cache.redis_status();
     let redis_down = redis.as_ref().is_some_and(|r| !r.connected && r.errors > 0);
     let overall = if status.last_error.is_some() || redis_down {

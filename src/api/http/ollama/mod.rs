@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue};
 
-use crate::api::http::native::{Stop, message};
+use crate::api::convert::{Stop, message};
 use crate::auth::Caller;
 use crate::error::PoolError;
 use crate::orchestrator::{self, PoolRequest, StreamItem};
@@ -25,6 +25,12 @@ const OLLAMA_API_VERSION: &str = "0.6.0";
 
 /// A [`PoolError`] in Ollama's shape.
 pub(crate) struct OllamaError(pub(crate) PoolError);
+
+impl From<PoolError> for OllamaError {
+    fn from(e: PoolError) -> Self {
+        Self(e)
+    }
+}
 
 impl IntoResponse for OllamaError {
     fn into_response(self) -> Response {
@@ -90,28 +96,27 @@ pub(crate) async fn generate(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let snapshot = state.config.load();
-    let limit = super::BodyLimits::of(&snapshot.config);
-    let parsed = super::parse_json::<wire::GenerateRequest>(body, limit).and_then(|b| {
-        let model = model_name(&snapshot, &b.model);
-        let empty = b.prompt.as_deref().is_none_or(str::is_empty);
-        let mut req = PoolRequest {
-            model: Some(model),
-            input: b.prompt,
-            system: b.system,
-            raw: b.raw,
-            json: wants_json(b.format.as_ref())?,
-            timeout: super::header_timeout(&headers)?,
-            cache: super::header_cache_mode(&headers)?,
-            request_id: super::request_id(&headers),
-            ..Default::default()
-        };
-        options(b.options, &mut req)?;
-        Ok((req, b.model, b.stream.unwrap_or(true), empty))
-    });
-    let (req, model, stream, empty) = match parsed {
-        Ok(r) => r,
-        Err(e) => return OllamaError(e).into_response(),
+    let decoded =
+        super::decode::<wire::GenerateRequest, _, OllamaError>(&state, body, |b, snapshot| {
+            let model = model_name(snapshot, &b.model);
+            let empty = b.prompt.as_deref().is_none_or(str::is_empty);
+            let mut req = PoolRequest {
+                model: Some(model),
+                input: b.prompt,
+                system: b.system,
+                raw: b.raw,
+                json: wants_json(b.format.as_ref())?,
+                timeout: super::header_timeout(&headers)?,
+                cache: super::header_cache_mode(&headers)?,
+                request_id: super::request_id(&headers),
+                ..Default::default()
+            };
+            options(b.options, &mut req)?;
+            Ok((req, b.model, b.stream.unwrap_or(true), empty))
+        });
+    let (snapshot, (req, model, stream, empty)) = match decoded {
+        Ok(d) => d,
+        Err(refused) => return *refused,
     };
     if empty {
         return load(&snapshot, &req, &model, Kind::Generate);
@@ -156,30 +161,29 @@ pub(crate) async fn chat(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let snapshot = state.config.load();
-    let limit = super::BodyLimits::of(&snapshot.config);
-    let parsed = super::parse_json::<wire::ChatRequest>(body, limit).and_then(|b| {
-        let messages = b
-            .messages
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| message(i, &m.role, m.content))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut req = PoolRequest {
-            model: Some(model_name(&snapshot, &b.model)),
-            messages,
-            json: wants_json(b.format.as_ref())?,
-            timeout: super::header_timeout(&headers)?,
-            cache: super::header_cache_mode(&headers)?,
-            request_id: super::request_id(&headers),
-            ..Default::default()
-        };
-        options(b.options, &mut req)?;
-        Ok((req, b.model, b.stream.unwrap_or(true)))
-    });
-    let (req, model, stream) = match parsed {
-        Ok(r) => r,
-        Err(e) => return OllamaError(e).into_response(),
+    let decoded =
+        super::decode::<wire::ChatRequest, _, OllamaError>(&state, body, |b, snapshot| {
+            let messages = b
+                .messages
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| message(i, &m.role, m.content))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut req = PoolRequest {
+                model: Some(model_name(snapshot, &b.model)),
+                messages,
+                json: wants_json(b.format.as_ref())?,
+                timeout: super::header_timeout(&headers)?,
+                cache: super::header_cache_mode(&headers)?,
+                request_id: super::request_id(&headers),
+                ..Default::default()
+            };
+            options(b.options, &mut req)?;
+            Ok((req, b.model, b.stream.unwrap_or(true)))
+        });
+    let (snapshot, (req, model, stream)) = match decoded {
+        Ok(d) => d,
+        Err(refused) => return *refused,
     };
     if req.messages.is_empty() {
         return load(&snapshot, &req, &model, Kind::Chat);

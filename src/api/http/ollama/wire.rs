@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::http::native::Stop;
+use crate::api::convert::Stop;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct GenerateRequest {

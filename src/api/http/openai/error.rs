@@ -7,6 +7,12 @@ use crate::error::{ErrorKind, PoolError};
 
 pub(crate) struct OpenAiError(pub(crate) PoolError);
 
+impl From<PoolError> for OpenAiError {
+    fn from(e: PoolError) -> Self {
+        Self(e)
+    }
+}
+
 pub(super) fn body(e: &PoolError) -> serde_json::Value {
     let kind = e.kind();
     let error_type = match kind {

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use http::HeaderMap;
 
 use self::error::OpenAiError;
-use crate::api::http::native::{Stop, message};
+use crate::api::convert::{Stop, message};
 use crate::auth::Caller;
 use crate::error::PoolError;
 use crate::orchestrator::{self, PoolRequest, StreamItem};
@@ -33,13 +33,12 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let snapshot = state.config.load();
-    let limit = super::BodyLimits::of(&snapshot.config);
-    let parsed =
-        super::parse_json::<wire::ChatRequest>(body, limit).and_then(|b| chat_request(b, &headers));
-    let (req, model, stream, include_usage) = match parsed {
-        Ok(r) => r,
-        Err(e) => return OpenAiError(e).into_response(),
+    let decoded = super::decode::<wire::ChatRequest, _, OpenAiError>(&state, body, |b, _| {
+        chat_request(b, &headers)
+    });
+    let (snapshot, (req, model, stream, include_usage)) = match decoded {
+        Ok(d) => d,
+        Err(refused) => return *refused,
     };
     let id = format!("chatcmpl-{}", req.request_id);
     if !stream {
@@ -247,9 +246,7 @@ pub(crate) async fn completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let snapshot = state.config.load();
-    let limit = super::BodyLimits::of(&snapshot.config);
-    let parsed = super::parse_json::<wire::CompletionRequest>(body, limit).and_then(|b| {
+    let decoded = super::decode::<wire::CompletionRequest, _, OpenAiError>(&state, body, |b, _| {
         check_n(b.n)?;
         let prompt = match b.prompt {
             wire::Prompt::One(p) => p,
@@ -275,9 +272,9 @@ pub(crate) async fn completions(
         };
         Ok((req, b.model, b.stream, include_usage))
     });
-    let (req, model, stream, include_usage) = match parsed {
-        Ok(r) => r,
-        Err(e) => return OpenAiError(e).into_response(),
+    let (snapshot, (req, model, stream, include_usage)) = match decoded {
+        Ok(d) => d,
+        Err(refused) => return *refused,
     };
     let id = format!("cmpl-{}", req.request_id);
     let created = super::unix_now();

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::http::native::Stop;
+use crate::api::convert::Stop;
 use crate::types::{Decision, UsageOut};
 
 #[derive(Debug, Deserialize)]

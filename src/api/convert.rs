@@ -1,0 +1,62 @@
+//! Conversions every surface shares (gRPC, native, OpenAI and Ollama): chat messages with
+//! their roles checked, `stop` as one string or a list, and the providers' health as the
+//! health routes show it. Each dialect's own conversions live in its folder.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::PoolError;
+use crate::providers::{EndpointHealth, Message, Role};
+use crate::state::AppState;
+
+/// `stop` as one string or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+/// Converts role strings, naming the bad one.
+pub(crate) fn message(i: usize, role: &str, content: String) -> Result<Message, PoolError> {
+    let role = Role::parse(role).ok_or_else(|| {
+        PoolError::invalid(
+            format!("messages[{i}].role"),
+            format!("`{role}` is not one of system, developer, user, assistant, tool"),
+        )
+    })?;
+    Ok(Message { role, content })
+}
+
+#[derive(Serialize)]
+pub(crate) struct ProviderHealth {
+    pub(crate) name: String,
+    pub(crate) kind: crate::config::raw::ProviderKind,
+    pub(crate) model: String,
+    pub(crate) endpoints: Vec<EndpointHealth>,
+}
+
+/// Provider state of the serving snapshot, sorted by name.
+pub(crate) fn provider_health(state: &AppState) -> Vec<ProviderHealth> {
+    let snapshot = state.config.load();
+    let mut out: Vec<ProviderHealth> = snapshot
+        .providers
+        .iter()
+        .map(|(config, provider)| ProviderHealth {
+            name: config.name.clone(),
+            kind: config.kind,
+            model: config.model.clone(),
+            endpoints: provider.health(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
