@@ -363,81 +363,16 @@ pub(super) fn check(
     let mut hmac_secrets = HashMap::new();
     let mut checked_tenants = BTreeMap::new();
     for (name, t) in tenants {
-        let path = format!("tenants.{name}");
-        let tenant_name: Arc<str> = Arc::from(name.as_str());
-        for (i, hash) in t.api_key_sha256.iter().enumerate() {
-            let at = format!("{path}.api_key_sha256[{i}]");
-            match hex::decode(hash.trim())
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            {
-                Some(digest) => api_keys.push(ApiKey {
-                    tenant: Arc::clone(&tenant_name),
-                    at,
-                    key: KeySource::Sha256(digest),
-                }),
-                None => err(at, "must be 64 hex digits (a SHA-256)".to_owned()),
-            }
-        }
-        for (i, var) in t.api_key_env.iter().enumerate() {
-            let at = format!("{path}.api_key_env[{i}]");
-            if let Some(key) = env_secret(err, &at, var, Unset::Warn) {
-                api_keys.push(ApiKey {
-                    tenant: Arc::clone(&tenant_name),
-                    at,
-                    key: KeySource::Secret(SecretString::from(key)),
-                });
-            }
-        }
-        let hmac = match (&t.hmac_secret_env, &t.hmac_secret_file) {
-            (Some(_), Some(_)) => {
-                err(
-                    format!("{path}.hmac_secret_file"),
-                    "give hmac_secret_env or hmac_secret_file, not both".to_owned(),
-                );
-                None
-            }
-            (Some(var), None) => {
-                env_secret(err, &format!("{path}.hmac_secret_env"), var, Unset::Warn)
-            }
-            (None, Some(file)) => file_secret(err, &format!("{path}.hmac_secret_file"), base, file),
-            (None, None) => None,
-        };
-        if let Some(secret) = hmac {
-            hmac_secrets.insert(
-                Arc::clone(&tenant_name),
-                SecretSlice::from(secret.into_bytes()),
-            );
-        }
-        for (i, task) in t.tasks.iter().enumerate() {
-            if task != "*" && !known_tasks(task) {
-                err(
-                    format!("{path}.tasks[{i}]"),
-                    format!("unknown task `{task}`"),
-                );
-            }
-        }
-        for (i, p) in t.providers.iter().enumerate() {
-            if p != "*" && !known_providers(p) {
-                err(
-                    format!("{path}.providers[{i}]"),
-                    format!("unknown provider `{p}`"),
-                );
-            }
-        }
-        checked_tenants.insert(
-            name.clone(),
-            Arc::new(Tenant {
-                name: tenant_name,
-                tasks: Allow::from(&t.tasks),
-                providers: Allow::from(&t.providers),
-                admin: t.admin,
-                requests_per_minute: t.requests_per_minute,
-                tokens_per_minute: t.tokens_per_minute,
-                max_concurrent: t.max_concurrent,
-                may_override: t.may_override,
-            }),
+        let tenant = check_tenant(
+            err,
+            name,
+            t,
+            (known_tasks, known_providers),
+            base,
+            &mut api_keys,
+            &mut hmac_secrets,
         );
+        checked_tenants.insert(name.clone(), tenant);
     }
 
     for (i, p) in auth.allow_unauthenticated.iter().enumerate() {
@@ -460,6 +395,113 @@ pub(super) fn check(
         .and_then(|j| check_jwt(err, j, base))
         .map(Arc::new);
 
+    Checked {
+        auth: AuthConfig {
+            inference: auth.inference,
+            admin: auth.admin,
+            operations: auth.operations,
+            allow_unauthenticated: auth.allow_unauthenticated.clone(),
+            hmac_window: Duration::from_secs(auth.hmac_window_secs),
+            api_keys,
+            hmac_secrets,
+            jwt,
+        },
+        tenants: checked_tenants,
+        rate_limit: check_rate_limit(err, rate_limit),
+    }
+}
+
+/// Whether a task (or a provider) of that name is configured.
+type Known<'a> = &'a dyn Fn(&str) -> bool;
+
+/// One tenant: its API keys and HMAC secret go to the authenticator's lists, its rights
+/// are checked against the configured tasks and providers.
+fn check_tenant(
+    err: &mut dyn FnMut(String, String),
+    name: &str,
+    t: &RawTenant,
+    (known_tasks, known_providers): (Known<'_>, Known<'_>),
+    base: &Path,
+    api_keys: &mut Vec<ApiKey>,
+    hmac_secrets: &mut HashMap<Arc<str>, SecretSlice<u8>>,
+) -> Arc<Tenant> {
+    let path = format!("tenants.{name}");
+    let tenant_name: Arc<str> = Arc::from(name);
+    for (i, hash) in t.api_key_sha256.iter().enumerate() {
+        let at = format!("{path}.api_key_sha256[{i}]");
+        match hex::decode(hash.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        {
+            Some(digest) => api_keys.push(ApiKey {
+                tenant: Arc::clone(&tenant_name),
+                at,
+                key: KeySource::Sha256(digest),
+            }),
+            None => err(at, "must be 64 hex digits (a SHA-256)".to_owned()),
+        }
+    }
+    for (i, var) in t.api_key_env.iter().enumerate() {
+        let at = format!("{path}.api_key_env[{i}]");
+        if let Some(key) = env_secret(err, &at, var, Unset::Warn) {
+            api_keys.push(ApiKey {
+                tenant: Arc::clone(&tenant_name),
+                at,
+                key: KeySource::Secret(SecretString::from(key)),
+            });
+        }
+    }
+    let hmac = match (&t.hmac_secret_env, &t.hmac_secret_file) {
+        (Some(_), Some(_)) => {
+            err(
+                format!("{path}.hmac_secret_file"),
+                "give hmac_secret_env or hmac_secret_file, not both".to_owned(),
+            );
+            None
+        }
+        (Some(var), None) => env_secret(err, &format!("{path}.hmac_secret_env"), var, Unset::Warn),
+        (None, Some(file)) => file_secret(err, &format!("{path}.hmac_secret_file"), base, file),
+        (None, None) => None,
+    };
+    if let Some(secret) = hmac {
+        hmac_secrets.insert(
+            Arc::clone(&tenant_name),
+            SecretSlice::from(secret.into_bytes()),
+        );
+    }
+    for (i, task) in t.tasks.iter().enumerate() {
+        if task != "*" && !known_tasks(task) {
+            err(
+                format!("{path}.tasks[{i}]"),
+                format!("unknown task `{task}`"),
+            );
+        }
+    }
+    for (i, p) in t.providers.iter().enumerate() {
+        if p != "*" && !known_providers(p) {
+            err(
+                format!("{path}.providers[{i}]"),
+                format!("unknown provider `{p}`"),
+            );
+        }
+    }
+    Arc::new(Tenant {
+        name: tenant_name,
+        tasks: Allow::from(&t.tasks),
+        providers: Allow::from(&t.providers),
+        admin: t.admin,
+        requests_per_minute: t.requests_per_minute,
+        tokens_per_minute: t.tokens_per_minute,
+        max_concurrent: t.max_concurrent,
+        may_override: t.may_override,
+    })
+}
+
+/// `[rate_limit]`: where tenants' limits are counted.
+fn check_rate_limit(
+    err: &mut dyn FnMut(String, String),
+    rate_limit: &RawRateLimit,
+) -> RateLimitConfig {
     if rate_limit.backend == RateLimitBackend::Redis && rate_limit.redis_url.is_none() {
         err(
             "rate_limit.redis_url".to_owned(),
@@ -481,25 +523,11 @@ pub(super) fn check(
             "must be greater than 0".to_owned(),
         );
     }
-
-    Checked {
-        auth: AuthConfig {
-            inference: auth.inference,
-            admin: auth.admin,
-            operations: auth.operations,
-            allow_unauthenticated: auth.allow_unauthenticated.clone(),
-            hmac_window: Duration::from_secs(auth.hmac_window_secs),
-            api_keys,
-            hmac_secrets,
-            jwt,
-        },
-        tenants: checked_tenants,
-        rate_limit: RateLimitConfig {
-            backend: rate_limit.backend,
-            redis_url: rate_limit.redis_url.clone(),
-            key_prefix: rate_limit.key_prefix.clone(),
-            redis_timeout: Duration::from_millis(rate_limit.redis_timeout_ms),
-        },
+    RateLimitConfig {
+        backend: rate_limit.backend,
+        redis_url: rate_limit.redis_url.clone(),
+        key_prefix: rate_limit.key_prefix.clone(),
+        redis_timeout: Duration::from_millis(rate_limit.redis_timeout_ms),
     }
 }
 

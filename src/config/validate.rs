@@ -454,10 +454,53 @@ fn check_task(
             "names may hold letters, digits, `_`, `-`, `.` and `:` only",
         );
     }
+    let template = check_template(c, &path, t, prompts_dir);
+    check_task_providers(c, &path, t, raw);
+    check_labels(c, &path, t);
+    check_generation(c, &path, t, limits);
+    let (deadline, max_deadline) = check_timing(c, &path, t, limits);
+    let schema = check_schema(c, &path, t);
+    let ensemble = check_ensemble(c, &path, t, raw, prompts_dir);
+    (c.errors.len() == before).then(|| TaskConfig {
+        name: name.to_owned(),
+        description: t.description.clone(),
+        template,
+        system: t.system.clone(),
+        variables: t.variables.clone(),
+        output: t.output,
+        labels: t.labels.clone(),
+        strategy: t.strategy,
+        providers: t.providers.clone(),
+        max_tokens: t.max_tokens,
+        temperature: t.temperature,
+        top_p: t.top_p,
+        deadline,
+        max_deadline,
+        cache_ttl: Duration::from_secs(t.cache_ttl_secs),
+        hedge_delay: t.hedge_delay_ms.map(Duration::from_millis),
+        fanout: t.fanout as usize,
+        hedge_percentile: t.hedge_percentile,
+        hedge_calls: t.hedge_calls,
+        fallback: t.fallback.clone(),
+        schema_source: schema.as_ref().map(|(_, source)| source.clone()),
+        schema: schema.map(|(v, _)| v),
+        cache_sampled: t.cache_sampled,
+        ensemble,
+    })
+}
+
+/// The task's prompt template (a file in `prompts_dir`, or inline), with every variable
+/// it uses declared.
+fn check_template(
+    c: &mut Checker,
+    path: &str,
+    t: &RawTask,
+    prompts_dir: &Path,
+) -> Option<Template> {
     let template_text = match (&t.prompt, &t.template) {
         (Some(_), Some(_)) => {
             c.err(
-                &path,
+                path,
                 "give `prompt` (a file) or `template` (inline), not both",
             );
             None
@@ -478,7 +521,7 @@ fn check_task(
         (None, Some(text)) => Some(text.clone()),
         (None, None) => None,
     };
-    let template = template_text.and_then(|text| match Template::parse(&text) {
+    template_text.and_then(|text| match Template::parse(&text) {
         Ok(tpl) => {
             for var in tpl.variables() {
                 if var != "input" && !t.variables.iter().any(|v| v == var) {
@@ -494,7 +537,11 @@ fn check_task(
             c.err(format!("{path}.prompt"), m);
             None
         }
-    });
+    })
+}
+
+/// The task's providers and fallbacks name configured providers.
+fn check_task_providers(c: &mut Checker, path: &str, t: &RawTask, raw: &RawConfig) {
     if t.providers.is_empty() {
         c.err(format!("{path}.providers"), "give at least one provider");
     }
@@ -506,6 +553,23 @@ fn check_task(
             );
         }
     }
+    for (i, f) in t.fallback.iter().enumerate() {
+        if !raw.providers.contains_key(f) {
+            c.err(
+                format!("{path}.fallback[{i}]"),
+                format!("unknown provider `{f}`"),
+            );
+        } else if t.providers.contains(f) {
+            c.err(
+                format!("{path}.fallback[{i}]"),
+                format!("`{f}` is already in providers"),
+            );
+        }
+    }
+}
+
+/// Labels belong to `label` tasks, and stay distinct after normalisation.
+fn check_labels(c: &mut Checker, path: &str, t: &RawTask) {
     match t.output {
         OutputKind::Label if t.labels.is_empty() => {
             c.err(
@@ -538,6 +602,10 @@ fn check_task(
         }
         _ => {}
     }
+}
+
+/// Generation defaults within the limits.
+fn check_generation(c: &mut Checker, path: &str, t: &RawTask, limits: &Limits) {
     if let Some(mt) = t.max_tokens
         && (mt == 0 || mt > limits.max_tokens)
     {
@@ -562,6 +630,10 @@ fn check_task(
             "must be greater than 0 and at most 1",
         );
     }
+}
+
+/// Deadlines, fan-out and hedging; returns the task's deadline and its maximum.
+fn check_timing(c: &mut Checker, path: &str, t: &RawTask, limits: &Limits) -> (Duration, Duration) {
     let max_deadline = t
         .max_deadline_ms
         .map_or(limits.max_deadline, Duration::from_millis)
@@ -603,26 +675,22 @@ fn check_task(
             "must be greater than 0 and at most 100",
         );
     }
-    for (i, f) in t.fallback.iter().enumerate() {
-        if !raw.providers.contains_key(f) {
-            c.err(
-                format!("{path}.fallback[{i}]"),
-                format!("unknown provider `{f}`"),
-            );
-        } else if t.providers.contains(f) {
-            c.err(
-                format!("{path}.fallback[{i}]"),
-                format!("`{f}` is already in providers"),
-            );
-        }
-    }
     if t.hedge_delay_ms == Some(0) {
         c.err(
             format!("{path}.hedge_delay_ms"),
             "must be greater than 0 (or omitted)",
         );
     }
-    let schema = match (&t.schema, t.output) {
+    (deadline, max_deadline)
+}
+
+/// The JSON Schema of a `json` task, compiled, with its source.
+fn check_schema(
+    c: &mut Checker,
+    path: &str,
+    t: &RawTask,
+) -> Option<(Arc<jsonschema::Validator>, serde_json::Value)> {
+    match (&t.schema, t.output) {
         (None, _) => None,
         (Some(_), kind) if kind != OutputKind::Json => {
             c.err(
@@ -644,34 +712,7 @@ fn check_task(
                 }
             }
         }
-    };
-    let ensemble = check_ensemble(c, &path, t, raw, prompts_dir);
-    (c.errors.len() == before).then(|| TaskConfig {
-        name: name.to_owned(),
-        description: t.description.clone(),
-        template,
-        system: t.system.clone(),
-        variables: t.variables.clone(),
-        output: t.output,
-        labels: t.labels.clone(),
-        strategy: t.strategy,
-        providers: t.providers.clone(),
-        max_tokens: t.max_tokens,
-        temperature: t.temperature,
-        top_p: t.top_p,
-        deadline,
-        max_deadline,
-        cache_ttl: Duration::from_secs(t.cache_ttl_secs),
-        hedge_delay: t.hedge_delay_ms.map(Duration::from_millis),
-        fanout: t.fanout as usize,
-        hedge_percentile: t.hedge_percentile,
-        hedge_calls: t.hedge_calls,
-        fallback: t.fallback.clone(),
-        schema_source: schema.as_ref().map(|(_, source)| source.clone()),
-        schema: schema.map(|(v, _)| v),
-        cache_sampled: t.cache_sampled,
-        ensemble,
-    })
+    }
 }
 
 /// Ensemble settings; the judge's template is read when a judge may be called.

@@ -195,57 +195,21 @@ where
                 });
             }
             Some((index, provider_index, result, latency_ms)) = inflight.next() => {
-                let c = &mut decision.candidates[index];
-                c.latency_ms = latency_ms;
-                match result {
-                    Ok(value) => {
-                        c.endpoint = Some(value.endpoint().to_owned());
-                        c.usage = value.usage();
-                        // Every answer's tokens were spent, valid or not.
-                        if let Some(u) = c.usage {
-                            decision.add_usage(u);
-                        }
-                        let c = &mut decision.candidates[index];
-                        match accept(&value) {
-                            Ok(normalized) => {
-                                c.status = CandidateStatus::Ok;
-                                c.text = Some(normalized);
-                                if c.hedged {
-                                    metrics::counter!(
-                                        crate::telemetry::metrics::HEDGES,
-                                        "provider" => providers[0].name().to_owned(),
-                                        "event" => "won"
-                                    )
-                                    .increment(1);
-                                }
-                                decision.winner = Some(c.provider.clone());
-                                // Dropping `inflight` cancels the losers.
-                                decision.finish_running(CandidateStatus::Cancelled, 0);
-                                record_reliability(plan, &decision);
-                                return Ok(Won {
-                                    value,
-                                    candidate: index,
-                                    provider: Arc::clone(&providers[provider_index]),
-                                    decision,
-                                });
-                            }
-                            Err(why) => {
-                                refused_only = false;
-                                c.status = CandidateStatus::Invalid;
-                                c.error = Some(why);
-                            }
-                        }
+                let valid = finished(&mut decision, index, result, latency_ms, &accept, &mut refused_only);
+                if let Some(value) = valid {
+                    if decision.candidates[index].hedged {
+                        count_hedge(providers[0].as_ref(), "won");
                     }
-                    Err(e) => {
-                        refused_only &= e.is_refusal();
-                        c.status = if matches!(e, ProviderError::DeadlineExceeded { .. }) {
-                            CandidateStatus::Timeout
-                        } else {
-                            CandidateStatus::Error
-                        };
-                        tracing::debug!(provider = %c.provider, error = %e, "Upstream call failed.");
-                        c.error = Some(e.public_reason());
-                    }
+                    decision.winner = Some(decision.candidates[index].provider.clone());
+                    // Dropping `inflight` cancels the losers.
+                    decision.finish_running(CandidateStatus::Cancelled, 0);
+                    record_reliability(plan, &decision);
+                    return Ok(Won {
+                        value,
+                        candidate: index,
+                        provider: Arc::clone(&providers[provider_index]),
+                        decision,
+                    });
                 }
                 // The next main provider takes over at once; a fallback (often priced) only
                 // once every main call has failed, not while one still runs.
@@ -265,12 +229,7 @@ where
             }
             () = hedge_sleep, if hedge_armed => {
                 if providers[0].try_hedge() {
-                    metrics::counter!(
-                        crate::telemetry::metrics::HEDGES,
-                        "provider" => providers[0].name().to_owned(),
-                        "event" => "sent"
-                    )
-                    .increment(1);
+                    count_hedge(providers[0].as_ref(), "sent");
                     let target = hedge_target.unwrap_or(0);
                     if target == 0 {
                         hedged_same = true;
@@ -286,6 +245,66 @@ where
             }
         }
     }
+}
+
+/// Records a finished call in the Decision (latency, endpoint, tokens, status, why it
+/// failed); returns the call's value when its answer is valid for the task.
+fn finished<T: Attempt>(
+    decision: &mut Decision,
+    index: usize,
+    result: Result<T, ProviderError>,
+    latency_ms: u64,
+    accept: &impl Fn(&T) -> Result<String, String>,
+    refused_only: &mut bool,
+) -> Option<T> {
+    let c = &mut decision.candidates[index];
+    c.latency_ms = latency_ms;
+    match result {
+        Ok(value) => {
+            c.endpoint = Some(value.endpoint().to_owned());
+            c.usage = value.usage();
+            let usage = c.usage;
+            let verdict = accept(&value);
+            let c = &mut decision.candidates[index];
+            match verdict {
+                Ok(normalized) => {
+                    c.status = CandidateStatus::Ok;
+                    c.text = Some(normalized);
+                }
+                Err(why) => {
+                    *refused_only = false;
+                    c.status = CandidateStatus::Invalid;
+                    c.error = Some(why);
+                }
+            }
+            // Every answer's tokens were spent, valid or not.
+            if let Some(u) = usage {
+                decision.add_usage(u);
+            }
+            (decision.candidates[index].status == CandidateStatus::Ok).then_some(value)
+        }
+        Err(e) => {
+            *refused_only &= e.is_refusal();
+            c.status = if matches!(e, ProviderError::DeadlineExceeded { .. }) {
+                CandidateStatus::Timeout
+            } else {
+                CandidateStatus::Error
+            };
+            tracing::debug!(provider = %c.provider, error = %e, "Upstream call failed.");
+            c.error = Some(e.public_reason());
+            None
+        }
+    }
+}
+
+/// `llm_pool_hedges_total{provider, event}`: a hedge `sent`, or a hedge that `won`.
+fn count_hedge(provider: &dyn Provider, event: &'static str) {
+    metrics::counter!(
+        crate::telemetry::metrics::HEDGES,
+        "provider" => provider.name().to_owned(),
+        "event" => event
+    )
+    .increment(1);
 }
 
 /// Feeds finished calls into the providers' reliability.
