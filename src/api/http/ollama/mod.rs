@@ -2,6 +2,8 @@
 //! as Ollama does; `"stream": false` for one object), `/api/tags`, `/api/show`,
 //! `/api/version`. Errors are `{"error": "..."}`.
 
+mod convert;
+mod ndjson;
 mod wire;
 
 use axum::Json;
@@ -9,15 +11,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use http::{HeaderMap, HeaderValue};
 
-use crate::api::convert::{Stop, message};
 use crate::auth::Caller;
 use crate::error::PoolError;
-use crate::orchestrator::{self, PoolRequest, StreamItem};
+use crate::orchestrator::{self, PoolRequest};
 use crate::state::AppState;
-use crate::types::Answer;
 use axum::Extension;
 
 /// The Ollama API version this surface follows.
@@ -45,51 +44,6 @@ impl IntoResponse for OllamaError {
     }
 }
 
-fn options(o: wire::Options, req: &mut PoolRequest) -> Result<(), PoolError> {
-    req.temperature = o.temperature;
-    req.top_p = o.top_p;
-    // Ollama: -1 = no limit, -2 = fill the context; both mean "the pool's default".
-    req.max_tokens = match o.num_predict {
-        None | Some(-1 | -2) => None,
-        Some(n) if n > 0 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
-        Some(_) => {
-            return Err(PoolError::invalid(
-                "options.num_predict",
-                "must be positive",
-            ));
-        }
-    };
-    req.seed = o.seed.map(|s| s.unsigned_abs());
-    req.stop = o.stop.map(Stop::into_vec).unwrap_or_default();
-    Ok(())
-}
-
-fn wants_json(format: Option<&serde_json::Value>) -> Result<bool, PoolError> {
-    match format {
-        None | Some(serde_json::Value::Null) => Ok(false),
-        Some(serde_json::Value::String(s)) if s.is_empty() => Ok(false),
-        Some(serde_json::Value::String(s)) if s == "json" => Ok(true),
-        // A JSON Schema: ask for JSON.
-        Some(serde_json::Value::Object(_)) => Ok(true),
-        Some(_) => Err(PoolError::invalid(
-            "format",
-            "must be \"json\" or a JSON Schema",
-        )),
-    }
-}
-
-/// Ollama model names may carry `:latest`; a name configured without it still matches.
-fn model_name(snapshot: &crate::live::Snapshot, model: &str) -> String {
-    let config = &snapshot.config;
-    if config.resolve_model(model).is_none()
-        && let Some(base) = model.strip_suffix(":latest")
-        && config.resolve_model(base).is_some()
-    {
-        return base.to_owned();
-    }
-    model.to_owned()
-}
-
 pub(crate) async fn generate(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -98,28 +52,14 @@ pub(crate) async fn generate(
 ) -> Response {
     let decoded =
         super::decode::<wire::GenerateRequest, _, OllamaError>(&state, body, |b, snapshot| {
-            let model = model_name(snapshot, &b.model);
-            let empty = b.prompt.as_deref().is_none_or(str::is_empty);
-            let mut req = PoolRequest {
-                model: Some(model),
-                input: b.prompt,
-                system: b.system,
-                raw: b.raw,
-                json: wants_json(b.format.as_ref())?,
-                timeout: super::header_timeout(&headers)?,
-                cache: super::header_cache_mode(&headers)?,
-                request_id: super::request_id(&headers),
-                ..Default::default()
-            };
-            options(b.options, &mut req)?;
-            Ok((req, b.model, b.stream.unwrap_or(true), empty))
+            convert::generate_request(b, snapshot, &headers)
         });
     let (snapshot, (req, model, stream, empty)) = match decoded {
         Ok(d) => d,
         Err(refused) => return *refused,
     };
     if empty {
-        return load(&snapshot, &req, &model, Kind::Generate);
+        return load(&snapshot, &req, &model, ndjson::Kind::Generate);
     }
     respond(
         &state,
@@ -127,14 +67,19 @@ pub(crate) async fn generate(
         req.by(&caller),
         model,
         stream,
-        Kind::Generate,
+        ndjson::Kind::Generate,
     )
     .await
 }
 
 /// Ollama answers an empty prompt (or no messages) by loading the model and returning at
 /// once with `done_reason: "load"`; clients use it to preload. Here: check the name.
-fn load(snapshot: &crate::live::Snapshot, req: &PoolRequest, model: &str, kind: Kind) -> Response {
+fn load(
+    snapshot: &crate::live::Snapshot,
+    req: &PoolRequest,
+    model: &str,
+    kind: ndjson::Kind,
+) -> Response {
     if snapshot
         .config
         .resolve_model(req.model.as_deref().unwrap_or_default())
@@ -142,11 +87,11 @@ fn load(snapshot: &crate::live::Snapshot, req: &PoolRequest, model: &str, kind: 
     {
         return OllamaError(PoolError::UnknownModel(model.to_owned())).into_response();
     }
-    let mut resp = Response::new(Body::from(line(
+    let mut resp = Response::new(Body::from(ndjson::line(
         kind,
         model,
         "",
-        Some(end_of(None, "load")),
+        Some(ndjson::end_of(None, "load")),
     )));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -163,30 +108,14 @@ pub(crate) async fn chat(
 ) -> Response {
     let decoded =
         super::decode::<wire::ChatRequest, _, OllamaError>(&state, body, |b, snapshot| {
-            let messages = b
-                .messages
-                .into_iter()
-                .enumerate()
-                .map(|(i, m)| message(i, &m.role, m.content))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut req = PoolRequest {
-                model: Some(model_name(snapshot, &b.model)),
-                messages,
-                json: wants_json(b.format.as_ref())?,
-                timeout: super::header_timeout(&headers)?,
-                cache: super::header_cache_mode(&headers)?,
-                request_id: super::request_id(&headers),
-                ..Default::default()
-            };
-            options(b.options, &mut req)?;
-            Ok((req, b.model, b.stream.unwrap_or(true)))
+            convert::chat_request(b, snapshot, &headers)
         });
     let (snapshot, (req, model, stream)) = match decoded {
         Ok(d) => d,
         Err(refused) => return *refused,
     };
     if req.messages.is_empty() {
-        return load(&snapshot, &req, &model, Kind::Chat);
+        return load(&snapshot, &req, &model, ndjson::Kind::Chat);
     }
     respond(
         &state,
@@ -194,48 +123,9 @@ pub(crate) async fn chat(
         req.by(&caller),
         model,
         stream,
-        Kind::Chat,
+        ndjson::Kind::Chat,
     )
     .await
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Generate,
-    Chat,
-}
-
-fn line(kind: Kind, model: &str, text: &str, end: Option<wire::End<'_>>) -> Bytes {
-    let now = rfc3339_now();
-    let reply = wire::Reply {
-        model,
-        created_at: &now,
-        response: matches!(kind, Kind::Generate).then_some(text),
-        message: matches!(kind, Kind::Chat).then_some(wire::OutMessage {
-            role: "assistant",
-            content: text,
-        }),
-        done: end.is_some(),
-        end,
-    };
-    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
-    out.push(b'\n');
-    Bytes::from(out)
-}
-
-fn end_of<'a>(answer: Option<&'a Answer>, reason: &'a str) -> wire::End<'a> {
-    let total = answer.map_or(0, |a| a.latency_ms.saturating_mul(1_000_000));
-    wire::End {
-        done_reason: reason,
-        total_duration: total,
-        load_duration: 0,
-        prompt_eval_count: answer.map_or(0, |a| a.usage.prompt_tokens),
-        prompt_eval_duration: 0,
-        eval_count: answer.map_or(0, |a| a.usage.completion_tokens),
-        eval_duration: total,
-        llm_pool: answer
-            .map(|a| serde_json::json!({ "provider": a.provider, "cache_hit": a.cache_hit, "decision": a.decision })),
-    }
 }
 
 async fn respond(
@@ -244,17 +134,17 @@ async fn respond(
     req: PoolRequest,
     model: String,
     stream: bool,
-    kind: Kind,
+    kind: ndjson::Kind,
 ) -> Response {
     if !stream {
         return match orchestrator::handle_cached(state, snapshot, req).await {
             Ok(answer) => {
                 let reason = answer.finish_reason.as_deref().unwrap_or("stop");
-                let body = line(
+                let body = ndjson::line(
                     kind,
                     &model,
                     &answer.text,
-                    Some(end_of(Some(&answer), reason)),
+                    Some(ndjson::end_of(Some(&answer), reason)),
                 );
                 let mut resp = Response::new(Body::from(body));
                 let h = resp.headers_mut();
@@ -272,28 +162,7 @@ async fn respond(
         Ok(items) => items,
         Err(e) => return OllamaError(e).into_response(),
     };
-    let lines = items.map(move |item| {
-        let bytes = match item {
-            StreamItem::Delta(d) => line(kind, &model, &d, None),
-            StreamItem::Done(answer) => {
-                let reason = answer.finish_reason.as_deref().unwrap_or("stop");
-                line(kind, &model, "", Some(end_of(Some(&answer), reason)))
-            }
-            StreamItem::Error(e) => {
-                let mut v = serde_json::to_vec(&serde_json::json!({ "error": e.to_string() }))
-                    .unwrap_or_default();
-                v.push(b'\n');
-                Bytes::from(v)
-            }
-        };
-        Ok::<_, std::convert::Infallible>(bytes)
-    });
-    let mut resp = Response::new(Body::from_stream(lines));
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    resp
+    ndjson::stream(items, model, kind)
 }
 
 fn model_entry(name: &str, family: &str) -> serde_json::Value {
@@ -342,7 +211,7 @@ pub(crate) async fn show(
         Ok(b) => b,
         Err(e) => return OllamaError(e).into_response(),
     };
-    let name = model_name(&snapshot, &b.model);
+    let name = convert::model_name(&snapshot, &b.model);
     let Some(target) = snapshot.config.resolve_model(&name) else {
         return OllamaError(PoolError::UnknownModel(b.model)).into_response();
     };
@@ -368,8 +237,4 @@ pub(crate) async fn show(
 
 pub(crate) async fn version() -> Response {
     Json(serde_json::json!({ "version": OLLAMA_API_VERSION })).into_response()
-}
-
-fn rfc3339_now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }

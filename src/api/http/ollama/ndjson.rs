@@ -1,0 +1,83 @@
+//! Ollama's newline-delimited JSON: one object per piece of text, then the final object
+//! with `done: true`, the counts and the Decision (`llm_pool`); an error after the first
+//! token as an `{"error"}` line.
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use futures::StreamExt;
+use http::HeaderValue;
+
+use super::wire;
+use crate::orchestrator::{AnswerStream, StreamItem};
+use crate::types::Answer;
+
+#[derive(Clone, Copy)]
+pub(super) enum Kind {
+    Generate,
+    Chat,
+}
+
+/// One object of the answer.
+pub(super) fn line(kind: Kind, model: &str, text: &str, end: Option<wire::End<'_>>) -> Bytes {
+    let now = rfc3339_now();
+    let reply = wire::Reply {
+        model,
+        created_at: &now,
+        response: matches!(kind, Kind::Generate).then_some(text),
+        message: matches!(kind, Kind::Chat).then_some(wire::OutMessage {
+            role: "assistant",
+            content: text,
+        }),
+        done: end.is_some(),
+        end,
+    };
+    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
+/// What the final object says.
+pub(super) fn end_of<'a>(answer: Option<&'a Answer>, reason: &'a str) -> wire::End<'a> {
+    let total = answer.map_or(0, |a| a.latency_ms.saturating_mul(1_000_000));
+    wire::End {
+        done_reason: reason,
+        total_duration: total,
+        load_duration: 0,
+        prompt_eval_count: answer.map_or(0, |a| a.usage.prompt_tokens),
+        prompt_eval_duration: 0,
+        eval_count: answer.map_or(0, |a| a.usage.completion_tokens),
+        eval_duration: total,
+        llm_pool: answer
+            .map(|a| serde_json::json!({ "provider": a.provider, "cache_hit": a.cache_hit, "decision": a.decision })),
+    }
+}
+
+/// A streamed answer as NDJSON.
+pub(super) fn stream(items: AnswerStream, model: String, kind: Kind) -> Response {
+    let lines = items.map(move |item| {
+        let bytes = match item {
+            StreamItem::Delta(d) => line(kind, &model, &d, None),
+            StreamItem::Done(answer) => {
+                let reason = answer.finish_reason.as_deref().unwrap_or("stop");
+                line(kind, &model, "", Some(end_of(Some(&answer), reason)))
+            }
+            StreamItem::Error(e) => {
+                let mut v = serde_json::to_vec(&serde_json::json!({ "error": e.to_string() }))
+                    .unwrap_or_default();
+                v.push(b'\n');
+                Bytes::from(v)
+            }
+        };
+        Ok::<_, std::convert::Infallible>(bytes)
+    });
+    let mut resp = Response::new(Body::from_stream(lines));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    resp
+}
+
+fn rfc3339_now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
