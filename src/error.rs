@@ -1,5 +1,7 @@
 //! The one mapping from what went wrong to gRPC codes and HTTP statuses (shared/DESIGN.md,
 //! "Errors"). Wire shapes live with each API; this file decides only the kind.
+//!
+//! May import `types` (an error carries the Decision made so far) and nothing above it.
 
 use crate::types::Decision;
 

@@ -1,7 +1,7 @@
 //! Who is calling: API keys, HMAC request signatures and JWTs, each naming a tenant
 //! (`[tenants.NAME]`). One [`Authenticator`] serves both listeners; their middleware
 //! (`api::http::auth`, `api::grpc::auth`) calls it with the request's method, path, headers
-//! and (for HMAC) body. Nothing here knows the wire.
+//! and (for HMAC) body. Nothing here knows the wire. May import config and error only.
 //!
 //! Credentials, in the order they are looked for:
 //! - `x-llm-pool-signature` (HMAC-SHA256), with `x-llm-pool-tenant` and

@@ -6,6 +6,8 @@
 //! errors, partial streams, or answers that took a degraded path (a fallback provider, a
 //! deadline that cut the vote short, consensus not reached, a judge that failed). Answers
 //! sampled at temperature > 0 are stored only if the task says `cache_sampled = true`.
+//!
+//! May import types, providers (message types), config, error and `redis_link`.
 
 pub mod key;
 mod redis;

@@ -1,6 +1,9 @@
 //! The orchestrator: the only place that knows the order of things. Validate, resolve the
 //! task from the request's snapshot, run the strategy, build the answer and its Decision.
 //! API layers translate wire formats into [`PoolRequest`] and back; they hold no logic.
+//!
+//! May import strategies, state, live, cache, ratelimit, usage, auth, types, error,
+//! providers, config; only the API and the app import it.
 
 pub mod request;
 

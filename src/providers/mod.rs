@@ -3,6 +3,8 @@
 //!
 //! Wire formats of the upstream APIs live in `openai/` and `ollama/`; the endpoint set with
 //! its balancing and passive health lives in `endpoint.rs`.
+//!
+//! May import config, qos and telemetry only: it sits below the request types (`types`).
 
 mod endpoint;
 mod error;

@@ -1,6 +1,8 @@
 //! Quality of service around every provider call: circuit breakers per endpoint, budgeted
 //! retries with backoff, latency tracking for adaptive hedging, and their configuration.
 //! Balancing and concurrency limits live with the endpoints (`providers::endpoint`).
+//!
+//! Imports nothing of the crate: `config` builds these settings, `providers` runs them.
 
 pub mod breaker;
 pub mod latency;

@@ -16,6 +16,8 @@
 //!
 //! Hand-written rather than `governor`: settlement needs refunds and debt, which GCRA cells
 //! in governor do not offer, and the Redis script must implement exactly the same rule.
+//!
+//! May import config, error, telemetry and `redis_link`.
 
 mod redis;
 

@@ -1,6 +1,9 @@
 //! Strategies: how one answer is made from one or many provider calls. Each strategy is
 //! one file; `gather` runs the concurrent calls of the ensembles, `grouping` decides which
-//! answers are equivalent, `reliability` keeps each provider's recent valid-answer rate.
+//! answers are equivalent. Reliability lives with the providers (`providers::reliability`).
+//!
+//! May import types, providers, config, error and telemetry; only the orchestrator imports
+//! it.
 
 pub mod cascade;
 pub mod fastest;

@@ -1,5 +1,7 @@
 //! Logging and tracing set-up. `RUST_LOG` sets the log filter (default `info`); the format
 //! comes from `server.log_format`; `[tracing]` adds OTLP trace export (`otel`).
+//!
+//! May import config only; the metric names in `metrics.rs` are used by every floor.
 
 pub mod metrics;
 pub mod otel;
