@@ -22,12 +22,12 @@ pub fn agent(snapshot: &Snapshot, reg: &RegistryConfig) -> serde_json::Value {
         .values()
         .map(|t| {
             serde_json::json!({
-                "name": t.name,
-                "description": t.description,
-                "strategy": t.strategy,
-                "output": t.output,
-                "labels": t.labels,
-                "providers": t.providers,
+                "name": t.name(),
+                "description": t.description(),
+                "strategy": t.strategy(),
+                "output": t.output(),
+                "labels": t.labels(),
+                "providers": t.providers(),
             })
         })
         .collect();

@@ -28,7 +28,7 @@ fn shipped_configs_are_valid() {
     ] {
         assert!(tasks.contains(&t), "missing task {t}");
     }
-    assert_eq!(config.tasks()["classify_domain"].labels.len(), 21);
+    assert_eq!(config.tasks()["classify_domain"].labels().len(), 21);
     let models: Vec<_> = config
         .providers()
         .values()

@@ -75,7 +75,7 @@ pub fn key(plan: &Plan) -> Key {
         json,
     } = params;
     let task = &plan.task;
-    let e = &task.ensemble;
+    let e = &task.ensemble();
     let fields = KeyFields {
         version: KEY_VERSION,
         task: plan.task_name.as_deref(),
@@ -107,11 +107,10 @@ pub fn key(plan: &Plan) -> Key {
         seed: *seed,
         stop,
         json: *json,
-        output: task.output,
-        labels: &task.labels,
+        output: task.output(),
+        labels: task.labels(),
         schema: task
-            .schema_source
-            .as_ref()
+            .schema_source()
             .map(crate::types::normalize::canonical_json),
     };
     // serde_json writes struct fields in declaration order and (without the

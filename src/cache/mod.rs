@@ -172,7 +172,7 @@ impl Cache {
         if !self.enabled() || !storable(plan, answer) {
             return;
         }
-        let ttl = plan.task.cache_ttl;
+        let ttl = plan.task.cache_ttl();
         if let Some(memory) = &self.memory {
             let entry = Entry {
                 answer: answer.clone(),
@@ -265,7 +265,7 @@ impl Cache {
 /// Whether a request's answers may come from, or go to, the cache at all.
 pub fn cacheable(plan: &Plan) -> bool {
     let sampled = plan.request.params.temperature.is_some_and(|t| t > 0.0);
-    !plan.task.cache_ttl.is_zero() && (!sampled || plan.task.cache_sampled)
+    !plan.task.cache_ttl().is_zero() && (!sampled || plan.task.cache_sampled())
 }
 
 /// The one rule for what is stored: a complete answer that took the task's normal path.
@@ -294,7 +294,7 @@ pub fn storable(plan: &Plan, answer: &Answer) -> bool {
                     crate::types::CandidateStatus::Error | crate::types::CandidateStatus::Timeout
                 )
             }))
-        && (plan.task.cache_sampled || d.candidates.iter().all(|c| c.sample == 0))
+        && (plan.task.cache_sampled() || d.candidates.iter().all(|c| c.sample == 0))
         && answer
             .finish_reason
             .as_deref()

@@ -186,35 +186,151 @@ impl PartialEq for ProviderConfig {
 /// A task, checked.
 #[derive(Debug, Clone)]
 pub struct TaskConfig {
-    pub name: String,
-    pub description: String,
+    pub(super) name: String,
+    pub(super) description: String,
     /// `None` for chat-style tasks that pass the caller's messages through.
-    pub template: Option<Template>,
-    pub system: Option<String>,
-    pub variables: Vec<String>,
-    pub output: OutputKind,
-    pub labels: Vec<String>,
-    pub strategy: StrategyKind,
-    pub providers: Vec<String>,
-    pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub deadline: Duration,
-    pub max_deadline: Duration,
-    pub cache_ttl: Duration,
-    pub hedge_delay: Option<Duration>,
-    pub fanout: usize,
-    pub hedge_percentile: Option<f64>,
-    pub hedge_calls: bool,
+    pub(super) template: Option<Template>,
+    pub(super) system: Option<String>,
+    pub(super) variables: Vec<String>,
+    pub(super) output: OutputKind,
+    pub(super) labels: Vec<String>,
+    pub(super) strategy: StrategyKind,
+    pub(super) providers: Vec<String>,
+    pub(super) max_tokens: Option<u32>,
+    pub(super) temperature: Option<f32>,
+    pub(super) top_p: Option<f32>,
+    pub(super) deadline: Duration,
+    pub(super) max_deadline: Duration,
+    pub(super) cache_ttl: Duration,
+    pub(super) hedge_delay: Option<Duration>,
+    pub(super) fanout: usize,
+    pub(super) hedge_percentile: Option<f64>,
+    pub(super) hedge_calls: bool,
     /// Providers asked only after every one in `providers` failed.
-    pub fallback: Vec<String>,
+    pub(super) fallback: Vec<String>,
     /// For `json` output: the schema answers must satisfy, and its source (for the cache
     /// key).
-    pub schema: Option<Arc<jsonschema::Validator>>,
-    pub schema_source: Option<serde_json::Value>,
+    pub(super) schema: Option<Arc<jsonschema::Validator>>,
+    pub(super) schema_source: Option<serde_json::Value>,
     /// Cache answers sampled with temperature > 0 too.
-    pub cache_sampled: bool,
-    pub ensemble: Ensemble,
+    pub(super) cache_sampled: bool,
+    pub(super) ensemble: Ensemble,
+}
+
+// === impl TaskConfig ===
+
+/// Read access to a checked task; only `config/` builds one (`validate.rs`, or
+/// [`TaskConfig::direct`]), so a task that skipped validation cannot exist.
+impl TaskConfig {
+    /// The implicit task of a provider called directly (OpenAI/Ollama `model` naming a
+    /// provider): the caller's messages pass through to that provider alone, FASTEST, no
+    /// cache, the pool's default deadlines.
+    pub fn direct(provider: &str, limits: &Limits) -> Self {
+        Self {
+            name: provider.to_owned(),
+            description: format!("provider {provider}, called directly"),
+            template: None,
+            system: None,
+            variables: Vec::new(),
+            output: OutputKind::Text,
+            labels: Vec::new(),
+            strategy: StrategyKind::Fastest,
+            providers: vec![provider.to_owned()],
+            max_tokens: None,
+            temperature: None,
+            top_p: None,
+            deadline: limits.default_deadline,
+            max_deadline: limits.max_deadline,
+            cache_ttl: Duration::ZERO,
+            hedge_delay: None,
+            fanout: 1,
+            hedge_percentile: None,
+            hedge_calls: false,
+            fallback: Vec::new(),
+            schema: None,
+            schema_source: None,
+            cache_sampled: false,
+            ensemble: Ensemble::single(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+    /// `None` for chat-style tasks that pass the caller's messages through.
+    pub fn template(&self) -> Option<&Template> {
+        self.template.as_ref()
+    }
+    pub fn system(&self) -> Option<&str> {
+        self.system.as_deref()
+    }
+    pub fn variables(&self) -> &[String] {
+        &self.variables
+    }
+    pub fn output(&self) -> OutputKind {
+        self.output
+    }
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+    pub fn strategy(&self) -> StrategyKind {
+        self.strategy
+    }
+    pub fn providers(&self) -> &[String] {
+        &self.providers
+    }
+    pub fn max_tokens(&self) -> Option<u32> {
+        self.max_tokens
+    }
+    pub fn temperature(&self) -> Option<f32> {
+        self.temperature
+    }
+    pub fn top_p(&self) -> Option<f32> {
+        self.top_p
+    }
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+    pub fn max_deadline(&self) -> Duration {
+        self.max_deadline
+    }
+    pub fn cache_ttl(&self) -> Duration {
+        self.cache_ttl
+    }
+    pub fn hedge_delay(&self) -> Option<Duration> {
+        self.hedge_delay
+    }
+    pub fn fanout(&self) -> usize {
+        self.fanout
+    }
+    pub fn hedge_percentile(&self) -> Option<f64> {
+        self.hedge_percentile
+    }
+    pub fn hedge_calls(&self) -> bool {
+        self.hedge_calls
+    }
+    /// Providers asked only after every one in `providers` failed.
+    pub fn fallback(&self) -> &[String] {
+        &self.fallback
+    }
+    /// For `json` output: the schema answers must satisfy.
+    pub fn schema(&self) -> Option<&jsonschema::Validator> {
+        self.schema.as_deref()
+    }
+    /// The schema's source (for the cache key).
+    pub fn schema_source(&self) -> Option<&serde_json::Value> {
+        self.schema_source.as_ref()
+    }
+    /// Cache answers sampled with temperature > 0 too.
+    pub fn cache_sampled(&self) -> bool {
+        self.cache_sampled
+    }
+    pub fn ensemble(&self) -> &Ensemble {
+        &self.ensemble
+    }
 }
 
 /// Ensemble settings of a task (see `raw::RawTask` for each field's meaning).

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::auth::KeyIndex;
-use crate::config::raw::{OutputKind, StrategyKind};
 use crate::config::{Config, ConfigError, ConfigErrors, TaskConfig};
 use crate::providers::{ProviderSet, Reliability};
 
@@ -50,32 +49,7 @@ impl Snapshot {
             .providers()
             .keys()
             .map(|name| {
-                let task = TaskConfig {
-                    name: name.clone(),
-                    description: format!("provider {name}, called directly"),
-                    template: None,
-                    system: None,
-                    variables: Vec::new(),
-                    output: OutputKind::Text,
-                    labels: Vec::new(),
-                    strategy: StrategyKind::Fastest,
-                    providers: vec![name.clone()],
-                    max_tokens: None,
-                    temperature: None,
-                    top_p: None,
-                    deadline: limits.default_deadline,
-                    max_deadline: limits.max_deadline,
-                    cache_ttl: std::time::Duration::ZERO,
-                    hedge_delay: None,
-                    fanout: 1,
-                    hedge_percentile: None,
-                    hedge_calls: false,
-                    fallback: Vec::new(),
-                    schema: None,
-                    schema_source: None,
-                    cache_sampled: false,
-                    ensemble: crate::config::Ensemble::single(),
-                };
+                let task = TaskConfig::direct(name, limits);
                 (name.clone(), Arc::new(task))
             })
             .collect();

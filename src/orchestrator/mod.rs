@@ -95,7 +95,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
             .record(a);
         record_votes(&decision);
     }
-    let text = match plan.task.output {
+    let text = match plan.task.output() {
         OutputKind::Text => completion.text,
         // Labels and JSON are returned in their normalised form.
         OutputKind::Label | OutputKind::Json => normalized,
@@ -156,7 +156,7 @@ fn ensemble(o: Outcome) -> (Completion, String, String, Decision) {
 /// it arrive in-band as [`StreamItem::Error`].
 pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStream, PoolError> {
     let plan = req.plan(snapshot)?;
-    if plan.task.output != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
+    if plan.task.output() != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
         // The answer must be validated (or chosen among candidates) whole before anything
         // is sent.
         return Ok(whole(run(&plan).await?));
@@ -612,7 +612,7 @@ pub async fn stream_cached(
         pieces: 0,
     };
     let whole_or_stream =
-        if plan.task.output != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
+        if plan.task.output() != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
             answer_plan(&state.cache, plan).await.map(Err)
         } else {
             match lookup(&state.cache, &plan).await {

@@ -74,13 +74,13 @@ impl PoolRequest {
         if let Some(t) = &self.tenant {
             authorise(t, task_name.as_deref(), &task)?;
         }
-        let e = &task.ensemble;
+        let e = &task.ensemble();
         // A tenant may restate the task's own settings; changing them is a right.
         let mut refused_overrides = Vec::new();
         if let Some(t) = &self.tenant
             && !t.may_override
         {
-            if self.strategy.is_some_and(|s| s != task.strategy) {
+            if self.strategy.is_some_and(|s| s != task.strategy()) {
                 refused_overrides.push("strategy");
                 self.strategy = None;
             }
@@ -95,7 +95,7 @@ impl PoolRequest {
                 "this task does not allow requests to choose the strategy or n",
             ));
         }
-        let strategy = self.strategy.unwrap_or(task.strategy);
+        let strategy = self.strategy.unwrap_or(task.strategy());
         let needs_judge = strategy == StrategyKind::Judge
             || (strategy == StrategyKind::Consensus
                 && e.on_disagreement == crate::config::raw::OnDisagreement::Judge)
@@ -124,13 +124,13 @@ impl PoolRequest {
         };
         let prompt = build_prompt(&task, &mut self)?;
         let mut entries: Vec<_> = task
-            .providers
+            .providers()
             .iter()
             .filter_map(|name| snapshot.providers.entry(name))
             .collect();
         let fallback_from = entries.len();
         entries.extend(
-            task.fallback
+            task.fallback()
                 .iter()
                 .filter_map(|name| snapshot.providers.entry(name)),
         );
@@ -145,14 +145,17 @@ impl PoolRequest {
             });
         }
         let params = GenParams {
-            max_tokens: self.max_tokens.or(task.max_tokens),
-            temperature: self.temperature.or(task.temperature),
-            top_p: self.top_p.or(task.top_p),
+            max_tokens: self.max_tokens.or(task.max_tokens()),
+            temperature: self.temperature.or(task.temperature()),
+            top_p: self.top_p.or(task.top_p()),
             seed: self.seed,
             stop: self.stop,
-            json: self.json || task.output == OutputKind::Json,
+            json: self.json || task.output() == OutputKind::Json,
         };
-        let timeout = self.timeout.unwrap_or(task.deadline).min(task.max_deadline);
+        let timeout = self
+            .timeout
+            .unwrap_or(task.deadline())
+            .min(task.max_deadline());
         Ok(Plan {
             refused_overrides,
             strategy,
@@ -278,7 +281,7 @@ fn build_prompt(task: &TaskConfig, req: &mut PoolRequest) -> Result<Prompt, Pool
     let input = req.input.take().filter(|s| !s.is_empty());
     let mut history = std::mem::take(&mut req.messages);
     if req.raw {
-        if task.template.is_some() {
+        if task.template().is_some() {
             return Err(PoolError::invalid(
                 "prompt",
                 "raw completion is not available for template tasks; use chat or /v1/query",
@@ -287,8 +290,11 @@ fn build_prompt(task: &TaskConfig, req: &mut PoolRequest) -> Result<Prompt, Pool
         let text = input.ok_or_else(|| PoolError::invalid("prompt", "must not be empty"))?;
         return Ok(Prompt::Raw(text));
     }
-    let system = task.system.clone().or_else(|| req.system.take());
-    let last = match &task.template {
+    let system = task
+        .system()
+        .map(str::to_owned)
+        .or_else(|| req.system.take());
+    let last = match task.template() {
         Some(template) => {
             // Chat surfaces: the last user message is the task's input.
             let input = match input {
@@ -347,11 +353,11 @@ fn authorise(
             "tenant `{}` may not use task `{name}`",
             tenant.name
         ))),
-        None if !task.providers.iter().all(|p| tenant.providers.permits(p)) => {
+        None if !task.providers().iter().all(|p| tenant.providers.permits(p)) => {
             Err(PoolError::PermissionDenied(format!(
                 "tenant `{}` may not call provider `{}` directly",
                 tenant.name,
-                task.providers.join(", ")
+                task.providers().join(", ")
             )))
         }
         _ => Ok(()),

@@ -18,8 +18,8 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
     let mut tiers: Vec<usize> = (0..plan.fallback_from).collect();
     // Cheapest first; equal costs keep the task's order.
     tiers.sort_by(|&a, &b| plan.costs[a].total_cmp(&plan.costs[b]));
-    let e = &plan.task.ensemble;
-    let kind = plan.task.output;
+    let e = &plan.task.ensemble();
+    let kind = plan.task.output();
     let mut completions: Vec<Option<crate::providers::Completion>> = Vec::new();
     let mut last_valid: Option<usize> = None;
     let mut end = End::AllDone;

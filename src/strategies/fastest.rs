@@ -110,9 +110,9 @@ type Launched<T> = BoxFuture<'static, (usize, usize, Result<T, ProviderError>, u
 /// when set and known, else the fixed `hedge_delay_ms`.
 pub fn hedge_delay(plan: &Plan, provider: &dyn Provider, streaming: bool) -> Option<Duration> {
     plan.task
-        .hedge_percentile
+        .hedge_percentile()
         .and_then(|p| provider.latency_percentile(p, streaming))
-        .or(plan.task.hedge_delay)
+        .or(plan.task.hedge_delay())
 }
 
 async fn race<T, L, A>(
@@ -164,7 +164,7 @@ where
         }));
     };
 
-    let fanout = plan.task.fanout.clamp(1, main.max(1));
+    let fanout = plan.task.fanout().clamp(1, main.max(1));
     for _ in 0..fanout {
         start(next, false, &mut decision, &mut inflight);
         next += 1;

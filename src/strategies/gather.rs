@@ -55,7 +55,7 @@ impl Gathered {
 /// once each was asked. A repeat gets seed `seed + i` (`i` = the call's index, so no two
 /// calls share a seed) and at least `sample_temperature`.
 pub fn specs(plan: &Plan, providers: &[usize], n: usize) -> Vec<CallSpec> {
-    let e = &plan.task.ensemble;
+    let e = &plan.task.ensemble();
     (0..n)
         .map(|i| {
             let p = providers[i % providers.len()];
@@ -104,7 +104,7 @@ pub async fn gather(
             false,
             spec.sample,
         ));
-        let call = if plan.task.hedge_calls {
+        let call = if plan.task.hedge_calls() {
             let delay = super::fastest::hedge_delay(plan, spec.provider.as_ref(), false);
             super::hedge::complete(
                 Arc::clone(&spec.provider),

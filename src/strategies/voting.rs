@@ -56,8 +56,8 @@ pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
         }
         Mode::Voting | Mode::Consensus => specs.iter_mut().for_each(|s| s.weight = 1.0),
     }
-    let e = &plan.task.ensemble;
-    let kind = plan.task.output;
+    let e = &plan.task.ensemble();
+    let kind = plan.task.output();
     let mut groups = Groups::new(kind, e.similarity);
     let weights: Vec<f64> = specs.iter().map(|s| s.weight).collect();
     let gathered = gather::gather(
@@ -157,7 +157,7 @@ async fn decide(
     decision.agreement = Some(agreement);
     let mut winner = g.members[0];
     if mode == Mode::Consensus {
-        let e = &plan.task.ensemble;
+        let e = &plan.task.ensemble();
         let reached = g.members.len() >= e.min_votes && e.agrees(agreement);
         if !reached {
             decision.degrade("no_consensus");

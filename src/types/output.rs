@@ -14,8 +14,8 @@ use crate::config::raw::OutputKind;
 /// Checks `text` against the task's output kind (and JSON Schema); returns the normalised
 /// answer or why it is invalid.
 pub fn check(task: &TaskConfig, text: &str) -> Result<String, String> {
-    let normalized = check_kind(task.output, &task.labels, text)?;
-    if let Some(schema) = &task.schema {
+    let normalized = check_kind(task.output(), task.labels(), text)?;
+    if let Some(schema) = &task.schema() {
         let value: serde_json::Value =
             serde_json::from_str(&normalized).map_err(|e| e.to_string())?;
         if let Some(error) = schema.iter_errors(&value).next() {

@@ -76,7 +76,7 @@ impl Plan {
                 .params
                 .max_tokens
                 .map_or(UNBOUNDED_COMPLETION_ESTIMATE, u64::from);
-        let e = &self.task.ensemble;
+        let e = &self.task.ensemble();
         let judge = u64::from(self.judge.is_some());
         let calls = match self.strategy {
             // Every tier may be asked, twice when its samples must agree, and judged.
@@ -88,7 +88,7 @@ impl Plan {
                 };
                 self.fallback_from as u64 * (samples + judge)
             }
-            StrategyKind::Fastest => self.task.fanout.max(1) as u64,
+            StrategyKind::Fastest => self.task.fanout().max(1) as u64,
             _ => self.n.max(1) as u64 + judge,
         };
         per_call * calls

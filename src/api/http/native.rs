@@ -189,19 +189,19 @@ pub(crate) async fn tasks(State(state): State<AppState>) -> Response {
         .tasks()
         .values()
         .map(|t| TaskInfo {
-            name: &t.name,
-            description: &t.description,
-            output: t.output,
-            labels: &t.labels,
-            strategy: t.strategy,
-            providers: &t.providers,
+            name: t.name(),
+            description: t.description(),
+            output: t.output(),
+            labels: t.labels(),
+            strategy: t.strategy(),
+            providers: t.providers(),
             variables: t
-                .template
+                .template()
                 .as_ref()
                 .map(|tpl| tpl.variables())
                 .unwrap_or_default(),
-            deadline_ms: t.deadline.as_millis() as u64,
-            max_deadline_ms: t.max_deadline.as_millis() as u64,
+            deadline_ms: t.deadline().as_millis() as u64,
+            max_deadline_ms: t.max_deadline().as_millis() as u64,
         })
         .collect();
     Json(serde_json::json!({ "tasks": tasks })).into_response()
