@@ -31,6 +31,19 @@ fn fake(name: &str, ms: u64, text: &str) -> Arc<FakeProvider> {
 
 const LABELS: &str = "output = \"label\"\nlabels = [\"A\", \"B\", \"C\"]\n";
 
+/// The SSE body of a streamed chat completion of "hi" from `model`.
+async fn stream_chat(pool: &Pool, model: &str) -> String {
+    pool.post_json(
+        "/v1/chat/completions",
+        json!({"model": model, "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .text()
+    .await
+    .expect("the SSE body")
+}
+
 /// Whether the answer to `request()` over `snap` would be stored in the cache.
 async fn storable(snap: &Snapshot) -> bool {
     let plan = request().plan(snap).expect("plan");
@@ -102,16 +115,7 @@ async fn a_stream_that_ends_without_a_finish_reason_is_a_failure() {
     let up = FakeUpstream::start(Step::Reply(Reply::text("fine")), &["up-model"]).await;
     let pool = start_pool(&chat_task(&up.url(), "")).await;
     up.push([Step::sse(&[DELTA_HEL, "[DONE]"])]);
-    let text = pool
-        .post_json(
-            "/v1/chat/completions",
-            json!({"model": "task:chat", "stream": true,
-            "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = stream_chat(&pool, "task:chat").await;
     assert!(!text.contains(r#""finish_reason":"stop""#), "{text}");
     assert!(text.contains("broke off"), "{text}");
 }
@@ -128,16 +132,7 @@ async fn an_error_event_before_the_first_token_hands_over_to_the_next_provider()
         good.url()
     );
     let pool = start_pool(&config).await;
-    let text = pool
-        .post_json(
-            "/v1/chat/completions",
-            json!({"model": "task:chat", "stream": true,
-            "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = stream_chat(&pool, "task:chat").await;
     assert!(text.contains("from"), "{text}");
     assert!(text.contains(r#""finish_reason":"stop""#), "{text}");
 }
@@ -180,16 +175,7 @@ async fn a_healthy_stream_may_outlive_the_first_byte_timeout() {
     ))
     .await;
     for _ in 0..3 {
-        let text = pool
-            .post_json(
-                "/v1/chat/completions",
-                json!({"model": "a", "stream": true,
-                "messages": [{"role": "user", "content": "hi"}]}),
-            )
-            .await
-            .text()
-            .await
-            .unwrap();
+        let text = stream_chat(&pool, "a").await;
         assert!(text.contains(r#""finish_reason":"stop""#), "{text}");
         assert!(text.contains("eight"), "{text}");
     }
@@ -202,16 +188,7 @@ async fn a_healthy_stream_may_outlive_the_first_byte_timeout() {
     up.push([Step::Reply(
         Reply::text("one two").chunk_delay(Duration::from_millis(1_500)),
     )]);
-    let text = pool
-        .post_json(
-            "/v1/chat/completions",
-            json!({"model": "a", "stream": true,
-            "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = stream_chat(&pool, "a").await;
     assert!(!text.contains(r#""finish_reason":"stop""#), "{text}");
 }
 

@@ -513,9 +513,7 @@ fn events<D: Dialect>(
                 Ok(next) => next,
                 Err(_) => {
                     let e = expired(&endpoint, timer, deadline);
-                    guard.record(Err(&e));
-                    inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
-                    yield Err(e);
+                    yield Err(failed(&inner, &guard, t0, e));
                     return;
                 }
             };
@@ -523,9 +521,7 @@ fn events<D: Dialect>(
                 Some(Ok(line)) => line,
                 Some(Err(message)) => {
                     let e = ProviderError::Broken { endpoint: Arc::clone(&endpoint), message };
-                    guard.record(Err(&e));
-                    inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
-                    yield Err(e);
+                    yield Err(failed(&inner, &guard, t0, e));
                     return;
                 }
                 None if finish.is_some() => break,
@@ -534,9 +530,7 @@ fn events<D: Dialect>(
                         endpoint: Arc::clone(&endpoint),
                         message: "stream ended before the answer was complete".into(),
                     };
-                    guard.record(Err(&e));
-                    inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
-                    yield Err(e);
+                    yield Err(failed(&inner, &guard, t0, e));
                     return;
                 }
             };
@@ -544,18 +538,14 @@ fn events<D: Dialect>(
                 Ok(info) => info,
                 Err(message) => {
                     let e = ProviderError::Decode { endpoint: Arc::clone(&endpoint), message };
-                    guard.record(Err(&e));
-                    inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
-                    yield Err(e);
+                    yield Err(failed(&inner, &guard, t0, e));
                     return;
                 }
             };
             if let Some(message) = info.error {
                 // An error event inside a 200 stream (vLLM and others): the call failed.
                 let e = ProviderError::InBand { endpoint: Arc::clone(&endpoint), message };
-                guard.record(Err(&e));
-                inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
-                yield Err(e);
+                yield Err(failed(&inner, &guard, t0, e));
                 return;
             }
             if let Some(delta) = info.delta
@@ -582,9 +572,7 @@ fn events<D: Dialect>(
                     endpoint: Arc::clone(&endpoint),
                     message: "stream ended without a finish reason".into(),
                 };
-                guard.record(Err(&e));
-                inner.observe(&endpoint, Err(&e), t0.elapsed(), true);
-                yield Err(e);
+                yield Err(failed(&inner, &guard, t0, e));
                 return;
             }
             if info.end {
@@ -606,6 +594,19 @@ fn events<D: Dialect>(
         inner.observe(&endpoint, Ok(usage), t0.elapsed(), true);
         yield Ok(StreamEvent::Done { usage, finish_reason: finish });
     }
+}
+
+/// Records a stream that failed against its endpoint and in the metrics; returns the error
+/// to hand on.
+fn failed<D>(
+    inner: &Inner<D>,
+    guard: &EndpointGuard,
+    t0: Instant,
+    e: ProviderError,
+) -> ProviderError {
+    guard.record(Err(&e));
+    inner.observe(guard.url(), Err(&e), t0.elapsed(), true);
+    e
 }
 
 /// reqwest errors print their URL; the endpoint is named separately, so the URL is dropped.

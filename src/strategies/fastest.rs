@@ -285,13 +285,7 @@ fn finished<T: Attempt>(
         }
         Err(e) => {
             *refused_only &= e.is_refusal();
-            c.status = if matches!(e, ProviderError::DeadlineExceeded { .. }) {
-                CandidateStatus::Timeout
-            } else {
-                CandidateStatus::Error
-            };
-            tracing::debug!(provider = %c.provider, error = %e, "Upstream call failed.");
-            c.error = Some(e.public_reason());
+            super::failed(c, &e, false);
             None
         }
     }

@@ -170,15 +170,7 @@ pub async fn gather(
                 }
             }
             Err(e) => {
-                c.status = if matches!(e, ProviderError::DeadlineExceeded { .. })
-                    || Instant::now() >= plan.deadline
-                {
-                    CandidateStatus::Timeout
-                } else {
-                    CandidateStatus::Error
-                };
-                tracing::debug!(provider = %c.provider, error = %e, "Upstream call failed.");
-                c.error = Some(e.public_reason());
+                super::failed(c, &e, Instant::now() >= plan.deadline);
                 None
             }
         };

@@ -33,6 +33,20 @@ pub(crate) fn record_reliability(reliability: &Reliability, candidates: &[Candid
     }
 }
 
+/// Records a failed call: `Timeout` when the request's deadline cut it (`past_deadline`, or
+/// the error says so), else `Error`; the reason callers may read, and the whole error in
+/// the debug log for operators.
+pub(crate) fn failed(c: &mut Candidate, e: &crate::providers::ProviderError, past_deadline: bool) {
+    c.status =
+        if past_deadline || matches!(e, crate::providers::ProviderError::DeadlineExceeded { .. }) {
+            CandidateStatus::Timeout
+        } else {
+            CandidateStatus::Error
+        };
+    tracing::debug!(provider = %c.provider, error = %e, "Upstream call failed.");
+    c.error = Some(e.public_reason());
+}
+
 /// The outcome for `winner`, an index into `decision.candidates`.
 fn outcome(
     winner: usize,
