@@ -1,0 +1,221 @@
+//! Streamed answers: FASTEST text streams the winner's tokens as they come; everything else
+//! (ensembles, labels, JSON, cache hits) is decided whole and then sent as one piece. A
+//! stream is billed for what it generated even when it breaks or its caller goes away.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use super::billing::{Billing, admit};
+use super::log::{log_outcome, plan_logged};
+use super::{Lookup, PoolRequest, answer_plan, lookup, note_refused_overrides, run, strategy_span};
+use crate::cache::{self, Cache};
+use crate::config::raw::{OutputKind, StrategyKind};
+use crate::error::PoolError;
+use crate::live::Snapshot;
+use crate::providers::StreamEvent;
+use crate::state::AppState;
+use crate::strategies::fastest;
+use crate::types::{Answer, CandidateStatus, Plan};
+
+/// One item of a streamed answer.
+#[derive(Debug)]
+pub enum StreamItem {
+    /// Text to append.
+    Delta(String),
+    /// The end: the whole answer's metadata (its `text` is what was streamed).
+    Done(Box<Answer>),
+    /// The stream broke after it started; the error is sent in-band.
+    Error(PoolError),
+}
+
+/// A streamed answer. Dropping it cancels the upstream call.
+pub type AnswerStream = BoxStream<'static, StreamItem>;
+
+/// Answers one request as a stream. Resolves once the answer has started: errors before the
+/// first token are returned here (so surfaces can answer with a status code); errors after
+/// it arrive in-band as [`StreamItem::Error`].
+pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStream, PoolError> {
+    let plan = req.plan(snapshot)?;
+    if plan.task.output() != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
+        // The answer must be validated (or chosen among candidates) whole before anything
+        // is sent.
+        return Ok(whole(run(&plan).await?));
+    }
+    stream_plan(plan, None, None).await
+}
+
+/// A whole answer as a stream: its text, then the end.
+pub(super) fn whole(answer: Answer) -> AnswerStream {
+    let text = answer.text.clone();
+    let items = vec![StreamItem::Delta(text), StreamItem::Done(Box::new(answer))];
+    futures::stream::iter(items).boxed()
+}
+
+/// Streams a FASTEST text answer; a complete answer is stored under `store` if given.
+async fn stream_plan(
+    plan: Plan,
+    store: Option<(Arc<Cache>, cache::Key)>,
+    mut billing: Option<Billing>,
+) -> Result<AnswerStream, PoolError> {
+    let started = {
+        use tracing::Instrument;
+        let span = crate::telemetry::otel::span(|| strategy_span(&plan));
+        fastest::stream(&plan).instrument(span).await
+    };
+    let won = started.inspect_err(|e| {
+        log_outcome(plan.who(), plan.started, Err(e));
+    })?;
+    let fastest::Won {
+        value,
+        candidate,
+        provider,
+        mut decision,
+    } = won;
+    let fastest::FirstEvent { stream, first } = value;
+    decision.candidates[candidate].status = CandidateStatus::Running;
+    note_refused_overrides(&plan, &mut decision);
+    let started = plan.started;
+    let deadline = plan.deadline;
+    let task = plan.task_name.clone();
+    let request_id = plan.request_id.clone();
+    let provider_name = provider.name().to_owned();
+    let model = stream.model.clone();
+    let mut events = stream.events;
+    if let Some(b) = &mut billing {
+        b.provider = Some(provider_name.clone());
+    }
+    Ok(async_stream::stream! {
+        let mut text = String::new();
+        let mut pending = first;
+        loop {
+            let event = match pending.take() {
+                Some(e) => Some(Ok(e)),
+                None => events.next().await,
+            };
+            match event {
+                Some(Ok(StreamEvent::Delta(d))) => {
+                    text.push_str(&d);
+                    if let Some(b) = &mut billing {
+                        b.pieces += 1;
+                    }
+                    yield StreamItem::Delta(d);
+                }
+                Some(Ok(StreamEvent::Done { usage, finish_reason })) => {
+                    let c = &mut decision.candidates[candidate];
+                    c.status = CandidateStatus::Ok;
+                    c.usage = Some(usage);
+                    decision.add_usage(usage);
+                    let answer = Answer {
+                        text,
+                        provider: provider_name,
+                        model,
+                        usage: usage.into(),
+                        latency_ms: started.elapsed().as_millis() as u64,
+                        cache_hit: false,
+                        joined: false,
+                        cache_key: store.as_ref().map(|(_, key)| hex::encode(key)),
+                        decision,
+                        finish_reason,
+                        task,
+                        request_id,
+                    };
+                    if let Some((cache, key)) = &store {
+                        cache.put(*key, &plan, &answer).await;
+                    }
+                    if let Some(b) = &mut billing {
+                        b.answered(&answer);
+                    }
+                    log_outcome(plan.who(), started, Ok(&answer));
+                    yield StreamItem::Done(Box::new(answer));
+                    return;
+                }
+                Some(Err(e)) => {
+                    let c = &mut decision.candidates[candidate];
+                    let past_deadline = tokio::time::Instant::now() >= deadline;
+                    c.status = if past_deadline {
+                        CandidateStatus::Timeout
+                    } else {
+                        CandidateStatus::Error
+                    };
+                    tracing::debug!(provider = %provider_name, error = %e, "Stream broke.");
+                    c.error = Some(e.public_reason());
+                    let decision = Some(Box::new(decision));
+                    let error = if past_deadline {
+                        PoolError::DeadlineExceeded {
+                            elapsed_ms: started.elapsed().as_millis() as u64,
+                            decision,
+                        }
+                    } else {
+                        PoolError::Unavailable { summary: format!("{provider_name}: {}", e.public_reason()), decision }
+                    };
+                    log_outcome(plan.who(), started, Err(&error));
+                    // Billed for what was streamed (the upstream reported no usage).
+                    drop(billing.take());
+                    yield StreamItem::Error(error);
+                    return;
+                }
+                None => {
+                    yield StreamItem::Error(PoolError::Internal("stream ended early".into()));
+                    return;
+                }
+            }
+        }
+    }
+    .boxed())
+}
+
+/// Streams one request through the cache: a hit is replayed as a stream (its whole text,
+/// then the end, marked as a cache hit); a miss streams from upstream and stores the answer
+/// once it is complete.
+pub async fn stream_cached(
+    state: &AppState,
+    snapshot: &Snapshot,
+    req: PoolRequest,
+) -> Result<AnswerStream, PoolError> {
+    let plan = plan_logged(req, snapshot)?;
+    let permit = admit(state, &plan).await?;
+    // The permit rides with the stream (see `Billing`).
+    let mut billing = Billing {
+        permit: Some(permit),
+        ledger: Arc::clone(&state.usage),
+        config: Arc::clone(&snapshot.config),
+        tenant: plan.tenant.as_ref().map(|t| Arc::clone(&t.name)),
+        provider: None,
+        prompt_tokens: plan.prompt_estimate(),
+        pieces: 0,
+    };
+    let whole_or_stream =
+        if plan.task.output() != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
+            answer_plan(&state.cache, plan).await.map(Err)
+        } else {
+            match lookup(&state.cache, &plan).await {
+                Err(e) => Err(e),
+                Ok((_, Some(hit))) => {
+                    log_outcome(plan.who(), plan.started, Ok(&hit));
+                    Ok(Err(hit))
+                }
+                Ok((lookup, None)) => {
+                    let store = match lookup {
+                        Lookup::Key(key) => Some((Arc::clone(&state.cache), key)),
+                        Lookup::Skip => None,
+                    };
+                    // The billing moves into the stream (a failure before the first token,
+                    // which spent nothing, settles at zero).
+                    stream_plan(plan, store, Some(billing.take())).await.map(Ok)
+                }
+            }
+        };
+    match whole_or_stream {
+        Err(e) => {
+            billing.failed(&e);
+            Err(e)
+        }
+        Ok(Err(answer)) => {
+            billing.answered(&answer);
+            Ok(whole(answer))
+        }
+        Ok(Ok(stream)) => Ok(stream),
+    }
+}
