@@ -47,12 +47,12 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
     let store = ConfigStore::new(path, Snapshot::prepare(config, None)?);
     let state = AppState::new(store.clone());
 
-    let http_listener = bind(server.http_addr).await?;
-    let grpc_listener = bind(server.grpc_addr).await?;
-    let http_addr = local_addr(&http_listener, server.http_addr);
-    let grpc_addr = local_addr(&grpc_listener, server.grpc_addr);
+    let http_listener = bind(server.http_addr()).await?;
+    let grpc_listener = bind(server.grpc_addr()).await?;
+    let http_addr = local_addr(&http_listener, server.http_addr());
+    let grpc_addr = local_addr(&grpc_listener, server.grpc_addr());
 
-    let prompts = vec![server.prompts_dir.clone()];
+    let prompts = vec![server.prompts_dir().to_path_buf()];
     if let Some(handle) = metrics {
         // Histograms' summaries need periodic upkeep (axum's prometheus-metrics example).
         let shutdown = state.shutdown.clone();
@@ -78,7 +78,7 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
         state.shutdown.clone(),
     ));
 
-    let (http_tls, grpc_tls) = match &server.tls {
+    let (http_tls, grpc_tls) = match server.tls() {
         Some(cfg) => {
             let tls = crate::tls::Reloading::new(cfg.clone())?;
             state
@@ -89,8 +89,8 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
         None => (None, None),
     };
     let limits = crate::listen::Limits {
-        header_read_timeout: server.header_read_timeout,
-        max_header_bytes: server.max_header_bytes,
+        header_read_timeout: server.header_read_timeout(),
+        max_header_bytes: server.max_header_bytes(),
     };
 
     let router = crate::api::http::router(state.clone());
@@ -110,7 +110,7 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
             crate::api::grpc::auth::layer,
         ))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            server.header_read_timeout,
+            server.header_read_timeout(),
         ))
         .layer(axum::middleware::from_fn(
             crate::telemetry::otel::trace_request,

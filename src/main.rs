@@ -62,10 +62,10 @@ fn serve(path: std::path::PathBuf) -> ExitCode {
     // Inside the runtime: the OTLP exporters use it. The guard flushes spans at the end.
     let _traces = {
         let _enter = runtime.enter();
-        llm_pool::telemetry::init(loaded.server().log_format, loaded.tracing())
+        llm_pool::telemetry::init(loaded.server().log_format(), loaded.tracing())
     };
     runtime.block_on(async move {
-        let grace = loaded.server().shutdown_grace;
+        let grace = loaded.server().shutdown_grace();
         let running = match llm_pool::app::start(Some(path), loaded).await {
             Ok(r) => r,
             Err(error) => {

@@ -36,15 +36,15 @@ pub fn agent(snapshot: &Snapshot, reg: &RegistryConfig) -> serde_json::Value {
         .values()
         .map(|p| {
             serde_json::json!({
-                "name": p.name, "kind": p.kind, "model": p.model,
-                "cost_per_1k_tokens": p.cost_per_1k_tokens,
+                "name": p.name(), "kind": p.kind(), "model": p.model(),
+                "cost_per_1k_tokens": p.cost_per_1k_tokens(),
             })
         })
         .collect();
     let cheapest = config
         .providers()
         .values()
-        .map(|p| p.cost_per_1k_tokens)
+        .map(|p| p.cost_per_1k_tokens())
         .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))));
     serde_json::json!({
         "id": reg.agent_id,

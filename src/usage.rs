@@ -117,7 +117,7 @@ impl Ledger {
         let price = config
             .providers()
             .get(provider)
-            .map_or(0.0, |p| p.cost_per_1k_tokens);
+            .map_or(0.0, |p| p.cost_per_1k_tokens());
         let row = tokens_row(prompt, completion, price, self.reference);
         self.record_rows(config, tenant, vec![(provider.to_owned(), row)]);
     }
@@ -289,7 +289,7 @@ fn spent_rows(config: &Config, reference: f64, decision: &Decision) -> Vec<(Stri
         config
             .providers()
             .get(provider)
-            .map_or(0.0, |p| p.cost_per_1k_tokens)
+            .map_or(0.0, |p| p.cost_per_1k_tokens())
     };
     let mut out: Vec<(String, Counters)> = Vec::new();
     let mut counted = (0u64, 0u64);

@@ -29,11 +29,7 @@ fn shipped_configs_are_valid() {
         assert!(tasks.contains(&t), "missing task {t}");
     }
     assert_eq!(config.tasks()["classify_domain"].labels().len(), 21);
-    let models: Vec<_> = config
-        .providers()
-        .values()
-        .map(|p| p.model.as_str())
-        .collect();
+    let models: Vec<_> = config.providers().values().map(|p| p.model()).collect();
     assert_eq!(models.len(), 3);
     for m in ["phi3:mini", "llama3.1:8b", "gemma2:9b"] {
         assert!(models.contains(&m), "missing provider model {m}");

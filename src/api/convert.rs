@@ -51,9 +51,9 @@ pub(crate) fn provider_health(state: &AppState) -> Vec<ProviderHealth> {
         .providers
         .iter()
         .map(|(config, provider)| ProviderHealth {
-            name: config.name.clone(),
-            kind: config.kind,
-            model: config.model.clone(),
+            name: config.name().to_owned(),
+            kind: config.kind(),
+            model: config.model().to_owned(),
             endpoints: provider.health(),
         })
         .collect();

@@ -97,23 +97,26 @@ impl Cache {
         let evictions = Arc::clone(&counters.evictions);
         // One capacity bounds both: every entry weighs at least max_bytes / max_entries, so
         // no more than max_entries fit.
-        let floor = u32::try_from(config.max_bytes / config.max_entries.max(1)).unwrap_or(u32::MAX);
+        let floor =
+            u32::try_from(config.max_bytes() / config.max_entries().max(1)).unwrap_or(u32::MAX);
         use crate::config::raw::CacheBackend;
         let in_memory = matches!(
-            config.backend,
+            config.backend(),
             CacheBackend::Memory | CacheBackend::TwoLevel
         );
-        let in_redis = matches!(config.backend, CacheBackend::Redis | CacheBackend::TwoLevel);
+        let in_redis = matches!(
+            config.backend(),
+            CacheBackend::Redis | CacheBackend::TwoLevel
+        );
         let redis = config
-            .redis_url
-            .as_deref()
-            .filter(|_| config.enabled && in_redis)
+            .redis_url()
+            .filter(|_| config.enabled() && in_redis)
             .and_then(|url| {
-                redis::RedisCache::new(url, &config.key_prefix, config.redis_timeout).ok()
+                redis::RedisCache::new(url, config.key_prefix(), config.redis_timeout()).ok()
             });
-        let memory = (config.enabled && in_memory).then(|| {
+        let memory = (config.enabled() && in_memory).then(|| {
             moka::future::Cache::builder()
-                .max_capacity(config.max_bytes)
+                .max_capacity(config.max_bytes())
                 .weigher(move |_k: &Key, v: &Arc<Entry>| v.size.max(floor))
                 .expire_after(PerEntryTtl)
                 .support_invalidation_closures()

@@ -34,13 +34,45 @@ pub struct Config {
 /// `[cache]`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
-    pub enabled: bool,
-    pub backend: super::raw::CacheBackend,
-    pub max_entries: u64,
-    pub max_bytes: u64,
-    pub redis_url: Option<String>,
-    pub key_prefix: String,
-    pub redis_timeout: Duration,
+    pub(super) enabled: bool,
+    pub(super) backend: super::raw::CacheBackend,
+    pub(super) max_entries: u64,
+    pub(super) max_bytes: u64,
+    pub(super) redis_url: Option<String>,
+    pub(super) key_prefix: String,
+    pub(super) redis_timeout: Duration,
+}
+
+// === impl CacheConfig (getters) ===
+
+impl CacheConfig {
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn backend(&self) -> super::raw::CacheBackend {
+        self.backend
+    }
+
+    pub fn max_entries(&self) -> u64 {
+        self.max_entries
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref()
+    }
+
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        self.redis_timeout
+    }
 }
 
 impl Config {
@@ -118,49 +150,180 @@ pub enum Target {
 /// `[server]`, checked.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    pub grpc_addr: SocketAddr,
-    pub http_addr: SocketAddr,
-    pub prompts_dir: PathBuf,
-    pub max_body_bytes: usize,
-    pub shutdown_grace: Duration,
-    pub log_format: LogFormat,
-    pub header_read_timeout: Duration,
-    pub max_header_bytes: usize,
-    pub tls: Option<TlsConfig>,
+    pub(super) grpc_addr: SocketAddr,
+    pub(super) http_addr: SocketAddr,
+    pub(super) prompts_dir: PathBuf,
+    pub(super) max_body_bytes: usize,
+    pub(super) shutdown_grace: Duration,
+    pub(super) log_format: LogFormat,
+    pub(super) header_read_timeout: Duration,
+    pub(super) max_header_bytes: usize,
+    pub(super) tls: Option<TlsConfig>,
+}
+
+// === impl ServerConfig (getters) ===
+
+impl ServerConfig {
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn prompts_dir(&self) -> &std::path::Path {
+        &self.prompts_dir
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        self.header_read_timeout
+    }
+
+    pub fn max_header_bytes(&self) -> usize {
+        self.max_header_bytes
+    }
+
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.tls.as_ref()
+    }
 }
 
 /// `[limits]`, checked.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    pub max_input_chars: usize,
-    pub max_messages: usize,
-    pub max_tokens: u32,
-    pub default_deadline: Duration,
-    pub max_deadline: Duration,
-    pub max_json_depth: usize,
+    pub(super) max_input_chars: usize,
+    pub(super) max_messages: usize,
+    pub(super) max_tokens: u32,
+    pub(super) default_deadline: Duration,
+    pub(super) max_deadline: Duration,
+    pub(super) max_json_depth: usize,
+}
+
+// === impl Limits (getters) ===
+
+impl Limits {
+    pub fn max_input_chars(&self) -> usize {
+        self.max_input_chars
+    }
+
+    pub fn max_messages(&self) -> usize {
+        self.max_messages
+    }
+
+    pub fn max_tokens(&self) -> u32 {
+        self.max_tokens
+    }
+
+    pub fn default_deadline(&self) -> Duration {
+        self.default_deadline
+    }
+
+    pub fn max_deadline(&self) -> Duration {
+        self.max_deadline
+    }
+
+    pub fn max_json_depth(&self) -> usize {
+        self.max_json_depth
+    }
 }
 
 /// A provider, checked. Equality is used on reload: a provider whose config is unchanged
 /// keeps its runtime state (connections, load, health).
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
-    pub name: String,
-    pub kind: ProviderKind,
-    pub model: String,
-    pub endpoints: Vec<url_like::BaseUrl>,
-    pub weight: f64,
-    pub cost_per_1k_tokens: f64,
-    pub max_concurrency: u32,
-    pub connect_timeout: Duration,
+    pub(super) name: String,
+    pub(super) kind: ProviderKind,
+    pub(super) model: String,
+    pub(super) endpoints: Vec<url_like::BaseUrl>,
+    pub(super) weight: f64,
+    pub(super) cost_per_1k_tokens: f64,
+    pub(super) max_concurrency: u32,
+    pub(super) connect_timeout: Duration,
     /// Until the answer starts (a whole answer, or a stream's first event).
-    pub first_byte_timeout: Duration,
+    pub(super) first_byte_timeout: Duration,
     /// Between two pieces of an answer that started.
-    pub idle_timeout: Duration,
-    pub api_key_env: Option<String>,
-    pub api_key: Option<SecretString>,
-    pub capabilities: Vec<String>,
+    pub(super) idle_timeout: Duration,
+    pub(super) api_key_env: Option<String>,
+    pub(super) api_key: Option<SecretString>,
+    pub(super) capabilities: Vec<String>,
     /// `[qos]`: part of the provider's config (a change reconfigures it, keeping endpoint state).
-    pub qos: Arc<crate::qos::QosConfig>,
+    pub(super) qos: Arc<crate::qos::QosConfig>,
+}
+
+// === impl ProviderConfig (getters) ===
+
+impl ProviderConfig {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub fn endpoints(&self) -> &[url_like::BaseUrl] {
+        &self.endpoints
+    }
+
+    pub fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    pub fn cost_per_1k_tokens(&self) -> f64 {
+        self.cost_per_1k_tokens
+    }
+
+    pub fn max_concurrency(&self) -> u32 {
+        self.max_concurrency
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Until the answer starts (a whole answer, or a stream's first event).
+    pub fn first_byte_timeout(&self) -> Duration {
+        self.first_byte_timeout
+    }
+
+    /// Between two pieces of an answer that started.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    pub fn api_key_env(&self) -> Option<&str> {
+        self.api_key_env.as_deref()
+    }
+
+    pub fn api_key(&self) -> Option<&SecretString> {
+        self.api_key.as_ref()
+    }
+
+    pub fn capabilities(&self) -> &[String] {
+        &self.capabilities
+    }
+
+    /// `[qos]`: part of the provider's config (a change reconfigures it, keeping endpoint state).
+    pub fn qos(&self) -> &Arc<crate::qos::QosConfig> {
+        &self.qos
+    }
 }
 
 impl PartialEq for ProviderConfig {
@@ -336,20 +499,77 @@ impl TaskConfig {
 /// Ensemble settings of a task (see `raw::RawTask` for each field's meaning).
 #[derive(Debug, Clone)]
 pub struct Ensemble {
-    pub n: usize,
-    pub max_n: usize,
-    pub sample_temperature: f32,
-    pub similarity: Option<f64>,
-    pub early_stop: bool,
+    pub(super) n: usize,
+    pub(super) max_n: usize,
+    pub(super) sample_temperature: f32,
+    pub(super) similarity: Option<f64>,
+    pub(super) early_stop: bool,
     /// `None`: a strict majority (see [`Ensemble::agrees`]).
-    pub min_agreement: Option<f64>,
-    pub min_votes: usize,
-    pub on_disagreement: OnDisagreement,
-    pub judge: Option<String>,
-    pub judge_template: Option<Template>,
-    pub accept: AcceptRule,
-    pub accept_threshold: f64,
-    pub allow_override: bool,
+    pub(super) min_agreement: Option<f64>,
+    pub(super) min_votes: usize,
+    pub(super) on_disagreement: OnDisagreement,
+    pub(super) judge: Option<String>,
+    pub(super) judge_template: Option<Template>,
+    pub(super) accept: AcceptRule,
+    pub(super) accept_threshold: f64,
+    pub(super) allow_override: bool,
+}
+
+// === impl Ensemble (getters) ===
+
+impl Ensemble {
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    pub fn max_n(&self) -> usize {
+        self.max_n
+    }
+
+    pub fn sample_temperature(&self) -> f32 {
+        self.sample_temperature
+    }
+
+    pub fn similarity(&self) -> Option<f64> {
+        self.similarity
+    }
+
+    pub fn early_stop(&self) -> bool {
+        self.early_stop
+    }
+
+    /// `None`: a strict majority (see [`Ensemble::agrees`]).
+    pub fn min_agreement(&self) -> Option<f64> {
+        self.min_agreement
+    }
+
+    pub fn min_votes(&self) -> usize {
+        self.min_votes
+    }
+
+    pub fn on_disagreement(&self) -> OnDisagreement {
+        self.on_disagreement
+    }
+
+    pub fn judge(&self) -> Option<&str> {
+        self.judge.as_deref()
+    }
+
+    pub fn judge_template(&self) -> Option<&Template> {
+        self.judge_template.as_ref()
+    }
+
+    pub fn accept(&self) -> AcceptRule {
+        self.accept
+    }
+
+    pub fn accept_threshold(&self) -> f64 {
+        self.accept_threshold
+    }
+
+    pub fn allow_override(&self) -> bool {
+        self.allow_override
+    }
 }
 
 impl Ensemble {

@@ -79,7 +79,7 @@ pub fn check(config: &Config) -> Result<KeyIndex, ConfigErrors> {
             errors.extend(e.into_iter().map(|(at, m)| ConfigError::new(at, m)));
         })
         .ok();
-    if let Some(tls) = &config.server().tls
+    if let Some(tls) = &config.server().tls()
         && let Err(e) = crate::tls::load(tls)
     {
         errors.push(ConfigError::new("server.tls", e.to_string()));

@@ -84,12 +84,12 @@ impl PoolRequest {
                 refused_overrides.push("strategy");
                 self.strategy = None;
             }
-            if self.n.is_some_and(|n| n as usize != e.n) {
+            if self.n.is_some_and(|n| n as usize != e.n()) {
                 refused_overrides.push("n");
                 self.n = None;
             }
         }
-        if !e.allow_override && (self.strategy.is_some() || self.n.is_some()) {
+        if !e.allow_override() && (self.strategy.is_some() || self.n.is_some()) {
             return Err(PoolError::invalid(
                 "strategy",
                 "this task does not allow requests to choose the strategy or n",
@@ -98,27 +98,23 @@ impl PoolRequest {
         let strategy = self.strategy.unwrap_or(task.strategy());
         let needs_judge = strategy == StrategyKind::Judge
             || (strategy == StrategyKind::Consensus
-                && e.on_disagreement == crate::config::raw::OnDisagreement::Judge)
+                && e.on_disagreement() == crate::config::raw::OnDisagreement::Judge)
             || (strategy == StrategyKind::Cascade
-                && e.accept == crate::config::raw::AcceptRule::Judge);
-        let judge = e
-            .judge
-            .as_deref()
-            .and_then(|j| snapshot.providers.get(j))
-            .cloned();
-        if needs_judge && (judge.is_none() || e.judge_template.is_none()) {
+                && e.accept() == crate::config::raw::AcceptRule::Judge);
+        let judge = e.judge().and_then(|j| snapshot.providers.get(j)).cloned();
+        if needs_judge && (judge.is_none() || e.judge_template().is_none()) {
             return Err(PoolError::invalid(
                 "strategy",
                 "this task has no judge configured",
             ));
         }
         let n = match self.n {
-            None => e.n,
-            Some(n) if n >= 1 && n as usize <= e.max_n => n as usize,
+            None => e.n(),
+            Some(n) if n >= 1 && n as usize <= e.max_n() => n as usize,
             Some(_) => {
                 return Err(PoolError::invalid(
                     "n",
-                    format!("must be between 1 and the task's max_n ({})", e.max_n),
+                    format!("must be between 1 and the task's max_n ({})", e.max_n()),
                 ));
             }
         };
@@ -136,8 +132,11 @@ impl PoolRequest {
         );
         let providers: Vec<Arc<dyn Provider>> =
             entries.iter().map(|(_, p)| Arc::clone(p)).collect();
-        let weights = entries.iter().map(|(c, _)| c.weight).collect();
-        let costs = entries.iter().map(|(c, _)| c.cost_per_1k_tokens).collect();
+        let weights = entries.iter().map(|(c, _)| c.weight()).collect();
+        let costs = entries
+            .iter()
+            .map(|(c, _)| c.cost_per_1k_tokens())
+            .collect();
         if fallback_from == 0 {
             return Err(PoolError::Unavailable {
                 summary: "the task has no configured providers".into(),
@@ -179,10 +178,10 @@ impl PoolRequest {
 
     fn check_limits(&self, limits: &Limits) -> Result<(), PoolError> {
         // Checked with the other limits so no work is done for a request over them.
-        if self.messages.len() > limits.max_messages {
+        if self.messages.len() > limits.max_messages() {
             return Err(PoolError::invalid(
                 "messages",
-                format!("at most {} messages are accepted", limits.max_messages),
+                format!("at most {} messages are accepted", limits.max_messages()),
             ));
         }
         let chars = self.input.as_deref().map_or(0, str::len)
@@ -190,7 +189,7 @@ impl PoolRequest {
             + self.messages.iter().map(|m| m.content.len()).sum::<usize>()
             + self.variables.values().map(String::len).sum::<usize>();
         // Byte length bounds character count from above; count chars only when it matters.
-        if chars > limits.max_input_chars {
+        if chars > limits.max_input_chars() {
             let real = self.input.as_deref().map_or(0, |s| s.chars().count())
                 + self.system.as_deref().map_or(0, |s| s.chars().count())
                 + self
@@ -203,22 +202,22 @@ impl PoolRequest {
                     .values()
                     .map(|v| v.chars().count())
                     .sum::<usize>();
-            if real > limits.max_input_chars {
+            if real > limits.max_input_chars() {
                 return Err(PoolError::invalid(
                     "input",
                     format!(
                         "input is {real} characters; the limit is {}",
-                        limits.max_input_chars
+                        limits.max_input_chars()
                     ),
                 ));
             }
         }
         if let Some(mt) = self.max_tokens
-            && (mt == 0 || mt > limits.max_tokens)
+            && (mt == 0 || mt > limits.max_tokens())
         {
             return Err(PoolError::invalid(
                 "max_tokens",
-                format!("must be between 1 and {}", limits.max_tokens),
+                format!("must be between 1 and {}", limits.max_tokens()),
             ));
         }
         if let Some(t) = self.temperature

@@ -96,7 +96,7 @@ pub(crate) struct EndpointGuard {
 impl EndpointSet {
     pub fn new(config: &ProviderConfig) -> Self {
         let endpoints = config
-            .endpoints
+            .endpoints()
             .iter()
             .enumerate()
             .map(|(i, u)| Endpoint::new(config, i, u.as_str()))
@@ -110,7 +110,7 @@ impl EndpointSet {
     /// new one share one limit.
     pub(crate) fn reconfigured(&self, config: &ProviderConfig) -> Self {
         let endpoints = config
-            .endpoints
+            .endpoints()
             .iter()
             .enumerate()
             .map(
@@ -310,10 +310,10 @@ fn same_model(listed: &str, wanted: &str) -> bool {
 
 impl Endpoint {
     fn new(config: &ProviderConfig, index: usize, url: &str) -> Arc<Self> {
-        let limit = config.max_concurrency as usize;
+        let limit = config.max_concurrency() as usize;
         Arc::new(Self {
             url: Arc::from(url),
-            label: Arc::from(format!("{}#{index}", config.name)),
+            label: Arc::from(format!("{}#{index}", config.name())),
             slots: Arc::new(Semaphore::new(limit)),
             limit: AtomicUsize::new(limit),
             excess: AtomicUsize::new(0),
@@ -321,14 +321,14 @@ impl Endpoint {
             failures: AtomicU64::new(0),
             seen: AtomicBool::new(false),
             check: AtomicU8::new(CHECK_UNKNOWN),
-            breaker: Mutex::new(Breaker::new(config.qos.breaker.clone(), Instant::now())),
+            breaker: Mutex::new(Breaker::new(config.qos().breaker.clone(), Instant::now())),
             details: Mutex::new(Details::default()),
         })
     }
 
     /// Applies a reloaded provider's limit and breaker settings to this endpoint's state.
     fn reconfigure(&self, config: &ProviderConfig) {
-        let new = config.max_concurrency as usize;
+        let new = config.max_concurrency() as usize;
         let old = self.limit.swap(new, Ordering::SeqCst);
         if new > old {
             // Cancel what a lowered limit still had to take back, then add slots.
@@ -345,7 +345,7 @@ impl Endpoint {
             let taken = self.slots.forget_permits(shrink);
             self.excess.fetch_add(shrink - taken, Ordering::SeqCst);
         }
-        self.breaker.lock().set_config(config.qos.breaker.clone());
+        self.breaker.lock().set_config(config.qos().breaker.clone());
     }
 
     fn outstanding(&self) -> usize {

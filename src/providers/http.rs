@@ -87,9 +87,9 @@ struct Inner<D> {
 
 fn client(config: &ProviderConfig) -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(config.connect_timeout)
+        .connect_timeout(config.connect_timeout())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(config.max_concurrency as usize)
+        .pool_max_idle_per_host(config.max_concurrency() as usize)
         .tcp_nodelay(true)
         .user_agent(concat!("llm-pool/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -97,14 +97,14 @@ fn client(config: &ProviderConfig) -> reqwest::Client {
 }
 
 fn retry_budget(config: &ProviderConfig) -> Arc<Budget> {
-    let retry = &config.qos.retry;
+    let retry = &config.qos().retry;
     Arc::new(Budget::new(retry.budget_percent, retry.budget_min_per_sec))
 }
 
 fn hedge_budget(config: &ProviderConfig) -> Arc<Budget> {
     Arc::new(Budget::new(
-        config.qos.hedge_budget_percent,
-        config.qos.hedge_budget_min_per_sec,
+        config.qos().hedge_budget_percent,
+        config.qos().hedge_budget_min_per_sec,
     ))
 }
 
@@ -112,7 +112,7 @@ impl<D: Dialect> HttpProvider<D> {
     pub(crate) fn new(config: Arc<ProviderConfig>, dialect: D) -> Self {
         Self {
             inner: Arc::new(Inner {
-                label: Arc::from(config.name.as_str()),
+                label: Arc::from(config.name()),
                 endpoints: EndpointSet::new(&config),
                 client: client(&config),
                 dialect,
@@ -133,19 +133,19 @@ impl<D: Dialect> HttpProvider<D> {
     fn reconfigured(&self, config: Arc<ProviderConfig>) -> Option<Self> {
         use secrecy::ExposeSecret;
         let old = &self.inner;
-        let key = |c: &ProviderConfig| c.api_key.as_ref().map(|k| k.expose_secret().to_owned());
-        if old.config.kind != config.kind
-            || old.config.model != config.model
+        let key = |c: &ProviderConfig| c.api_key().as_ref().map(|k| k.expose_secret().to_owned());
+        if old.config.kind() != config.kind()
+            || old.config.model() != config.model()
             || key(&old.config) != key(&config)
         {
             return None;
         }
-        let same_client = old.config.connect_timeout == config.connect_timeout
-            && old.config.max_concurrency == config.max_concurrency;
-        let same_retry = old.config.qos.retry.budget_percent == config.qos.retry.budget_percent
-            && old.config.qos.retry.budget_min_per_sec == config.qos.retry.budget_min_per_sec;
-        let same_hedge = old.config.qos.hedge_budget_percent == config.qos.hedge_budget_percent
-            && old.config.qos.hedge_budget_min_per_sec == config.qos.hedge_budget_min_per_sec;
+        let same_client = old.config.connect_timeout() == config.connect_timeout()
+            && old.config.max_concurrency() == config.max_concurrency();
+        let same_retry = old.config.qos().retry.budget_percent == config.qos().retry.budget_percent
+            && old.config.qos().retry.budget_min_per_sec == config.qos().retry.budget_min_per_sec;
+        let same_hedge = old.config.qos().hedge_budget_percent == config.qos().hedge_budget_percent
+            && old.config.qos().hedge_budget_min_per_sec == config.qos().hedge_budget_min_per_sec;
         Some(Self {
             inner: Arc::new(Inner {
                 label: Arc::clone(&old.label),
@@ -185,8 +185,8 @@ impl<D: Dialect> Inner<D> {
         stream: bool,
         deadline: Instant,
     ) -> Result<(EndpointGuard, reqwest::Response, Instant), ProviderError> {
-        let policy = &self.config.qos.retry;
-        let body = Bytes::from(self.dialect.body(&self.config.model, req, stream));
+        let policy = &self.config.qos().retry;
+        let body = Bytes::from(self.dialect.body(self.config.model(), req, stream));
         let path = self.dialect.path(&req.prompt);
         self.retry_budget.deposit();
         self.hedge_budget.deposit();
@@ -195,7 +195,7 @@ impl<D: Dialect> Inner<D> {
         // What the call had when it began; a retry must leave the next provider as much.
         let budget = deadline.saturating_duration_since(Instant::now());
         loop {
-            let until = deadline.min(Instant::now() + self.config.first_byte_timeout);
+            let until = deadline.min(Instant::now() + self.config.first_byte_timeout());
             let guard = match self.endpoints.acquire(failed.as_deref(), until).await {
                 Ok(g) => g,
                 Err(why) => {
@@ -205,7 +205,7 @@ impl<D: Dialect> Inner<D> {
                         Unavailable::Busy => "every endpoint stayed at its concurrency limit",
                     };
                     return Err(ProviderError::NoEndpoint {
-                        provider: self.config.name.clone(),
+                        provider: self.config.name().to_owned(),
                         reason,
                     });
                 }
@@ -251,7 +251,7 @@ impl<D: Dialect> Inner<D> {
             if left * 2 <= budget || !self.retry_budget.withdraw() {
                 return Err(e);
             }
-            tracing::debug!(provider = %self.config.name, attempt, error = %e, "Retrying.");
+            tracing::debug!(provider = %self.config.name(), attempt, error = %e, "Retrying.");
             metrics::counter!(m::RETRIES, "provider" => Arc::clone(&self.label)).increment(1);
             tokio::time::sleep(wait).await;
             failed = Some(Arc::clone(guard.url()));
@@ -273,7 +273,7 @@ impl<D: Dialect> Inner<D> {
             .post(format!("{endpoint}{path}"))
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
-        if let Some(key) = &self.config.api_key {
+        if let Some(key) = &self.config.api_key() {
             builder = builder.bearer_auth(key.expose_secret());
         }
         if crate::telemetry::otel::enabled() {
@@ -302,12 +302,12 @@ impl<D: Dialect> Inner<D> {
 
     /// Asks every endpoint which models it serves (`GET /v1/models` or `/api/tags`).
     async fn check_health(&self) {
-        let timeout = self.config.qos.health_check_timeout;
+        let timeout = self.config.qos().health_check_timeout;
         let checks = self.endpoints.urls().map(|url| {
             let mut req = self
                 .client
                 .get(format!("{url}{}", self.dialect.models_path()));
-            if let Some(key) = &self.config.api_key {
+            if let Some(key) = &self.config.api_key() {
                 req = req.bearer_auth(key.expose_secret());
             }
             async move {
@@ -330,7 +330,7 @@ impl<D: Dialect> Inner<D> {
         });
         for (url, result) in futures::future::join_all(checks).await {
             self.endpoints
-                .record_check(&url, result, &self.config.model);
+                .record_check(&url, result, self.config.model());
         }
     }
 }
@@ -382,11 +382,11 @@ fn expired(endpoint: &Arc<str>, until: Instant, deadline: Instant) -> ProviderEr
 
 impl<D: Dialect> Provider for HttpProvider<D> {
     fn name(&self) -> &str {
-        &self.inner.config.name
+        self.inner.config.name()
     }
 
     fn model(&self) -> &str {
-        &self.inner.config.model
+        self.inner.config.model()
     }
 
     fn complete(
@@ -425,7 +425,9 @@ impl<D: Dialect> Provider for HttpProvider<D> {
             inner.latency.record(t0.elapsed());
             Ok(Completion {
                 text: parsed.text,
-                model: parsed.model.unwrap_or_else(|| inner.config.model.clone()),
+                model: parsed
+                    .model
+                    .unwrap_or_else(|| inner.config.model().to_owned()),
                 usage: parsed.usage,
                 finish_reason: parsed.finish_reason,
                 endpoint: label,
@@ -444,7 +446,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
             let t0 = Instant::now();
             let (guard, resp, until) = inner.send(&req, true, deadline).await?;
             let endpoint = Arc::clone(guard.label());
-            let model = inner.config.model.clone();
+            let model = inner.config.model().to_owned();
             let events = events(inner, guard, resp, until, deadline, t0);
             Ok(StartedStream {
                 endpoint,
@@ -504,7 +506,7 @@ fn events<D: Dialect>(
         let mut finish: Option<String> = None;
         let mut deltas: u32 = 0;
         let mut first_at: Option<Duration> = None;
-        let idle = inner.config.idle_timeout;
+        let idle = inner.config.idle_timeout();
         loop {
             // Until the first piece of text: the first-byte timeout; after it, the longest
             // silence allowed between pieces. The request deadline bounds both.

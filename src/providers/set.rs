@@ -56,7 +56,7 @@ impl ProviderSet {
     pub fn from_providers(providers: Vec<(Arc<ProviderConfig>, Arc<dyn Provider>)>) -> Self {
         let entries = providers
             .into_iter()
-            .map(|(config, provider)| (config.name.clone(), Entry { config, provider }))
+            .map(|(config, provider)| (config.name().to_owned(), Entry { config, provider }))
             .collect();
         Self { entries }
     }
@@ -76,7 +76,7 @@ impl ProviderSet {
 }
 
 fn build_one(config: Arc<ProviderConfig>) -> Arc<dyn Provider> {
-    match config.kind {
+    match config.kind() {
         ProviderKind::Openai => Arc::new(HttpProvider::new(config, OpenAi)),
         ProviderKind::Ollama => Arc::new(HttpProvider::new(config, Ollama)),
     }

@@ -24,10 +24,14 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
     let mut last_valid: Option<usize> = None;
     let mut end = End::AllDone;
     for &tier in &tiers {
-        let samples = if e.accept == AcceptRule::Agree { 2 } else { 1 };
+        let samples = if e.accept() == AcceptRule::Agree {
+            2
+        } else {
+            1
+        };
         let specs = gather::specs(plan, &[tier], samples);
         let first = decision.candidates.len();
-        let mut groups = Groups::new(kind, e.similarity);
+        let mut groups = Groups::new(kind, e.similarity());
         let gathered = gather::gather(plan, &specs, &mut decision, |cand, normalized, _, d| {
             d.candidates[cand].group = Some(groups.add(normalized, cand, 1.0, kind));
             Flow::Continue
@@ -47,7 +51,7 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
         if let Some(c) = candidate {
             last_valid = Some(c);
         }
-        let (accepted, reason) = match (candidate, e.accept) {
+        let (accepted, reason) = match (candidate, e.accept()) {
             (None, _) => (false, "no valid answer".to_owned()),
             (Some(_), AcceptRule::Valid) => (true, "valid answer".to_owned()),
             (Some(_), AcceptRule::Agree) => {
@@ -60,10 +64,10 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
                 (agree, reason.to_owned())
             }
             (Some(c), AcceptRule::Judge) => match judge::score(plan, &mut decision, c).await {
-                Some(s) if s >= e.accept_threshold => {
-                    (true, format!("judge score {s} ≥ {}", e.accept_threshold))
+                Some(s) if s >= e.accept_threshold() => {
+                    (true, format!("judge score {s} ≥ {}", e.accept_threshold()))
                 }
-                Some(s) => (false, format!("judge score {s} < {}", e.accept_threshold)),
+                Some(s) => (false, format!("judge score {s} < {}", e.accept_threshold())),
                 None => (false, "the judge gave no valid score".to_owned()),
             },
         };

@@ -69,7 +69,7 @@ pub fn specs(plan: &Plan, providers: &[usize], n: usize) -> Vec<CallSpec> {
                     r.params
                         .temperature
                         .unwrap_or(0.0)
-                        .max(e.sample_temperature),
+                        .max(e.sample_temperature()),
                 );
                 Arc::new(r)
             };

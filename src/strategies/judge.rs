@@ -64,7 +64,7 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
 /// WEIGHTED over the candidates already gathered (no new calls).
 fn weighted_winner(plan: &Plan, decision: &mut Decision) -> usize {
     let kind = plan.task.output();
-    let mut groups = Groups::new(kind, plan.task.ensemble().similarity);
+    let mut groups = Groups::new(kind, plan.task.ensemble().similarity());
     for (i, c) in decision.candidates.iter_mut().enumerate() {
         if let (crate::types::CandidateStatus::Ok, Some(text)) = (c.status, &c.text) {
             let weight = plan
@@ -104,7 +104,8 @@ fn number(v: &serde_json::Value) -> Option<f64> {
 /// `text` holds their normalised answers); returns the chosen index. Records everything in
 /// `decision.judge`.
 pub async fn pick(plan: &Plan, decision: &mut Decision, candidates: &[usize]) -> Result<usize, ()> {
-    let (Some(judge), Some(template)) = (&plan.judge, &plan.task.ensemble().judge_template) else {
+    let (Some(judge), Some(template)) = (&plan.judge, &plan.task.ensemble().judge_template())
+    else {
         return Err(());
     };
     let seed = fastrand::u64(..);

@@ -58,7 +58,7 @@ pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
     }
     let e = &plan.task.ensemble();
     let kind = plan.task.output();
-    let mut groups = Groups::new(kind, e.similarity);
+    let mut groups = Groups::new(kind, e.similarity());
     let weights: Vec<f64> = specs.iter().map(|s| s.weight).collect();
     let gathered = gather::gather(
         plan,
@@ -67,7 +67,7 @@ pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
         |cand, normalized, remaining, d| {
             let g = groups.add(normalized, cand, weights[cand], kind);
             d.candidates[cand].group = Some(g);
-            if !e.early_stop {
+            if !e.early_stop() {
                 return Flow::Continue;
             }
             let stop = match mode {
@@ -90,7 +90,7 @@ pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
 /// Whether the consensus outcome can no longer change: either the leader already has
 /// enough agreement however the rest answer, or no group can reach the thresholds.
 fn consensus_settled(groups: &Groups, pending: f64, e: &crate::config::Ensemble) -> bool {
-    let min_votes = e.min_votes;
+    let min_votes = e.min_votes();
     let Some(l) = groups.leader() else {
         return false;
     };
@@ -158,16 +158,16 @@ async fn decide(
     let mut winner = g.members[0];
     if mode == Mode::Consensus {
         let e = &plan.task.ensemble();
-        let reached = g.members.len() >= e.min_votes && e.agrees(agreement);
+        let reached = g.members.len() >= e.min_votes() && e.agrees(agreement);
         if !reached {
             decision.degrade("no_consensus");
-            match e.on_disagreement {
+            match e.on_disagreement() {
                 OnDisagreement::Error => {
                     return Err(PoolError::NoConsensus {
                         agreement,
                         min_agreement: e.agreement_threshold(),
                         votes: g.members.len(),
-                        min_votes: e.min_votes,
+                        min_votes: e.min_votes(),
                         decision: Box::new(decision),
                     });
                 }

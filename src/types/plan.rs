@@ -81,7 +81,7 @@ impl Plan {
         let calls = match self.strategy {
             // Every tier may be asked, twice when its samples must agree, and judged.
             StrategyKind::Cascade => {
-                let samples = if e.accept == crate::config::raw::AcceptRule::Agree {
+                let samples = if e.accept() == crate::config::raw::AcceptRule::Agree {
                     2
                 } else {
                     1

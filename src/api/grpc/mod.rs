@@ -30,7 +30,7 @@ pub use service::GrpcService;
 
 /// All gRPC services, ready to serve.
 pub async fn routes(state: AppState) -> Result<Routes, tonic_reflection::server::Error> {
-    let max = state.config.load().config.server().max_body_bytes;
+    let max = state.config.load().config.server().max_body_bytes();
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<pb::llm_pool_server::LlmPoolServer<GrpcService>>()

@@ -16,12 +16,12 @@ pub(crate) async fn config(State(state): State<AppState>) -> Response {
         .values()
         .map(|p| {
             serde_json::json!({
-                "name": p.name,
-                "kind": p.kind,
-                "model": p.model,
-                "endpoints": p.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "name": p.name(),
+                "kind": p.kind(),
+                "model": p.model(),
+                "endpoints": p.endpoints().iter().map(ToString::to_string).collect::<Vec<_>>(),
                 // The variable's name only; never its value.
-                "api_key_env": p.api_key_env,
+                "api_key_env": p.api_key_env(),
             })
         })
         .collect();

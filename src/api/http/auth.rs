@@ -39,7 +39,7 @@ pub(crate) async fn check(
     let path = parts.uri.path().to_owned();
     let fail = |e| (parts.uri.path().to_owned(), e);
     let (bytes, body) = if Presented::is_signed(&parts.headers) {
-        let limit = config.server().max_body_bytes;
+        let limit = config.server().max_body_bytes();
         let bytes = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| fail(PoolError::BodyTooLarge { limit }))?;

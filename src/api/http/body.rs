@@ -24,8 +24,8 @@ pub(crate) struct BodyLimits {
 impl BodyLimits {
     pub(crate) fn of(config: &crate::config::Config) -> Self {
         Self {
-            bytes: config.server().max_body_bytes,
-            depth: config.limits().max_json_depth,
+            bytes: config.server().max_body_bytes(),
+            depth: config.limits().max_json_depth(),
         }
     }
 }

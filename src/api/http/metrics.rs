@@ -96,9 +96,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
                 crate::qos::BreakerState::HalfOpen => 1.0,
                 crate::qos::BreakerState::Open => 2.0,
             };
-            gauge!(m::BREAKER_STATE, "provider" => config.name.clone(), "endpoint" => e.url.clone())
+            gauge!(m::BREAKER_STATE, "provider" => config.name().to_owned(), "endpoint" => e.url.clone())
                 .set(value);
-            counter!(m::BREAKER_TRIPS, "provider" => config.name.clone(), "endpoint" => e.url)
+            counter!(m::BREAKER_TRIPS, "provider" => config.name().to_owned(), "endpoint" => e.url)
                 .absolute(e.trips);
         }
     }

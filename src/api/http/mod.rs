@@ -130,8 +130,8 @@ pub fn route_table() -> Vec<(Method, &'static str, RouteGroup)> {
 
 /// Builds the HTTP app. Having a function that produces it lets tests call it in-process.
 pub fn router(state: AppState) -> Router {
-    let max_body = state.config.load().config.server().max_body_bytes;
-    let body_timeout = state.config.load().config.server().header_read_timeout;
+    let max_body = state.config.load().config.server().max_body_bytes();
+    let body_timeout = state.config.load().config.server().header_read_timeout();
     let mut router = Router::new();
     for (_, path, group, handler) in routes() {
         let auth = axum::middleware::from_fn_with_state((state.clone(), group), auth::layer);

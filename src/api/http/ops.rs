@@ -46,8 +46,8 @@ pub(crate) async fn info(State(state): State<AppState>) -> Response {
     Json(serde_json::json!({
         "name": "llm-pool",
         "version": env!("CARGO_PKG_VERSION"),
-        "grpc_addr": server.grpc_addr.to_string(),
-        "http_addr": server.http_addr.to_string(),
+        "grpc_addr": server.grpc_addr().to_string(),
+        "http_addr": server.http_addr().to_string(),
         "config_path": state.config.path().map(|p| p.display().to_string()),
         "config_version": state.config.status().version,
         "providers": snapshot.config.providers().keys().collect::<Vec<_>>(),

@@ -218,7 +218,11 @@ pub(crate) async fn show(
     let (family, upstream) = match &target {
         crate::config::Target::Provider(p) => (
             "provider",
-            snapshot.config.providers().get(p).map(|c| c.model.clone()),
+            snapshot
+                .config
+                .providers()
+                .get(p)
+                .map(|c| c.model().to_owned()),
         ),
         crate::config::Target::Task(_) => ("task", None),
     };
