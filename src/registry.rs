@@ -47,11 +47,11 @@ pub fn agent(snapshot: &Snapshot, reg: &RegistryConfig) -> serde_json::Value {
         .map(|p| p.cost_per_1k_tokens())
         .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))));
     serde_json::json!({
-        "id": reg.agent_id,
+        "id": reg.agent_id(),
         "name": "llm-pool",
         "version": env!("CARGO_PKG_VERSION"),
-        "endpoint": reg.endpoint,
-        "grpc_endpoint": reg.grpc_endpoint,
+        "endpoint": reg.endpoint(),
+        "grpc_endpoint": reg.grpc_endpoint(),
         "protocols": ["native", "openai", "ollama", "grpc"],
         "capabilities": { "tasks": tasks, "providers": providers },
         "cost": { "min_per_1k_tokens": cheapest.unwrap_or(0.0) },
@@ -90,8 +90,8 @@ fn request(
     method: reqwest::Method,
     url: String,
 ) -> reqwest::RequestBuilder {
-    let mut req = client.request(method, url).timeout(reg.timeout);
-    if let Some(token) = &reg.token {
+    let mut req = client.request(method, url).timeout(reg.timeout());
+    if let Some(token) = &reg.token() {
         req = req.bearer_auth(token.expose_secret());
     }
     req
@@ -110,14 +110,14 @@ async fn register(client: &reqwest::Client, reg: &RegistryConfig, body: &serde_j
             client,
             reg,
             reqwest::Method::POST,
-            format!("{}/agents", reg.url),
+            format!("{}/agents", reg.url()),
         )
         .json(body)
         .send()
         .await;
         match sent {
             Ok(r) if r.status().is_success() => {
-                tracing::info!(agent_id = %reg.agent_id, registry = %reg.url, "Registered with the agent registry.");
+                tracing::info!(agent_id = %reg.agent_id(), registry = %reg.url(), "Registered with the agent registry.");
                 metrics::counter!(crate::telemetry::metrics::REGISTRY_CALLS, "call" => "register", "outcome" => "ok").increment(1);
                 return;
             }
@@ -137,13 +137,13 @@ async fn register(client: &reqwest::Client, reg: &RegistryConfig, body: &serde_j
 
 /// One attempt: shutdown must not wait on an absent registry for more than its timeout.
 async fn deregister(client: &reqwest::Client, reg: &RegistryConfig) {
-    let url = format!("{}/agents/{}", reg.url, reg.agent_id);
+    let url = format!("{}/agents/{}", reg.url(), reg.agent_id());
     match request(client, reg, reqwest::Method::DELETE, url)
         .send()
         .await
     {
         Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => {
-            tracing::info!(agent_id = %reg.agent_id, "Deregistered from the agent registry.");
+            tracing::info!(agent_id = %reg.agent_id(), "Deregistered from the agent registry.");
         }
         Ok(r) => tracing::warn!(status = r.status().as_u16(), "Deregistration refused."),
         Err(error) => tracing::warn!(%error, "Deregistration failed."),

@@ -54,18 +54,18 @@ pub fn load(cfg: &TlsConfig) -> Result<Loaded, TlsError> {
         path: path.display().to_string(),
         message,
     };
-    let cert_pem = read(&cfg.cert_file)?;
+    let cert_pem = read(cfg.cert_file())?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| pem_err(&cfg.cert_file, e.to_string()))?;
+        .map_err(|e| pem_err(cfg.cert_file(), e.to_string()))?;
     if chain.is_empty() {
-        return Err(pem_err(&cfg.cert_file, "no certificate found".into()));
+        return Err(pem_err(cfg.cert_file(), "no certificate found".into()));
     }
-    let key_pem = read(&cfg.key_file)?;
+    let key_pem = read(cfg.key_file())?;
     // Never echo key material: only say what is wrong.
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
         pem_err(
-            &cfg.key_file,
+            cfg.key_file(),
             "no usable private key (PKCS#8, PKCS#1 or SEC1 PEM)".into(),
         )
     })?;
@@ -83,7 +83,7 @@ pub fn load(cfg: &TlsConfig) -> Result<Loaded, TlsError> {
     http.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
 
     let grpc_builder = builder()?;
-    let grpc_builder = match &cfg.grpc_client_ca_file {
+    let grpc_builder = match &cfg.grpc_client_ca_file() {
         Some(ca) => {
             let ca_pem = read(ca)?;
             let mut roots = rustls::RootCertStore::empty();
@@ -181,9 +181,9 @@ impl Reloading {
 
 fn stamps(cfg: &TlsConfig) -> Vec<Option<SystemTime>> {
     [
-        Some(&cfg.cert_file),
-        Some(&cfg.key_file),
-        cfg.grpc_client_ca_file.as_ref(),
+        Some(cfg.cert_file()),
+        Some(cfg.key_file()),
+        cfg.grpc_client_ca_file(),
     ]
     .into_iter()
     .flatten()

@@ -75,9 +75,9 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(cfg: &UsageConfig) -> Self {
-        let redis = cfg.redis_url.as_deref().and_then(|url| {
-            match RedisLink::new(url, cfg.redis_timeout, "usage") {
-                Ok(link) => Some(Arc::new((link, cfg.key_prefix.clone()))),
+        let redis = cfg.redis_url().and_then(|url| {
+            match RedisLink::new(url, cfg.redis_timeout(), "usage") {
+                Ok(link) => Some(Arc::new((link, cfg.key_prefix().to_owned()))),
                 Err(error) => {
                     tracing::error!(%error, "Usage Redis unusable; counting in memory.");
                     None
@@ -87,7 +87,7 @@ impl Ledger {
         Self {
             local: Mutex::new(HashMap::new()),
             redis,
-            reference: cfg.reference_cost_per_1k_tokens,
+            reference: cfg.reference_cost_per_1k_tokens(),
             anonymous: Arc::from(ANONYMOUS),
             all_tenants: Arc::from(ALL_TENANTS),
         }
@@ -133,7 +133,7 @@ impl Ledger {
             return;
         }
         // What each tenant spends is labelled only where `/metrics` is not open to all.
-        let by_tenant = config.usage().tenant_metrics.unwrap_or_else(|| {
+        let by_tenant = config.usage().tenant_metrics().unwrap_or_else(|| {
             config
                 .auth()
                 .required(crate::config::security::RouteGroup::Operations, "/metrics")

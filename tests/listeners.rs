@@ -99,11 +99,7 @@ fn certificates_reload_when_their_files_change() {
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     std::fs::write(&cert, read("server.crt")).expect("write");
     std::fs::write(&key, read("server.key")).expect("write");
-    let cfg = llm_pool::config::security::TlsConfig {
-        cert_file: cert.clone(),
-        key_file: key.clone(),
-        grpc_client_ca_file: None,
-    };
+    let cfg = llm_pool::config::security::TlsConfig::new(cert.clone(), key.clone(), None);
     let tls = llm_pool::tls::Reloading::new(cfg).expect("valid pair");
     let side = llm_pool::tls::Side::Http;
     let first = tls.config(side);

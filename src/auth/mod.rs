@@ -142,10 +142,10 @@ impl Authenticator {
         let auth = config.auth();
         let required = auth.required(group, path);
         match self.identify(config, keys, &req).await {
-            Ok(Some(t)) if required && group == RouteGroup::Admin && !t.admin => {
+            Ok(Some(t)) if required && group == RouteGroup::Admin && !t.admin() => {
                 Err(PoolError::PermissionDenied(format!(
                     "tenant `{}` may not call admin routes",
-                    t.name
+                    t.name()
                 )))
             }
             Ok(Some(t)) => Ok(Some(t)),
@@ -180,7 +180,7 @@ impl Authenticator {
             names.push(self.hmac(config, req).await?);
         }
         if let Some(token) = bearer(req.headers) {
-            names.push(match &auth.jwt {
+            names.push(match &auth.jwt() {
                 Some(jwt) if jwt::looks_like_jwt(token) => jwt::verify(jwt, token)?,
                 _ => api_key(keys, token)?,
             });
@@ -218,7 +218,7 @@ impl Authenticator {
             .ok_or_else(|| bad("x-llm-pool-signature must be hex"))?;
         let (name, secret) = config
             .auth()
-            .hmac_secrets
+            .hmac_secrets()
             .get_key_value(tenant)
             // Same answer as a wrong signature: which tenants sign is nobody's business.
             .ok_or_else(|| bad("wrong signature"))?;
@@ -226,7 +226,7 @@ impl Authenticator {
             .parse()
             .map_err(|_| bad("timestamp must be Unix seconds"))?;
         let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-        let window = config.auth().hmac_window.as_secs();
+        let window = config.auth().hmac_window().as_secs();
         // `abs_diff`: a hostile timestamp (i64::MIN) must not overflow.
         if now.abs_diff(ts) > window {
             return Err(bad("timestamp outside the allowed window"));
@@ -267,16 +267,16 @@ impl KeyIndex {
     /// Indexes every key; a key given to two tenants is an error at each later place it
     /// is configured (TOML path, message).
     pub fn build(auth: &AuthConfig) -> Result<Self, Vec<(String, String)>> {
-        let mut by_digest = HashMap::with_capacity(auth.api_keys.len());
+        let mut by_digest = HashMap::with_capacity(auth.api_keys().len());
         let mut errors = Vec::new();
-        for k in &auth.api_keys {
-            let digest = match &k.key {
+        for k in auth.api_keys() {
+            let digest = match k.key() {
                 KeySource::Sha256(d) => *d,
                 KeySource::Secret(s) => digest(s.expose_secret().as_bytes()),
             };
-            if let Some(other) = by_digest.insert(digest, Arc::clone(&k.tenant)) {
+            if let Some(other) = by_digest.insert(digest, Arc::clone(k.tenant())) {
                 errors.push((
-                    k.at.clone(),
+                    k.at().to_owned(),
                     format!("this API key is also a key of tenant `{other}`"),
                 ));
             }

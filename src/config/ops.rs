@@ -94,23 +94,76 @@ pub struct RawTracing {
 /// `[usage]`, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageConfig {
-    pub reference_cost_per_1k_tokens: f64,
+    pub(super) reference_cost_per_1k_tokens: f64,
     /// `None`: label by tenant only when `/metrics` requires credentials.
-    pub tenant_metrics: Option<bool>,
-    pub redis_url: Option<String>,
-    pub key_prefix: String,
-    pub redis_timeout: std::time::Duration,
+    pub(super) tenant_metrics: Option<bool>,
+    pub(super) redis_url: Option<String>,
+    pub(super) key_prefix: String,
+    pub(super) redis_timeout: std::time::Duration,
+}
+
+// === impl UsageConfig (getters) ===
+
+impl UsageConfig {
+    pub fn reference_cost_per_1k_tokens(&self) -> f64 {
+        self.reference_cost_per_1k_tokens
+    }
+
+    /// `None`: label by tenant only when `/metrics` requires credentials.
+    pub fn tenant_metrics(&self) -> Option<bool> {
+        self.tenant_metrics
+    }
+
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref()
+    }
+
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    pub fn redis_timeout(&self) -> std::time::Duration {
+        self.redis_timeout
+    }
 }
 
 /// `[registry]`, checked.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
-    pub url: String,
-    pub agent_id: String,
-    pub endpoint: String,
-    pub grpc_endpoint: Option<String>,
-    pub token: Option<secrecy::SecretString>,
-    pub timeout: std::time::Duration,
+    pub(super) url: String,
+    pub(super) agent_id: String,
+    pub(super) endpoint: String,
+    pub(super) grpc_endpoint: Option<String>,
+    pub(super) token: Option<secrecy::SecretString>,
+    pub(super) timeout: std::time::Duration,
+}
+
+// === impl RegistryConfig (getters) ===
+
+impl RegistryConfig {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn grpc_endpoint(&self) -> Option<&str> {
+        self.grpc_endpoint.as_deref()
+    }
+
+    pub fn token(&self) -> Option<&secrecy::SecretString> {
+        self.token.as_ref()
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+    }
 }
 
 /// OTLP transport.
@@ -123,11 +176,35 @@ pub enum OtlpProtocol {
 /// `[tracing]`, checked, with the `OTEL_*` fallbacks applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TracingConfig {
-    pub enabled: bool,
-    pub endpoint: String,
-    pub protocol: OtlpProtocol,
-    pub sampling_ratio: f64,
-    pub service_name: String,
+    pub(super) enabled: bool,
+    pub(super) endpoint: String,
+    pub(super) protocol: OtlpProtocol,
+    pub(super) sampling_ratio: f64,
+    pub(super) service_name: String,
+}
+
+// === impl TracingConfig (getters) ===
+
+impl TracingConfig {
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn protocol(&self) -> OtlpProtocol {
+        self.protocol
+    }
+
+    pub fn sampling_ratio(&self) -> f64 {
+        self.sampling_ratio
+    }
+
+    pub fn service_name(&self) -> &str {
+        &self.service_name
+    }
 }
 
 pub(super) fn check_usage(err: &mut dyn FnMut(String, String), u: &RawUsage) -> UsageConfig {

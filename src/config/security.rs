@@ -201,27 +201,84 @@ pub enum RouteGroup {
 /// `[auth]`, checked, with every credential resolved.
 #[derive(Clone)]
 pub struct AuthConfig {
-    pub inference: bool,
-    pub admin: bool,
-    pub operations: bool,
-    pub allow_unauthenticated: Vec<String>,
-    pub hmac_window: Duration,
+    pub(super) inference: bool,
+    pub(super) admin: bool,
+    pub(super) operations: bool,
+    pub(super) allow_unauthenticated: Vec<String>,
+    pub(super) hmac_window: Duration,
     /// Each API key of each tenant, as configured: a SHA-256, or a key read from the
     /// environment. The authenticator indexes them (`auth::KeyIndex`) when a snapshot is
     /// prepared; the config neither hashes nor compares them.
-    pub api_keys: Vec<ApiKey>,
+    pub(super) api_keys: Vec<ApiKey>,
     /// Tenant → HMAC secret.
-    pub hmac_secrets: HashMap<Arc<str>, SecretSlice<u8>>,
-    pub jwt: Option<Arc<JwtConfig>>,
+    pub(super) hmac_secrets: HashMap<Arc<str>, SecretSlice<u8>>,
+    pub(super) jwt: Option<Arc<JwtConfig>>,
+}
+
+// === impl AuthConfig (getters) ===
+
+impl AuthConfig {
+    pub fn inference(&self) -> bool {
+        self.inference
+    }
+
+    pub fn admin(&self) -> bool {
+        self.admin
+    }
+
+    pub fn operations(&self) -> bool {
+        self.operations
+    }
+
+    pub fn allow_unauthenticated(&self) -> &[String] {
+        &self.allow_unauthenticated
+    }
+
+    pub fn hmac_window(&self) -> Duration {
+        self.hmac_window
+    }
+
+    /// Each API key of each tenant, as configured: a SHA-256, or a key read from the
+    /// environment. The authenticator indexes them (`auth::KeyIndex`) when a snapshot is
+    /// prepared; the config neither hashes nor compares them.
+    pub fn api_keys(&self) -> &[ApiKey] {
+        &self.api_keys
+    }
+
+    /// Tenant → HMAC secret.
+    pub fn hmac_secrets(&self) -> &HashMap<Arc<str>, SecretSlice<u8>> {
+        &self.hmac_secrets
+    }
+
+    pub fn jwt(&self) -> Option<&Arc<JwtConfig>> {
+        self.jwt.as_ref()
+    }
 }
 
 /// One configured API key.
 #[derive(Clone)]
 pub struct ApiKey {
-    pub tenant: Arc<str>,
+    pub(super) tenant: Arc<str>,
     /// Where it is configured (`tenants.NAME.api_key_env[0]`), for errors.
-    pub at: String,
-    pub key: KeySource,
+    pub(super) at: String,
+    pub(super) key: KeySource,
+}
+
+// === impl ApiKey (getters) ===
+
+impl ApiKey {
+    pub fn tenant(&self) -> &Arc<str> {
+        &self.tenant
+    }
+
+    /// Where it is configured (`tenants.NAME.api_key_env[0]`), for errors.
+    pub fn at(&self) -> &str {
+        &self.at
+    }
+
+    pub fn key(&self) -> &KeySource {
+        &self.key
+    }
 }
 
 /// How an API key is given.
@@ -262,15 +319,52 @@ impl AuthConfig {
 
 /// `[auth.jwt]`, checked.
 pub struct JwtConfig {
-    pub algorithms: Vec<jsonwebtoken::Algorithm>,
-    pub hs256: Option<jsonwebtoken::DecodingKey>,
+    pub(super) algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub(super) hs256: Option<jsonwebtoken::DecodingKey>,
     /// The PEM public key and its algorithm family.
-    pub public_key: Option<(jsonwebtoken::DecodingKey, PublicKeyKind)>,
-    pub jwks: Option<jsonwebtoken::jwk::JwkSet>,
-    pub issuer: Option<String>,
-    pub audience: Vec<String>,
-    pub tenant_claim: String,
-    pub leeway: Duration,
+    pub(super) public_key: Option<(jsonwebtoken::DecodingKey, PublicKeyKind)>,
+    pub(super) jwks: Option<jsonwebtoken::jwk::JwkSet>,
+    pub(super) issuer: Option<String>,
+    pub(super) audience: Vec<String>,
+    pub(super) tenant_claim: String,
+    pub(super) leeway: Duration,
+}
+
+// === impl JwtConfig (getters) ===
+
+impl JwtConfig {
+    pub fn algorithms(&self) -> &[jsonwebtoken::Algorithm] {
+        &self.algorithms
+    }
+
+    pub fn hs256(&self) -> Option<&jsonwebtoken::DecodingKey> {
+        self.hs256.as_ref()
+    }
+
+    /// The PEM public key and its algorithm family.
+    pub fn public_key(&self) -> Option<&(jsonwebtoken::DecodingKey, PublicKeyKind)> {
+        self.public_key.as_ref()
+    }
+
+    pub fn jwks(&self) -> Option<&jsonwebtoken::jwk::JwkSet> {
+        self.jwks.as_ref()
+    }
+
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    pub fn audience(&self) -> &[String] {
+        &self.audience
+    }
+
+    pub fn tenant_claim(&self) -> &str {
+        &self.tenant_claim
+    }
+
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,15 +376,71 @@ pub enum PublicKeyKind {
 /// One tenant, checked.
 #[derive(Debug, Clone)]
 pub struct Tenant {
-    pub name: Arc<str>,
-    pub tasks: Allow,
-    pub providers: Allow,
-    pub admin: bool,
-    pub requests_per_minute: u32,
-    pub tokens_per_minute: u64,
-    pub max_concurrent: u32,
+    pub(super) name: Arc<str>,
+    pub(super) tasks: Allow,
+    pub(super) providers: Allow,
+    pub(super) admin: bool,
+    pub(super) requests_per_minute: u32,
+    pub(super) tokens_per_minute: u64,
+    pub(super) max_concurrent: u32,
     /// May choose the strategy and `n` per request.
-    pub may_override: bool,
+    pub(super) may_override: bool,
+}
+
+// === impl Tenant (getters) ===
+
+impl Tenant {
+    /// A tenant with every right but admin and overrides, and these limits (0 = none).
+    pub fn with_limits(
+        name: &str,
+        requests_per_minute: u32,
+        tokens_per_minute: u64,
+        max_concurrent: u32,
+    ) -> Self {
+        Self {
+            name: Arc::from(name),
+            tasks: Allow::All,
+            providers: Allow::All,
+            admin: false,
+            requests_per_minute,
+            tokens_per_minute,
+            max_concurrent,
+            may_override: false,
+        }
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub fn tasks(&self) -> &Allow {
+        &self.tasks
+    }
+
+    pub fn providers(&self) -> &Allow {
+        &self.providers
+    }
+
+    pub fn admin(&self) -> bool {
+        self.admin
+    }
+
+    pub fn requests_per_minute(&self) -> u32 {
+        self.requests_per_minute
+    }
+
+    pub fn tokens_per_minute(&self) -> u64 {
+        self.tokens_per_minute
+    }
+
+    pub fn max_concurrent(&self) -> u32 {
+        self.max_concurrent
+    }
+
+    /// May choose the strategy and `n` per request.
+    pub fn may_override(&self) -> bool {
+        self.may_override
+    }
 }
 
 impl Tenant {
@@ -327,18 +477,77 @@ impl Allow {
 /// `[rate_limit]`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitConfig {
-    pub backend: RateLimitBackend,
-    pub redis_url: Option<String>,
-    pub key_prefix: String,
-    pub redis_timeout: Duration,
+    pub(super) backend: RateLimitBackend,
+    pub(super) redis_url: Option<String>,
+    pub(super) key_prefix: String,
+    pub(super) redis_timeout: Duration,
+}
+
+// === impl RateLimitConfig (getters) ===
+
+impl RateLimitConfig {
+    /// Limits counted in this process.
+    pub fn in_memory() -> Self {
+        Self {
+            backend: RateLimitBackend::Memory,
+            redis_url: None,
+            key_prefix: String::new(),
+            redis_timeout: Duration::from_millis(50),
+        }
+    }
+
+    pub fn backend(&self) -> RateLimitBackend {
+        self.backend
+    }
+
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref()
+    }
+
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        self.redis_timeout
+    }
 }
 
 /// `[server.tls]`, checked (paths resolved; contents are loaded by the listener).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-    pub grpc_client_ca_file: Option<PathBuf>,
+    pub(super) cert_file: PathBuf,
+    pub(super) key_file: PathBuf,
+    pub(super) grpc_client_ca_file: Option<PathBuf>,
+}
+
+// === impl TlsConfig (getters) ===
+
+impl TlsConfig {
+    /// A certificate chain and key (and, for mTLS on gRPC, a client CA), by path.
+    pub fn new(
+        cert_file: PathBuf,
+        key_file: PathBuf,
+        grpc_client_ca_file: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            cert_file,
+            key_file,
+            grpc_client_ca_file,
+        }
+    }
+
+    pub fn cert_file(&self) -> &std::path::Path {
+        &self.cert_file
+    }
+
+    pub fn key_file(&self) -> &std::path::Path {
+        &self.key_file
+    }
+
+    pub fn grpc_client_ca_file(&self) -> Option<&std::path::Path> {
+        self.grpc_client_ca_file.as_deref()
+    }
 }
 
 /// Longest accepted HMAC window: an hour.

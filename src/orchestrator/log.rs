@@ -21,7 +21,7 @@ impl Plan {
         Who {
             request_id: &self.request_id,
             task: self.task_name.as_deref(),
-            tenant: self.tenant.as_ref().map(|t| &*t.name),
+            tenant: self.tenant.as_ref().map(|t| &**t.name()),
         }
     }
 }
@@ -79,7 +79,7 @@ pub(super) fn plan_logged(req: PoolRequest, snapshot: &Snapshot) -> Result<Plan,
     let (id, task, tenant, started) = (
         req.request_id.clone(),
         req.task.clone(),
-        req.tenant.as_ref().map(|t| Arc::clone(&t.name)),
+        req.tenant.as_ref().map(|t| Arc::clone(t.name())),
         tokio::time::Instant::now(),
     );
     req.plan(snapshot).inspect_err(|e| {

@@ -162,7 +162,7 @@ pub async fn handle_cached(
 ) -> Result<Answer, PoolError> {
     let plan = plan_logged(req, snapshot)?;
     let permit = admit(state, &plan).await?;
-    let tenant = plan.tenant.as_ref().map(|t| Arc::clone(&t.name));
+    let tenant = plan.tenant.as_ref().map(|t| Arc::clone(t.name()));
     let answer = answer_plan(&state.cache, plan).await;
     permit.settle(answer.as_ref().map_or_else(failed_tokens, used_tokens));
     match &answer {
@@ -182,7 +182,7 @@ pub async fn handle_cached(
 async fn answer_plan(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, PoolError> {
     let request_id = plan.request_id.clone();
     let (task, started) = (plan.task_name.clone(), plan.started);
-    let tenant = plan.tenant.as_ref().map(|t| Arc::clone(&t.name));
+    let tenant = plan.tenant.as_ref().map(|t| Arc::clone(t.name()));
     let result = answer_plan_inner(cache, plan).await;
     let who = Who {
         request_id: &request_id,

@@ -78,7 +78,7 @@ impl PoolRequest {
         // A tenant may restate the task's own settings; changing them is a right.
         let mut refused_overrides = Vec::new();
         if let Some(t) = &self.tenant
-            && !t.may_override
+            && !t.may_override()
         {
             if self.strategy.is_some_and(|s| s != task.strategy()) {
                 refused_overrides.push("strategy");
@@ -348,14 +348,18 @@ fn authorise(
     task: &TaskConfig,
 ) -> Result<(), PoolError> {
     match task_name {
-        Some(name) if !tenant.tasks.permits(name) => Err(PoolError::PermissionDenied(format!(
+        Some(name) if !tenant.tasks().permits(name) => Err(PoolError::PermissionDenied(format!(
             "tenant `{}` may not use task `{name}`",
-            tenant.name
+            tenant.name()
         ))),
-        None if !task.providers().iter().all(|p| tenant.providers.permits(p)) => {
+        None if !task
+            .providers()
+            .iter()
+            .all(|p| tenant.providers().permits(p)) =>
+        {
             Err(PoolError::PermissionDenied(format!(
                 "tenant `{}` may not call provider `{}` directly",
-                tenant.name,
+                tenant.name(),
                 task.providers().join(", ")
             )))
         }

@@ -181,7 +181,7 @@ pub async fn stream_cached(
         permit: Some(permit),
         ledger: Arc::clone(&state.usage),
         config: Arc::clone(&snapshot.config),
-        tenant: plan.tenant.as_ref().map(|t| Arc::clone(&t.name)),
+        tenant: plan.tenant.as_ref().map(|t| Arc::clone(t.name())),
         provider: None,
         prompt_tokens: plan.prompt_estimate(),
         pieces: 0,

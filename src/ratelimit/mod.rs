@@ -67,9 +67,9 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(cfg: &RateLimitConfig) -> Self {
-        let redis = match (&cfg.backend, &cfg.redis_url) {
+        let redis = match (&cfg.backend(), &cfg.redis_url()) {
             (RateLimitBackend::Redis, Some(url)) => {
-                match redis::RedisLimits::new(url, &cfg.key_prefix, cfg.redis_timeout) {
+                match redis::RedisLimits::new(url, cfg.key_prefix(), cfg.redis_timeout()) {
                     Ok(r) => Some(r),
                     Err(error) => {
                         tracing::error!(%error, "Rate-limit Redis unusable; counting in memory.");
@@ -109,7 +109,7 @@ impl Limiter {
             Ok(admitted) => Ok(Permit {
                 limiter: Some(Arc::clone(self)),
                 tenant: Some(Arc::clone(tenant)),
-                reserved: if tenant.tokens_per_minute > 0 && admitted.is_some() {
+                reserved: if tenant.tokens_per_minute() > 0 && admitted.is_some() {
                     ask.tokens
                 } else {
                     0
@@ -118,21 +118,24 @@ impl Limiter {
                 done: false,
             }),
             Err((refusal, retry_after)) => {
-                ::metrics::counter!(metrics::RATE_LIMITED, "tenant" => tenant.name.to_string(), "limit" => refusal.as_str())
+                ::metrics::counter!(metrics::RATE_LIMITED, "tenant" => tenant.name().to_string(), "limit" => refusal.as_str())
                     .increment(1);
                 Err(PoolError::RateLimited {
                     message: match refusal {
                         Refusal::Requests => format!(
                             "tenant `{}` is over {} requests per minute",
-                            tenant.name, tenant.requests_per_minute
+                            tenant.name(),
+                            tenant.requests_per_minute()
                         ),
                         Refusal::Tokens => format!(
                             "tenant `{}` is over {} tokens per minute",
-                            tenant.name, tenant.tokens_per_minute
+                            tenant.name(),
+                            tenant.tokens_per_minute()
                         ),
                         Refusal::Concurrent => format!(
                             "tenant `{}` has {} requests in flight, its limit",
-                            tenant.name, tenant.max_concurrent
+                            tenant.name(),
+                            tenant.max_concurrent()
                         ),
                     },
                     retry_after,
@@ -144,19 +147,19 @@ impl Limiter {
     fn admit_local(&self, t: &Tenant, ask: Ask, now: Instant) -> Result<(), (Refusal, Duration)> {
         let mut map = self.local.lock();
         let state = map
-            .entry(Arc::clone(&t.name))
+            .entry(Arc::clone(t.name()))
             .or_insert_with(|| Local::full(t, now));
-        if t.max_concurrent > 0 && state.in_flight >= t.max_concurrent {
+        if t.max_concurrent() > 0 && state.in_flight >= t.max_concurrent() {
             return Err((Refusal::Concurrent, Duration::from_secs(1)));
         }
-        let rpm = f64::from(t.requests_per_minute);
+        let rpm = f64::from(t.requests_per_minute());
         if rpm > 0.0 {
             state.requests.refill(rpm, now);
             if state.requests.level < 1.0 {
                 return Err((Refusal::Requests, state.requests.wait(1.0, rpm)));
             }
         }
-        let tpm = t.tokens_per_minute as f64;
+        let tpm = t.tokens_per_minute() as f64;
         let need = (ask.tokens as f64).min(tpm);
         if tpm > 0.0 {
             state.tokens.refill(tpm, now);
@@ -176,8 +179,8 @@ impl Limiter {
 
     fn settle_local(&self, t: &Tenant, reserved: u64, used: u64) {
         let mut map = self.local.lock();
-        if let Some(state) = map.get_mut(&t.name) {
-            let tpm = t.tokens_per_minute as f64;
+        if let Some(state) = map.get_mut(t.name()) {
+            let tpm = t.tokens_per_minute() as f64;
             if tpm > 0.0 {
                 state.tokens.refill(tpm, Instant::now());
                 state.tokens.level = (state.tokens.level + reserved as f64 - used as f64).min(tpm);
@@ -188,10 +191,10 @@ impl Limiter {
 
     /// The tokens a tenant could spend now (tests and `/admin`): `None` without a token limit.
     pub fn tokens_available(&self, t: &Tenant) -> Option<f64> {
-        let tpm = t.tokens_per_minute as f64;
+        let tpm = t.tokens_per_minute() as f64;
         (tpm > 0.0).then(|| {
             let mut map = self.local.lock();
-            map.get_mut(&t.name).map_or(tpm, |s| {
+            map.get_mut(t.name()).map_or(tpm, |s| {
                 s.tokens.refill(tpm, Instant::now());
                 s.tokens.level
             })
@@ -210,11 +213,11 @@ impl Local {
     fn full(t: &Tenant, now: Instant) -> Self {
         Self {
             requests: Bucket {
-                level: f64::from(t.requests_per_minute),
+                level: f64::from(t.requests_per_minute()),
                 at: now,
             },
             tokens: Bucket {
-                level: t.tokens_per_minute as f64,
+                level: t.tokens_per_minute() as f64,
                 at: now,
             },
             in_flight: 0,
@@ -301,28 +304,13 @@ impl Drop for Permit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::security::Allow;
 
     fn tenant(rpm: u32, tpm: u64, conc: u32) -> Arc<Tenant> {
-        Arc::new(Tenant {
-            name: Arc::from("t"),
-            tasks: Allow::All,
-            providers: Allow::All,
-            admin: false,
-            requests_per_minute: rpm,
-            tokens_per_minute: tpm,
-            max_concurrent: conc,
-            may_override: false,
-        })
+        Arc::new(Tenant::with_limits("t", rpm, tpm, conc))
     }
 
     fn limiter() -> Arc<Limiter> {
-        Arc::new(Limiter::new(&RateLimitConfig {
-            backend: RateLimitBackend::Memory,
-            redis_url: None,
-            key_prefix: String::new(),
-            redis_timeout: Duration::from_millis(50),
-        }))
+        Arc::new(Limiter::new(&RateLimitConfig::in_memory()))
     }
 
     const ASK: Ask = Ask {

@@ -92,7 +92,7 @@ impl RedisLimits {
 
     fn key(&self, tenant: &Tenant, what: &str) -> String {
         // `{tenant}` keeps one tenant's keys in one Redis Cluster slot.
-        format!("{}{{{}}}:{what}", self.prefix, tenant.name)
+        format!("{}{{{}}}:{what}", self.prefix, tenant.name())
     }
 
     /// `Ok(Some(lease))` when admitted (the lease id when the in-flight limit applies);
@@ -103,14 +103,14 @@ impl RedisLimits {
         t: &Tenant,
         ask: Ask,
     ) -> Result<Option<Option<String>>, (Refusal, Duration)> {
-        let lease = (t.max_concurrent > 0).then(|| uuid::Uuid::new_v4().to_string());
+        let lease = (t.max_concurrent() > 0).then(|| uuid::Uuid::new_v4().to_string());
         let mut inv = self.admit.prepare_invoke();
         inv.key(self.key(t, "requests"))
             .key(self.key(t, "tokens"))
             .key(self.key(t, "leases"))
-            .arg(t.requests_per_minute)
-            .arg(t.tokens_per_minute)
-            .arg(t.max_concurrent)
+            .arg(t.requests_per_minute())
+            .arg(t.tokens_per_minute())
+            .arg(t.max_concurrent())
             .arg(ask.tokens)
             .arg(lease.as_deref().unwrap_or(""))
             .arg(u64::try_from(ask.lease.as_millis()).unwrap_or(u64::MAX));
@@ -144,7 +144,7 @@ impl RedisLimits {
         let mut inv = self.settle.prepare_invoke();
         inv.key(self.key(t, "tokens"))
             .key(self.key(t, "leases"))
-            .arg(t.tokens_per_minute)
+            .arg(t.tokens_per_minute())
             .arg(delta)
             .arg(lease.unwrap_or(""));
         let done: Option<i64> = self

@@ -30,7 +30,7 @@ pub fn init(format: LogFormat, tracing: &TracingConfig) -> Option<otel::Guard> {
             .with_filter(filter)
             .boxed(),
     };
-    let provider = if tracing.enabled {
+    let provider = if tracing.enabled() {
         match otel::provider(tracing) {
             Ok(p) => Some(p),
             Err(error) => {
@@ -50,8 +50,8 @@ pub fn init(format: LogFormat, tracing: &TracingConfig) -> Option<otel::Guard> {
                 .with(layer)
                 .try_init();
             tracing::info!(
-                endpoint = %tracing.endpoint,
-                ratio = tracing.sampling_ratio,
+                endpoint = %tracing.endpoint(),
+                ratio = tracing.sampling_ratio(),
                 "Exporting traces over OTLP."
             );
             Some(guard)

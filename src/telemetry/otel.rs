@@ -56,22 +56,25 @@ impl Drop for Guard {
 pub(super) fn provider(cfg: &TracingConfig) -> Result<SdkTracerProvider, OtelError> {
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
     let err = |e: opentelemetry_otlp::ExporterBuildError| OtelError::Exporter(e.to_string());
-    let exporter = match cfg.protocol {
+    let exporter = match cfg.protocol() {
         OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
-            .with_endpoint(cfg.endpoint.clone())
+            .with_endpoint(cfg.endpoint().to_owned())
             .build()
             .map_err(err)?,
         OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_endpoint(format!("{}/v1/traces", cfg.endpoint.trim_end_matches('/')))
+            .with_endpoint(format!(
+                "{}/v1/traces",
+                cfg.endpoint().trim_end_matches('/')
+            ))
             .with_http_client(HttpClient::new())
             .build()
             .map_err(err)?,
     };
-    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(cfg.sampling_ratio)));
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(cfg.sampling_ratio())));
     let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(cfg.service_name.clone())
+        .with_service_name(cfg.service_name().to_owned())
         .build();
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)

@@ -103,22 +103,22 @@ fn auth_summary(config: &crate::config::Config) -> serde_json::Value {
         .values()
         .map(|t| {
             serde_json::json!({
-                "name": &*t.name,
-                "admin": t.admin,
-                "tasks": allow(&t.tasks),
-                "providers": allow(&t.providers),
-                "api_keys": auth.api_keys.iter().filter(|k| *k.tenant == *t.name).count(),
-                "hmac": auth.hmac_secrets.contains_key(&t.name),
-                "requests_per_minute": t.requests_per_minute,
-                "tokens_per_minute": t.tokens_per_minute,
-                "max_concurrent": t.max_concurrent,
+                "name": &**t.name(),
+                "admin": t.admin(),
+                "tasks": allow(t.tasks()),
+                "providers": allow(t.providers()),
+                "api_keys": auth.api_keys().iter().filter(|k| *k.tenant() == *t.name()).count(),
+                "hmac": auth.hmac_secrets().contains_key(t.name()),
+                "requests_per_minute": t.requests_per_minute(),
+                "tokens_per_minute": t.tokens_per_minute(),
+                "max_concurrent": t.max_concurrent(),
             })
         })
         .collect();
     serde_json::json!({
-        "required": { "inference": auth.inference, "admin": auth.admin, "operations": auth.operations },
-        "allow_unauthenticated": auth.allow_unauthenticated,
-        "jwt": auth.jwt.is_some(),
+        "required": { "inference": auth.inference(), "admin": auth.admin(), "operations": auth.operations() },
+        "allow_unauthenticated": auth.allow_unauthenticated(),
+        "jwt": auth.jwt().is_some(),
         "tenants": tenants,
     })
 }
@@ -162,7 +162,7 @@ pub(crate) async fn usage(
         .load()
         .config
         .usage()
-        .reference_cost_per_1k_tokens;
+        .reference_cost_per_1k_tokens();
     Json(serde_json::json!({
         "source": source,
         "reference_cost_per_1k_tokens": reference,
