@@ -74,6 +74,67 @@ impl PoolRequest {
         if let Some(t) = &self.tenant {
             authorise(t, task_name.as_deref(), &task)?;
         }
+        let (strategy, n, judge, refused_overrides) = self.choose_strategy(&task, snapshot)?;
+        let prompt = build_prompt(&task, &mut self)?;
+        let Candidates {
+            providers,
+            fallback_from,
+            weights,
+            costs,
+        } = candidates(&task, snapshot)?;
+        let params = GenParams {
+            max_tokens: self.max_tokens.or(task.max_tokens()),
+            temperature: self.temperature.or(task.temperature()),
+            top_p: self.top_p.or(task.top_p()),
+            seed: self.seed,
+            stop: self.stop,
+            json: self.json || task.output() == OutputKind::Json,
+        };
+        let timeout = self
+            .timeout
+            .unwrap_or(task.deadline())
+            .min(task.max_deadline());
+        Ok(Plan {
+            refused_overrides,
+            strategy,
+            providers,
+            fallback_from,
+            weights,
+            costs,
+            n,
+            reliability: Arc::clone(&snapshot.reliability),
+            judge,
+            request: Arc::new(ProviderRequest { prompt, params }),
+            started,
+            deadline: started + timeout,
+            request_id: self.request_id,
+            cache: self.cache,
+            tenant: self.tenant,
+            task_name,
+            task,
+        })
+    }
+
+    /// The strategy, `n` and judge the request runs with: the task's, or what the request
+    /// asks for when the task allows it and the caller has the right (refused overrides are
+    /// returned, to be noted in the Decision).
+    #[expect(
+        clippy::type_complexity,
+        reason = "one tuple, unpacked at its only caller"
+    )]
+    fn choose_strategy(
+        &mut self,
+        task: &TaskConfig,
+        snapshot: &Snapshot,
+    ) -> Result<
+        (
+            StrategyKind,
+            usize,
+            Option<Arc<dyn Provider>>,
+            Vec<&'static str>,
+        ),
+        PoolError,
+    > {
         let e = &task.ensemble();
         // A tenant may restate the task's own settings; changing them is a right.
         let mut refused_overrides = Vec::new();
@@ -118,62 +179,7 @@ impl PoolRequest {
                 ));
             }
         };
-        let prompt = build_prompt(&task, &mut self)?;
-        let mut entries: Vec<_> = task
-            .providers()
-            .iter()
-            .filter_map(|name| snapshot.providers.entry(name))
-            .collect();
-        let fallback_from = entries.len();
-        entries.extend(
-            task.fallback()
-                .iter()
-                .filter_map(|name| snapshot.providers.entry(name)),
-        );
-        let providers: Vec<Arc<dyn Provider>> =
-            entries.iter().map(|(_, p)| Arc::clone(p)).collect();
-        let weights = entries.iter().map(|(c, _)| c.weight()).collect();
-        let costs = entries
-            .iter()
-            .map(|(c, _)| c.cost_per_1k_tokens())
-            .collect();
-        if fallback_from == 0 {
-            return Err(PoolError::Unavailable {
-                summary: "the task has no configured providers".into(),
-                decision: None,
-            });
-        }
-        let params = GenParams {
-            max_tokens: self.max_tokens.or(task.max_tokens()),
-            temperature: self.temperature.or(task.temperature()),
-            top_p: self.top_p.or(task.top_p()),
-            seed: self.seed,
-            stop: self.stop,
-            json: self.json || task.output() == OutputKind::Json,
-        };
-        let timeout = self
-            .timeout
-            .unwrap_or(task.deadline())
-            .min(task.max_deadline());
-        Ok(Plan {
-            refused_overrides,
-            strategy,
-            providers,
-            fallback_from,
-            weights,
-            costs,
-            n,
-            reliability: Arc::clone(&snapshot.reliability),
-            judge,
-            request: Arc::new(ProviderRequest { prompt, params }),
-            started,
-            deadline: started + timeout,
-            request_id: self.request_id,
-            cache: self.cache,
-            tenant: self.tenant,
-            task_name,
-            task,
-        })
+        Ok((strategy, n, judge, refused_overrides))
     }
 
     fn check_limits(&self, limits: &Limits) -> Result<(), PoolError> {
@@ -244,6 +250,47 @@ impl PoolRequest {
         }
         Ok(())
     }
+}
+
+/// The providers a plan may call: the task's, then its fallbacks, with their weights and
+/// costs.
+struct Candidates {
+    providers: Vec<Arc<dyn Provider>>,
+    fallback_from: usize,
+    weights: Vec<f64>,
+    costs: Vec<f64>,
+}
+
+fn candidates(task: &TaskConfig, snapshot: &Snapshot) -> Result<Candidates, PoolError> {
+    let mut entries: Vec<_> = task
+        .providers()
+        .iter()
+        .filter_map(|name| snapshot.providers.entry(name))
+        .collect();
+    let fallback_from = entries.len();
+    entries.extend(
+        task.fallback()
+            .iter()
+            .filter_map(|name| snapshot.providers.entry(name)),
+    );
+    let providers: Vec<Arc<dyn Provider>> = entries.iter().map(|(_, p)| Arc::clone(p)).collect();
+    let weights = entries.iter().map(|(c, _)| c.weight()).collect();
+    let costs = entries
+        .iter()
+        .map(|(c, _)| c.cost_per_1k_tokens())
+        .collect();
+    if fallback_from == 0 {
+        return Err(PoolError::Unavailable {
+            summary: "the task has no configured providers".into(),
+            decision: None,
+        });
+    }
+    Ok(Candidates {
+        providers,
+        fallback_from,
+        weights,
+        costs,
+    })
 }
 
 fn resolve(
