@@ -143,25 +143,7 @@ where
                  hedged: bool,
                  decision: &mut Decision,
                  inflight: &mut FuturesUnordered<Launched<T>>| {
-        let provider = &providers[p];
-        let index = decision.candidates.len();
-        decision.candidates.push(Candidate::running(
-            provider.name(),
-            provider.model(),
-            hedged,
-            0,
-        ));
-        let call = super::traced(
-            provider.as_ref(),
-            hedged,
-            0,
-            launch(provider, Arc::clone(&plan.request), plan.deadline),
-        );
-        inflight.push(Box::pin(async move {
-            let t0 = Instant::now();
-            let result = call.await;
-            (index, p, result, t0.elapsed().as_millis() as u64)
-        }));
+        start_call(plan, &launch, p, hedged, decision, inflight);
     };
 
     let fanout = plan.task.fanout().clamp(1, main.max(1));
@@ -173,43 +155,17 @@ where
     let mut hedge_at = delay.map(|d| Instant::now() + d);
 
     loop {
-        // A hedge goes to the next provider; with none left, to another endpoint of the
-        // first one (once).
-        let hedge_target = if next < main {
-            Some(next)
-        } else if !hedged_same && providers[0].endpoints() > 1 {
-            Some(0)
-        } else {
-            None
-        };
+        let hedge_target = hedge_target(next, main, hedged_same, providers[0].as_ref());
         let hedge_armed = hedge_at.is_some() && hedge_target.is_some();
         let hedge_sleep = tokio::time::sleep_until(hedge_at.unwrap_or(plan.deadline));
         tokio::select! {
             biased;
-            () = tokio::time::sleep_until(plan.deadline) => {
-                decision.finish_running(CandidateStatus::Timeout, plan.started.elapsed().as_millis() as u64);
-                record_reliability(plan, &decision);
-                return Err(PoolError::DeadlineExceeded {
-                    elapsed_ms: plan.started.elapsed().as_millis() as u64,
-                    decision: Some(Box::new(decision)),
-                });
-            }
+            () = tokio::time::sleep_until(plan.deadline) => return Err(timed_out(plan, decision)),
             Some((index, provider_index, result, latency_ms)) = inflight.next() => {
                 let valid = finished(&mut decision, index, result, latency_ms, &accept, &mut refused_only);
                 if let Some(value) = valid {
-                    if decision.candidates[index].hedged {
-                        count_hedge(providers[0].as_ref(), "won");
-                    }
-                    decision.winner = Some(decision.candidates[index].provider.clone());
-                    // Dropping `inflight` cancels the losers.
-                    decision.finish_running(CandidateStatus::Cancelled, 0);
-                    record_reliability(plan, &decision);
-                    return Ok(Won {
-                        value,
-                        candidate: index,
-                        provider: Arc::clone(&providers[provider_index]),
-                        decision,
-                    });
+                    // Returning drops `inflight`, which cancels the losers.
+                    return Ok(won(plan, decision, index, provider_index, value));
                 }
                 // The next main provider takes over at once; a fallback (often priced) only
                 // once every main call has failed, not while one still runs.
@@ -244,6 +200,94 @@ where
                 }
             }
         }
+    }
+}
+
+/// Starts the call to provider `p`, recorded as a running candidate.
+fn start_call<T, L>(
+    plan: &Plan,
+    launch: &L,
+    p: usize,
+    hedged: bool,
+    decision: &mut Decision,
+    inflight: &mut FuturesUnordered<Launched<T>>,
+) where
+    T: Attempt,
+    L: Fn(
+        &Arc<dyn Provider>,
+        Arc<crate::providers::ProviderRequest>,
+        Instant,
+    ) -> BoxFuture<'static, Result<T, ProviderError>>,
+{
+    let provider = &plan.providers[p];
+    let index = decision.candidates.len();
+    decision.candidates.push(Candidate::running(
+        provider.name(),
+        provider.model(),
+        hedged,
+        0,
+    ));
+    let call = super::traced(
+        provider.as_ref(),
+        hedged,
+        0,
+        launch(provider, Arc::clone(&plan.request), plan.deadline),
+    );
+    inflight.push(Box::pin(async move {
+        let t0 = Instant::now();
+        let result = call.await;
+        (index, p, result, t0.elapsed().as_millis() as u64)
+    }));
+}
+
+/// Where a hedge goes: the next main provider; with none left, another endpoint of the
+/// first one (once); else nowhere.
+fn hedge_target(
+    next: usize,
+    main: usize,
+    hedged_same: bool,
+    first: &dyn Provider,
+) -> Option<usize> {
+    if next < main {
+        Some(next)
+    } else if !hedged_same && first.endpoints() > 1 {
+        Some(0)
+    } else {
+        None
+    }
+}
+
+/// The deadline passed with calls still running: 504, every running call a timeout.
+fn timed_out(plan: &Plan, mut decision: Decision) -> PoolError {
+    let elapsed_ms = plan.started.elapsed().as_millis() as u64;
+    decision.finish_running(CandidateStatus::Timeout, elapsed_ms);
+    record_reliability(plan, &decision);
+    PoolError::DeadlineExceeded {
+        elapsed_ms,
+        decision: Some(Box::new(decision)),
+    }
+}
+
+/// Candidate `index` (a call to provider `provider_index`) answered validly and wins; the
+/// calls still running are marked cancelled.
+fn won<T>(
+    plan: &Plan,
+    mut decision: Decision,
+    index: usize,
+    provider_index: usize,
+    value: T,
+) -> Won<T> {
+    if decision.candidates[index].hedged {
+        count_hedge(plan.providers[0].as_ref(), "won");
+    }
+    decision.winner = Some(decision.candidates[index].provider.clone());
+    decision.finish_running(CandidateStatus::Cancelled, 0);
+    record_reliability(plan, &decision);
+    Won {
+        value,
+        candidate: index,
+        provider: Arc::clone(&plan.providers[provider_index]),
+        decision,
     }
 }
 
