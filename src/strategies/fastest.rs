@@ -106,6 +106,25 @@ pub async fn stream(plan: &Plan) -> Result<Won<FirstEvent>, PoolError> {
 
 type Launched<T> = BoxFuture<'static, (usize, usize, Result<T, ProviderError>, u64)>;
 
+/// How the race starts one call: whole answers or streams.
+trait Launch<T>:
+    Fn(
+    &Arc<dyn Provider>,
+    Arc<crate::providers::ProviderRequest>,
+    Instant,
+) -> BoxFuture<'static, Result<T, ProviderError>>
+{
+}
+
+impl<T, F> Launch<T> for F where
+    F: Fn(
+        &Arc<dyn Provider>,
+        Arc<crate::providers::ProviderRequest>,
+        Instant,
+    ) -> BoxFuture<'static, Result<T, ProviderError>>
+{
+}
+
 /// The hedge delay for a call to `provider`: the task's percentile of its recent latency
 /// when set and known, else the fixed `hedge_delay_ms`.
 pub fn hedge_delay(plan: &Plan, provider: &dyn Provider, streaming: bool) -> Option<Duration> {
@@ -123,11 +142,7 @@ async fn race<T, L, A>(
 ) -> Result<Won<T>, PoolError>
 where
     T: Attempt,
-    L: Fn(
-        &Arc<dyn Provider>,
-        Arc<crate::providers::ProviderRequest>,
-        Instant,
-    ) -> BoxFuture<'static, Result<T, ProviderError>>,
+    L: Launch<T>,
     A: Fn(&T) -> Result<String, String>,
 {
     let providers = &plan.providers;
@@ -213,11 +228,7 @@ fn start_call<T, L>(
     inflight: &mut FuturesUnordered<Launched<T>>,
 ) where
     T: Attempt,
-    L: Fn(
-        &Arc<dyn Provider>,
-        Arc<crate::providers::ProviderRequest>,
-        Instant,
-    ) -> BoxFuture<'static, Result<T, ProviderError>>,
+    L: Launch<T>,
 {
     let provider = &plan.providers[p];
     let index = decision.candidates.len();
