@@ -215,6 +215,7 @@ async fn streams_race_on_the_first_token() {
             orchestrator::StreamItem::Delta(d) => text.push_str(&d),
             orchestrator::StreamItem::Done(a) => done = Some(a),
             orchestrator::StreamItem::Error(e) => panic!("{e}"),
+            orchestrator::StreamItem::ToolCall(c) => panic!("unexpected tool call {c:?}"),
         }
     }
     assert_eq!(text, "early bird");

@@ -33,7 +33,7 @@ pub(crate) fn message(i: usize, role: &str, content: String) -> Result<Message, 
             format!("`{role}` is not one of system, developer, user, assistant, tool"),
         )
     })?;
-    Ok(Message { role, content })
+    Ok(Message::new(role, content))
 }
 
 #[derive(Serialize)]

@@ -10,11 +10,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::raw::{AcceptRule, OnDisagreement, OutputKind, StrategyKind};
-use crate::providers::{GenParams, Message, Prompt, ProviderRequest};
+use serde_json::{Map, Value};
+
+use crate::providers::{Format, GenParams, Message, Prompt, ProviderRequest, Tool, ToolChoice};
 use crate::types::Plan;
 
 /// Bumped when the encoding changes, so old entries (e.g. in Redis) are never misread.
-const KEY_VERSION: u32 = 2;
+const KEY_VERSION: u32 = 3;
 
 /// A cache key.
 pub type Key = [u8; 32];
@@ -36,7 +38,21 @@ struct KeyFields<'a> {
     top_p: Option<f32>,
     seed: Option<u64>,
     stop: &'a [String],
-    json: bool,
+    /// `None` for text; `json`; or the request's schema as canonical JSON.
+    format: Option<String>,
+    tools: &'a [Tool],
+    tool_choice: &'a Option<ToolChoice>,
+    parallel_tool_calls: Option<bool>,
+    presence_penalty: Option<f32>,
+    frequency_penalty: Option<f32>,
+    logit_bias: &'a Option<Map<String, Value>>,
+    logprobs: bool,
+    top_logprobs: Option<u32>,
+    user: &'a Option<String>,
+    options: &'a Map<String, Value>,
+    keep_alive: &'a Option<Value>,
+    think: &'a Option<Value>,
+    extra: &'a Map<String, Value>,
     output: OutputKind,
     labels: &'a [String],
     /// The JSON Schema answers must satisfy, as canonical JSON.
@@ -72,7 +88,20 @@ pub fn key(plan: &Plan) -> Key {
         top_p,
         seed,
         stop,
-        json,
+        format,
+        tools,
+        tool_choice,
+        parallel_tool_calls,
+        presence_penalty,
+        frequency_penalty,
+        logit_bias,
+        logprobs,
+        top_logprobs,
+        user,
+        options,
+        keep_alive,
+        think,
+        extra,
     } = params;
     let task = &plan.task;
     let e = &task.ensemble();
@@ -106,7 +135,32 @@ pub fn key(plan: &Plan) -> Key {
         top_p: *top_p,
         seed: *seed,
         stop,
-        json: *json,
+        format: match format {
+            Format::Text => None,
+            Format::Json => Some("json".to_owned()),
+            Format::Schema {
+                name,
+                schema,
+                strict,
+            } => Some(crate::types::normalize::canonical_json(
+                &serde_json::json!({
+                    "name": name, "schema": &**schema, "strict": strict,
+                }),
+            )),
+        },
+        tools,
+        tool_choice,
+        parallel_tool_calls: *parallel_tool_calls,
+        presence_penalty: *presence_penalty,
+        frequency_penalty: *frequency_penalty,
+        logit_bias,
+        logprobs: *logprobs,
+        top_logprobs: *top_logprobs,
+        user,
+        options,
+        keep_alive,
+        think,
+        extra,
         output: task.output(),
         labels: task.labels(),
         schema: task
@@ -208,7 +262,47 @@ mod tests {
             (
                 "json",
                 PoolRequest {
-                    json: true,
+                    format: Format::Json,
+                    ..base()
+                },
+            ),
+            (
+                "schema",
+                PoolRequest {
+                    format: Format::Schema {
+                        name: "s".into(),
+                        schema: std::sync::Arc::new(serde_json::json!({"type": "object"})),
+                        strict: None,
+                    },
+                    ..base()
+                },
+            ),
+            (
+                "tools",
+                PoolRequest {
+                    tools: vec![Tool {
+                        name: "f".into(),
+                        description: None,
+                        parameters: None,
+                        strict: None,
+                    }],
+                    ..base()
+                },
+            ),
+            (
+                "logprobs",
+                PoolRequest {
+                    logprobs: true,
+                    ..base()
+                },
+            ),
+            (
+                "extra",
+                PoolRequest {
+                    extra: serde_json::Map::from_iter([(
+                        "reasoning_effort".to_owned(),
+                        "low".into(),
+                    )]),
                     ..base()
                 },
             ),
@@ -229,10 +323,7 @@ mod tests {
             (
                 "history",
                 PoolRequest {
-                    messages: vec![crate::providers::Message {
-                        role: Role::Assistant,
-                        content: "hi".into(),
-                    }],
+                    messages: vec![crate::providers::Message::new(Role::Assistant, "hi")],
                     ..base()
                 },
             ),

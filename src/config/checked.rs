@@ -259,6 +259,7 @@ pub struct ProviderConfig {
     pub(super) api_key_env: Option<String>,
     pub(super) api_key: Option<SecretString>,
     pub(super) capabilities: Vec<String>,
+    pub(super) forward_unknown_fields: bool,
     /// `[qos]`: part of the provider's config (a change reconfigures it, keeping endpoint state).
     pub(super) qos: Arc<crate::qos::QosConfig>,
 }
@@ -320,6 +321,11 @@ impl ProviderConfig {
         &self.capabilities
     }
 
+    /// Carry request fields the pool does not know upstream verbatim.
+    pub fn forward_unknown_fields(&self) -> bool {
+        self.forward_unknown_fields
+    }
+
     /// `[qos]`: part of the provider's config (a change reconfigures it, keeping endpoint state).
     pub fn qos(&self) -> &Arc<crate::qos::QosConfig> {
         &self.qos
@@ -340,6 +346,7 @@ impl PartialEq for ProviderConfig {
             && self.first_byte_timeout == other.first_byte_timeout
             && self.idle_timeout == other.idle_timeout
             && self.capabilities == other.capabilities
+            && self.forward_unknown_fields == other.forward_unknown_fields
             && self.qos == other.qos
             && self.api_key.as_ref().map(|k| k.expose_secret().to_owned())
                 == other.api_key.as_ref().map(|k| k.expose_secret().to_owned())

@@ -95,3 +95,7 @@ pub(crate) fn accept_threshold() -> f64 {
 pub(crate) fn allow_override() -> bool {
     true
 }
+
+pub(crate) fn yes() -> bool {
+    true
+}

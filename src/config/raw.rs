@@ -335,8 +335,14 @@ pub struct RawProvider {
     #[serde(default)]
     pub api_key_env: Option<String>,
     /// Free tags describing what the model is good at (`reasoning`, `classification` …).
+    /// Two are read by the pool: `vision` (the model takes images) and `audio` (it takes
+    /// audio); a request carrying images or audio to a provider without them is refused.
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// Carry request fields the pool does not know to this provider verbatim (OpenAI-kind
+    /// only). With `false` such a field is refused with a 400 naming it. Default true.
+    #[serde(default = "defaults::yes")]
+    pub forward_unknown_fields: bool,
 }
 
 /// What a task's answer must look like.
@@ -349,6 +355,10 @@ pub enum OutputKind {
     Json,
     /// One of the task's `labels`.
     Label,
+    /// A call of one of the request's tools; candidates agree when they call the same
+    /// function with the same arguments (compared as canonical JSON).
+    #[serde(rename = "tool_call")]
+    ToolCall,
 }
 
 /// How one answer is made from one or more provider calls (shared/DESIGN.md, "Strategies").

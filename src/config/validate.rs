@@ -434,6 +434,7 @@ fn check_provider(
         api_key_env: p.api_key_env.clone(),
         api_key,
         capabilities: p.capabilities.clone(),
+        forward_unknown_fields: p.forward_unknown_fields,
         qos: Arc::clone(qos),
     })
 }

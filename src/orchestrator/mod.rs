@@ -86,7 +86,8 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         record_votes(&decision);
     }
     let text = match plan.task.output() {
-        OutputKind::Text => completion.text,
+        _ if !completion.tool_calls.is_empty() => completion.text,
+        OutputKind::Text | OutputKind::ToolCall => completion.text,
         // Labels and JSON are returned in their normalised form.
         OutputKind::Label | OutputKind::Json => normalized,
     };
@@ -101,6 +102,8 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         cache_key: None,
         decision,
         finish_reason: completion.finish_reason,
+        tool_calls: completion.tool_calls,
+        logprobs: completion.logprobs,
         task: plan.task_name.clone(),
         request_id: plan.request_id.clone(),
     })

@@ -11,7 +11,9 @@ use crate::config::raw::{OutputKind, StrategyKind};
 use crate::config::{Config, Limits, Target, TaskConfig};
 use crate::error::PoolError;
 use crate::live::Snapshot;
-use crate::providers::{GenParams, Message, Prompt, Provider, ProviderRequest, Role};
+use crate::providers::{
+    Format, GenParams, Message, Part, Prompt, Provider, ProviderRequest, Role, Tool, ToolChoice,
+};
 use crate::types::{CacheMode, Plan};
 
 /// A request, independent of the surface it arrived on.
@@ -37,8 +39,24 @@ pub struct PoolRequest {
     pub top_p: Option<f32>,
     pub seed: Option<u64>,
     pub stop: Vec<String>,
-    /// Ask for JSON output even if the task's kind is text.
-    pub json: bool,
+    /// The answer's form (JSON, or JSON under a schema), even if the task's kind is text.
+    pub format: Format,
+    /// The request's tools and how the model may use them.
+    pub tools: Vec<Tool>,
+    pub tool_choice: Option<ToolChoice>,
+    pub parallel_tool_calls: Option<bool>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
+    pub logit_bias: Option<serde_json::Map<String, serde_json::Value>>,
+    pub logprobs: bool,
+    pub top_logprobs: Option<u32>,
+    pub user: Option<String>,
+    /// Ollama options beyond the common ones (`num_ctx`, `top_k` …).
+    pub options: serde_json::Map<String, serde_json::Value>,
+    pub keep_alive: Option<serde_json::Value>,
+    pub think: Option<serde_json::Value>,
+    /// Top-level fields the surface does not know (carried to OpenAI-kind upstreams).
+    pub extra: serde_json::Map<String, serde_json::Value>,
     /// Requested deadline, capped by the task's maximum.
     pub timeout: Option<Duration>,
     pub cache: CacheMode,
@@ -51,6 +69,8 @@ pub struct PoolRequest {
 
 /// Most `stop` sequences accepted (OpenAI allows 4; llama.cpp more).
 const MAX_STOP: usize = 16;
+/// Most alternatives per token (OpenAI's limit).
+const MAX_TOP_LOGPROBS: u32 = 20;
 
 impl PoolRequest {
     /// The same request, made by `caller`.
@@ -82,14 +102,44 @@ impl PoolRequest {
             weights,
             costs,
         } = candidates(&task, snapshot)?;
+        let format = match self.format {
+            Format::Text if task.output() == OutputKind::Json => Format::Json,
+            f => f,
+        };
         let params = GenParams {
             max_tokens: self.max_tokens.or(task.max_tokens()),
             temperature: self.temperature.or(task.temperature()),
             top_p: self.top_p.or(task.top_p()),
             seed: self.seed,
             stop: self.stop,
-            json: self.json || task.output() == OutputKind::Json,
+            format,
+            tools: self.tools,
+            tool_choice: self.tool_choice,
+            parallel_tool_calls: self.parallel_tool_calls,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            logit_bias: self.logit_bias,
+            logprobs: self.logprobs,
+            top_logprobs: self.top_logprobs,
+            user: self.user,
+            options: self.options,
+            keep_alive: self.keep_alive,
+            think: self.think,
+            extra: self.extra,
         };
+        let request = ProviderRequest::new(prompt, params);
+        // Every candidate must carry the request whole, or the caller hears which field
+        // cannot be.
+        for p in &providers {
+            p.refuse(&request).map_err(|r| {
+                PoolError::invalid(
+                    r.field,
+                    format!("provider `{}` cannot take it: {}", p.name(), r.reason),
+                )
+            })?;
+        }
+        let expect = crate::types::output::Expect::new(Arc::clone(&task), &request)
+            .map_err(|e| PoolError::invalid("response_format.json_schema.schema", e))?;
         let timeout = self
             .timeout
             .unwrap_or(task.deadline())
@@ -104,7 +154,8 @@ impl PoolRequest {
             n,
             reliability: Arc::clone(&snapshot.reliability),
             judge,
-            request: Arc::new(ProviderRequest { prompt, params }),
+            request: Arc::new(request),
+            expect,
             started,
             deadline: started + timeout,
             request_id: self.request_id,
@@ -248,7 +299,52 @@ impl PoolRequest {
         if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(PoolError::invalid("timeout", "must be greater than 0"));
         }
+        self.check_tools()?;
+        for (name, v) in [
+            ("presence_penalty", self.presence_penalty),
+            ("frequency_penalty", self.frequency_penalty),
+        ] {
+            if v.is_some_and(|v| !(-2.0..=2.0).contains(&v)) {
+                return Err(PoolError::invalid(name, "must be between -2 and 2"));
+            }
+        }
+        if self.top_logprobs.is_some_and(|n| n > MAX_TOP_LOGPROBS) {
+            return Err(PoolError::invalid(
+                "top_logprobs",
+                format!("must be between 0 and {MAX_TOP_LOGPROBS}"),
+            ));
+        }
         Ok(())
+    }
+
+    /// Tools have distinct, non-empty names; a named `tool_choice` names one of them.
+    fn check_tools(&self) -> Result<(), PoolError> {
+        for (i, t) in self.tools.iter().enumerate() {
+            if t.name.is_empty() {
+                return Err(PoolError::invalid(
+                    format!("tools[{i}].function.name"),
+                    "must not be empty",
+                ));
+            }
+            if self.tools[..i].iter().any(|u| u.name == t.name) {
+                return Err(PoolError::invalid(
+                    format!("tools[{i}].function.name"),
+                    format!("`{}` is offered twice", t.name),
+                ));
+            }
+        }
+        match &self.tool_choice {
+            Some(ToolChoice::Required | ToolChoice::Function(_)) if self.tools.is_empty() => {
+                Err(PoolError::invalid("tool_choice", "no tools are offered"))
+            }
+            Some(ToolChoice::Function(name)) if !self.tools.iter().any(|t| t.name == *name) => {
+                Err(PoolError::invalid(
+                    "tool_choice",
+                    format!("`{name}` is not one of the offered tools"),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -340,13 +436,22 @@ fn build_prompt(task: &TaskConfig, req: &mut PoolRequest) -> Result<Prompt, Pool
         .system()
         .map(str::to_owned)
         .or_else(|| req.system.take());
+    let mut media: Vec<Part> = Vec::new();
     let last = match task.template() {
         Some(template) => {
             // Chat surfaces: the last user message is the task's input.
             let input = match input {
                 Some(i) => Some(i),
                 None if history.last().is_some_and(|m| m.role == Role::User) => {
-                    history.pop().map(|m| m.content)
+                    history.pop().map(|m| {
+                        // Its images and audio go with the rendered prompt.
+                        media = m
+                            .parts
+                            .into_iter()
+                            .filter(|p| !matches!(p, Part::Text { .. }))
+                            .collect();
+                        m.content
+                    })
                 }
                 None => None,
             };
@@ -373,17 +478,18 @@ fn build_prompt(task: &TaskConfig, req: &mut PoolRequest) -> Result<Prompt, Pool
     };
     let mut messages = Vec::with_capacity(history.len() + 2);
     if let Some(content) = system {
-        messages.push(Message {
-            role: Role::System,
-            content,
-        });
+        messages.push(Message::new(Role::System, content));
     }
     messages.append(&mut history);
     if let Some(content) = last {
-        messages.push(Message {
-            role: Role::User,
-            content,
-        });
+        let mut m = Message::new(Role::User, content);
+        if !media.is_empty() {
+            m.parts.push(Part::Text {
+                text: m.content.clone(),
+            });
+            m.parts.append(&mut media);
+        }
+        messages.push(m);
     }
     Ok(Prompt::Chat(messages))
 }

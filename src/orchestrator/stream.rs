@@ -11,7 +11,7 @@ use super::billing::{Billing, admit};
 use super::log::{log_outcome, plan_logged};
 use super::{Lookup, PoolRequest, answer_plan, lookup, note_refused_overrides, run, strategy_span};
 use crate::cache::{self, Cache};
-use crate::config::raw::{OutputKind, StrategyKind};
+use crate::config::raw::StrategyKind;
 use crate::error::PoolError;
 use crate::live::Snapshot;
 use crate::providers::StreamEvent;
@@ -24,7 +24,10 @@ use crate::types::{Answer, CandidateStatus, Plan};
 pub enum StreamItem {
     /// Text to append.
     Delta(String),
-    /// The end: the whole answer's metadata (its `text` is what was streamed).
+    /// A whole tool call of the answer (the n-th item of this kind is call n).
+    ToolCall(crate::providers::ToolCall),
+    /// The end: the whole answer's metadata (its `text` and `tool_calls` are what was
+    /// streamed).
     Done(Box<Answer>),
     /// The stream broke after it started; the error is sent in-band.
     Error(PoolError),
@@ -38,7 +41,7 @@ pub type AnswerStream = BoxStream<'static, StreamItem>;
 /// it arrive in-band as [`StreamItem::Error`].
 pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStream, PoolError> {
     let plan = req.plan(snapshot)?;
-    if plan.task.output() != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
+    if !streams_live(&plan) {
         // The answer must be validated (or chosen among candidates) whole before anything
         // is sent.
         return Ok(whole(run(&plan).await?));
@@ -46,10 +49,20 @@ pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStrea
     stream_plan(plan, None, None).await
 }
 
-/// A whole answer as a stream: its text, then the end.
+/// FASTEST free text is streamed as it comes; anything else is checked (or chosen among
+/// candidates) whole first.
+fn streams_live(plan: &Plan) -> bool {
+    plan.strategy == StrategyKind::Fastest && !plan.expect.needs_whole()
+}
+
+/// A whole answer as a stream: its text, its tool calls, then the end.
 pub(super) fn whole(answer: Answer) -> AnswerStream {
-    let text = answer.text.clone();
-    let items = vec![StreamItem::Delta(text), StreamItem::Done(Box::new(answer))];
+    let mut items = Vec::with_capacity(answer.tool_calls.len() + 2);
+    if !answer.text.is_empty() || answer.tool_calls.is_empty() {
+        items.push(StreamItem::Delta(answer.text.clone()));
+    }
+    items.extend(answer.tool_calls.iter().cloned().map(StreamItem::ToolCall));
+    items.push(StreamItem::Done(Box::new(answer)));
     futures::stream::iter(items).boxed()
 }
 
@@ -88,6 +101,7 @@ async fn stream_plan(
     }
     Ok(async_stream::stream! {
         let mut text = String::new();
+        let mut tool_calls = Vec::new();
         let mut pending = first;
         loop {
             let event = match pending.take() {
@@ -102,7 +116,14 @@ async fn stream_plan(
                     }
                     yield StreamItem::Delta(d);
                 }
-                Some(Ok(StreamEvent::Done { usage, finish_reason })) => {
+                Some(Ok(StreamEvent::ToolCall(call))) => {
+                    tool_calls.push(call.clone());
+                    if let Some(b) = &mut billing {
+                        b.pieces += 1;
+                    }
+                    yield StreamItem::ToolCall(call);
+                }
+                Some(Ok(StreamEvent::Done { usage, finish_reason, logprobs })) => {
                     let c = &mut decision.candidates[candidate];
                     c.status = CandidateStatus::Ok;
                     c.usage = Some(usage);
@@ -118,6 +139,8 @@ async fn stream_plan(
                         cache_key: store.as_ref().map(|(_, key)| hex::encode(key)),
                         decision,
                         finish_reason,
+                        tool_calls,
+                        logprobs,
                         task,
                         request_id,
                     };
@@ -186,27 +209,26 @@ pub async fn stream_cached(
         prompt_tokens: plan.prompt_estimate(),
         pieces: 0,
     };
-    let whole_or_stream =
-        if plan.task.output() != OutputKind::Text || plan.strategy != StrategyKind::Fastest {
-            answer_plan(&state.cache, plan).await.map(Err)
-        } else {
-            match lookup(&state.cache, &plan).await {
-                Err(e) => Err(e),
-                Ok((_, Some(hit))) => {
-                    log_outcome(plan.who(), plan.started, Ok(&hit));
-                    Ok(Err(hit))
-                }
-                Ok((lookup, None)) => {
-                    let store = match lookup {
-                        Lookup::Key(key) => Some((Arc::clone(&state.cache), key)),
-                        Lookup::Skip => None,
-                    };
-                    // The billing moves into the stream (a failure before the first token,
-                    // which spent nothing, settles at zero).
-                    stream_plan(plan, store, Some(billing.take())).await.map(Ok)
-                }
+    let whole_or_stream = if !streams_live(&plan) {
+        answer_plan(&state.cache, plan).await.map(Err)
+    } else {
+        match lookup(&state.cache, &plan).await {
+            Err(e) => Err(e),
+            Ok((_, Some(hit))) => {
+                log_outcome(plan.who(), plan.started, Ok(&hit));
+                Ok(Err(hit))
             }
-        };
+            Ok((lookup, None)) => {
+                let store = match lookup {
+                    Lookup::Key(key) => Some((Arc::clone(&state.cache), key)),
+                    Lookup::Skip => None,
+                };
+                // The billing moves into the stream (a failure before the first token,
+                // which spent nothing, settles at zero).
+                stream_plan(plan, store, Some(billing.take())).await.map(Ok)
+            }
+        }
+    };
     match whole_or_stream {
         Err(e) => {
             billing.failed(&e);

@@ -13,8 +13,8 @@ use tracing::Instrument;
 
 use super::endpoint::{EndpointGuard, EndpointSet, Unavailable};
 use super::{
-    Completion, EndpointHealth, Prompt, Provider, ProviderError, ProviderRequest, StartedStream,
-    StreamEvent, Usage,
+    Completion, EndpointHealth, Prompt, Provider, ProviderError, ProviderRequest, Refusal,
+    StartedStream, StreamEvent, ToolCall, Usage,
 };
 use crate::config::ProviderConfig;
 use crate::qos::{Budget, LatencyWindow};
@@ -43,6 +43,8 @@ pub(crate) trait Dialect: Send + Sync + Clone + 'static {
     fn models_path(&self) -> &'static str;
     /// Reads that list.
     fn parse_models(&self, body: &[u8]) -> Result<Vec<String>, String>;
+    /// Why this dialect cannot carry `req` to a server configured as `config`, if it cannot.
+    fn refuse(&self, config: &ProviderConfig, req: &ProviderRequest) -> Result<(), Refusal>;
 }
 
 /// A whole answer, read.
@@ -51,6 +53,18 @@ pub(crate) struct Parsed {
     pub(crate) model: Option<String>,
     pub(crate) usage: Usage,
     pub(crate) finish_reason: Option<String>,
+    pub(crate) tool_calls: Vec<ToolCall>,
+    pub(crate) logprobs: Option<serde_json::Value>,
+}
+
+/// A piece of a streamed tool call.
+#[derive(Default, Debug, PartialEq)]
+pub(crate) struct ToolDelta {
+    /// Which call it continues; `None` starts a new one (servers that send whole calls).
+    pub(crate) index: Option<usize>,
+    pub(crate) id: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) arguments: String,
 }
 
 /// What one stream line says.
@@ -63,6 +77,9 @@ pub(crate) struct LineInfo {
     pub(crate) end: bool,
     /// The upstream reported an error inside the stream.
     pub(crate) error: Option<String>,
+    pub(crate) tool_deltas: Vec<ToolDelta>,
+    /// Log probability entries of this line's tokens (OpenAI's `logprobs.content`).
+    pub(crate) logprobs: Vec<serde_json::Value>,
 }
 
 /// A provider reached over HTTP.
@@ -429,8 +446,10 @@ impl<D: Dialect> Provider for HttpProvider<D> {
                     .model
                     .unwrap_or_else(|| inner.config.model().to_owned()),
                 usage: parsed.usage,
-                finish_reason: parsed.finish_reason,
+                finish_reason: tool_finish(parsed.finish_reason, &parsed.tool_calls),
                 endpoint: label,
+                tool_calls: parsed.tool_calls,
+                logprobs: parsed.logprobs,
             })
         }
         .boxed()
@@ -455,6 +474,11 @@ impl<D: Dialect> Provider for HttpProvider<D> {
             })
         }
         .boxed()
+    }
+
+    fn refuse(&self, req: &ProviderRequest) -> Result<(), Refusal> {
+        super::request::check_media(self.inner.config.capabilities(), req)?;
+        self.inner.dialect.refuse(&self.inner.config, req)
     }
 
     fn health(&self) -> Vec<EndpointHealth> {
@@ -505,12 +529,15 @@ fn events<D: Dialect>(
         let mut usage: Option<Usage> = None;
         let mut finish: Option<String> = None;
         let mut deltas: u32 = 0;
+        let mut calls: Vec<ToolCall> = Vec::new();
+        let mut logprobs: Vec<serde_json::Value> = Vec::new();
         let mut first_at: Option<Duration> = None;
         let idle = inner.config.idle_timeout();
         loop {
             // Until the first piece of text: the first-byte timeout; after it, the longest
             // silence allowed between pieces. The request deadline bounds both.
-            let timer = if deltas == 0 { until } else { deadline.min(Instant::now() + idle) };
+            let started = deltas > 0 || !calls.is_empty();
+            let timer = if started { deadline.min(Instant::now() + idle) } else { until };
             let next = match tokio::time::timeout_at(timer, lines.next()).await {
                 Ok(next) => next,
                 Err(_) => {
@@ -550,15 +577,19 @@ fn events<D: Dialect>(
                 yield Err(failed(&inner, &guard, t0, e));
                 return;
             }
+            let progress = !info.tool_deltas.is_empty()
+                || info.delta.as_deref().is_some_and(|d| !d.is_empty());
+            if progress && deltas == 0 && calls.is_empty() {
+                first_at = Some(t0.elapsed());
+                inner.ttft.record(t0.elapsed());
+                metrics::histogram!(m::UPSTREAM_TTFT_SECONDS, "provider" => Arc::clone(&inner.label))
+                    .record(t0.elapsed().as_secs_f64());
+            }
+            assemble(&mut calls, info.tool_deltas);
+            logprobs.extend(info.logprobs);
             if let Some(delta) = info.delta
                 && !delta.is_empty()
             {
-                if deltas == 0 {
-                    first_at = Some(t0.elapsed());
-                    inner.ttft.record(t0.elapsed());
-                    metrics::histogram!(m::UPSTREAM_TTFT_SECONDS, "provider" => Arc::clone(&inner.label))
-                        .record(t0.elapsed().as_secs_f64());
-                }
                 deltas += 1;
                 yield Ok(StreamEvent::Delta(delta));
             }
@@ -583,7 +614,18 @@ fn events<D: Dialect>(
         }
         guard.record(Ok(()));
         // Servers that report no usage in streams: one content event is one token.
-        let usage = usage.unwrap_or(Usage { prompt_tokens: 0, completion_tokens: deltas });
+        let usage = usage.unwrap_or(Usage {
+            prompt_tokens: 0,
+            completion_tokens: deltas + calls.len() as u32,
+        });
+        let finish = tool_finish(finish, &calls);
+        for (i, mut call) in calls.into_iter().enumerate() {
+            if call.id.is_empty() {
+                call.id = ToolCall::from_text(i, &call.name, &call.arguments).id;
+            }
+            yield Ok(StreamEvent::ToolCall(call));
+        }
+        let logprobs = merge_logprobs(logprobs);
         // Generation speed after the first token (what a reader of the stream sees).
         if let Some(first) = first_at
             && let Some(secs) = t0.elapsed().checked_sub(first).map(|d| d.as_secs_f64())
@@ -594,8 +636,64 @@ fn events<D: Dialect>(
                 .record(f64::from(usage.completion_tokens - 1) / secs);
         }
         inner.observe(&endpoint, Ok(usage), t0.elapsed(), true);
-        yield Ok(StreamEvent::Done { usage, finish_reason: finish });
+        yield Ok(StreamEvent::Done { usage, finish_reason: finish, logprobs });
     }
+}
+
+/// Adds streamed tool-call pieces to the calls so far.
+fn assemble(calls: &mut Vec<ToolCall>, deltas: Vec<ToolDelta>) {
+    for d in deltas {
+        let i = d.index.unwrap_or(calls.len());
+        if i >= calls.len() {
+            calls.resize_with(i + 1, ToolCall::default);
+        }
+        let call = &mut calls[i];
+        if let Some(id) = d.id {
+            call.id = id;
+        }
+        if let Some(name) = d.name {
+            call.name.push_str(&name);
+        }
+        call.arguments.push_str(&d.arguments);
+    }
+}
+
+/// A stream's log probabilities as one answer's: chat entries under `content`; text
+/// completion pieces (`tokens`, `token_logprobs`, `top_logprobs`, `text_offset`) joined
+/// list by list.
+fn merge_logprobs(entries: Vec<serde_json::Value>) -> Option<serde_json::Value> {
+    if entries.is_empty() {
+        return None;
+    }
+    if !entries.iter().all(|e| e.get("tokens").is_some()) {
+        return Some(serde_json::json!({ "content": entries }));
+    }
+    let mut out = serde_json::Map::new();
+    for e in entries {
+        let serde_json::Value::Object(fields) = e else {
+            continue;
+        };
+        for (k, v) in fields {
+            let serde_json::Value::Array(items) = v else {
+                continue;
+            };
+            if let serde_json::Value::Array(all) = out
+                .entry(k)
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+            {
+                all.extend(items);
+            }
+        }
+    }
+    Some(serde_json::Value::Object(out))
+}
+
+/// An answer that calls tools ends with `tool_calls` (Ollama says `stop`).
+fn tool_finish(finish: Option<String>, calls: &[ToolCall]) -> Option<String> {
+    if !calls.is_empty() && finish.as_deref().is_none_or(|r| r == "stop") {
+        return Some("tool_calls".to_owned());
+    }
+    finish
 }
 
 /// Records a stream that failed against its endpoint and in the metrics; returns the error

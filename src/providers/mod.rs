@@ -13,6 +13,7 @@ mod lines;
 pub mod ollama;
 pub mod openai;
 mod reliability;
+mod request;
 mod set;
 
 use std::sync::Arc;
@@ -25,73 +26,11 @@ use tokio::time::Instant;
 pub use endpoint::{EndpointHealth, EndpointSet};
 pub use error::ProviderError;
 pub use reliability::Reliability;
+pub use request::{
+    Format, GenParams, Message, Part, Prompt, ProviderRequest, Refusal, Role, Tool, ToolCall,
+    ToolChoice,
+};
 pub use set::ProviderSet;
-
-/// One chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Message {
-    pub role: Role,
-    pub content: String,
-}
-
-/// Who said a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-    Tool,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            // OpenAI's newer name for the system role.
-            "system" | "developer" => Some(Self::System),
-            "user" => Some(Self::User),
-            "assistant" => Some(Self::Assistant),
-            "tool" => Some(Self::Tool),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::System => "system",
-            Self::User => "user",
-            Self::Assistant => "assistant",
-            Self::Tool => "tool",
-        }
-    }
-}
-
-/// What the model is asked.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Prompt {
-    /// A conversation; the model server applies its chat template.
-    Chat(Vec<Message>),
-    /// Raw text continued as is (`/v1/completions`, Ollama `raw`).
-    Raw(String),
-}
-
-/// Generation parameters, already resolved against the task's defaults.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GenParams {
-    pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub seed: Option<u64>,
-    pub stop: Vec<String>,
-    /// Ask the model server for JSON output.
-    pub json: bool,
-}
-
-/// One upstream call's input; shared by every candidate of a request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProviderRequest {
-    pub prompt: Prompt,
-    pub params: GenParams,
-}
 
 /// Token counts as the upstream reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -115,6 +54,11 @@ pub struct Completion {
     pub finish_reason: Option<String>,
     /// The endpoint that answered, as callers may see it (`provider#index`, not its URL).
     pub endpoint: Arc<str>,
+    /// The tools the answer calls.
+    pub tool_calls: Vec<ToolCall>,
+    /// The tokens' log probabilities as the upstream reported them (OpenAI's
+    /// `choices[].logprobs`), when asked for.
+    pub logprobs: Option<serde_json::Value>,
 }
 
 /// One event of a streamed answer.
@@ -122,10 +66,14 @@ pub struct Completion {
 pub enum StreamEvent {
     /// Text to append.
     Delta(String),
+    /// A whole tool call (streamed calls are assembled before they are handed on).
+    ToolCall(ToolCall),
     /// The end of the answer.
     Done {
         usage: Usage,
         finish_reason: Option<String>,
+        /// The whole answer's log probabilities, when asked for.
+        logprobs: Option<serde_json::Value>,
     },
 }
 
@@ -160,6 +108,11 @@ pub trait Provider: Send + Sync + 'static {
         req: Arc<ProviderRequest>,
         deadline: Instant,
     ) -> BoxFuture<'static, Result<StartedStream, ProviderError>>;
+    /// Why this provider cannot carry `req` faithfully (a field its server would ignore or
+    /// its configuration does not allow), if it cannot.
+    fn refuse(&self, _req: &ProviderRequest) -> Result<(), Refusal> {
+        Ok(())
+    }
     /// Per-endpoint state.
     fn health(&self) -> Vec<EndpointHealth>;
     /// How many endpoints serve this provider (hedges may go to another one).

@@ -56,12 +56,12 @@ impl Attempt for FirstEvent {
 
 /// One whole answer: the first valid one wins.
 pub async fn complete(plan: &Plan) -> Result<Won<(Completion, String)>, PoolError> {
-    let task = Arc::clone(&plan.task);
+    let expect = plan.expect.clone();
     let won = race(
         plan,
         false,
         |p, req, deadline| p.complete(req, deadline),
-        move |c: &Completion| crate::types::output::check(&task, &c.text),
+        move |c: &Completion| expect.check(c),
     )
     .await?;
     let normalized = won.decision.candidates[won.candidate]
@@ -95,9 +95,10 @@ pub async fn stream(plan: &Plan) -> Result<Won<FirstEvent>, PoolError> {
                 }
             }) as BoxFuture<'static, _>
         },
-        // A stream that ends before any text is an empty answer: invalid, as in `complete`.
+        // A stream that ends before any text or tool call is an empty answer: invalid, as
+        // in `complete`.
         |f: &FirstEvent| match f.first {
-            Some(StreamEvent::Delta(_)) => Ok(String::new()),
+            Some(StreamEvent::Delta(_) | StreamEvent::ToolCall(_)) => Ok(String::new()),
             _ => Err("empty answer".to_owned()),
         },
     )

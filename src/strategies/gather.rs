@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 use crate::providers::{Completion, Prompt, Provider, ProviderError, ProviderRequest};
 use crate::types::Plan;
-use crate::types::output;
 use crate::types::{Candidate, CandidateStatus, Decision};
 
 /// One call to make.
@@ -154,7 +153,7 @@ pub async fn gather(
                 c.usage = Some(completion.usage);
                 decision.add_usage(completion.usage);
                 let c = &mut decision.candidates[index];
-                match output::check(&plan.task, &completion.text) {
+                match plan.expect.check(&completion) {
                     Ok(normalized) => {
                         c.status = CandidateStatus::Ok;
                         c.text = Some(normalized.clone());

@@ -131,14 +131,11 @@ pub async fn pick(plan: &Plan, decision: &mut Decision, candidates: &[usize]) ->
         return Err(());
     };
     let request = Arc::new(ProviderRequest {
-        prompt: Prompt::Chat(vec![Message {
-            role: Role::User,
-            content: prompt,
-        }]),
+        prompt: Prompt::Chat(vec![Message::new(Role::User, prompt)]),
         params: GenParams {
             max_tokens: Some(JUDGE_MAX_TOKENS),
             temperature: Some(0.0),
-            json: true,
+            format: crate::providers::Format::Json,
             ..Default::default()
         },
     });

@@ -58,6 +58,17 @@ impl Call {
     }
 }
 
+/// A reply written `tool:NAME:ARGUMENTS` is an answer that calls tool NAME with the JSON
+/// ARGUMENTS (`complete` only).
+fn tool_reply(text: String) -> (String, Vec<crate::providers::ToolCall>) {
+    let Some(rest) = text.strip_prefix("tool:") else {
+        return (text, Vec::new());
+    };
+    let (name, arguments) = rest.split_once(':').unwrap_or((rest, "{}"));
+    let call = crate::providers::ToolCall::from_text(0, name, arguments);
+    (String::new(), vec![call])
+}
+
 /// A scripted provider.
 pub struct FakeProvider {
     name: String,
@@ -214,6 +225,7 @@ impl Provider for FakeProvider {
         async move {
             let (text, endpoint) = call.await?;
             let completion_tokens = text.split_whitespace().count() as u32;
+            let (text, tool_calls) = tool_reply(text);
             Ok(Completion {
                 text,
                 model: "fake-model".into(),
@@ -221,8 +233,17 @@ impl Provider for FakeProvider {
                     prompt_tokens: 3,
                     completion_tokens,
                 },
-                finish_reason: Some("stop".into()),
+                finish_reason: Some(
+                    if tool_calls.is_empty() {
+                        "stop"
+                    } else {
+                        "tool_calls"
+                    }
+                    .into(),
+                ),
                 endpoint,
+                tool_calls,
+                logprobs: None,
             })
         }
         .boxed()
@@ -245,6 +266,7 @@ impl Provider for FakeProvider {
                         completion_tokens: n,
                     },
                     finish_reason: Some("stop".into()),
+                    logprobs: None,
                 }),
             ];
             Ok(StartedStream {

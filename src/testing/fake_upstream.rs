@@ -64,6 +64,10 @@ pub struct Reply {
     pub chunk_delay: Duration,
     pub finish_reason: String,
     pub prompt_tokens: u32,
+    /// Tool calls of the answer: (name, arguments as JSON text).
+    pub tool_calls: Vec<(String, String)>,
+    /// Answer with log probabilities (OpenAI), one entry per piece.
+    pub logprobs: bool,
 }
 
 impl Reply {
@@ -74,7 +78,22 @@ impl Reply {
             chunk_delay: Duration::ZERO,
             finish_reason: "stop".to_owned(),
             prompt_tokens: 7,
+            tool_calls: Vec::new(),
+            logprobs: false,
         }
+    }
+    /// An answer that calls `name` with `arguments` (JSON text) and says nothing else;
+    /// streamed OpenAI calls arrive in pieces (the name, then the arguments in halves).
+    pub fn tool_call(name: &str, arguments: &str) -> Self {
+        Self {
+            tool_calls: vec![(name.to_owned(), arguments.to_owned())],
+            finish_reason: "tool_calls".to_owned(),
+            ..Self::text("")
+        }
+    }
+    pub fn with_logprobs(mut self) -> Self {
+        self.logprobs = true;
+        self
     }
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
@@ -87,6 +106,9 @@ impl Reply {
     /// Streamed pieces: words with their leading space.
     fn pieces(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.text.is_empty() {
+            return out;
+        }
         for (i, w) in self.text.split(' ').enumerate() {
             out.push(if i == 0 {
                 w.to_owned()
@@ -380,20 +402,46 @@ fn whole_reply(r: &Reply, model: &str, d: Dialect) -> Response {
         "completion_tokens": r.completion_tokens(),
         "total_tokens": r.prompt_tokens + r.completion_tokens(),
     });
+    let openai_calls: Vec<_> = r
+        .tool_calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| serde_json::json!({"id": format!("call_up{i}"), "type": "function", "function": {"name": name, "arguments": args}}))
+        .collect();
+    let ollama_calls: Vec<_> = r
+        .tool_calls
+        .iter()
+        .map(|(name, args)| serde_json::json!({"function": {"name": name, "arguments": serde_json::from_str::<serde_json::Value>(args).unwrap_or_default()}}))
+        .collect();
+    let logprobs = r.logprobs.then(|| {
+        let content: Vec<_> = r
+            .pieces()
+            .iter()
+            .map(|p| serde_json::json!({"token": p, "logprob": -0.5, "bytes": null, "top_logprobs": []}))
+            .collect();
+        serde_json::json!({ "content": content })
+    });
     let body = match d {
-        Dialect::OpenAiChat => serde_json::json!({
-            "id": "x", "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": r.text}, "finish_reason": r.finish_reason}],
-            "usage": usage,
-        }),
+        Dialect::OpenAiChat => {
+            let mut message = serde_json::json!({"role": "assistant", "content": if r.text.is_empty() && !openai_calls.is_empty() { serde_json::Value::Null } else { r.text.clone().into() }});
+            if !openai_calls.is_empty() {
+                message["tool_calls"] = openai_calls.into();
+            }
+            serde_json::json!({
+                "id": "x", "object": "chat.completion", "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": r.finish_reason, "logprobs": logprobs}],
+                "usage": usage,
+            })
+        }
         Dialect::OpenAiText => serde_json::json!({
             "id": "x", "object": "text_completion", "model": model,
             "choices": [{"index": 0, "text": r.text, "finish_reason": r.finish_reason}],
             "usage": usage,
         }),
         Dialect::OllamaChat => serde_json::json!({
-            "model": model, "message": {"role": "assistant", "content": r.text}, "done": true,
-            "done_reason": r.finish_reason, "prompt_eval_count": r.prompt_tokens, "eval_count": r.completion_tokens(),
+            "model": model, "message": {"role": "assistant", "content": r.text, "tool_calls": ollama_calls}, "done": true,
+            "done_reason": "stop", "prompt_eval_count": r.prompt_tokens, "eval_count": r.completion_tokens(),
+            "prompt_eval_duration": 1_000_000, "eval_duration": 2_000_000,
         }),
         Dialect::OllamaGenerate => serde_json::json!({
             "model": model, "response": r.text, "done": true,
@@ -421,10 +469,11 @@ fn stream_reply(
             if i > 0 && !r.chunk_delay.is_zero() {
                 tokio::time::sleep(r.chunk_delay).await;
             }
+            let logprobs = r.logprobs.then(|| serde_json::json!({"content": [{"token": piece, "logprob": -0.5, "bytes": null, "top_logprobs": []}]}));
             let line = match d {
                 Dialect::OpenAiChat => format!("data: {}\n\n", serde_json::json!({
                     "id": "x", "object": "chat.completion.chunk", "model": model,
-                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]})),
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null, "logprobs": logprobs}]})),
                 Dialect::OpenAiText => format!("data: {}\n\n", serde_json::json!({
                     "id": "x", "object": "text_completion", "model": model,
                     "choices": [{"index": 0, "text": piece, "finish_reason": null}]})),
@@ -435,7 +484,31 @@ fn stream_reply(
             };
             yield Ok::<_, std::io::Error>(Bytes::from(line));
         }
+        for (i, (name, args)) in r.tool_calls.iter().enumerate() {
+            let lines = match d {
+                Dialect::OpenAiChat => {
+                    let (a, b) = args.split_at(args.len() / 2);
+                    [
+                        serde_json::json!({"index": i, "id": format!("call_up{i}"), "type": "function", "function": {"name": name, "arguments": ""}}),
+                        serde_json::json!({"index": i, "function": {"arguments": a}}),
+                        serde_json::json!({"index": i, "function": {"arguments": b}}),
+                    ]
+                    .into_iter()
+                    .map(|c| format!("data: {}\n\n", serde_json::json!({
+                        "id": "x", "object": "chat.completion.chunk", "model": model,
+                        "choices": [{"index": 0, "delta": {"tool_calls": [c]}, "finish_reason": null}]})))
+                    .collect::<String>()
+                }
+                Dialect::OllamaChat => format!("{}\n", serde_json::json!({
+                    "model": model, "message": {"role": "assistant", "content": "", "tool_calls": [
+                        {"function": {"name": name, "arguments": serde_json::from_str::<serde_json::Value>(args).unwrap_or_default()}}
+                    ]}, "done": false})),
+                _ => String::new(),
+            };
+            yield Ok::<_, std::io::Error>(Bytes::from(lines));
+        }
         let n = pieces.len() as u32;
+        let done_reason = if matches!(d, Dialect::OllamaChat | Dialect::OllamaGenerate) && !r.tool_calls.is_empty() { "stop".to_owned() } else { r.finish_reason.clone() };
         let tail = match d {
             Dialect::OpenAiChat | Dialect::OpenAiText => format!(
                 "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
@@ -444,7 +517,7 @@ fn stream_reply(
             ),
             Dialect::OllamaChat => format!("{}\n", serde_json::json!({
                 "model": model, "message": {"role": "assistant", "content": ""}, "done": true,
-                "done_reason": r.finish_reason, "prompt_eval_count": r.prompt_tokens, "eval_count": n})),
+                "done_reason": done_reason, "prompt_eval_count": r.prompt_tokens, "eval_count": n})),
             Dialect::OllamaGenerate => format!("{}\n", serde_json::json!({
                 "model": model, "response": "", "done": true,
                 "done_reason": r.finish_reason, "prompt_eval_count": r.prompt_tokens, "eval_count": n})),

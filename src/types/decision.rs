@@ -243,6 +243,12 @@ pub struct Answer {
     pub decision: Decision,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,
+    /// The tools the answer calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<crate::providers::ToolCall>,
+    /// The answer's token log probabilities, when asked for (OpenAI's shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
     pub request_id: String,
@@ -290,6 +296,8 @@ mod tests {
             cache_key: None,
             decision: d,
             finish_reason: None,
+            tool_calls: Vec::new(),
+            logprobs: None,
             task: None,
             request_id: "r".into(),
         };

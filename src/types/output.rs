@@ -6,10 +6,99 @@
 //! - `label`: one of the task's labels, matched ignoring case, whitespace and punctuation;
 //!   when the model adds words around it, the answer is valid if exactly one label appears
 //!   in it as a whole word sequence.
+//! - `tool_call`: an answer that calls one or more of the request's tools; the normalised
+//!   form is the calls' names and arguments as canonical JSON (ids left out), so candidates
+//!   that call the same function with the same arguments agree.
+//!
+//! Whatever the kind, an answer that calls tools is checked as calls (each names a tool the
+//! request offered, with JSON arguments), and a request that asked for JSON
+//! (`response_format`, Ollama `format`) gets only JSON that satisfies its schema.
+
+use std::sync::Arc;
 
 use super::normalize::{canonical_json, normalize_label};
 use crate::config::TaskConfig;
 use crate::config::raw::OutputKind;
+use crate::providers::{Completion, Format, ProviderRequest, ToolCall};
+
+/// What a valid answer to one request looks like: the task's kind, labels and schema, and
+/// the request's own format, schema and tools.
+#[derive(Clone)]
+pub struct Expect {
+    task: Arc<TaskConfig>,
+    /// The request asked for JSON.
+    json: bool,
+    schema: Option<Arc<jsonschema::Validator>>,
+    /// Names of the tools the request offers.
+    tools: Arc<[String]>,
+}
+
+impl Expect {
+    /// The expectation of `req` under `task`; the error says why the request's JSON Schema
+    /// is not one.
+    pub fn new(task: Arc<TaskConfig>, req: &ProviderRequest) -> Result<Self, String> {
+        let p = &req.params;
+        let schema = match &p.format {
+            Format::Schema { schema, .. } => Some(Arc::new(
+                jsonschema::validator_for(schema).map_err(|e| e.to_string())?,
+            )),
+            _ => None,
+        };
+        Ok(Self {
+            json: p.format.is_json() && task.output() != OutputKind::Json,
+            schema,
+            tools: p.tools.iter().map(|t| t.name.clone()).collect(),
+            task,
+        })
+    }
+
+    /// Whether the answer must be checked whole before any of it is sent (anything but
+    /// free text).
+    pub fn needs_whole(&self) -> bool {
+        self.task.output() != OutputKind::Text || self.json || self.schema.is_some()
+    }
+
+    /// Checks one answer; returns its normalised form or why it is invalid.
+    pub fn check(&self, c: &Completion) -> Result<String, String> {
+        if !c.tool_calls.is_empty() {
+            return self.check_calls(&c.tool_calls);
+        }
+        if self.task.output() == OutputKind::ToolCall {
+            return Err("the answer calls no tool".to_owned());
+        }
+        let normalized = check(&self.task, &c.text)?;
+        if !self.json && self.schema.is_none() {
+            return Ok(normalized);
+        }
+        let value = parse_json(&c.text).ok_or_else(|| "not valid JSON".to_owned())?;
+        if let Some(schema) = &self.schema
+            && let Some(error) = schema.iter_errors(&value).next()
+        {
+            return Err(format!(
+                "violates the request's schema at {}: {error}",
+                error.instance_path()
+            ));
+        }
+        Ok(canonical_json(&value))
+    }
+
+    fn check_calls(&self, calls: &[ToolCall]) -> Result<String, String> {
+        let mut canonical = Vec::with_capacity(calls.len());
+        for call in calls {
+            if !self.tools.contains(&call.name) {
+                return Err(format!(
+                    "calls `{}`, which the request does not offer",
+                    call.name
+                ));
+            }
+            let arguments = call
+                .arguments_value()
+                .map_err(|e| format!("the arguments of `{}` are not JSON: {e}", call.name))?;
+            canonical.push(serde_json::json!({ "name": call.name, "arguments": arguments }));
+        }
+        Ok(canonical_json(&serde_json::Value::Array(canonical)))
+    }
+}
 
 /// Checks `text` against the task's output kind (and JSON Schema); returns the normalised
 /// answer or why it is invalid.
@@ -44,6 +133,7 @@ pub fn check_kind(kind: OutputKind, labels: &[String], text: &str) -> Result<Str
         OutputKind::Label => match_label(labels, text)
             .map(str::to_owned)
             .ok_or_else(|| "not one of the task's labels".to_owned()),
+        OutputKind::ToolCall => Err("the answer calls no tool".to_owned()),
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Plan {
     /// The task's judge provider, if it has one.
     pub judge: Option<Arc<dyn Provider>>,
     pub request: Arc<ProviderRequest>,
+    /// What a valid answer looks like (the task's and the request's rules).
+    pub expect: crate::types::output::Expect,
     pub started: Instant,
     pub deadline: Instant,
     pub request_id: String,
@@ -97,9 +99,16 @@ impl Plan {
     /// The prompt's tokens, estimated as characters / 4.
     pub fn prompt_estimate(&self) -> u64 {
         let chars: usize = match &self.request.prompt {
-            crate::providers::Prompt::Chat(messages) => {
-                messages.iter().map(|m| m.content.len()).sum()
-            }
+            crate::providers::Prompt::Chat(messages) => messages
+                .iter()
+                .map(|m| {
+                    m.content.len()
+                        + m.tool_calls
+                            .iter()
+                            .map(|c| c.name.len() + c.arguments.len())
+                            .sum::<usize>()
+                })
+                .sum(),
             crate::providers::Prompt::Raw(text) => text.len(),
         };
         (chars as u64).div_ceil(4)

@@ -9,6 +9,7 @@ use crate::api::convert::message;
 use crate::config::raw::StrategyKind;
 use crate::error::PoolError;
 use crate::orchestrator::PoolRequest;
+use crate::providers::{Format, Tool, ToolCall, ToolChoice};
 use crate::types::{Answer, CacheMode};
 
 /// Time kept back from the caller's gRPC deadline so that the pool answers
@@ -36,8 +37,52 @@ pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest,
         .messages
         .into_iter()
         .enumerate()
-        .map(|(i, m)| message(i, &m.role, m.content))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|(i, m)| {
+            let mut out = message(i, &m.role, m.content)?;
+            out.tool_calls = m
+                .tool_calls
+                .into_iter()
+                .map(|c| ToolCall {
+                    id: c.id,
+                    name: c.name,
+                    arguments: c.arguments_json,
+                })
+                .collect();
+            out.tool_call_id = Some(m.tool_call_id).filter(|s| !s.is_empty());
+            out.name = Some(m.name).filter(|s| !s.is_empty());
+            Ok(out)
+        })
+        .collect::<Result<Vec<_>, PoolError>>()?;
+    let tools = q
+        .tools
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let parameters =
+                json_field(&t.parameters_json, &format!("tools[{i}].parameters_json"))?;
+            Ok(Tool {
+                name: t.name,
+                description: Some(t.description).filter(|d| !d.is_empty()),
+                parameters,
+                strict: None,
+            })
+        })
+        .collect::<Result<Vec<_>, PoolError>>()?;
+    let tool_choice = match q.tool_choice.as_str() {
+        "" => None,
+        "none" => Some(ToolChoice::None),
+        "auto" => Some(ToolChoice::Auto),
+        "required" => Some(ToolChoice::Required),
+        name => Some(ToolChoice::Function(name.to_owned())),
+    };
+    let format = match json_field(&q.response_schema_json, "response_schema_json")? {
+        None => Format::Text,
+        Some(schema) => Format::Schema {
+            name: "response".to_owned(),
+            schema: std::sync::Arc::new(schema),
+            strict: None,
+        },
+    };
     let strategy = match pb::Strategy::try_from(q.strategy) {
         Ok(pb::Strategy::Unspecified) => None,
         Ok(pb::Strategy::Fastest) => Some(StrategyKind::Fastest),
@@ -73,12 +118,35 @@ pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest,
         top_p: q.top_p,
         seed: q.seed,
         stop: q.stop,
+        tools,
+        tool_choice,
+        format,
         timeout,
         cache,
         metadata: q.metadata.into_iter().collect(),
         request_id,
         ..Default::default()
     })
+}
+
+/// A JSON object given as text (`""`: none).
+fn json_field(text: &str, field: &str) -> Result<Option<serde_json::Value>, PoolError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(Some(v)),
+        Ok(_) => Err(PoolError::invalid(field, "must be a JSON object")),
+        Err(e) => Err(PoolError::invalid(field, format!("not JSON: {e}"))),
+    }
+}
+
+pub(super) fn tool_call(c: ToolCall) -> pb::ToolCall {
+    pb::ToolCall {
+        id: c.id,
+        name: c.name,
+        arguments_json: c.arguments,
+    }
 }
 
 /// `grpc-timeout`: an integer of at most 8 digits and a unit (H M S m u n).
@@ -186,6 +254,7 @@ pub(super) fn answer(a: Answer) -> pb::Answer {
         finish_reason: a.finish_reason.unwrap_or_default(),
         task: a.task.unwrap_or_default(),
         request_id: a.request_id,
+        tool_calls: a.tool_calls.into_iter().map(tool_call).collect(),
     }
 }
 

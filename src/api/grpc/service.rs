@@ -68,13 +68,16 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
         let chunks = items.map(|item| match item {
             StreamItem::Delta(delta) => Ok(pb::StreamChunk {
                 delta,
-                done: false,
-                answer: None,
+                ..Default::default()
+            }),
+            StreamItem::ToolCall(call) => Ok(pb::StreamChunk {
+                tool_call: Some(convert::tool_call(call)),
+                ..Default::default()
             }),
             StreamItem::Done(answer) => Ok(pb::StreamChunk {
-                delta: String::new(),
                 done: true,
                 answer: Some(convert::answer(*answer)),
+                ..Default::default()
             }),
             StreamItem::Error(e) => Err(convert::status(e)),
         });

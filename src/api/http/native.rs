@@ -146,6 +146,7 @@ pub(crate) async fn query(
             let lines = items.map(|item| {
                 let value = match item {
                     StreamItem::Delta(d) => serde_json::json!({ "delta": d }),
+                    StreamItem::ToolCall(c) => serde_json::json!({ "tool_call": c }),
                     StreamItem::Done(answer) => {
                         serde_json::json!({ "done": true, "answer": answer })
                     }

@@ -1,8 +1,11 @@
 //! The Ollama dialect of the shared HTTP provider.
 
 use super::wire;
-use crate::providers::http::{Dialect, LineInfo, Parsed};
-use crate::providers::{Prompt, ProviderRequest, Usage};
+use crate::config::ProviderConfig;
+use crate::providers::http::{Dialect, LineInfo, Parsed, ToolDelta};
+use crate::providers::{
+    Format, Message, Part, Prompt, ProviderRequest, Refusal, Role, ToolCall, ToolChoice, Usage,
+};
 
 /// Ollama's native API.
 #[derive(Clone, Copy)]
@@ -24,15 +27,37 @@ impl Dialect for Ollama {
             top_p: p.top_p,
             seed: p.seed,
             stop: &p.stop,
+            presence_penalty: p.presence_penalty,
+            frequency_penalty: p.frequency_penalty,
+            rest: &p.options,
         };
-        let format = p.json.then_some("json");
+        let format = match &p.format {
+            Format::Text => None,
+            Format::Json => Some(serde_json::Value::from("json")),
+            Format::Schema { schema, .. } => Some((**schema).clone()),
+        };
+        // `tool_choice: none`: the tools are not offered.
+        let tools = if p.tool_choice == Some(ToolChoice::None) {
+            Vec::new()
+        } else {
+            p.tools
+                .iter()
+                .map(|t| wire::WireTool {
+                    kind: "function",
+                    function: t,
+                })
+                .collect()
+        };
         let body = match &req.prompt {
             Prompt::Chat(messages) => serde_json::to_vec(&wire::ChatRequest {
                 model,
-                messages,
+                messages: messages.iter().map(|m| message(m, messages)).collect(),
                 stream,
                 options,
                 format,
+                tools,
+                keep_alive: p.keep_alive.as_ref(),
+                think: p.think.as_ref(),
             }),
             Prompt::Raw(prompt) => serde_json::to_vec(&wire::GenerateRequest {
                 model,
@@ -41,6 +66,8 @@ impl Dialect for Ollama {
                 stream,
                 options,
                 format,
+                keep_alive: p.keep_alive.as_ref(),
+                think: p.think.as_ref(),
             }),
         };
         body.unwrap_or_default()
@@ -55,16 +82,21 @@ impl Dialect for Ollama {
             return Err("the answer is not complete (`done` is not true)".into());
         }
         let usage = usage(&resp);
-        let text = resp
-            .message
-            .map(|m| m.content)
-            .or(resp.response)
-            .ok_or("the response has neither `message` nor `response`")?;
+        let (text, tool_calls) = match resp.message {
+            Some(m) => (m.content, tool_calls(m.tool_calls)),
+            None => (
+                resp.response
+                    .ok_or("the response has neither `message` nor `response`")?,
+                Vec::new(),
+            ),
+        };
         Ok(Parsed {
             text,
             model: resp.model,
             usage,
             finish_reason: resp.done_reason,
+            tool_calls,
+            logprobs: None,
         })
     }
 
@@ -109,14 +141,143 @@ impl Dialect for Ollama {
         } else {
             None
         };
+        let (delta, tool_deltas) = match resp.message {
+            Some(m) => (
+                Some(m.content),
+                m.tool_calls
+                    .into_iter()
+                    .map(|c| ToolDelta {
+                        index: None,
+                        id: None,
+                        name: Some(c.function.name),
+                        arguments: c.function.arguments.to_string(),
+                    })
+                    .collect(),
+            ),
+            None => (resp.response, Vec::new()),
+        };
         Ok(LineInfo {
-            delta: resp.message.map(|m| m.content).or(resp.response),
+            delta,
             finish_reason,
             usage,
             end: done,
             error: None,
+            tool_deltas,
+            logprobs: Vec::new(),
         })
     }
+
+    fn refuse(&self, _config: &ProviderConfig, req: &ProviderRequest) -> Result<(), Refusal> {
+        let p = &req.params;
+        let no = |field: &str, why: &str| Err(Refusal::new(field, why));
+        if matches!(req.prompt, Prompt::Raw(_)) && !p.tools.is_empty() {
+            return no("tools", "Ollama's /api/generate takes no tools");
+        }
+        match &p.tool_choice {
+            Some(ToolChoice::Required) => {
+                return no(
+                    "tool_choice",
+                    "Ollama cannot be made to call a tool (`required`)",
+                );
+            }
+            Some(ToolChoice::Function(_)) => {
+                return no(
+                    "tool_choice",
+                    "Ollama cannot be made to call a named function",
+                );
+            }
+            _ => {}
+        }
+        if p.parallel_tool_calls == Some(false) {
+            return no(
+                "parallel_tool_calls",
+                "Ollama cannot be limited to one tool call",
+            );
+        }
+        if let Some(i) = p.tools.iter().position(|t| t.strict == Some(true)) {
+            return Err(Refusal::new(
+                format!("tools[{i}].function.strict"),
+                "Ollama does not constrain tool arguments to their schema",
+            ));
+        }
+        if p.logit_bias.is_some() {
+            return no("logit_bias", "Ollama takes no logit bias");
+        }
+        if p.logprobs || p.top_logprobs.is_some() {
+            return no(
+                "logprobs",
+                "the pool does not read log probabilities from Ollama",
+            );
+        }
+        if let Some(name) = p.extra.keys().next() {
+            return Err(Refusal::new(
+                name.as_str(),
+                "not a field the pool knows; only OpenAI-kind providers take unknown fields",
+            ));
+        }
+        for (i, m) in req.messages().iter().enumerate() {
+            for (j, part) in m.parts.iter().enumerate() {
+                let field = || format!("messages[{i}].content[{j}]");
+                match part {
+                    Part::Audio { .. } => {
+                        return Err(Refusal::new(field(), "Ollama takes no audio"));
+                    }
+                    Part::Image { url, .. } if base64_of(url).is_none() => {
+                        return Err(Refusal::new(
+                            field(),
+                            "Ollama takes images as data, not URLs: send a base64 `data:` URL",
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The base64 payload of a `data:...;base64,` URL.
+fn base64_of(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    meta.ends_with(";base64").then_some(data)
+}
+
+fn message<'a>(m: &'a Message, all: &'a [Message]) -> wire::WireMessage<'a> {
+    // A tool result names its tool; OpenAI callers give the call's id instead.
+    let tool_name = m.name.as_deref().or_else(|| {
+        let id = m.tool_call_id.as_deref()?;
+        all.iter()
+            .flat_map(|x| &x.tool_calls)
+            .find(|c| c.id == id)
+            .map(|c| c.name.as_str())
+    });
+    wire::WireMessage {
+        role: m.role.as_str(),
+        content: &m.content,
+        images: m.images().filter_map(base64_of).collect(),
+        tool_calls: m
+            .tool_calls
+            .iter()
+            .map(|c| wire::WireToolCall {
+                function: wire::WireFunction {
+                    name: &c.name,
+                    arguments: c
+                        .arguments_value()
+                        .unwrap_or_else(|_| c.arguments.clone().into()),
+                },
+            })
+            .collect(),
+        tool_name: tool_name.filter(|_| m.role == Role::Tool),
+    }
+}
+
+fn tool_calls(calls: Vec<wire::ToolCallWire>) -> Vec<ToolCall> {
+    calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| ToolCall::from_object(i, c.function.name, &c.function.arguments))
+        .collect()
 }
 
 fn usage(r: &wire::Response) -> Usage {

@@ -1,17 +1,22 @@
 //! Serde types for Ollama's API as the pool sends and reads it (upstream side).
 
 use serde::{Deserialize, Serialize};
-
-use crate::providers::Message;
+use serde_json::{Map, Value};
 
 #[derive(Serialize)]
 pub(super) struct ChatRequest<'a> {
     pub(super) model: &'a str,
-    pub(super) messages: &'a [Message],
+    pub(super) messages: Vec<WireMessage<'a>>,
     pub(super) stream: bool,
     pub(super) options: Options<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) format: Option<&'static str>,
+    pub(super) format: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) keep_alive: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) think: Option<&'a Value>,
 }
 
 #[derive(Serialize)]
@@ -22,7 +27,42 @@ pub(super) struct GenerateRequest<'a> {
     pub(super) stream: bool,
     pub(super) options: Options<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) format: Option<&'static str>,
+    pub(super) format: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) keep_alive: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) think: Option<&'a Value>,
+}
+
+/// A message as Ollama takes it: text, base64 images, calls with object arguments.
+#[derive(Serialize)]
+pub(super) struct WireMessage<'a> {
+    pub(super) role: &'static str,
+    pub(super) content: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) images: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tool_name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub(super) struct WireToolCall<'a> {
+    pub(super) function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+pub(super) struct WireFunction<'a> {
+    pub(super) name: &'a str,
+    pub(super) arguments: Value,
+}
+
+#[derive(Serialize)]
+pub(super) struct WireTool<'a> {
+    #[serde(rename = "type")]
+    pub(super) kind: &'static str,
+    pub(super) function: &'a crate::providers::Tool,
 }
 
 #[derive(Serialize)]
@@ -37,6 +77,13 @@ pub(super) struct Options<'a> {
     pub(super) seed: Option<u64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub(super) stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) frequency_penalty: Option<f32>,
+    /// The caller's other options (`num_ctx`, `top_k`, `repeat_penalty` …), as given.
+    #[serde(flatten)]
+    pub(super) rest: &'a Map<String, Value>,
 }
 
 /// Both `/api/chat` and `/api/generate` answers and stream lines.
@@ -65,4 +112,18 @@ pub(super) struct Response {
 pub(super) struct Content {
     #[serde(default)]
     pub(super) content: String,
+    #[serde(default)]
+    pub(super) tool_calls: Vec<ToolCallWire>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ToolCallWire {
+    pub(super) function: FunctionWire,
+}
+
+#[derive(Deserialize)]
+pub(super) struct FunctionWire {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) arguments: Value,
 }

@@ -1,8 +1,11 @@
 //! The OpenAI dialect of the shared HTTP provider.
 
 use super::wire;
-use crate::providers::http::{Dialect, LineInfo, Parsed};
-use crate::providers::{Prompt, ProviderRequest, Usage};
+use crate::config::ProviderConfig;
+use crate::providers::http::{Dialect, LineInfo, Parsed, ToolDelta};
+use crate::providers::{
+    Format, Message, Part, Prompt, ProviderRequest, Refusal, Role, ToolCall, ToolChoice, Usage,
+};
 
 /// OpenAI's chat and text completion API.
 #[derive(Clone, Copy)]
@@ -28,16 +31,37 @@ impl Dialect for OpenAi {
             stream_options: stream.then_some(wire::StreamOptions {
                 include_usage: true,
             }),
-            response_format: (p.json && matches!(req.prompt, Prompt::Chat(_))).then_some(
-                wire::ResponseFormat {
-                    kind: "json_object",
-                },
-            ),
+            response_format: response_format(&p.format),
+            tools: p
+                .tools
+                .iter()
+                .map(|t| wire::WireTool {
+                    kind: "function",
+                    function: t,
+                })
+                .collect(),
+            tool_choice: p.tool_choice.as_ref().map(tool_choice),
+            parallel_tool_calls: p.parallel_tool_calls,
+            presence_penalty: p.presence_penalty,
+            frequency_penalty: p.frequency_penalty,
+            logit_bias: p.logit_bias.as_ref(),
+            // Chat takes a flag (and `top_logprobs`); text completions take the count.
+            logprobs: match (&req.prompt, p.logprobs) {
+                (_, false) => None,
+                (Prompt::Chat(_), true) => Some(serde_json::Value::Bool(true)),
+                (Prompt::Raw(_), true) => Some(p.top_logprobs.unwrap_or(0).into()),
+            },
+            top_logprobs: p
+                .top_logprobs
+                .filter(|_| p.logprobs && matches!(req.prompt, Prompt::Chat(_))),
+            user: p.user.as_deref(),
+            options: &p.options,
+            extra: &p.extra,
         };
         let body = match &req.prompt {
             Prompt::Chat(messages) => serde_json::to_vec(&wire::ChatRequest {
                 model,
-                messages,
+                messages: messages.iter().map(message).collect(),
                 common,
             }),
             Prompt::Raw(prompt) => serde_json::to_vec(&wire::CompletionRequest {
@@ -63,16 +87,24 @@ impl Dialect for OpenAi {
             .into_iter()
             .next()
             .ok_or("no choices in the response")?;
-        let text = choice
-            .message
-            .and_then(|m| m.content)
-            .or(choice.text)
-            .ok_or("the choice has no content")?;
+        let (text, tool_calls) = match choice.message {
+            Some(m) => {
+                let calls = tool_calls(m.tool_calls, m.function_call)?;
+                match m.content {
+                    Some(text) => (text, calls),
+                    None if !calls.is_empty() => (String::new(), calls),
+                    None => return Err("the choice has no content".into()),
+                }
+            }
+            None => (choice.text.ok_or("the choice has no content")?, Vec::new()),
+        };
         Ok(Parsed {
             text,
             model: resp.model,
             usage: resp.usage.map(usage).unwrap_or_default(),
             finish_reason: choice.finish_reason,
+            tool_calls,
+            logprobs: choice.logprobs.filter(|l| !l.is_null()),
         })
     }
 
@@ -126,11 +158,207 @@ impl Dialect for OpenAi {
             ..Default::default()
         };
         if let Some(choice) = choices.into_iter().next() {
-            info.delta = choice.delta.and_then(|d| d.content).or(choice.text);
+            match choice.delta {
+                Some(d) => {
+                    info.delta = d.content;
+                    info.tool_deltas = d
+                        .tool_calls
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|c| {
+                            let f = c.function.unwrap_or(wire::FunctionWire {
+                                name: None,
+                                arguments: None,
+                            });
+                            ToolDelta {
+                                index: Some(c.index.unwrap_or(0)),
+                                id: c.id,
+                                name: f.name,
+                                arguments: f.arguments.unwrap_or_default(),
+                            }
+                        })
+                        .collect();
+                    if let Some(f) = d.function_call {
+                        info.tool_deltas.push(ToolDelta {
+                            index: Some(0),
+                            id: None,
+                            name: f.name,
+                            arguments: f.arguments.unwrap_or_default(),
+                        });
+                    }
+                }
+                None => info.delta = choice.text,
+            }
             info.finish_reason = choice.finish_reason;
+            // Chat chunks: `{"content": [...]}`; text chunks: `{"tokens": [...], ...}`
+            // (kept whole, one entry per chunk).
+            if let Some(l) = choice.logprobs.filter(|l| !l.is_null()) {
+                match l.get("content").and_then(serde_json::Value::as_array) {
+                    Some(entries) => info.logprobs.extend(entries.iter().cloned()),
+                    None => info.logprobs.push(l),
+                }
+            }
         }
         Ok(info)
     }
+
+    fn refuse(&self, config: &ProviderConfig, req: &ProviderRequest) -> Result<(), Refusal> {
+        let p = &req.params;
+        if matches!(req.prompt, Prompt::Raw(_)) && !p.tools.is_empty() {
+            return Err(Refusal::new(
+                "tools",
+                "a text completion (raw prompt) takes no tools",
+            ));
+        }
+        if p.keep_alive.is_some() {
+            return Err(Refusal::new(
+                "keep_alive",
+                "an OpenAI-kind server has no per-request keep-alive",
+            ));
+        }
+        if p.think.is_some() {
+            return Err(Refusal::new(
+                "think",
+                "an OpenAI-kind server takes no `think` flag",
+            ));
+        }
+        if let Some(name) = p
+            .options
+            .keys()
+            .find(|k| !SAMPLING_OPTIONS.contains(&k.as_str()))
+        {
+            return Err(Refusal::new(
+                format!("options.{name}"),
+                "an OpenAI-kind server cannot set it per request",
+            ));
+        }
+        if !config.forward_unknown_fields()
+            && let Some(name) = p.extra.keys().next()
+        {
+            return Err(Refusal::new(
+                name.as_str(),
+                "not a field the pool knows, and this provider does not forward unknown \
+                 fields (forward_unknown_fields = false)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Ollama sampling options an OpenAI-kind server (llama-server, vLLM) takes under the same
+/// name as a top-level field.
+const SAMPLING_OPTIONS: &[&str] = &[
+    "top_k",
+    "min_p",
+    "typical_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+];
+
+fn response_format(format: &Format) -> Option<serde_json::Value> {
+    match format {
+        Format::Text => None,
+        Format::Json => Some(serde_json::json!({ "type": "json_object" })),
+        Format::Schema {
+            name,
+            schema,
+            strict,
+        } => {
+            let mut spec = serde_json::json!({ "name": name, "schema": &**schema });
+            if let Some(strict) = strict {
+                spec["strict"] = (*strict).into();
+            }
+            Some(serde_json::json!({ "type": "json_schema", "json_schema": spec }))
+        }
+    }
+}
+
+fn tool_choice(choice: &ToolChoice) -> serde_json::Value {
+    match choice {
+        ToolChoice::None => "none".into(),
+        ToolChoice::Auto => "auto".into(),
+        ToolChoice::Required => "required".into(),
+        ToolChoice::Function(name) => {
+            serde_json::json!({ "type": "function", "function": { "name": name } })
+        }
+    }
+}
+
+fn message(m: &Message) -> wire::WireMessage<'_> {
+    let content = if !m.parts.is_empty() {
+        Some(wire::WireContent::Parts(
+            m.parts
+                .iter()
+                .map(|p| match p {
+                    Part::Text { text } => wire::WirePart::Text { text },
+                    Part::Image { url, detail } => wire::WirePart::ImageUrl {
+                        image_url: wire::ImageUrl {
+                            url,
+                            detail: detail.as_deref(),
+                        },
+                    },
+                    Part::Audio { data, format } => wire::WirePart::InputAudio {
+                        input_audio: wire::InputAudio { data, format },
+                    },
+                })
+                .collect(),
+        ))
+    } else if m.content.is_empty() && !m.tool_calls.is_empty() {
+        None
+    } else {
+        Some(wire::WireContent::Text(&m.content))
+    };
+    wire::WireMessage {
+        role: m.role.as_str(),
+        content,
+        name: m.name.as_deref().filter(|_| m.role != Role::Tool),
+        tool_calls: m
+            .tool_calls
+            .iter()
+            .map(|c| wire::WireToolCall {
+                id: &c.id,
+                kind: "function",
+                function: wire::WireFunctionCall {
+                    name: &c.name,
+                    arguments: &c.arguments,
+                },
+            })
+            .collect(),
+        tool_call_id: m.tool_call_id.as_deref(),
+    }
+}
+
+/// An answer's tool calls (or its legacy `function_call`).
+fn tool_calls(
+    calls: Option<Vec<wire::ToolCallWire>>,
+    legacy: Option<wire::FunctionWire>,
+) -> Result<Vec<ToolCall>, String> {
+    let mut out = Vec::new();
+    for (i, c) in calls.unwrap_or_default().into_iter().enumerate() {
+        let f = c.function.ok_or("a tool call without `function`")?;
+        let name = f.name.ok_or("a tool call without a function name")?;
+        let arguments = f.arguments.unwrap_or_default();
+        out.push(match c.id {
+            Some(id) => ToolCall {
+                id,
+                name,
+                arguments,
+            },
+            None => ToolCall::from_text(i, &name, &arguments),
+        });
+    }
+    if let Some(f) = legacy {
+        let name = f.name.ok_or("a function call without a name")?;
+        out.push(ToolCall::from_text(
+            0,
+            &name,
+            &f.arguments.unwrap_or_default(),
+        ));
+    }
+    Ok(out)
 }
 
 fn usage(u: wire::UsageWire) -> Usage {
@@ -143,18 +371,15 @@ fn usage(u: wire::UsageWire) -> Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{GenParams, Message, Role};
+    use crate::providers::GenParams;
 
     #[test]
     fn chat_body_carries_parameters() {
         let req = ProviderRequest {
-            prompt: Prompt::Chat(vec![Message {
-                role: Role::User,
-                content: "hi".into(),
-            }]),
+            prompt: Prompt::Chat(vec![Message::new(Role::User, "hi")]),
             params: GenParams {
                 max_tokens: Some(5),
-                json: true,
+                format: Format::Json,
                 ..Default::default()
             },
         };

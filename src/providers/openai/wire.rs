@@ -2,12 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::providers::Message;
-
 #[derive(Serialize)]
 pub(super) struct ChatRequest<'a> {
     pub(super) model: &'a str,
-    pub(super) messages: &'a [Message],
+    pub(super) messages: Vec<WireMessage<'a>>,
     #[serde(flatten)]
     pub(super) common: Common<'a>,
 }
@@ -18,6 +16,69 @@ pub(super) struct CompletionRequest<'a> {
     pub(super) prompt: &'a str,
     #[serde(flatten)]
     pub(super) common: Common<'a>,
+}
+
+/// A message as OpenAI takes it: text as a string, other parts as a list.
+#[derive(Serialize)]
+pub(super) struct WireMessage<'a> {
+    pub(super) role: &'static str,
+    /// `null` for an assistant message that only calls tools.
+    pub(super) content: Option<WireContent<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tool_call_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(super) enum WireContent<'a> {
+    Text(&'a str),
+    Parts(Vec<WirePart<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum WirePart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: ImageUrl<'a> },
+    InputAudio { input_audio: InputAudio<'a> },
+}
+
+#[derive(Serialize)]
+pub(super) struct ImageUrl<'a> {
+    pub(super) url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) detail: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub(super) struct InputAudio<'a> {
+    pub(super) data: &'a str,
+    pub(super) format: &'a str,
+}
+
+#[derive(Serialize)]
+pub(super) struct WireToolCall<'a> {
+    pub(super) id: &'a str,
+    #[serde(rename = "type")]
+    pub(super) kind: &'static str,
+    pub(super) function: WireFunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+pub(super) struct WireFunctionCall<'a> {
+    pub(super) name: &'a str,
+    pub(super) arguments: &'a str,
+}
+
+#[derive(Serialize)]
+pub(super) struct WireTool<'a> {
+    #[serde(rename = "type")]
+    pub(super) kind: &'static str,
+    pub(super) function: &'a crate::providers::Tool,
 }
 
 #[derive(Serialize)]
@@ -36,18 +97,36 @@ pub(super) struct Common<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) stream_options: Option<StreamOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) response_format: Option<ResponseFormat>,
+    pub(super) response_format: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tool_choice: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) frequency_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) logit_bias: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) logprobs: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) top_logprobs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) user: Option<&'a str>,
+    /// Sampling options by their llama-server names (`top_k`, `min_p`, `repeat_penalty` …).
+    #[serde(flatten)]
+    pub(super) options: &'a serde_json::Map<String, serde_json::Value>,
+    /// Fields the pool does not know, as the caller sent them.
+    #[serde(flatten)]
+    pub(super) extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
 pub(super) struct StreamOptions {
     pub(super) include_usage: bool,
-}
-
-#[derive(Serialize)]
-pub(super) struct ResponseFormat {
-    #[serde(rename = "type")]
-    pub(super) kind: &'static str,
 }
 
 #[derive(Deserialize)]
@@ -86,12 +165,38 @@ pub(super) struct Choice {
     pub(super) text: Option<String>,
     #[serde(default)]
     pub(super) finish_reason: Option<String>,
+    #[serde(default)]
+    pub(super) logprobs: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
 pub(super) struct Content {
     #[serde(default)]
     pub(super) content: Option<String>,
+    #[serde(default)]
+    pub(super) tool_calls: Option<Vec<ToolCallWire>>,
+    /// The legacy single call.
+    #[serde(default)]
+    pub(super) function_call: Option<FunctionWire>,
+}
+
+/// A tool call in an answer, or a piece of one in a stream chunk.
+#[derive(Deserialize)]
+pub(super) struct ToolCallWire {
+    #[serde(default)]
+    pub(super) index: Option<usize>,
+    #[serde(default)]
+    pub(super) id: Option<String>,
+    #[serde(default)]
+    pub(super) function: Option<FunctionWire>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct FunctionWire {
+    #[serde(default)]
+    pub(super) name: Option<String>,
+    #[serde(default)]
+    pub(super) arguments: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy)]

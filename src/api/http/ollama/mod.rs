@@ -139,12 +139,12 @@ async fn respond(
     if !stream {
         return match orchestrator::handle_cached(state, snapshot, req).await {
             Ok(answer) => {
-                let reason = answer.finish_reason.as_deref().unwrap_or("stop");
-                let body = ndjson::line(
+                let body = ndjson::line_with_calls(
                     kind,
                     &model,
                     &answer.text,
-                    Some(ndjson::end_of(Some(&answer), reason)),
+                    &answer.tool_calls,
+                    Some(ndjson::end_of(Some(&answer), ndjson::done_reason(&answer))),
                 );
                 let mut resp = Response::new(Body::from(body));
                 let h = resp.headers_mut();

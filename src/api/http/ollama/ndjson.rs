@@ -7,8 +7,11 @@ use axum::response::Response;
 use futures::StreamExt;
 use http::HeaderValue;
 
+use serde_json::Value;
+
 use super::wire;
 use crate::orchestrator::{AnswerStream, StreamItem};
+use crate::providers::ToolCall;
 use crate::types::Answer;
 
 #[derive(Clone, Copy)]
@@ -19,21 +22,55 @@ pub(super) enum Kind {
 
 /// One object of the answer.
 pub(super) fn line(kind: Kind, model: &str, text: &str, end: Option<wire::End<'_>>) -> Bytes {
+    line_with_calls(kind, model, text, &[], end)
+}
+
+/// One object of the answer, with tool calls (chat only).
+pub(super) fn line_with_calls(
+    kind: Kind,
+    model: &str,
+    text: &str,
+    calls: &[ToolCall],
+    end: Option<wire::End<'_>>,
+) -> Bytes {
     let now = rfc3339_now();
+    let message = || {
+        let tool_calls = calls
+            .iter()
+            .map(|c| wire::OutToolCall {
+                function: wire::OutFunction {
+                    name: &c.name,
+                    arguments: c
+                        .arguments_value()
+                        .unwrap_or_else(|_| Value::String(c.arguments.clone())),
+                },
+            })
+            .collect();
+        wire::OutMessage {
+            role: "assistant",
+            content: text,
+            tool_calls,
+        }
+    };
     let reply = wire::Reply {
         model,
         created_at: &now,
         response: matches!(kind, Kind::Generate).then_some(text),
-        message: matches!(kind, Kind::Chat).then_some(wire::OutMessage {
-            role: "assistant",
-            content: text,
-        }),
+        message: matches!(kind, Kind::Chat).then(message),
         done: end.is_some(),
         end,
     };
     let mut out = serde_json::to_vec(&reply).unwrap_or_default();
     out.push(b'\n');
     Bytes::from(out)
+}
+
+/// Ollama's `done_reason` for an answer: `stop` also for one that calls tools.
+pub(super) fn done_reason(answer: &Answer) -> &str {
+    match answer.finish_reason.as_deref() {
+        None | Some("tool_calls" | "function_call") => "stop",
+        Some(r) => r,
+    }
 }
 
 /// What the final object says.
@@ -57,10 +94,15 @@ pub(super) fn stream(items: AnswerStream, model: String, kind: Kind) -> Response
     let lines = items.map(move |item| {
         let bytes = match item {
             StreamItem::Delta(d) => line(kind, &model, &d, None),
-            StreamItem::Done(answer) => {
-                let reason = answer.finish_reason.as_deref().unwrap_or("stop");
-                line(kind, &model, "", Some(end_of(Some(&answer), reason)))
+            StreamItem::ToolCall(call) => {
+                line_with_calls(kind, &model, "", std::slice::from_ref(&call), None)
             }
+            StreamItem::Done(answer) => line(
+                kind,
+                &model,
+                "",
+                Some(end_of(Some(&answer), done_reason(&answer))),
+            ),
             StreamItem::Error(e) => {
                 let mut v = serde_json::to_vec(&serde_json::json!({ "error": e.to_string() }))
                     .unwrap_or_default();

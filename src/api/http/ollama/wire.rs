@@ -1,6 +1,7 @@
 //! Ollama API types as clients send and receive them (downstream side).
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::api::convert::Stop;
 
@@ -16,9 +17,19 @@ pub(super) struct GenerateRequest {
     #[serde(default)]
     pub(super) stream: Option<bool>,
     #[serde(default)]
-    pub(super) format: Option<serde_json::Value>,
+    pub(super) format: Option<Value>,
     #[serde(default)]
     pub(super) options: Options,
+    #[serde(default)]
+    pub(super) images: Vec<String>,
+    #[serde(default)]
+    pub(super) keep_alive: Option<Value>,
+    #[serde(default)]
+    pub(super) think: Option<Value>,
+    /// `context` (the old conversation state) and `template` and `suffix` cannot be
+    /// carried; they are refused when set.
+    #[serde(flatten)]
+    pub(super) extra: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -29,9 +40,17 @@ pub(super) struct ChatRequest {
     #[serde(default)]
     pub(super) stream: Option<bool>,
     #[serde(default)]
-    pub(super) format: Option<serde_json::Value>,
+    pub(super) format: Option<Value>,
     #[serde(default)]
     pub(super) options: Options,
+    #[serde(default)]
+    pub(super) tools: Vec<Value>,
+    #[serde(default)]
+    pub(super) keep_alive: Option<Value>,
+    #[serde(default)]
+    pub(super) think: Option<Value>,
+    #[serde(flatten)]
+    pub(super) extra: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,10 +58,22 @@ pub(super) struct ChatMessage {
     pub(super) role: String,
     #[serde(default)]
     pub(super) content: String,
+    /// Base64 images.
+    #[serde(default)]
+    pub(super) images: Vec<String>,
+    #[serde(default)]
+    pub(super) tool_calls: Vec<Value>,
+    #[serde(default)]
+    pub(super) tool_name: Option<String>,
+    /// The model's reasoning on an earlier answer; not sent back to models.
+    #[serde(default)]
+    pub(super) thinking: Option<String>,
+    #[serde(flatten)]
+    pub(super) extra: Map<String, Value>,
 }
 
-/// The generation options the pool passes on; others (`num_ctx` …) are the model server's
-/// business and are ignored.
+/// The generation options: the common ones by name, the rest (`num_ctx`, `top_k` …)
+/// carried as given.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct Options {
     #[serde(default)]
@@ -55,6 +86,12 @@ pub(super) struct Options {
     pub(super) seed: Option<i64>,
     #[serde(default)]
     pub(super) stop: Option<Stop>,
+    #[serde(default)]
+    pub(super) presence_penalty: Option<f32>,
+    #[serde(default)]
+    pub(super) frequency_penalty: Option<f32>,
+    #[serde(flatten)]
+    pub(super) rest: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +118,20 @@ pub(super) struct Reply<'a> {
 pub(super) struct OutMessage<'a> {
     pub(super) role: &'static str,
     pub(super) content: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) tool_calls: Vec<OutToolCall<'a>>,
+}
+
+#[derive(Serialize)]
+pub(super) struct OutToolCall<'a> {
+    pub(super) function: OutFunction<'a>,
+}
+
+#[derive(Serialize)]
+pub(super) struct OutFunction<'a> {
+    pub(super) name: &'a str,
+    /// Ollama gives arguments as an object.
+    pub(super) arguments: Value,
 }
 
 /// Fields of the final line. Durations are nanoseconds, as Ollama reports them.

@@ -32,27 +32,24 @@ pub(crate) async fn chat_completions(
     let decoded = super::decode::<wire::ChatRequest, _, OpenAiError>(&state, body, |b, _| {
         convert::chat_request(b, &headers)
     });
-    let (snapshot, (req, model, stream, include_usage)) = match decoded {
+    let (snapshot, (req, shape)) = match decoded {
         Ok(d) => d,
         Err(refused) => return *refused,
     };
     let id = format!("chatcmpl-{}", req.request_id);
-    if !stream {
+    if !shape.stream {
         return match orchestrator::handle_cached(&state, &snapshot, req.by(&caller)).await {
             Ok(answer) => with_decision(
                 Json(wire::ChatResponse {
                     id: &id,
                     object: "chat.completion",
                     created: super::unix_now(),
-                    model: &model,
+                    model: &shape.model,
                     choices: [wire::ChatChoice {
                         index: 0,
-                        message: wire::OutMessage {
-                            role: "assistant",
-                            content: &answer.text,
-                        },
-                        finish_reason: finish(&answer),
-                        logprobs: None,
+                        message: out_message(&answer, shape.legacy_functions),
+                        finish_reason: chat_finish(&answer, shape.legacy_functions),
+                        logprobs: answer.logprobs.as_ref(),
                     }],
                     usage: answer.usage,
                     llm_pool: wire::Extension {
@@ -71,12 +68,60 @@ pub(crate) async fn chat_completions(
         Ok(items) => items,
         Err(e) => return OpenAiError(e).into_response(),
     };
-    sse::chat(items, id, model, include_usage)
+    sse::chat(items, id, shape)
 }
 
 /// The answer's finish reason (`stop` when the upstream gave none).
 pub(super) fn finish(answer: &Answer) -> &str {
     answer.finish_reason.as_deref().unwrap_or("stop")
+}
+
+/// A chat answer's finish reason: `tool_calls` (or, for legacy callers, `function_call`)
+/// when it calls tools.
+fn chat_finish(answer: &Answer, legacy: bool) -> &str {
+    match finish(answer) {
+        "tool_calls" | "function_call" if legacy => "function_call",
+        "function_call" => "tool_calls",
+        r => r,
+    }
+}
+
+/// The answer as an assistant message: its text (`null` when it only calls tools) and its
+/// tool calls, or the legacy `function_call` for callers that used `functions`.
+fn out_message(answer: &Answer, legacy: bool) -> wire::OutMessage<'_> {
+    let calls = &answer.tool_calls;
+    let content = (!answer.text.is_empty() || calls.is_empty()).then_some(answer.text.as_str());
+    if legacy {
+        return wire::OutMessage {
+            role: "assistant",
+            content,
+            // A legacy caller expects one call; more are not dropped.
+            tool_calls: (calls.len() > 1)
+                .then(|| calls.iter().map(|c| out_call(c, None)).collect()),
+            function_call: calls.first().map(|c| wire::OutFunction {
+                name: &c.name,
+                arguments: &c.arguments,
+            }),
+        };
+    }
+    wire::OutMessage {
+        role: "assistant",
+        content,
+        tool_calls: (!calls.is_empty()).then(|| calls.iter().map(|c| out_call(c, None)).collect()),
+        function_call: None,
+    }
+}
+
+fn out_call(c: &crate::providers::ToolCall, index: Option<usize>) -> wire::OutToolCall<'_> {
+    wire::OutToolCall {
+        index,
+        id: &c.id,
+        kind: "function",
+        function: wire::OutFunction {
+            name: &c.name,
+            arguments: &c.arguments,
+        },
+    }
 }
 
 fn with_decision(mut resp: Response, answer: &Answer) -> Response {
@@ -111,7 +156,7 @@ pub(crate) async fn completions(
                         index: 0,
                         text: &answer.text,
                         finish_reason: Some(finish(&answer)),
-                        logprobs: None,
+                        logprobs: answer.logprobs.as_ref(),
                     }],
                     usage: Some(answer.usage),
                     llm_pool: Some(wire::Extension {
@@ -157,5 +202,5 @@ pub(super) fn decode_chat(
 ) -> Result<PoolRequest, PoolError> {
     super::parse_json::<wire::ChatRequest>(Ok(body), limits)
         .and_then(|b| convert::chat_request(b, headers))
-        .map(|(req, ..)| req)
+        .map(|(req, _)| req)
 }

@@ -1,7 +1,9 @@
-//! OpenAI API types as clients send and receive them (downstream side). Unknown request
-//! fields are ignored, as OpenAI-compatible servers do, because SDKs send many.
+//! OpenAI API types as clients send and receive them (downstream side). Request fields the
+//! pool does not know are kept (`extra`) and carried to OpenAI-kind upstreams, or refused
+//! by providers that cannot take them; none is dropped.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::api::convert::Stop;
 use crate::types::{Decision, UsageOut};
@@ -25,11 +27,38 @@ pub(super) struct ChatRequest {
     #[serde(default)]
     pub(super) n: Option<u32>,
     #[serde(default)]
-    pub(super) stream: bool,
+    pub(super) stream: Option<bool>,
     #[serde(default)]
     pub(super) stream_options: Option<StreamOptions>,
     #[serde(default)]
-    pub(super) response_format: Option<ResponseFormat>,
+    pub(super) response_format: Option<Value>,
+    #[serde(default)]
+    pub(super) tools: Option<Vec<Value>>,
+    #[serde(default)]
+    pub(super) tool_choice: Option<Value>,
+    #[serde(default)]
+    pub(super) parallel_tool_calls: Option<bool>,
+    /// The legacy form of `tools`.
+    #[serde(default)]
+    pub(super) functions: Option<Vec<Value>>,
+    /// The legacy form of `tool_choice`.
+    #[serde(default)]
+    pub(super) function_call: Option<Value>,
+    #[serde(default)]
+    pub(super) presence_penalty: Option<f32>,
+    #[serde(default)]
+    pub(super) frequency_penalty: Option<f32>,
+    #[serde(default)]
+    pub(super) logit_bias: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub(super) logprobs: Option<bool>,
+    #[serde(default)]
+    pub(super) top_logprobs: Option<u32>,
+    #[serde(default)]
+    pub(super) user: Option<String>,
+    /// Everything else, carried to OpenAI-kind upstreams as is.
+    #[serde(flatten)]
+    pub(super) extra: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,34 +66,32 @@ pub(super) struct ChatMessage {
     pub(super) role: String,
     #[serde(default)]
     pub(super) content: Option<Content>,
+    #[serde(default)]
+    pub(super) name: Option<String>,
+    #[serde(default)]
+    pub(super) tool_calls: Option<Vec<Value>>,
+    #[serde(default)]
+    pub(super) tool_call_id: Option<String>,
+    /// A legacy assistant call.
+    #[serde(default)]
+    pub(super) function_call: Option<Value>,
+    /// What else a client sent (SDKs echo answers back with `refusal`, `annotations` …).
+    #[serde(flatten)]
+    pub(super) extra: Map<String, Value>,
 }
 
-/// Message content: a string, or a list of parts of which text parts are used.
+/// Message content: a string, or a list of parts.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub(super) enum Content {
     Text(String),
-    Parts(Vec<Part>),
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct Part {
-    #[serde(rename = "type")]
-    pub(super) kind: String,
-    #[serde(default)]
-    pub(super) text: Option<String>,
+    Parts(Vec<Value>),
 }
 
 #[derive(Debug, Deserialize)]
 pub(super) struct StreamOptions {
     #[serde(default)]
     pub(super) include_usage: bool,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct ResponseFormat {
-    #[serde(rename = "type")]
-    pub(super) kind: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,9 +111,24 @@ pub(super) struct CompletionRequest {
     #[serde(default)]
     pub(super) n: Option<u32>,
     #[serde(default)]
-    pub(super) stream: bool,
+    pub(super) stream: Option<bool>,
     #[serde(default)]
     pub(super) stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub(super) presence_penalty: Option<f32>,
+    #[serde(default)]
+    pub(super) frequency_penalty: Option<f32>,
+    #[serde(default)]
+    pub(super) logit_bias: Option<Map<String, Value>>,
+    /// Text completions take the number of alternatives here.
+    #[serde(default)]
+    pub(super) logprobs: Option<u32>,
+    #[serde(default)]
+    pub(super) user: Option<String>,
+    #[serde(default)]
+    pub(super) response_format: Option<Value>,
+    #[serde(flatten)]
+    pub(super) extra: Map<String, Value>,
 }
 
 /// `prompt`: a string or a list of one string.
@@ -122,13 +164,36 @@ pub(super) struct ChatChoice<'a> {
     pub(super) index: u32,
     pub(super) message: OutMessage<'a>,
     pub(super) finish_reason: &'a str,
-    pub(super) logprobs: Option<()>,
+    pub(super) logprobs: Option<&'a Value>,
 }
 
 #[derive(Serialize)]
 pub(super) struct OutMessage<'a> {
     pub(super) role: &'static str,
-    pub(super) content: &'a str,
+    /// `null` when the answer only calls tools.
+    pub(super) content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tool_calls: Option<Vec<OutToolCall<'a>>>,
+    /// For callers that used the legacy `functions`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) function_call: Option<OutFunction<'a>>,
+}
+
+#[derive(Serialize)]
+pub(super) struct OutToolCall<'a> {
+    /// Streams only: which call a delta belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) index: Option<usize>,
+    pub(super) id: &'a str,
+    #[serde(rename = "type")]
+    pub(super) kind: &'static str,
+    pub(super) function: OutFunction<'a>,
+}
+
+#[derive(Serialize)]
+pub(super) struct OutFunction<'a> {
+    pub(super) name: &'a str,
+    pub(super) arguments: &'a str,
 }
 
 #[derive(Serialize)]
@@ -149,7 +214,7 @@ pub(super) struct ChunkChoice<'a> {
     pub(super) index: u32,
     pub(super) delta: Delta<'a>,
     pub(super) finish_reason: Option<&'a str>,
-    pub(super) logprobs: Option<()>,
+    pub(super) logprobs: Option<&'a Value>,
 }
 
 #[derive(Serialize, Default)]
@@ -158,6 +223,10 @@ pub(super) struct Delta<'a> {
     pub(super) role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tool_calls: Option<[OutToolCall<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) function_call: Option<OutFunction<'a>>,
 }
 
 #[derive(Serialize)]
@@ -178,5 +247,5 @@ pub(super) struct TextChoice<'a> {
     pub(super) index: u32,
     pub(super) text: &'a str,
     pub(super) finish_reason: Option<&'a str>,
-    pub(super) logprobs: Option<()>,
+    pub(super) logprobs: Option<&'a Value>,
 }

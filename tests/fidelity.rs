@@ -1,0 +1,486 @@
+//! Fidelity: what an OpenAI or Ollama client sends reaches the model server (asserted field
+//! by field on what the fake upstream received), what the server answers comes back (tool
+//! calls, log probabilities), across dialect conversion both ways, and a field that cannot
+//! be carried is refused with a 400 naming it.
+
+mod common;
+
+use common::*;
+use llm_pool::testing::{FakeUpstream, Reply, Step};
+use serde_json::{Value, json};
+
+const KINDS: [&str; 2] = ["openai", "ollama"];
+
+fn weather_tool() -> Value {
+    json!({"type": "function", "function": {
+        "name": "get_weather", "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}})
+}
+
+async fn tool_upstream() -> FakeUpstream {
+    FakeUpstream::start(
+        Step::Reply(Reply::tool_call("get_weather", r#"{"city": "Paris"}"#)),
+        &["up-model"],
+    )
+    .await
+}
+
+/// `basic_config` with extra lines in the provider's table.
+fn config_with(kind: &str, url: &str, provider_lines: &str) -> String {
+    basic_config(kind, url).replacen(
+        "endpoints = [",
+        &format!("{provider_lines}\nendpoints = ["),
+        1,
+    )
+}
+
+async fn error_of(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.expect("a JSON error body");
+    let message = body["error"]["message"]
+        .as_str()
+        .or_else(|| body["error"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    (status, message)
+}
+
+#[tokio::test]
+async fn tools_reach_both_dialects_and_calls_come_back() {
+    for kind in KINDS {
+        let mut up = tool_upstream().await;
+        let pool = start_pool(&basic_config(kind, &up.url())).await;
+        let resp = pool
+            .post_json(
+                "/v1/chat/completions",
+                json!({"model": "up", "messages": [{"role": "user", "content": "Weather in Paris?"}],
+                    "tools": [weather_tool()], "tool_choice": "auto"}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "{kind}");
+        let body: Value = resp.json().await.unwrap();
+        let choice = &body["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls", "{kind}");
+        assert_eq!(choice["message"]["content"], Value::Null, "{kind}");
+        let call = &choice["message"]["tool_calls"][0];
+        assert_eq!(call["type"], "function");
+        assert_eq!(call["function"]["name"], "get_weather");
+        let args: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, json!({"city": "Paris"}), "{kind}");
+        assert!(call["id"].as_str().is_some_and(|id| !id.is_empty()));
+
+        let sent = up.next_request().await.body;
+        assert_eq!(sent["tools"], json!([weather_tool()]), "{kind}");
+        if kind == "openai" {
+            assert_eq!(sent["tool_choice"], "auto");
+            assert_eq!(call["id"], "call_up0", "the upstream's call id is kept");
+        } else {
+            // Ollama has no tool_choice; `auto` is its only behaviour.
+            assert!(sent.get("tool_choice").is_none());
+        }
+    }
+}
+
+#[tokio::test]
+async fn streamed_tool_calls_arrive_as_deltas_the_sdks_assemble() {
+    for kind in KINDS {
+        let up = tool_upstream().await;
+        let pool = start_pool(&basic_config(kind, &up.url())).await;
+        let resp = pool
+            .post_json(
+                "/v1/chat/completions",
+                json!({"model": "up", "messages": [{"role": "user", "content": "Weather?"}],
+                    "tools": [weather_tool()], "stream": true}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        let data = sse_data(&resp.text().await.unwrap());
+        assert_eq!(data.last().unwrap(), "[DONE]");
+        let chunks: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        // Assemble as the SDKs do: by index, names set once, arguments appended.
+        let mut name = String::new();
+        let mut arguments = String::new();
+        let mut finish = Value::Null;
+        for c in &chunks {
+            for d in c["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                assert_eq!(d["index"], 0);
+                name.push_str(d["function"]["name"].as_str().unwrap_or_default());
+                arguments.push_str(d["function"]["arguments"].as_str().unwrap_or_default());
+            }
+            if !c["choices"][0]["finish_reason"].is_null() {
+                finish = c["choices"][0]["finish_reason"].clone();
+            }
+        }
+        assert_eq!(name, "get_weather", "{kind}");
+        let args: Value = serde_json::from_str(&arguments).unwrap();
+        assert_eq!(args, json!({"city": "Paris"}), "{kind}");
+        assert_eq!(finish, "tool_calls", "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn a_two_turn_tool_loop_reaches_the_upstream_intact() {
+    let history = json!([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_7", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_7", "content": "18C and sunny"}
+    ]);
+    for kind in KINDS {
+        let mut up = fake("It is 18C and sunny.").await;
+        let pool = start_pool(&basic_config(kind, &up.url())).await;
+        let resp = pool
+            .post_json(
+                "/v1/chat/completions",
+                json!({"model": "up", "messages": history, "tools": [weather_tool()]}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "It is 18C and sunny."
+        );
+        let sent = up.next_request().await.body;
+        let m = &sent["messages"];
+        if kind == "openai" {
+            assert_eq!(m[1], history[1]);
+            assert_eq!(m[2], history[2]);
+        } else {
+            assert_eq!(
+                m[1],
+                json!({"role": "assistant", "content": "", "tool_calls": [
+                    {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]})
+            );
+            // Ollama names the tool a result came from; the pool finds it by the call id.
+            assert_eq!(
+                m[2],
+                json!({"role": "tool", "content": "18C and sunny", "tool_name": "get_weather"})
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn legacy_functions_are_carried_and_answered_in_their_shape() {
+    let mut up = tool_upstream().await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let resp = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "up", "messages": [{"role": "user", "content": "Weather?"}],
+                "functions": [weather_tool()["function"]], "function_call": "auto"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["finish_reason"], "function_call");
+    assert_eq!(
+        body["choices"][0]["message"]["function_call"]["name"],
+        "get_weather"
+    );
+    let sent = up.next_request().await.body;
+    assert_eq!(sent["tools"], json!([weather_tool()]));
+    assert_eq!(sent["tool_choice"], "auto");
+}
+
+#[tokio::test]
+async fn images_reach_vision_providers_in_each_dialect() {
+    let png = "iVBORw0KGgoAAAANSUhEUg==";
+    let data_url = format!("data:image/png;base64,{png}");
+    for kind in KINDS {
+        let mut up = fake("A cat.").await;
+        let pool = start_pool(&config_with(kind, &up.url(), "capabilities = [\"vision\"]")).await;
+        let resp = pool
+            .post_json(
+                "/v1/chat/completions",
+                json!({"model": "up", "messages": [{"role": "user", "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": data_url, "detail": "low"}}]}]}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "{kind}");
+        let sent = up.next_request().await.body;
+        if kind == "openai" {
+            assert_eq!(
+                sent["messages"][0]["content"],
+                json!([{"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": data_url, "detail": "low"}}])
+            );
+        } else {
+            assert_eq!(
+                sent["messages"][0],
+                json!({"role": "user", "content": "What is this?", "images": [png]})
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn images_are_refused_where_they_cannot_be_seen() {
+    let image = |url: &str| {
+        json!({"model": "up", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": url}}]}]})
+    };
+    // A provider without the vision capability would answer blind.
+    let up = fake("A cat.").await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let resp = pool
+        .post_json("/v1/chat/completions", image("https://example.com/cat.png"))
+        .await;
+    let (status, message) = error_of(resp).await;
+    assert_eq!(status, 400);
+    assert!(
+        message.contains("messages[0].content[1]") && message.contains("vision"),
+        "{message}"
+    );
+    // Ollama takes image data, not URLs.
+    let pool = start_pool(&config_with(
+        "ollama",
+        &up.url(),
+        "capabilities = [\"vision\"]",
+    ))
+    .await;
+    let resp = pool
+        .post_json("/v1/chat/completions", image("https://example.com/cat.png"))
+        .await;
+    let (status, message) = error_of(resp).await;
+    assert_eq!(status, 400);
+    assert!(message.contains("messages[0].content[1]"), "{message}");
+    assert_eq!(up.take_requests_count(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn json_schema_is_sent_upstream_and_enforced() {
+    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+    let body = json!({"model": "up", "messages": [{"role": "user", "content": "A number"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "num", "schema": schema, "strict": true}}});
+    for kind in KINDS {
+        let mut up = fake(r#"{"n": 3}"#).await;
+        let pool = start_pool(&basic_config(kind, &up.url())).await;
+        let resp = pool.post_json("/v1/chat/completions", body.clone()).await;
+        assert_eq!(resp.status(), 200, "{kind}");
+        let sent = up.next_request().await.body;
+        if kind == "openai" {
+            assert_eq!(
+                sent["response_format"],
+                json!({"type": "json_schema", "json_schema": {"name": "num", "schema": schema, "strict": true}})
+            );
+        } else {
+            assert_eq!(sent["format"], schema);
+        }
+        // An answer that violates the schema is not an answer.
+        up.set_default(Step::Reply(Reply::text(r#"{"n": "three"}"#)));
+        let resp = pool.post_json("/v1/chat/completions", body.clone()).await;
+        let (status, message) = error_of(resp).await;
+        assert_eq!(status, 502, "{kind}: {message}");
+        assert!(message.contains("schema"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn sampling_extras_and_logprobs_reach_openai_upstreams() {
+    let up = FakeUpstream::start(
+        Step::Reply(Reply::text("Hi there").with_logprobs()),
+        &["up-model"],
+    )
+    .await;
+    let mut up = up;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let resp = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "up", "messages": [{"role": "user", "content": "Hi"}],
+                "presence_penalty": 0.5, "frequency_penalty": -0.5, "logit_bias": {"50256": -100},
+                "user": "u-1", "seed": 9, "max_completion_tokens": 12,
+                "logprobs": true, "top_logprobs": 2, "reasoning_effort": "low"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["logprobs"]["content"][0]["token"],
+        "Hi",
+        "{body}"
+    );
+    let sent = up.next_request().await.body;
+    assert_eq!(sent["presence_penalty"], 0.5);
+    assert_eq!(sent["frequency_penalty"], -0.5);
+    assert_eq!(sent["logit_bias"], json!({"50256": -100}));
+    assert_eq!(sent["user"], "u-1");
+    assert_eq!(sent["seed"], 9);
+    assert_eq!(sent["max_tokens"], 12);
+    assert_eq!(sent["logprobs"], true);
+    assert_eq!(sent["top_logprobs"], 2);
+    // Unknown fields are carried verbatim.
+    assert_eq!(sent["reasoning_effort"], "low");
+
+    // Streamed: the log probabilities come with the finish chunk.
+    let resp = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "up", "messages": [{"role": "user", "content": "Hi"}],
+                "logprobs": true, "stream": true}),
+        )
+        .await;
+    let data = sse_data(&resp.text().await.unwrap());
+    let tokens: Vec<String> = data
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .flat_map(|c| {
+            c["choices"][0]["logprobs"]["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|e| e["token"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(tokens, ["Hi", " there"]);
+}
+
+#[tokio::test]
+async fn fields_that_cannot_be_carried_are_refused_by_name() {
+    let up = fake("x").await;
+    let cases: [(&str, &str, Value, &str); 6] = [
+        (
+            "ollama",
+            "",
+            json!({"logit_bias": {"1": 2}}),
+            "logit_bias",
+        ),
+        ("ollama", "", json!({"logprobs": true}), "logprobs"),
+        ("ollama", "", json!({"reasoning_effort": "low"}), "reasoning_effort"),
+        (
+            "ollama",
+            "",
+            json!({"tools": [weather_tool()], "tool_choice": "required"}),
+            "tool_choice",
+        ),
+        (
+            "openai",
+            "forward_unknown_fields = false",
+            json!({"reasoning_effort": "low"}),
+            "reasoning_effort",
+        ),
+        (
+            "openai",
+            "",
+            json!({"messages": [{"role": "user", "content": [{"type": "file", "file": {}}]}]}),
+            "messages[0].content[0].type",
+        ),
+    ];
+    for (kind, lines, extra, field) in cases {
+        let pool = start_pool(&config_with(kind, &up.url(), lines)).await;
+        let mut body = json!({"model": "up", "messages": [{"role": "user", "content": "Hi"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, message) = error_of(pool.post_json("/v1/chat/completions", body).await).await;
+        assert_eq!(status, 400, "{kind} {field}: {message}");
+        assert!(message.contains(field), "{kind} {field}: {message}");
+    }
+    assert_eq!(up.take_requests_count(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn ollama_clients_reach_ollama_upstreams_verbatim() {
+    let mut up = tool_upstream().await;
+    let pool = start_pool(&config_with(
+        "ollama",
+        &up.url(),
+        "capabilities = [\"vision\"]",
+    ))
+    .await;
+    let schema = json!({"type": "object"});
+    let resp = pool
+        .post_json(
+            "/api/chat",
+            json!({"model": "up", "stream": false,
+                "messages": [{"role": "user", "content": "Look", "images": ["iVBORw0KGgo="]}],
+                "tools": [weather_tool()], "format": schema, "keep_alive": "5m", "think": false,
+                "options": {"num_ctx": 4096, "top_k": 20, "repeat_penalty": 1.1, "temperature": 0.1}}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["message"]["tool_calls"],
+        json!([{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}])
+    );
+    assert_eq!(body["done_reason"], "stop");
+    let sent = up.next_request().await.body;
+    assert_eq!(sent["messages"][0]["images"], json!(["iVBORw0KGgo="]));
+    assert_eq!(sent["tools"], json!([weather_tool()]));
+    assert_eq!(sent["format"], schema);
+    assert_eq!(sent["keep_alive"], "5m");
+    assert_eq!(sent["think"], false);
+    assert_eq!(
+        sent["options"],
+        json!({"num_ctx": 4096, "top_k": 20, "repeat_penalty": 1.1, "temperature": 0.1})
+    );
+}
+
+#[tokio::test]
+async fn ollama_clients_reach_openai_upstreams_converted() {
+    let mut up = tool_upstream().await;
+    let pool = start_pool(&config_with(
+        "openai",
+        &up.url(),
+        "capabilities = [\"vision\"]",
+    ))
+    .await;
+    let schema = json!({"type": "object"});
+    let resp = pool
+        .post_json(
+            "/api/chat",
+            json!({"model": "up", "stream": true,
+                "messages": [{"role": "user", "content": "Look", "images": ["/9j/4AAQ"]}],
+                "tools": [weather_tool()], "format": schema,
+                "options": {"top_k": 20, "temperature": 0.1}}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let lines = ndjson(&resp.text().await.unwrap());
+    let calls: Vec<&Value> = lines
+        .iter()
+        .filter_map(|l| l["message"]["tool_calls"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(
+        calls,
+        [&json!({"function": {"name": "get_weather", "arguments": {"city": "Paris"}}})]
+    );
+    assert_eq!(lines.last().unwrap()["done"], true);
+    let sent = up.next_request().await.body;
+    assert_eq!(
+        sent["messages"][0]["content"],
+        json!([{"type": "text", "text": "Look"},
+            {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQ"}}])
+    );
+    assert_eq!(sent["tools"], json!([weather_tool()]));
+    assert_eq!(
+        sent["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": "response", "schema": schema}})
+    );
+    assert_eq!(sent["top_k"], 20);
+    // An option an OpenAI-kind server cannot set per request is refused by name.
+    let resp = pool
+        .post_json(
+            "/api/chat",
+            json!({"model": "up", "messages": [{"role": "user", "content": "Hi"}],
+                "options": {"num_ctx": 4096}}),
+        )
+        .await;
+    let (status, message) = error_of(resp).await;
+    assert_eq!(status, 400);
+    assert!(message.contains("options.num_ctx"), "{message}");
+}
