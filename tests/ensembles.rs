@@ -412,3 +412,75 @@ async fn requests_may_choose_strategy_and_n_within_bounds() {
         .expect_err("no judge configured");
     assert_eq!(err.kind().http_status(), 400);
 }
+
+fn tool_request() -> PoolRequest {
+    PoolRequest {
+        tools: vec![llm_pool::providers::Tool {
+            name: "get_weather".into(),
+            description: None,
+            parameters: None,
+            strict: None,
+        }],
+        ..request()
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn voting_over_tool_calls_groups_by_the_canonical_call() {
+    // Two models call the same function with the same arguments (written differently);
+    // one picks another city; one calls a tool that was never offered.
+    let (a, b, c, d) = (
+        fake("a", 10, r#"tool:get_weather:{"city": "Rome"}"#),
+        fake("b", 20, r#"tool:get_weather:{"units":"C","city":"Paris"}"#),
+        fake("c", 30, r#"tool:get_weather:{ "city" : "Paris", "units": "C" }"#),
+        fake("d", 5, r#"tool:rm_rf:{}"#),
+    );
+    let snap = snapshot(
+        "strategy = \"voting\"\noutput = \"tool_call\"\nearly_stop = false\n",
+        &[(&a, ""), (&b, ""), (&c, ""), (&d, "")],
+        None,
+    );
+    let ans = orchestrator::handle(&snap, tool_request())
+        .await
+        .expect("an answer");
+    assert_eq!(ans.provider, "b", "the larger group's first answer");
+    assert_eq!(ans.tool_calls.len(), 1);
+    assert_eq!(ans.tool_calls[0].name, "get_weather");
+    assert_eq!(ans.finish_reason.as_deref(), Some("tool_calls"));
+    let groups = &ans.decision.groups;
+    let paris = groups
+        .iter()
+        .find(|g| g.members.len() == 2)
+        .expect("a group of two");
+    assert_eq!(
+        paris.answer,
+        r#"[{"arguments":{"city":"Paris","units":"C"},"name":"get_weather"}]"#
+    );
+    assert_eq!(ans.decision.candidates[3].status, CandidateStatus::Invalid);
+    assert!(
+        ans.decision.candidates[3]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("rm_rf")),
+        "{:?}",
+        ans.decision.candidates[3].error
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_tool_call_task_refuses_answers_that_call_nothing() {
+    let (a, b) = (
+        fake("a", 10, "I would check the weather."),
+        fake("b", 20, r#"tool:get_weather:{"city":"Paris"}"#),
+    );
+    let snap = snapshot(
+        "strategy = \"fastest\"\noutput = \"tool_call\"\nfanout = 2\n",
+        &[(&a, ""), (&b, "")],
+        None,
+    );
+    let ans = orchestrator::handle(&snap, tool_request())
+        .await
+        .expect("an answer");
+    assert_eq!(ans.provider, "b");
+    assert_eq!(ans.decision.candidates[0].status, CandidateStatus::Invalid);
+}
