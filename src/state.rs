@@ -37,6 +37,8 @@ pub struct Shared {
     pub limiter: Arc<crate::ratelimit::Limiter>,
     /// Tokens and cost per tenant and provider.
     pub usage: Arc<crate::usage::Ledger>,
+    /// Embeddings served again while fresh (process-wide; outlives config reloads).
+    pub embeddings: Option<crate::orchestrator::embed::EmbedCache>,
     ready: AtomicBool,
 }
 
@@ -47,8 +49,10 @@ impl AppState {
             config.load().config.rate_limit(),
         ));
         let usage = Arc::new(crate::usage::Ledger::new(config.load().config.usage()));
+        let embeddings = crate::orchestrator::embed::cache(config.load().config.cache());
         Self(Arc::new(Shared {
             usage,
+            embeddings,
             config,
             cache,
             auth: Arc::new(crate::auth::Authenticator::new()),

@@ -432,7 +432,11 @@ async fn voting_over_tool_calls_groups_by_the_canonical_call() {
     let (a, b, c, d) = (
         fake("a", 10, r#"tool:get_weather:{"city": "Rome"}"#),
         fake("b", 20, r#"tool:get_weather:{"units":"C","city":"Paris"}"#),
-        fake("c", 30, r#"tool:get_weather:{ "city" : "Paris", "units": "C" }"#),
+        fake(
+            "c",
+            30,
+            r#"tool:get_weather:{ "city" : "Paris", "units": "C" }"#,
+        ),
         fake("d", 5, r#"tool:rm_rf:{}"#),
     );
     let snap = snapshot(

@@ -261,7 +261,8 @@ async fn images_are_refused_where_they_cannot_be_seen() {
 
 #[tokio::test]
 async fn json_schema_is_sent_upstream_and_enforced() {
-    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+    let schema =
+        json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
     let body = json!({"model": "up", "messages": [{"role": "user", "content": "A number"}],
         "response_format": {"type": "json_schema", "json_schema": {"name": "num", "schema": schema, "strict": true}}});
     for kind in KINDS {
@@ -308,8 +309,7 @@ async fn sampling_extras_and_logprobs_reach_openai_upstreams() {
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
-        body["choices"][0]["logprobs"]["content"][0]["token"],
-        "Hi",
+        body["choices"][0]["logprobs"]["content"][0]["token"], "Hi",
         "{body}"
     );
     let sent = up.next_request().await.body;
@@ -351,14 +351,14 @@ async fn sampling_extras_and_logprobs_reach_openai_upstreams() {
 async fn fields_that_cannot_be_carried_are_refused_by_name() {
     let up = fake("x").await;
     let cases: [(&str, &str, Value, &str); 6] = [
+        ("ollama", "", json!({"logit_bias": {"1": 2}}), "logit_bias"),
+        ("ollama", "", json!({"logprobs": true}), "logprobs"),
         (
             "ollama",
             "",
-            json!({"logit_bias": {"1": 2}}),
-            "logit_bias",
+            json!({"reasoning_effort": "low"}),
+            "reasoning_effort",
         ),
-        ("ollama", "", json!({"logprobs": true}), "logprobs"),
-        ("ollama", "", json!({"reasoning_effort": "low"}), "reasoning_effort"),
         (
             "ollama",
             "",

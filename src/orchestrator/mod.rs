@@ -9,6 +9,7 @@
 //! providers, config; only the API and the app import it.
 
 mod billing;
+pub mod embed;
 mod log;
 pub mod request;
 mod stream;
@@ -25,6 +26,7 @@ use crate::strategies::{cascade, fastest, judge, voting};
 use crate::types::{Answer, CacheMode, Decision, Outcome, Plan};
 
 use billing::{admit, failed_tokens, used_tokens};
+pub use embed::{EmbedAnswer, EmbedCall, embed};
 use log::{Who, log_outcome, plan_logged, record_votes};
 pub use request::PoolRequest;
 pub use stream::{AnswerStream, StreamItem, stream, stream_cached};

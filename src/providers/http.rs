@@ -13,8 +13,8 @@ use tracing::Instrument;
 
 use super::endpoint::{EndpointGuard, EndpointSet, Unavailable};
 use super::{
-    Completion, EndpointHealth, Prompt, Provider, ProviderError, ProviderRequest, Refusal,
-    StartedStream, StreamEvent, ToolCall, Usage,
+    Completion, EmbedRequest, Embeddings, EndpointHealth, Prompt, Provider, ProviderError,
+    ProviderRequest, Refusal, StartedStream, StreamEvent, ToolCall, Usage,
 };
 use crate::config::ProviderConfig;
 use crate::qos::{Budget, LatencyWindow};
@@ -45,6 +45,14 @@ pub(crate) trait Dialect: Send + Sync + Clone + 'static {
     fn parse_models(&self, body: &[u8]) -> Result<Vec<String>, String>;
     /// Why this dialect cannot carry `req` to a server configured as `config`, if it cannot.
     fn refuse(&self, config: &ProviderConfig, req: &ProviderRequest) -> Result<(), Refusal>;
+    /// Path of the embeddings API.
+    fn embed_path(&self) -> &'static str;
+    /// The embeddings request body.
+    fn embed_body(&self, model: &str, req: &EmbedRequest) -> Vec<u8>;
+    /// Reads the vectors (in input order) and the prompt tokens counted.
+    fn parse_embed(&self, body: &[u8]) -> Result<Embedded, String>;
+    /// Why this dialect cannot carry an embeddings request, if it cannot.
+    fn refuse_embed(&self, req: &EmbedRequest) -> Result<(), Refusal>;
 }
 
 /// A whole answer, read.
@@ -55,6 +63,13 @@ pub(crate) struct Parsed {
     pub(crate) finish_reason: Option<String>,
     pub(crate) tool_calls: Vec<ToolCall>,
     pub(crate) logprobs: Option<serde_json::Value>,
+}
+
+/// An embeddings answer, read: one vector per input, the model, the prompt tokens.
+pub(crate) struct Embedded {
+    pub(crate) vectors: Vec<Vec<f32>>,
+    pub(crate) model: Option<String>,
+    pub(crate) prompt_tokens: u32,
 }
 
 /// A piece of a streamed tool call.
@@ -202,9 +217,19 @@ impl<D: Dialect> Inner<D> {
         stream: bool,
         deadline: Instant,
     ) -> Result<(EndpointGuard, reqwest::Response, Instant), ProviderError> {
-        let policy = &self.config.qos().retry;
         let body = Bytes::from(self.dialect.body(self.config.model(), req, stream));
-        let path = self.dialect.path(&req.prompt);
+        self.send_body(self.dialect.path(&req.prompt), body, deadline)
+            .await
+    }
+
+    /// [`Self::send`] for a body already made.
+    async fn send_body(
+        &self,
+        path: &'static str,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<(EndpointGuard, reqwest::Response, Instant), ProviderError> {
+        let policy = &self.config.qos().retry;
         self.retry_budget.deposit();
         self.hedge_budget.deposit();
         let mut failed: Option<Arc<str>> = None;
@@ -479,6 +504,74 @@ impl<D: Dialect> Provider for HttpProvider<D> {
     fn refuse(&self, req: &ProviderRequest) -> Result<(), Refusal> {
         super::request::check_media(self.inner.config.capabilities(), req)?;
         self.inner.dialect.refuse(&self.inner.config, req)
+    }
+
+    fn refuse_embed(&self, req: &EmbedRequest) -> Result<(), Refusal> {
+        self.inner.dialect.refuse_embed(req)
+    }
+
+    fn embed(
+        &self,
+        req: Arc<EmbedRequest>,
+        deadline: Instant,
+    ) -> BoxFuture<'static, Result<Embeddings, ProviderError>> {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let t0 = Instant::now();
+            let body = Bytes::from(inner.dialect.embed_body(inner.config.model(), &req));
+            let (guard, resp, until) = inner
+                .send_body(inner.dialect.embed_path(), body, deadline)
+                .await?;
+            let endpoint = Arc::clone(guard.url());
+            let result = match tokio::time::timeout_at(until, read_bounded(resp, MAX_BODY)).await {
+                Err(_) => Err(expired(&endpoint, until, deadline)),
+                Ok(Err(message)) => Err(ProviderError::Broken {
+                    endpoint: Arc::clone(&endpoint),
+                    message,
+                }),
+                Ok(Ok(body)) => inner
+                    .dialect
+                    .parse_embed(&body)
+                    .and_then(|parsed| {
+                        if parsed.vectors.len() == req.input.len() {
+                            Ok(parsed)
+                        } else {
+                            Err(format!(
+                                "{} vectors for {} inputs",
+                                parsed.vectors.len(),
+                                req.input.len()
+                            ))
+                        }
+                    })
+                    .map_err(|message| ProviderError::Decode {
+                        endpoint: Arc::clone(&endpoint),
+                        message,
+                    }),
+            };
+            guard.record(result.as_ref().map(|_| ()));
+            inner.observe(
+                &endpoint,
+                result.as_ref().map(|e| Usage {
+                    prompt_tokens: e.prompt_tokens,
+                    completion_tokens: 0,
+                }),
+                t0.elapsed(),
+                false,
+            );
+            // Not in the completion latency windows: embeddings take another time.
+            let Embedded {
+                vectors,
+                model,
+                prompt_tokens,
+            } = result?;
+            Ok(Embeddings {
+                vectors,
+                model: model.unwrap_or_else(|| inner.config.model().to_owned()),
+                prompt_tokens,
+                endpoint: Arc::clone(guard.label()),
+            })
+        }
+        .boxed()
     }
 
     fn health(&self) -> Vec<EndpointHealth> {

@@ -27,8 +27,8 @@ pub use endpoint::{EndpointHealth, EndpointSet};
 pub use error::ProviderError;
 pub use reliability::Reliability;
 pub use request::{
-    Format, GenParams, Message, Part, Prompt, ProviderRequest, Refusal, Role, Tool, ToolCall,
-    ToolChoice,
+    EmbedRequest, Embeddings, Format, GenParams, Message, Part, Prompt, ProviderRequest, Refusal,
+    Role, Tool, ToolCall, ToolChoice,
 };
 pub use set::ProviderSet;
 
@@ -108,6 +108,24 @@ pub trait Provider: Send + Sync + 'static {
         req: Arc<ProviderRequest>,
         deadline: Instant,
     ) -> BoxFuture<'static, Result<StartedStream, ProviderError>>;
+    /// Embeds texts, before `deadline`.
+    fn embed(
+        &self,
+        _req: Arc<EmbedRequest>,
+        _deadline: Instant,
+    ) -> BoxFuture<'static, Result<Embeddings, ProviderError>> {
+        let provider = self.name().to_owned();
+        Box::pin(async move {
+            Err(ProviderError::NoEndpoint {
+                provider,
+                reason: "the provider does not embed",
+            })
+        })
+    }
+    /// Why this provider cannot carry an embeddings request faithfully, if it cannot.
+    fn refuse_embed(&self, _req: &EmbedRequest) -> Result<(), Refusal> {
+        Ok(())
+    }
     /// Why this provider cannot carry `req` faithfully (a field its server would ignore or
     /// its configuration does not allow), if it cannot.
     fn refuse(&self, _req: &ProviderRequest) -> Result<(), Refusal> {

@@ -293,3 +293,30 @@ pub(crate) fn check_media(capabilities: &[String], req: &ProviderRequest) -> Res
     }
     Ok(())
 }
+
+/// An embeddings call: texts to embed, each into one vector.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EmbedRequest {
+    pub input: Vec<String>,
+    /// Vectors of this many dimensions (models that can shorten them).
+    pub dimensions: Option<u32>,
+    /// The end user (OpenAI `user`).
+    pub user: Option<String>,
+    /// Ollama `truncate`: cut inputs to the context length (default true) or fail.
+    pub truncate: Option<bool>,
+    /// Ollama `keep_alive`.
+    pub keep_alive: Option<Value>,
+    /// Ollama `options`.
+    pub options: Map<String, Value>,
+}
+
+/// An embeddings call's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// One vector per input, in input order.
+    pub vectors: Vec<Vec<f32>>,
+    pub model: String,
+    pub prompt_tokens: u32,
+    /// The endpoint that answered (`provider#index`).
+    pub endpoint: Arc<str>,
+}

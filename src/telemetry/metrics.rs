@@ -19,6 +19,7 @@ pub const UPSTREAM_TTFT_SECONDS: &str = "llm_pool_upstream_time_to_first_token_s
 pub const TOKENS: &str = "llm_pool_tokens_total";
 pub const RETRIES: &str = "llm_pool_retries_total";
 pub const HEDGES: &str = "llm_pool_hedges_total";
+pub const EMBEDDINGS: &str = "llm_pool_embeddings_total";
 pub const BREAKER_STATE: &str = "llm_pool_breaker_state";
 pub const BREAKER_TRIPS: &str = "llm_pool_breaker_trips_total";
 pub const CACHE_HITS: &str = "llm_pool_cache_hits_total";
@@ -120,6 +121,10 @@ fn describe() {
     );
     describe_counter!(RETRIES, "Upstream retries, by provider.");
     describe_counter!(HEDGES, "Hedged calls, by provider and event (sent, won).");
+    describe_counter!(
+        EMBEDDINGS,
+        "Embeddings requests answered, by provider and outcome (ok, cache_hit)."
+    );
     describe_gauge!(
         BREAKER_STATE,
         "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open."

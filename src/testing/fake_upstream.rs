@@ -191,6 +191,8 @@ impl FakeUpstream {
             .route("/api/chat", post(ollama_chat))
             .route("/api/generate", post(ollama_generate))
             .route("/api/tags", get(ollama_tags))
+            .route("/v1/embeddings", post(openai_embeddings))
+            .route("/api/embed", post(ollama_embed))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -286,6 +288,108 @@ async fn ollama_chat(s: State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> R
 }
 async fn ollama_generate(s: State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
     answer(s.0, uri, h, body, Dialect::OllamaGenerate).await
+}
+
+/// A text's fake vector: its length, its first byte, and 1.
+fn vector(text: &str) -> serde_json::Value {
+    serde_json::json!([
+        text.len() as f32,
+        f32::from(text.bytes().next().unwrap_or(0)),
+        1.0
+    ])
+}
+
+/// Records an embeddings request and answers it by the script's status steps (a reply
+/// step answers vectors).
+async fn embed_answer(
+    s: &Shared,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: &Bytes,
+) -> (serde_json::Value, Option<Response>) {
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    s.received.fetch_add(1, Ordering::SeqCst);
+    let _ = s.requests.send(Recorded {
+        path: uri.path().to_owned(),
+        headers,
+        body: json.clone(),
+    });
+    let step = s
+        .script
+        .lock()
+        .pop_front()
+        .unwrap_or_else(|| s.default.lock().clone());
+    let failed = match step {
+        Step::Status(code, body) => Some(
+            (
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                axum::Json(serde_json::json!({ "error": body })),
+            )
+                .into_response(),
+        ),
+        Step::Reply(r) => {
+            tokio::time::sleep(r.delay).await;
+            None
+        }
+        Step::Hang => {
+            std::future::pending::<()>().await;
+            None
+        }
+        _ => None,
+    };
+    (json, failed)
+}
+
+fn inputs(json: &serde_json::Value) -> Vec<String> {
+    match &json["input"] {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(v) => v
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+async fn openai_embeddings(
+    State(s): State<Shared>,
+    uri: Uri,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (json, failed) = embed_answer(&s, &uri, h, &body).await;
+    if let Some(r) = failed {
+        return r;
+    }
+    let data: Vec<_> = inputs(&json)
+        .iter()
+        .enumerate()
+        .map(
+            |(i, t)| serde_json::json!({"object": "embedding", "index": i, "embedding": vector(t)}),
+        )
+        .collect();
+    let n = inputs(&json)
+        .iter()
+        .map(|t| t.split_whitespace().count())
+        .sum::<usize>();
+    axum::Json(serde_json::json!({"object": "list", "data": data, "model": json["model"], "usage": {"prompt_tokens": n, "total_tokens": n}})).into_response()
+}
+
+async fn ollama_embed(State(s): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
+    let (json, failed) = embed_answer(&s, &uri, h, &body).await;
+    if let Some(r) = failed {
+        return r;
+    }
+    let texts = inputs(&json);
+    let vectors: Vec<_> = texts.iter().map(|t| vector(t)).collect();
+    let n = texts
+        .iter()
+        .map(|t| t.split_whitespace().count())
+        .sum::<usize>();
+    axum::Json(
+        serde_json::json!({"model": json["model"], "embeddings": vectors, "prompt_eval_count": n}),
+    )
+    .into_response()
 }
 
 async fn openai_models(State(s): State<Shared>) -> Response {

@@ -94,6 +94,18 @@ fn routes() -> Routes {
             post(openai::completions),
         ),
         (Method::GET, "/v1/models", Inference, get(openai::models)),
+        (
+            Method::GET,
+            "/v1/models/{id}",
+            Inference,
+            get(openai::model),
+        ),
+        (
+            Method::POST,
+            "/v1/embeddings",
+            Inference,
+            post(openai::embeddings),
+        ),
         // Ollama-compatible
         (
             Method::POST,
@@ -105,6 +117,13 @@ fn routes() -> Routes {
         (Method::GET, "/api/tags", Inference, get(ollama::tags)),
         (Method::POST, "/api/show", Inference, post(ollama::show)),
         (Method::GET, "/api/version", Inference, get(ollama::version)),
+        (Method::POST, "/api/embed", Inference, post(ollama::embed)),
+        (
+            Method::POST,
+            "/api/embeddings",
+            Inference,
+            post(ollama::embeddings),
+        ),
         // Operations
         (Method::GET, "/health", Operations, get(ops::health)),
         (Method::GET, "/readyz", Operations, get(ops::readyz)),
@@ -196,8 +215,9 @@ pub(crate) fn error_for_path(path: &str, e: crate::error::PoolError) -> axum::re
         ollama::OllamaError(e).into_response()
     } else if matches!(
         path,
-        "/v1/chat/completions" | "/v1/completions" | "/v1/models"
-    ) {
+        "/v1/chat/completions" | "/v1/completions" | "/v1/models" | "/v1/embeddings"
+    ) || path.starts_with("/v1/models/")
+    {
         openai::error::OpenAiError(e).into_response()
     } else {
         native::NativeError(e).into_response()

@@ -2,9 +2,10 @@
 
 use super::wire;
 use crate::config::ProviderConfig;
-use crate::providers::http::{Dialect, LineInfo, Parsed, ToolDelta};
+use crate::providers::http::{Dialect, Embedded, LineInfo, Parsed, ToolDelta};
 use crate::providers::{
-    Format, Message, Part, Prompt, ProviderRequest, Refusal, Role, ToolCall, ToolChoice, Usage,
+    EmbedRequest, Format, Message, Part, Prompt, ProviderRequest, Refusal, Role, ToolCall,
+    ToolChoice, Usage,
 };
 
 /// Ollama's native API.
@@ -165,6 +166,48 @@ impl Dialect for Ollama {
             tool_deltas,
             logprobs: Vec::new(),
         })
+    }
+
+    fn embed_path(&self) -> &'static str {
+        "/api/embed"
+    }
+
+    fn embed_body(&self, model: &str, req: &EmbedRequest) -> Vec<u8> {
+        let mut body = serde_json::json!({ "model": model, "input": req.input });
+        if let Some(d) = req.dimensions {
+            body["dimensions"] = d.into();
+        }
+        if let Some(t) = req.truncate {
+            body["truncate"] = t.into();
+        }
+        if let Some(k) = &req.keep_alive {
+            body["keep_alive"] = k.clone();
+        }
+        if !req.options.is_empty() {
+            body["options"] = serde_json::Value::Object(req.options.clone());
+        }
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    fn parse_embed(&self, body: &[u8]) -> Result<Embedded, String> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            embeddings: Vec<Vec<f32>>,
+            #[serde(default)]
+            model: Option<String>,
+            #[serde(default)]
+            prompt_eval_count: u32,
+        }
+        let e: Answer = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ok(Embedded {
+            vectors: e.embeddings,
+            model: e.model,
+            prompt_tokens: e.prompt_eval_count,
+        })
+    }
+
+    fn refuse_embed(&self, _req: &EmbedRequest) -> Result<(), Refusal> {
+        Ok(())
     }
 
     fn refuse(&self, _config: &ProviderConfig, req: &ProviderRequest) -> Result<(), Refusal> {

@@ -2,9 +2,10 @@
 
 use super::wire;
 use crate::config::ProviderConfig;
-use crate::providers::http::{Dialect, LineInfo, Parsed, ToolDelta};
+use crate::providers::http::{Dialect, Embedded, LineInfo, Parsed, ToolDelta};
 use crate::providers::{
-    Format, Message, Part, Prompt, ProviderRequest, Refusal, Role, ToolCall, ToolChoice, Usage,
+    EmbedRequest, Format, Message, Part, Prompt, ProviderRequest, Refusal, Role, ToolCall,
+    ToolChoice, Usage,
 };
 
 /// OpenAI's chat and text completion API.
@@ -202,6 +203,49 @@ impl Dialect for OpenAi {
         Ok(info)
     }
 
+    fn embed_path(&self) -> &'static str {
+        "/v1/embeddings"
+    }
+
+    fn embed_body(&self, model: &str, req: &EmbedRequest) -> Vec<u8> {
+        let mut body = serde_json::json!({
+            "model": model, "input": req.input, "encoding_format": "float",
+        });
+        if let Some(d) = req.dimensions {
+            body["dimensions"] = d.into();
+        }
+        if let Some(u) = &req.user {
+            body["user"] = u.as_str().into();
+        }
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    fn parse_embed(&self, body: &[u8]) -> Result<Embedded, String> {
+        parse_embeddings(body)
+    }
+
+    fn refuse_embed(&self, req: &EmbedRequest) -> Result<(), Refusal> {
+        if req.keep_alive.is_some() {
+            return Err(Refusal::new(
+                "keep_alive",
+                "an OpenAI-kind server has no per-request keep-alive",
+            ));
+        }
+        if req.truncate == Some(false) {
+            return Err(Refusal::new(
+                "truncate",
+                "an OpenAI-kind server cannot be told not to truncate",
+            ));
+        }
+        if let Some(name) = req.options.keys().next() {
+            return Err(Refusal::new(
+                format!("options.{name}"),
+                "an OpenAI-kind server takes no options for embeddings",
+            ));
+        }
+        Ok(())
+    }
+
     fn refuse(&self, config: &ProviderConfig, req: &ProviderRequest) -> Result<(), Refusal> {
         let p = &req.params;
         if matches!(req.prompt, Prompt::Raw(_)) && !p.tools.is_empty() {
@@ -243,6 +287,31 @@ impl Dialect for OpenAi {
         }
         Ok(())
     }
+}
+
+/// `/v1/embeddings`: `data[i].embedding` by `index`.
+fn parse_embeddings(body: &[u8]) -> Result<Embedded, String> {
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        index: Option<usize>,
+        embedding: Vec<f32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct List {
+        data: Vec<Item>,
+        #[serde(default)]
+        model: Option<String>,
+        #[serde(default)]
+        usage: Option<wire::UsageWire>,
+    }
+    let mut list: List = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    list.data.sort_by_key(|i| i.index.unwrap_or(usize::MAX));
+    Ok(Embedded {
+        vectors: list.data.into_iter().map(|i| i.embedding).collect(),
+        model: list.model,
+        prompt_tokens: list.usage.map_or(0, |u| u.prompt_tokens),
+    })
 }
 
 /// Ollama sampling options an OpenAI-kind server (llama-server, vLLM) takes under the same

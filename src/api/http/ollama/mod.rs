@@ -3,6 +3,7 @@
 //! `/api/version`. Errors are `{"error": "..."}`.
 
 mod convert;
+mod embed;
 mod ndjson;
 mod wire;
 
@@ -13,6 +14,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue};
 
+pub(crate) use self::embed::{embed, embeddings};
 use crate::auth::Caller;
 use crate::error::PoolError;
 use crate::orchestrator::{self, PoolRequest};

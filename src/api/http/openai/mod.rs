@@ -4,6 +4,7 @@
 //! the `x-llm-pool-provider` header.
 
 mod convert;
+mod embeddings;
 pub(crate) mod error;
 mod sse;
 mod wire;
@@ -15,6 +16,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 
+pub(crate) use self::embeddings::{embeddings, texts as embedding_texts};
 use self::error::OpenAiError;
 use crate::auth::Caller;
 use crate::error::PoolError;
@@ -192,6 +194,21 @@ pub(crate) async fn models(State(state): State<AppState>) -> Response {
         .map(|id| serde_json::json!({ "id": id, "object": "model", "created": created, "owned_by": "llm-pool" }))
         .collect();
     Json(serde_json::json!({ "object": "list", "data": data })).into_response()
+}
+
+/// `GET /v1/models/{id}`: one model (a provider, `task:NAME` or an alias), or 404.
+pub(crate) async fn model(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let snapshot = state.config.load();
+    if snapshot.config.resolve_model(&id).is_none() {
+        return OpenAiError(PoolError::UnknownModel(id)).into_response();
+    }
+    Json(serde_json::json!({
+        "id": id, "object": "model", "created": super::unix_now(), "owned_by": "llm-pool",
+    }))
+    .into_response()
 }
 
 /// The chat completion decoder alone (for `api::http::decode`).
