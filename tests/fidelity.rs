@@ -484,3 +484,37 @@ async fn ollama_clients_reach_openai_upstreams_converted() {
     assert_eq!(status, 400);
     assert!(message.contains("options.num_ctx"), "{message}");
 }
+
+#[tokio::test]
+async fn ollama_clients_find_a_running_server_and_its_models() {
+    let up = fake("x").await;
+    let pool = start_pool(&config_with(
+        "ollama",
+        &up.url(),
+        "capabilities = [\"vision\"]",
+    ))
+    .await;
+    let root = pool.get("/").await;
+    assert_eq!(root.status(), 200);
+    assert_eq!(root.text().await.unwrap(), "Ollama is running");
+    let head = reqwest::Client::new()
+        .head(pool.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let ps: Value = pool.get("/api/ps").await.json().await.unwrap();
+    assert_eq!(ps["models"][0]["name"], "up");
+    assert_eq!(ps["models"][0]["details"]["parent_model"], "up-model");
+    let show: Value = pool
+        .post_json("/api/show", json!({"model": "up"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let caps = show["capabilities"].as_array().unwrap();
+    assert!(
+        caps.contains(&json!("tools")) && caps.contains(&json!("vision")),
+        "{caps:?}"
+    );
+}

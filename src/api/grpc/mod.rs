@@ -1,5 +1,5 @@
-//! The gRPC surface: `llmpool.v1.LlmPool`, plus `grpc.health.v1` and server reflection so
-//! grpcurl-style tools work without the .proto.
+//! The gRPC surface: `llmpool.v1.LlmPool`, plus `grpc.health.v1` and server reflection
+//! (`grpc.reflection.v1` and `v1alpha`) so grpcurl-style tools work without the .proto.
 
 pub(crate) mod auth;
 mod convert;
@@ -47,10 +47,15 @@ pub async fn routes(state: AppState) -> Result<Routes, tonic_reflection::server:
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
     });
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both protocol versions: many tools and client libraries still speak
+    // only `v1alpha`.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection = reflection().build_v1()?;
     // tonic refuses messages over its limit with OUT_OF_RANGE; DESIGN.md wants
     // RESOURCE_EXHAUSTED, so tonic's hard ceiling sits above the configured limit and the
     // service checks the limit itself.
@@ -58,5 +63,6 @@ pub async fn routes(state: AppState) -> Result<Routes, tonic_reflection::server:
         .max_decoding_message_size(max.saturating_mul(4));
     Ok(Routes::new(pool)
         .add_service(health)
-        .add_service(reflection))
+        .add_service(reflection)
+        .add_service(reflection_v1alpha))
 }

@@ -118,6 +118,9 @@ fn routes() -> Routes {
         (Method::POST, "/api/show", Inference, post(ollama::show)),
         (Method::GET, "/api/version", Inference, get(ollama::version)),
         (Method::POST, "/api/embed", Inference, post(ollama::embed)),
+        (Method::GET, "/api/ps", Inference, get(ollama::ps)),
+        // Ollama clients probe the root (GET or HEAD) to see that a server is up.
+        (Method::GET, "/", Operations, get(ollama::running)),
         (
             Method::POST,
             "/api/embeddings",

@@ -167,6 +167,36 @@ async fn respond(
     ndjson::stream(items, model, kind)
 }
 
+/// What `/api/show` says a model can do: completion, tools and embedding always (the pool
+/// carries them; the model server decides), vision when every provider behind it has the
+/// `vision` capability.
+fn capabilities(
+    snapshot: &crate::live::Snapshot,
+    target: &crate::config::Target,
+) -> Vec<&'static str> {
+    let config = &snapshot.config;
+    let providers: Vec<&str> = match target {
+        crate::config::Target::Provider(p) => vec![p.as_str()],
+        crate::config::Target::Task(t) => config
+            .tasks()
+            .get(t)
+            .map(|t| t.providers().iter().map(String::as_str).collect())
+            .unwrap_or_default(),
+    };
+    let mut out = vec!["completion", "tools", "embedding"];
+    let vision = !providers.is_empty()
+        && providers.iter().all(|p| {
+            config
+                .providers()
+                .get(*p)
+                .is_some_and(|c| c.capabilities().iter().any(|x| x == "vision"))
+        });
+    if vision {
+        out.push("vision");
+    }
+    out
+}
+
 fn model_entry(name: &str, family: &str) -> serde_json::Value {
     serde_json::json!({
         "name": name,
@@ -235,10 +265,35 @@ pub(crate) async fn show(
         "template": "",
         "details": entry["details"],
         "model_info": { "llm_pool.upstream_model": upstream },
-        "capabilities": ["completion"],
+        "capabilities": capabilities(&snapshot, &target),
         "modified_at": "1970-01-01T00:00:00Z",
     }))
     .into_response()
+}
+
+/// `GET /` and `HEAD /`: what Ollama answers, so clients that probe the root find a server.
+pub(crate) async fn running() -> &'static str {
+    "Ollama is running"
+}
+
+/// `/api/ps`: the models the pool serves now (every configured provider; the pool keeps
+/// no model in memory itself, so sizes are 0 and nothing expires).
+pub(crate) async fn ps(State(state): State<AppState>) -> Response {
+    let snapshot = state.config.load();
+    let models: Vec<_> = snapshot
+        .config
+        .providers()
+        .iter()
+        .map(|(name, p)| {
+            let mut entry = model_entry(name, "provider");
+            entry["size"] = 0.into();
+            entry["size_vram"] = 0.into();
+            entry["expires_at"] = "0001-01-01T00:00:00Z".into();
+            entry["details"]["parent_model"] = p.model().into();
+            entry
+        })
+        .collect();
+    Json(serde_json::json!({ "models": models })).into_response()
 }
 
 pub(crate) async fn version() -> Response {
