@@ -74,6 +74,11 @@ LLAMA_PORT=$(free_port)
 "$LLM_POOL_LLAMA_SERVER" -m "$LLM_POOL_MODEL" --host 127.0.0.1 --port "$LLAMA_PORT" \
   -t 1 -c 2048 --parallel 4 -a smollm2 >"$WORK/llama.log" 2>&1 &
 PIDS+=($!)
+# A second instance serves embeddings (llama-server embeds only when started for it).
+EMBED_PORT=$(free_port)
+"$LLM_POOL_LLAMA_SERVER" -m "$LLM_POOL_MODEL" --host 127.0.0.1 --port "$EMBED_PORT" \
+  -t 1 -c 512 --embeddings --pooling mean -a smollm2-embed >"$WORK/llama-embed.log" 2>&1 &
+PIDS+=($!)
 
 wait_for() {
   for _ in $(seq 1 600); do
@@ -85,6 +90,7 @@ wait_for() {
   return 1
 }
 wait_for "http://127.0.0.1:$LLAMA_PORT/health"
+wait_for "http://127.0.0.1:$EMBED_PORT/health"
 
 HTTP_PORT=$(free_port)
 GRPC_PORT=$(free_port)
@@ -93,14 +99,23 @@ sed -e "s#http://127.0.0.1:8080#http://127.0.0.1:$LLAMA_PORT#" \
     -e "s#^grpc_addr = .*#grpc_addr = \"127.0.0.1:$GRPC_PORT\"#" \
     -e "s#^prompts_dir = .*#prompts_dir = \"$ROOT/prompts\"#" \
     config/quickstart.toml >"$WORK/llm-pool.toml"
+cat >>"$WORK/llm-pool.toml" <<EOF
+
+[providers.smollm2-embed]
+kind = "openai"
+model = "smollm2-embed"
+endpoints = ["http://127.0.0.1:$EMBED_PORT"]
+EOF
 ./target/debug/llm-pool check-config "$WORK/llm-pool.toml"
 ./target/debug/llm-pool serve --config "$WORK/llm-pool.toml" >"$WORK/pool.log" 2>&1 &
-PIDS+=($!)
+POOL_PID=$!
+PIDS+=($POOL_PID)
 
 wait_for "http://127.0.0.1:$HTTP_PORT/readyz"
 
 MODEL=smollm2 ./scripts/test-http.sh "http://127.0.0.1:$HTTP_PORT"
 LLM_POOL_HTTP="http://127.0.0.1:$HTTP_PORT" LLM_POOL_MODEL_NAME=smollm2 \
+  LLM_POOL_EMBED_MODEL_NAME=smollm2-embed LLM_POOL_BIN=target/debug/llm-pool \
   "$VENV/bin/pytest" -q tests/compat
 ./scripts/test-prometheus.sh "http://127.0.0.1:$HTTP_PORT"
 # deploy/ (Kubernetes, compose) against the code: static checks, then the real binary on
@@ -115,7 +130,6 @@ step "benchmark harness (smoke run; CI does not time things)"
 tail -5 "$WORK/bench-smoke.txt"
 
 step "graceful shutdown"
-POOL_PID=${PIDS[1]}
 kill -TERM "$POOL_PID"
 if wait "$POOL_PID"; then
   echo "llm-pool exited 0 on SIGTERM"

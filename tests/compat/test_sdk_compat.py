@@ -218,3 +218,94 @@ def test_ollama_unknown_model_chat_is_404(oll):
         oll.chat(model=UNKNOWN_MODEL, messages=MESSAGES, options={"num_predict": 4})
     assert err.value.status_code == 404
     assert err.value.error
+
+
+# ── Fidelity against the real model server ─────────────────────────────────────────────
+# llama-server constrains decoding to a JSON schema and reports log probabilities; a second
+# instance started with --embeddings serves vectors. Tools are carried to it (the answer may
+# be text: SmolLM2's template has no tool-call format for llama-server to parse).
+
+EMBED_MODEL = os.environ.get("LLM_POOL_EMBED_MODEL_NAME", "")
+NUMBER_SCHEMA = {
+    "type": "object",
+    "properties": {"n": {"type": "integer"}},
+    "required": ["n"],
+    "additionalProperties": False,
+}
+
+
+def test_openai_json_schema_is_constrained_by_the_real_server(oai):
+    import json
+
+    resp = oai.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Give me a number."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "num", "schema": NUMBER_SCHEMA}},
+        max_tokens=64,
+        temperature=0,
+    )
+    value = json.loads(resp.choices[0].message.content)
+    assert isinstance(value["n"], int) and set(value) == {"n"}, value
+
+
+def test_ollama_format_schema_is_constrained_by_the_real_server(oll):
+    import json
+
+    resp = oll.chat(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Give me a number."}],
+        format=NUMBER_SCHEMA,
+        options={"num_predict": 64, "temperature": 0},
+    )
+    value = json.loads(resp.message.content)
+    assert isinstance(value["n"], int), value
+
+
+def test_openai_logprobs_come_from_the_real_server(oai):
+    resp = oai.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=4, logprobs=True, top_logprobs=2
+    )
+    entries = resp.choices[0].logprobs.content
+    assert entries, "no log probabilities"
+    assert all(e.logprob <= 0 for e in entries), entries
+    assert all(len(e.top_logprobs) == 2 for e in entries), entries
+
+
+def test_openai_tools_are_carried_to_the_real_server(oai):
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    resp = oai.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[tool],
+        max_tokens=MAX_TOKENS,
+    )
+    choice = resp.choices[0]
+    assert choice.finish_reason in (*FINISH_REASONS, "tool_calls")
+    assert choice.message.content or choice.message.tool_calls
+
+
+@pytest.fixture
+def embed_model():
+    if not EMBED_MODEL:
+        pytest.skip("LLM_POOL_EMBED_MODEL_NAME is not set: no embeddings server (scripts/test.sh sets it)")
+    return EMBED_MODEL
+
+
+def test_openai_embeddings_from_the_real_server(oai, embed_model):
+    resp = oai.embeddings.create(model=embed_model, input=["hello world", "goodbye"])
+    assert [d.index for d in resp.data] == [0, 1]
+    dims = {len(d.embedding) for d in resp.data}
+    assert len(dims) == 1 and dims.pop() > 8, dims
+    assert resp.data[0].embedding != resp.data[1].embedding
+    assert resp.usage.prompt_tokens > 0
+
+
+def test_ollama_embed_from_the_real_server(oll, embed_model):
+    resp = oll.embed(model=embed_model, input="hello world")
+    assert len(resp.embeddings) == 1 and len(resp.embeddings[0]) > 8
