@@ -233,3 +233,89 @@ async fn oversized_messages_are_refused() {
         .expect_err("too large");
     assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
 }
+
+#[tokio::test]
+async fn tools_and_tool_calls_travel_over_grpc() {
+    let mut up = llm_pool::testing::FakeUpstream::start(
+        llm_pool::testing::Step::Reply(llm_pool::testing::Reply::tool_call(
+            "get_weather",
+            r#"{"city":"Paris"}"#,
+        )),
+        &["up-model"],
+    )
+    .await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let mut c = client(&pool).await;
+    let req = pb::QueryRequest {
+        model: "up".into(),
+        messages: vec![pb::ChatMessage {
+            role: "user".into(),
+            content: "Weather?".into(),
+            ..Default::default()
+        }],
+        tools: vec![pb::Tool {
+            name: "get_weather".into(),
+            description: "Weather of a city".into(),
+            parameters_json: r#"{"type":"object"}"#.into(),
+        }],
+        tool_choice: "get_weather".into(),
+        ..Default::default()
+    };
+    let answer = c.query(req.clone()).await.unwrap().into_inner();
+    assert_eq!(answer.finish_reason, "tool_calls");
+    assert_eq!(answer.tool_calls[0].name, "get_weather");
+    assert_eq!(answer.tool_calls[0].arguments_json, r#"{"city":"Paris"}"#);
+    let sent = up.next_request().await.body;
+    assert_eq!(
+        sent["tools"],
+        serde_json::json!([{"type": "function", "function": {
+            "name": "get_weather", "description": "Weather of a city", "parameters": {"type": "object"}}}])
+    );
+    assert_eq!(
+        sent["tool_choice"],
+        serde_json::json!({"type": "function", "function": {"name": "get_weather"}})
+    );
+    // Streamed: the call arrives as its own chunk before the end.
+    let mut stream = c
+        .stream_query(pb::QueryRequest {
+            cache: pb::CacheMode::Bypass as i32,
+            ..req
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut calls = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        calls.extend(chunk.tool_call);
+    }
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].name, "get_weather");
+}
+
+#[tokio::test]
+async fn embeddings_over_grpc() {
+    let up = fake("unused").await;
+    let pool = start_pool(&basic_config("ollama", &up.url())).await;
+    let mut c = client(&pool).await;
+    let resp = c
+        .embed(pb::EmbedRequest {
+            model: "up".into(),
+            input: vec!["abc".into(), "hello".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.embeddings.len(), 2);
+    assert_eq!(resp.embeddings[0].values, [3.0, f32::from(b'a'), 1.0]);
+    assert_eq!(resp.provider, "up");
+    let bad = c
+        .embed(pb::EmbedRequest {
+            model: "up".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+}

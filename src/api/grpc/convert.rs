@@ -18,15 +18,7 @@ use crate::types::{Answer, CacheMode};
 const GRPC_DEADLINE_MARGIN: Duration = Duration::from_millis(20);
 
 pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest, PoolError> {
-    let grpc_timeout = request
-        .metadata()
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_grpc_timeout)
-        .map(|t| {
-            t.saturating_sub(GRPC_DEADLINE_MARGIN)
-                .max(Duration::from_millis(1))
-        });
+    let grpc_timeout = grpc_timeout(&request);
     let request_id = request
         .metadata()
         .get("x-request-id")
@@ -93,18 +85,9 @@ pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest,
         Ok(pb::Strategy::Cascade) => Some(StrategyKind::Cascade),
         Err(_) => return Err(PoolError::invalid("strategy", "unknown strategy value")),
     };
-    let cache = match pb::CacheMode::try_from(q.cache) {
-        Ok(pb::CacheMode::Default) => CacheMode::Default,
-        Ok(pb::CacheMode::Bypass) => CacheMode::Bypass,
-        Ok(pb::CacheMode::Refresh) => CacheMode::Refresh,
-        Ok(pb::CacheMode::Only) => CacheMode::Only,
-        Err(_) => return Err(PoolError::invalid("cache", "unknown cache mode")),
-    };
+    let cache = cache_mode(q.cache)?;
     // The gRPC deadline and the body's timeout: the shorter wins.
-    let timeout = match (grpc_timeout, q.timeout_ms.map(Duration::from_millis)) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let timeout = shorter(grpc_timeout, q.timeout_ms.map(Duration::from_millis));
     Ok(PoolRequest {
         task: Some(q.task).filter(|t| !t.is_empty()),
         model: Some(q.model).filter(|m| !m.is_empty()),
@@ -127,6 +110,57 @@ pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest,
         request_id,
         ..Default::default()
     })
+}
+
+pub(super) fn embed_call(
+    request: Request<pb::EmbedRequest>,
+) -> Result<crate::orchestrator::EmbedCall, PoolError> {
+    let grpc_timeout = grpc_timeout(&request);
+    let q = request.into_inner();
+    let cache = cache_mode(q.cache)?;
+    let timeout = shorter(grpc_timeout, q.timeout_ms.map(Duration::from_millis));
+    Ok(crate::orchestrator::EmbedCall {
+        model: q.model,
+        request: crate::providers::EmbedRequest {
+            input: q.input,
+            dimensions: q.dimensions,
+            ..Default::default()
+        },
+        cache,
+        timeout,
+        tenant: None,
+    })
+}
+
+/// The caller's gRPC deadline, less the margin the pool keeps to answer it itself.
+fn grpc_timeout<T>(request: &Request<T>) -> Option<Duration> {
+    request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+        .map(|t| {
+            t.saturating_sub(GRPC_DEADLINE_MARGIN)
+                .max(Duration::from_millis(1))
+        })
+}
+
+/// The gRPC deadline and the body's timeout: the shorter wins.
+fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn cache_mode(mode: i32) -> Result<CacheMode, PoolError> {
+    match pb::CacheMode::try_from(mode) {
+        Ok(pb::CacheMode::Default) => Ok(CacheMode::Default),
+        Ok(pb::CacheMode::Bypass) => Ok(CacheMode::Bypass),
+        Ok(pb::CacheMode::Refresh) => Ok(CacheMode::Refresh),
+        Ok(pb::CacheMode::Only) => Ok(CacheMode::Only),
+        Err(_) => Err(PoolError::invalid("cache", "unknown cache mode")),
+    }
 }
 
 /// A JSON object given as text (`""`: none).

@@ -24,8 +24,7 @@ impl GrpcService {
         }
     }
 
-    fn check_size(&self, request: &Request<pb::QueryRequest>) -> Result<(), Status> {
-        use prost::Message;
+    fn check_size<M: prost::Message>(&self, request: &Request<M>) -> Result<(), Status> {
         let len = request.get_ref().encoded_len();
         if len > self.max_message_bytes {
             return Err(convert::status(crate::error::PoolError::BodyTooLarge {
@@ -82,6 +81,32 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
             StreamItem::Error(e) => Err(convert::status(e)),
         });
         Ok(Response::new(chunks.boxed()))
+    }
+
+    async fn embed(
+        &self,
+        request: Request<pb::EmbedRequest>,
+    ) -> Result<Response<pb::EmbedResponse>, Status> {
+        self.check_size(&request)?;
+        let snapshot = self.state.config.load();
+        let caller = caller(&request);
+        let mut call = convert::embed_call(request).map_err(convert::status)?;
+        call.tenant = caller.0.clone();
+        let a = orchestrator::embed(&self.state, &snapshot, call)
+            .await
+            .map_err(convert::status)?;
+        let e = &a.embeddings;
+        Ok(Response::new(pb::EmbedResponse {
+            embeddings: e
+                .vectors
+                .iter()
+                .map(|v| pb::Embedding { values: v.clone() })
+                .collect(),
+            provider: a.provider,
+            model: e.model.clone(),
+            prompt_tokens: e.prompt_tokens,
+            cache_hit: a.cache_hit,
+        }))
     }
 
     async fn health(
