@@ -518,3 +518,56 @@ async fn ollama_clients_find_a_running_server_and_its_models() {
         "{caps:?}"
     );
 }
+
+#[tokio::test]
+async fn ollama_durations_are_the_model_servers_own() {
+    // Ollama reports nanoseconds; llama-server reports `timings` in milliseconds.
+    for (kind, prompt_ns, eval_ns) in [
+        ("ollama", 1_000_000, 2_000_000),
+        ("openai", 3_000_000, 4_000_000),
+    ] {
+        let up = fake("Hi there").await;
+        let pool = start_pool(&basic_config(kind, &up.url())).await;
+        let body: Value = pool
+            .post_json(
+                "/api/chat",
+                json!({"model": "up", "stream": false, "messages": [{"role": "user", "content": "Hi"}]}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["prompt_eval_duration"], prompt_ns, "{kind}: {body}");
+        assert_eq!(body["eval_duration"], eval_ns, "{kind}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn api_show_says_what_the_model_server_says() {
+    for kind in KINDS {
+        let up = fake("x").await;
+        let pool = start_pool(&basic_config(kind, &up.url())).await;
+        let show: Value = pool
+            .post_json("/api/show", json!({"model": "up"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let caps = show["capabilities"].as_array().unwrap().clone();
+        assert!(caps.contains(&json!("tools")), "{kind}: {caps:?}");
+        assert_eq!(
+            show["details"]["quantization_level"], "Q4_1",
+            "{kind}: {show}"
+        );
+        assert_eq!(show["model_info"]["llm_pool.upstream_model"], "up-model");
+        if kind == "ollama" {
+            assert_eq!(show["template"], "{{ .Prompt }}");
+            assert_eq!(show["model_info"]["general.architecture"], "llama");
+            assert!(caps.contains(&json!("thinking")), "{caps:?}");
+        } else {
+            assert_eq!(show["template"], "{{ messages }}");
+            assert_eq!(show["model_info"]["llama-server.context_length"], 2048);
+            assert_eq!(show["details"]["format"], "gguf");
+        }
+    }
+}

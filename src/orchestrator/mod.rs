@@ -106,6 +106,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         finish_reason: completion.finish_reason,
         tool_calls: completion.tool_calls,
         logprobs: completion.logprobs,
+        timings: completion.timings,
         task: plan.task_name.clone(),
         request_id: plan.request_id.clone(),
     })

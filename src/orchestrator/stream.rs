@@ -123,7 +123,7 @@ async fn stream_plan(
                     }
                     yield StreamItem::ToolCall(call);
                 }
-                Some(Ok(StreamEvent::Done { usage, finish_reason, logprobs })) => {
+                Some(Ok(StreamEvent::Done { usage, finish_reason, logprobs, timings })) => {
                     let c = &mut decision.candidates[candidate];
                     c.status = CandidateStatus::Ok;
                     c.usage = Some(usage);
@@ -141,6 +141,7 @@ async fn stream_plan(
                         finish_reason,
                         tool_calls,
                         logprobs,
+                        timings,
                         task,
                         request_id,
                     };

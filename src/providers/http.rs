@@ -53,6 +53,10 @@ pub(crate) trait Dialect: Send + Sync + Clone + 'static {
     fn parse_embed(&self, body: &[u8]) -> Result<Embedded, String>;
     /// Why this dialect cannot carry an embeddings request, if it cannot.
     fn refuse_embed(&self, req: &EmbedRequest) -> Result<(), Refusal>;
+    /// Where the server describes its model: the path, and the body to POST (`None`: GET).
+    fn describe_request(&self, model: &str) -> (&'static str, Option<Vec<u8>>);
+    /// That description, in the shape of Ollama's `/api/show`.
+    fn parse_describe(&self, body: &[u8]) -> Option<serde_json::Value>;
 }
 
 /// A whole answer, read.
@@ -63,6 +67,7 @@ pub(crate) struct Parsed {
     pub(crate) finish_reason: Option<String>,
     pub(crate) tool_calls: Vec<ToolCall>,
     pub(crate) logprobs: Option<serde_json::Value>,
+    pub(crate) timings: Option<super::Timings>,
 }
 
 /// An embeddings answer, read: one vector per input, the model, the prompt tokens.
@@ -95,6 +100,7 @@ pub(crate) struct LineInfo {
     pub(crate) tool_deltas: Vec<ToolDelta>,
     /// Log probability entries of this line's tokens (OpenAI's `logprobs.content`).
     pub(crate) logprobs: Vec<serde_json::Value>,
+    pub(crate) timings: Option<super::Timings>,
 }
 
 /// A provider reached over HTTP.
@@ -377,6 +383,39 @@ impl<D: Dialect> Inner<D> {
     }
 }
 
+impl<D: Dialect> Inner<D> {
+    /// Asks the first endpoint that answers how the server describes its model.
+    async fn describe(&self) -> Option<serde_json::Value> {
+        let timeout = self.config.qos().health_check_timeout;
+        let (path, body) = self.dialect.describe_request(self.config.model());
+        for url in self.endpoints.urls() {
+            let mut req = match &body {
+                Some(b) => self
+                    .client
+                    .post(format!("{url}{path}"))
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(b.clone()),
+                None => self.client.get(format!("{url}{path}")),
+            };
+            if let Some(key) = &self.config.api_key() {
+                req = req.bearer_auth(key.expose_secret());
+            }
+            let answer = async {
+                let resp = req.send().await.ok()?;
+                if !resp.status().is_success() {
+                    return None;
+                }
+                let body = read_bounded(resp, MAX_BODY).await.ok()?;
+                self.dialect.parse_describe(&body)
+            };
+            if let Ok(Some(found)) = tokio::time::timeout(timeout, answer).await {
+                return Some(found);
+            }
+        }
+        None
+    }
+}
+
 impl<D> Inner<D> {
     /// Records one finished call in the metrics.
     fn observe(
@@ -475,6 +514,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
                 endpoint: label,
                 tool_calls: parsed.tool_calls,
                 logprobs: parsed.logprobs,
+                timings: parsed.timings,
             })
         }
         .boxed()
@@ -599,6 +639,11 @@ impl<D: Dialect> Provider for HttpProvider<D> {
         async move { inner.check_health().await }.boxed()
     }
 
+    fn describe(&self) -> BoxFuture<'static, Option<serde_json::Value>> {
+        let inner = Arc::clone(&self.inner);
+        async move { inner.describe().await }.boxed()
+    }
+
     fn reconfigure(&self, config: Arc<ProviderConfig>) -> Option<Arc<dyn Provider>> {
         self.reconfigured(config)
             .map(|p| Arc::new(p) as Arc<dyn Provider>)
@@ -624,6 +669,7 @@ fn events<D: Dialect>(
         let mut deltas: u32 = 0;
         let mut calls: Vec<ToolCall> = Vec::new();
         let mut logprobs: Vec<serde_json::Value> = Vec::new();
+        let mut timings = None;
         let mut first_at: Option<Duration> = None;
         let idle = inner.config.idle_timeout();
         loop {
@@ -692,6 +738,9 @@ fn events<D: Dialect>(
             if info.usage.is_some() {
                 usage = info.usage;
             }
+            if info.timings.is_some() {
+                timings = info.timings;
+            }
             if info.end && finish.is_none() {
                 // `[DONE]` without a finish reason: the answer was not completed.
                 let e = ProviderError::Broken {
@@ -729,7 +778,7 @@ fn events<D: Dialect>(
                 .record(f64::from(usage.completion_tokens - 1) / secs);
         }
         inner.observe(&endpoint, Ok(usage), t0.elapsed(), true);
-        yield Ok(StreamEvent::Done { usage, finish_reason: finish, logprobs });
+        yield Ok(StreamEvent::Done { usage, finish_reason: finish, logprobs, timings });
     }
 }
 

@@ -45,6 +45,13 @@ impl Usage {
     }
 }
 
+/// How long the model server says it took: reading the prompt, and generating.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Timings {
+    pub prompt_ns: u64,
+    pub eval_ns: u64,
+}
+
 /// A whole answer from one upstream call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
@@ -59,6 +66,8 @@ pub struct Completion {
     /// The tokens' log probabilities as the upstream reported them (OpenAI's
     /// `choices[].logprobs`), when asked for.
     pub logprobs: Option<serde_json::Value>,
+    /// The model server's own timings, when it reports them.
+    pub timings: Option<Timings>,
 }
 
 /// One event of a streamed answer.
@@ -74,6 +83,7 @@ pub enum StreamEvent {
         finish_reason: Option<String>,
         /// The whole answer's log probabilities, when asked for.
         logprobs: Option<serde_json::Value>,
+        timings: Option<Timings>,
     },
 }
 
@@ -145,6 +155,11 @@ pub trait Provider: Send + Sync + 'static {
     /// Takes room for one hedged call from the provider's hedge budget.
     fn try_hedge(&self) -> bool {
         true
+    }
+    /// What the model server says of its model, in the shape of Ollama's `/api/show`
+    /// (an Ollama server's own answer; llama-server's `/props`, mapped), if it says.
+    fn describe(&self) -> BoxFuture<'static, Option<serde_json::Value>> {
+        Box::pin(async { None })
     }
     /// Runs one round of active health checks of every endpoint.
     fn check_health(&self) -> BoxFuture<'static, ()> {

@@ -244,6 +244,7 @@ impl Provider for FakeProvider {
                 endpoint,
                 tool_calls,
                 logprobs: None,
+                timings: None,
             })
         }
         .boxed()
@@ -267,6 +268,7 @@ impl Provider for FakeProvider {
                     },
                     finish_reason: Some("stop".into()),
                     logprobs: None,
+                    timings: None,
                 }),
             ];
             Ok(StartedStream {

@@ -192,6 +192,8 @@ impl FakeUpstream {
             .route("/api/generate", post(ollama_generate))
             .route("/api/tags", get(ollama_tags))
             .route("/v1/embeddings", post(openai_embeddings))
+            .route("/api/show", post(ollama_show))
+            .route("/props", get(llama_props))
             .route("/api/embed", post(ollama_embed))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -288,6 +290,25 @@ async fn ollama_chat(s: State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> R
 }
 async fn ollama_generate(s: State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
     answer(s.0, uri, h, body, Dialect::OllamaGenerate).await
+}
+
+async fn ollama_show() -> Response {
+    axum::Json(serde_json::json!({
+        "modelfile": "FROM fake", "parameters": "temperature 0.7", "template": "{{ .Prompt }}",
+        "details": {"family": "llama", "parameter_size": "135M", "quantization_level": "Q4_1"},
+        "model_info": {"general.architecture": "llama"},
+        "capabilities": ["completion", "thinking"],
+    }))
+    .into_response()
+}
+
+async fn llama_props() -> Response {
+    axum::Json(serde_json::json!({
+        "chat_template": "{{ messages }}", "model_path": "/models/fake.gguf", "model_ftype": "Q4_1",
+        "default_generation_settings": {"n_ctx": 2048}, "modalities": {"vision": false},
+        "build_info": "fake",
+    }))
+    .into_response()
 }
 
 /// A text's fake vector: its length, its first byte, and 1.
@@ -535,6 +556,8 @@ fn whole_reply(r: &Reply, model: &str, d: Dialect) -> Response {
                 "id": "x", "object": "chat.completion", "model": model,
                 "choices": [{"index": 0, "message": message, "finish_reason": r.finish_reason, "logprobs": logprobs}],
                 "usage": usage,
+                // llama-server's extension.
+                "timings": {"prompt_ms": 3.0, "predicted_ms": 4.0},
             })
         }
         Dialect::OpenAiText => serde_json::json!({

@@ -249,6 +249,9 @@ pub struct Answer {
     /// The answer's token log probabilities, when asked for (OpenAI's shape).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<serde_json::Value>,
+    /// The model server's own timings of the winning call, when it reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<crate::providers::Timings>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
     pub request_id: String,
@@ -298,6 +301,7 @@ mod tests {
             finish_reason: None,
             tool_calls: Vec::new(),
             logprobs: None,
+            timings: None,
             task: None,
             request_id: "r".into(),
         };

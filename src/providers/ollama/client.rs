@@ -83,6 +83,7 @@ impl Dialect for Ollama {
             return Err("the answer is not complete (`done` is not true)".into());
         }
         let usage = usage(&resp);
+        let timings = resp.timings();
         let (text, tool_calls) = match resp.message {
             Some(m) => (m.content, tool_calls(m.tool_calls)),
             None => (
@@ -98,6 +99,7 @@ impl Dialect for Ollama {
             finish_reason: resp.done_reason,
             tool_calls,
             logprobs: None,
+            timings,
         })
     }
 
@@ -137,6 +139,7 @@ impl Dialect for Ollama {
             return Err("a stream line that is not an Ollama answer (no `done`)".into());
         };
         let usage = done.then(|| usage(&resp));
+        let timings = resp.timings();
         let finish_reason = if done {
             Some(resp.done_reason.unwrap_or_else(|| "stop".to_owned()))
         } else {
@@ -165,6 +168,7 @@ impl Dialect for Ollama {
             error: None,
             tool_deltas,
             logprobs: Vec::new(),
+            timings,
         })
     }
 
@@ -208,6 +212,18 @@ impl Dialect for Ollama {
 
     fn refuse_embed(&self, _req: &EmbedRequest) -> Result<(), Refusal> {
         Ok(())
+    }
+
+    fn describe_request(&self, model: &str) -> (&'static str, Option<Vec<u8>>) {
+        let body = serde_json::to_vec(&serde_json::json!({ "model": model })).unwrap_or_default();
+        ("/api/show", Some(body))
+    }
+
+    fn parse_describe(&self, body: &[u8]) -> Option<serde_json::Value> {
+        // Ollama's own answer is already in the shape.
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .filter(serde_json::Value::is_object)
     }
 
     fn refuse(&self, _config: &ProviderConfig, req: &ProviderRequest) -> Result<(), Refusal> {

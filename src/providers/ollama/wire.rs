@@ -104,8 +104,25 @@ pub(super) struct Response {
     pub(super) prompt_eval_count: Option<u32>,
     #[serde(default)]
     pub(super) eval_count: Option<u32>,
+    /// Nanoseconds, as Ollama reports them.
+    #[serde(default)]
+    pub(super) prompt_eval_duration: Option<u64>,
+    #[serde(default)]
+    pub(super) eval_duration: Option<u64>,
     #[serde(default)]
     pub(super) error: Option<String>,
+}
+
+impl Response {
+    pub(super) fn timings(&self) -> Option<crate::providers::Timings> {
+        match (self.prompt_eval_duration, self.eval_duration) {
+            (None, None) => None,
+            (p, e) => Some(crate::providers::Timings {
+                prompt_ns: p.unwrap_or(0),
+                eval_ns: e.unwrap_or(0),
+            }),
+        }
+    }
 }
 
 #[derive(Deserialize)]

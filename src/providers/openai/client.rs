@@ -106,6 +106,7 @@ impl Dialect for OpenAi {
             finish_reason: choice.finish_reason,
             tool_calls,
             logprobs: choice.logprobs.filter(|l| !l.is_null()),
+            timings: resp.timings.map(wire::TimingsWire::nanos),
         })
     }
 
@@ -156,6 +157,7 @@ impl Dialect for OpenAi {
         };
         let mut info = LineInfo {
             usage: chunk.usage.map(usage),
+            timings: chunk.timings.map(wire::TimingsWire::nanos),
             ..Default::default()
         };
         if let Some(choice) = choices.into_iter().next() {
@@ -222,6 +224,42 @@ impl Dialect for OpenAi {
 
     fn parse_embed(&self, body: &[u8]) -> Result<Embedded, String> {
         parse_embeddings(body)
+    }
+
+    fn describe_request(&self, _model: &str) -> (&'static str, Option<Vec<u8>>) {
+        // llama-server's `/props`; other OpenAI-kind servers have none (then nothing is
+        // said beyond the pool's own view).
+        ("/props", None)
+    }
+
+    fn parse_describe(&self, body: &[u8]) -> Option<serde_json::Value> {
+        let props: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let path = props.get("model_path").and_then(serde_json::Value::as_str);
+        let ctx = props
+            .pointer("/default_generation_settings/n_ctx")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let vision = props
+            .pointer("/modalities/vision")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let mut capabilities = vec!["completion", "tools"];
+        if vision {
+            capabilities.push("vision");
+        }
+        Some(serde_json::json!({
+            "template": props.get("chat_template").cloned().unwrap_or_default(),
+            "details": {
+                "format": if path.is_some_and(|p| p.ends_with(".gguf")) { "gguf" } else { "" },
+                "quantization_level": props.get("model_ftype").cloned().unwrap_or_default(),
+            },
+            "model_info": {
+                "llama-server.model_path": path,
+                "llama-server.context_length": ctx,
+                "llama-server.build_info": props.get("build_info"),
+            },
+            "capabilities": capabilities,
+        }))
     }
 
     fn refuse_embed(&self, req: &EmbedRequest) -> Result<(), Refusal> {

@@ -141,6 +141,26 @@ pub(super) struct Response {
     /// An error reported in place of (or inside) an answer.
     #[serde(default)]
     pub(super) error: Option<serde_json::Value>,
+    /// llama-server's own timings (an extension).
+    #[serde(default)]
+    pub(super) timings: Option<TimingsWire>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+pub(super) struct TimingsWire {
+    #[serde(default)]
+    pub(super) prompt_ms: f64,
+    #[serde(default)]
+    pub(super) predicted_ms: f64,
+}
+
+impl TimingsWire {
+    pub(super) fn nanos(self) -> crate::providers::Timings {
+        crate::providers::Timings {
+            prompt_ns: (self.prompt_ms * 1e6) as u64,
+            eval_ns: (self.predicted_ms * 1e6) as u64,
+        }
+    }
 }
 
 /// The message of an `error` member: `{"message": ...}` or a bare string.

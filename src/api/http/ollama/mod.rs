@@ -259,7 +259,7 @@ pub(crate) async fn show(
         crate::config::Target::Task(_) => ("task", None),
     };
     let entry = model_entry(&name, family);
-    Json(serde_json::json!({
+    let mut show = serde_json::json!({
         "modelfile": "",
         "parameters": "",
         "template": "",
@@ -267,8 +267,37 @@ pub(crate) async fn show(
         "model_info": { "llm_pool.upstream_model": upstream },
         "capabilities": capabilities(&snapshot, &target),
         "modified_at": "1970-01-01T00:00:00Z",
-    }))
-    .into_response()
+    });
+    // A provider's model: what its server says of it (Ollama's `/api/show`, llama-server's
+    // `/props`), over the pool's own view.
+    if let crate::config::Target::Provider(p) = &target
+        && let Some((_, provider)) = snapshot.providers.entry(p)
+        && let Some(serde_json::Value::Object(found)) = provider.describe().await
+    {
+        for (key, value) in found {
+            match (show.get_mut(&key), value) {
+                (Some(serde_json::Value::Object(ours)), serde_json::Value::Object(theirs)) => {
+                    ours.extend(theirs);
+                }
+                (_, value) => {
+                    show[key.as_str()] = value;
+                }
+            }
+        }
+        // The server's capabilities and the pool's together, except vision, which the
+        // provider's configuration decides (without it images are refused).
+        let ours = capabilities(&snapshot, &target);
+        let mut all: Vec<serde_json::Value> =
+            show["capabilities"].as_array().cloned().unwrap_or_default();
+        all.retain(|c| c != "vision" || ours.contains(&"vision"));
+        for c in ours {
+            if !all.iter().any(|x| x == c) {
+                all.push(c.into());
+            }
+        }
+        show["capabilities"] = serde_json::Value::Array(all);
+    }
+    Json(show).into_response()
 }
 
 /// `GET /` and `HEAD /`: what Ollama answers, so clients that probe the root find a server.

@@ -76,14 +76,17 @@ pub(super) fn done_reason(answer: &Answer) -> &str {
 /// What the final object says.
 pub(super) fn end_of<'a>(answer: Option<&'a Answer>, reason: &'a str) -> wire::End<'a> {
     let total = answer.map_or(0, |a| a.latency_ms.saturating_mul(1_000_000));
+    // The model server's own timings when it reported them (Ollama's durations,
+    // llama-server's `timings`); else the whole answer's time counts as generation.
+    let timings = answer.and_then(|a| a.timings);
     wire::End {
         done_reason: reason,
         total_duration: total,
         load_duration: 0,
         prompt_eval_count: answer.map_or(0, |a| a.usage.prompt_tokens),
-        prompt_eval_duration: 0,
+        prompt_eval_duration: timings.map_or(0, |t| t.prompt_ns),
         eval_count: answer.map_or(0, |a| a.usage.completion_tokens),
-        eval_duration: total,
+        eval_duration: timings.map_or(total, |t| t.eval_ns),
         llm_pool: answer
             .map(|a| serde_json::json!({ "provider": a.provider, "cache_hit": a.cache_hit, "decision": a.decision })),
     }
