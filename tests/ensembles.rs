@@ -488,3 +488,44 @@ async fn a_tool_call_task_refuses_answers_that_call_nothing() {
     assert_eq!(ans.provider, "b");
     assert_eq!(ans.decision.candidates[0].status, CandidateStatus::Invalid);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_judge_is_shown_the_candidates_tool_calls() {
+    let (a, b) = (
+        fake("a", 10, r#"tool:get_weather:{"city":"Rome"}"#),
+        fake("b", 20, r#"tool:get_weather:{"city":"Paris"}"#),
+    );
+    // A judge that picks the candidate whose call goes to Paris.
+    let respond: llm_pool::testing::Responder = Arc::new(|req: &ProviderRequest| {
+        let Prompt::Chat(messages) = &req.prompt else {
+            return "{}".into();
+        };
+        let paris = r#"] [{"arguments":{"city":"Paris"},"name":"get_weather"}]"#;
+        let pos = messages
+            .last()
+            .expect("a message")
+            .content
+            .lines()
+            .find_map(|l| l.strip_prefix('[')?.strip_suffix(paris).map(str::to_owned))
+            .unwrap_or_else(|| "0".into());
+        format!(r#"{{"winner": {pos}, "scores": {{}}, "rationale": "Paris it is"}}"#)
+    });
+    let judge = FakeProvider::new(
+        "judge",
+        Call::With {
+            delay: Duration::from_millis(40),
+            respond,
+        },
+    );
+    let snap = snapshot(
+        "strategy = \"judge\"\noutput = \"tool_call\"\n",
+        &[(&a, ""), (&b, "")],
+        Some(&judge),
+    );
+    let ans = orchestrator::handle(&snap, tool_request())
+        .await
+        .expect("an answer");
+    assert_eq!(ans.provider, "b", "the judge chose the call it was shown");
+    assert_eq!(ans.tool_calls[0].arguments, r#"{"city":"Paris"}"#);
+    assert_eq!(ans.decision.rationale.as_deref(), Some("Paris it is"));
+}

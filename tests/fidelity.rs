@@ -571,3 +571,70 @@ async fn api_show_says_what_the_model_server_says() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_ensemble_decides_the_tool_call_then_streams_it() {
+    let ups = [
+        FakeUpstream::start(Step::Reply(Reply::tool_call("get_weather", r#"{"city":"Paris"}"#)), &["m"]).await,
+        FakeUpstream::start(Step::Reply(Reply::tool_call("get_weather", r#"{"city": "Paris"}"#)), &["m"]).await,
+        FakeUpstream::start(Step::Reply(Reply::tool_call("get_weather", r#"{"city":"Rome"}"#)), &["m"]).await,
+    ];
+    let mut config = String::new();
+    for (name, up) in ["a", "b", "c"].iter().zip(&ups) {
+        config.push_str(&format!(
+            "[providers.{name}]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"{}\"]\n\n",
+            up.url()
+        ));
+    }
+    config.push_str(
+        "[tasks.agent]\nproviders = [\"a\", \"b\", \"c\"]\nstrategy = \"voting\"\noutput = \"tool_call\"\nearly_stop = false\n",
+    );
+    let pool = start_pool(&config).await;
+    let resp = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "task:agent", "messages": [{"role": "user", "content": "Weather?"}],
+                "tools": [weather_tool()], "stream": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let data = sse_data(&resp.text().await.unwrap());
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(calls.len(), 1, "{chunks:?}");
+    let args: Value =
+        serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"city": "Paris"}));
+    let finish = chunks
+        .iter()
+        .find(|c| !c["choices"][0]["finish_reason"].is_null())
+        .unwrap();
+    assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
+    let groups = finish["llm_pool"]["decision"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "Paris (two votes) and Rome");
+}
+
+#[tokio::test]
+async fn a_streamed_answer_that_violates_the_schema_is_refused_before_it_starts() {
+    for kind in KINDS {
+        let up = fake(r#"{"n": "three"}"#).await;
+        let pool = start_pool(&basic_config(kind, &up.url())).await;
+        let resp = pool
+            .post_json(
+                "/v1/chat/completions",
+                json!({"model": "up", "messages": [{"role": "user", "content": "A number"}], "stream": true,
+                    "response_format": {"type": "json_schema", "json_schema": {"name": "n",
+                        "schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}}}),
+            )
+            .await;
+        let (status, message) = error_of(resp).await;
+        assert_eq!(status, 502, "{kind}: {message}");
+    }
+}
