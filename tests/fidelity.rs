@@ -575,9 +575,21 @@ async fn api_show_says_what_the_model_server_says() {
 #[tokio::test]
 async fn an_ensemble_decides_the_tool_call_then_streams_it() {
     let ups = [
-        FakeUpstream::start(Step::Reply(Reply::tool_call("get_weather", r#"{"city":"Paris"}"#)), &["m"]).await,
-        FakeUpstream::start(Step::Reply(Reply::tool_call("get_weather", r#"{"city": "Paris"}"#)), &["m"]).await,
-        FakeUpstream::start(Step::Reply(Reply::tool_call("get_weather", r#"{"city":"Rome"}"#)), &["m"]).await,
+        FakeUpstream::start(
+            Step::Reply(Reply::tool_call("get_weather", r#"{"city":"Paris"}"#)),
+            &["m"],
+        )
+        .await,
+        FakeUpstream::start(
+            Step::Reply(Reply::tool_call("get_weather", r#"{"city": "Paris"}"#)),
+            &["m"],
+        )
+        .await,
+        FakeUpstream::start(
+            Step::Reply(Reply::tool_call("get_weather", r#"{"city":"Rome"}"#)),
+            &["m"],
+        )
+        .await,
     ];
     let mut config = String::new();
     for (name, up) in ["a", "b", "c"].iter().zip(&ups) {
@@ -636,5 +648,42 @@ async fn a_streamed_answer_that_violates_the_schema_is_refused_before_it_starts(
             .await;
         let (status, message) = error_of(resp).await;
         assert_eq!(status, 502, "{kind}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn n_choices_are_n_upstream_samples() {
+    for kind in KINDS {
+        let up = fake("A sample").await;
+        let pool = start_pool(&basic_config(kind, &up.url())).await;
+        let resp = pool
+            .post_json(
+                "/v1/chat/completions",
+                json!({"model": "up", "messages": [{"role": "user", "content": "Hi"}], "n": 3}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "{kind}");
+        let body: Value = resp.json().await.unwrap();
+        let choices = body["choices"].as_array().unwrap();
+        assert_eq!(choices.len(), 3, "{kind}: {body}");
+        for (i, c) in choices.iter().enumerate() {
+            assert_eq!(c["index"], i);
+            assert_eq!(c["message"]["content"], "A sample");
+        }
+        assert_eq!(
+            up.take_requests_count(),
+            3,
+            "{kind}: one upstream call per choice"
+        );
+        // Several choices are answered whole.
+        let resp = pool
+            .post_json(
+                "/v1/chat/completions",
+                json!({"model": "up", "messages": [{"role": "user", "content": "Hi"}], "n": 2, "stream": true}),
+            )
+            .await;
+        let (status, message) = error_of(resp).await;
+        assert_eq!(status, 400);
+        assert!(message.contains('n'), "{message}");
     }
 }

@@ -196,7 +196,7 @@ async fn openai_errors_have_openai_shape() {
             Some("messages[0].role"),
         ),
         (
-            json!({"model": "up", "messages": [{"role": "user", "content": "x"}], "n": 3}),
+            json!({"model": "up", "messages": [{"role": "user", "content": "x"}], "n": 0}),
             400,
             "invalid_argument",
             Some("n"),

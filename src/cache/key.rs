@@ -31,6 +31,7 @@ struct KeyFields<'a> {
     providers: Vec<(&'a str, &'a str)>,
     strategy: StrategyKind,
     n: usize,
+    choices: usize,
     ensemble: Ensemble<'a>,
     prompt: PromptKey<'a>,
     max_tokens: Option<u32>,
@@ -115,6 +116,7 @@ pub fn key(plan: &Plan) -> Key {
             .collect(),
         strategy: plan.strategy,
         n: plan.n,
+        choices: plan.choices,
         ensemble: Ensemble {
             sample_temperature: e.sample_temperature(),
             similarity: e.similarity(),

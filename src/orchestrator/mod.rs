@@ -20,10 +20,10 @@ use std::sync::Arc;
 
 use crate::cache::{self, Cache, FlightPart};
 use crate::live::Snapshot;
-use crate::providers::Completion;
+use crate::providers::{Completion, ToolCall};
 use crate::state::AppState;
 use crate::strategies::{cascade, fastest, judge, voting};
-use crate::types::{Answer, CacheMode, Decision, Outcome, Plan};
+use crate::types::{Alternative, Answer, CacheMode, Decision, Outcome, Plan};
 
 use billing::{admit, failed_tokens, used_tokens};
 pub use embed::{EmbedAnswer, EmbedCall, embed};
@@ -57,7 +57,7 @@ fn strategy_span(plan: &Plan) -> tracing::Span {
 }
 
 async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
-    let (completion, normalized, provider, decision) = match plan.strategy {
+    let (completion, normalized, provider, decision, others) = match plan.strategy {
         StrategyKind::Fastest => {
             let won = fastest::complete(plan).await?;
             let (completion, normalized) = won.value;
@@ -67,6 +67,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
                 normalized,
                 won.provider.name().to_owned(),
                 decision,
+                Vec::new(),
             )
         }
         StrategyKind::Voting | StrategyKind::Weighted | StrategyKind::Consensus => {
@@ -87,12 +88,20 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
             .record(a);
         record_votes(&decision);
     }
-    let text = match plan.task.output() {
-        _ if !completion.tool_calls.is_empty() => completion.text,
-        OutputKind::Text | OutputKind::ToolCall => completion.text,
-        // Labels and JSON are returned in their normalised form.
-        OutputKind::Label | OutputKind::Json => normalized,
-    };
+    let text = answer_text(plan, completion.text, &completion.tool_calls, normalized);
+    let alternatives = others
+        .into_iter()
+        .map(|c| {
+            let normalized = plan.expect.check(&c).unwrap_or_default();
+            Alternative {
+                text: answer_text(plan, c.text, &c.tool_calls, normalized),
+                tool_calls: c.tool_calls,
+                finish_reason: c.finish_reason,
+                logprobs: c.logprobs,
+                provider: c.endpoint.split('#').next().unwrap_or_default().to_owned(),
+            }
+        })
+        .collect();
     Ok(Answer {
         text,
         provider,
@@ -106,6 +115,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         finish_reason: completion.finish_reason,
         tool_calls: completion.tool_calls,
         logprobs: completion.logprobs,
+        alternatives,
         timings: completion.timings,
         task: plan.task_name.clone(),
         request_id: plan.request_id.clone(),
@@ -119,9 +129,19 @@ fn note_refused_overrides(plan: &Plan, decision: &mut Decision) {
     }
 }
 
-fn ensemble(o: Outcome) -> (Completion, String, String, Decision) {
+fn ensemble(o: Outcome) -> (Completion, String, String, Decision, Vec<Completion>) {
     let provider = o.decision.winner.clone().unwrap_or_default();
-    (o.completion, o.normalized, provider, o.decision)
+    (o.completion, o.normalized, provider, o.decision, o.others)
+}
+
+/// The text an answer is returned with: labels and JSON in their normalised form, other
+/// kinds (and answers that call tools) as the model wrote them.
+fn answer_text(plan: &Plan, text: String, calls: &[ToolCall], normalized: String) -> String {
+    match plan.task.output() {
+        _ if !calls.is_empty() => text,
+        OutputKind::Text | OutputKind::ToolCall => text,
+        OutputKind::Label | OutputKind::Json => normalized,
+    }
 }
 
 /// Where a cached request's answer comes from.

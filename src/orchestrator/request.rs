@@ -34,6 +34,10 @@ pub struct PoolRequest {
     pub strategy: Option<StrategyKind>,
     /// Ensemble size, within the task's `max_n`.
     pub n: Option<u32>,
+    /// Answers wanted (OpenAI `n`): an ensemble's valid candidates, winner first; for a
+    /// task that runs FASTEST or CASCADE (or a provider called directly), that many samples
+    /// gathered as VOTING does. Within the task's `max_n`.
+    pub choices: Option<u32>,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
@@ -95,6 +99,7 @@ impl PoolRequest {
             authorise(t, task_name.as_deref(), &task)?;
         }
         let (strategy, n, judge, refused_overrides) = self.choose_strategy(&task, snapshot)?;
+        let (strategy, n, choices) = with_choices(&task, strategy, n, self.choices)?;
         let prompt = build_prompt(&task, &mut self)?;
         let Candidates {
             providers,
@@ -152,6 +157,7 @@ impl PoolRequest {
             weights,
             costs,
             n,
+            choices,
             reliability: Arc::clone(&snapshot.reliability),
             judge,
             request: Arc::new(request),
@@ -415,6 +421,38 @@ fn resolve(
             .direct_task(&name)
             .map(|t| (t, None))
             .ok_or(PoolError::UnknownModel(name)),
+    }
+}
+
+/// The strategy and ensemble size that give `choices` answers: an ensemble's own candidates
+/// (at most its `n`), or, for FASTEST and CASCADE (one answer by design), `choices` samples
+/// gathered as VOTING gathers them.
+fn with_choices(
+    task: &TaskConfig,
+    strategy: StrategyKind,
+    n: usize,
+    choices: Option<u32>,
+) -> Result<(StrategyKind, usize, usize), PoolError> {
+    let choices = choices.unwrap_or(1) as usize;
+    if choices <= 1 {
+        return Ok((strategy, n, 1));
+    }
+    let max = task.ensemble().max_n();
+    if choices > max {
+        return Err(PoolError::invalid(
+            "n",
+            format!("at most {max} choices (the task's max_n)"),
+        ));
+    }
+    match strategy {
+        StrategyKind::Fastest | StrategyKind::Cascade => {
+            Ok((StrategyKind::Voting, choices, choices))
+        }
+        _ if choices > n => Err(PoolError::invalid(
+            "n",
+            format!("the task's ensemble has {n} candidates; ask for at most {n} choices"),
+        )),
+        _ => Ok((strategy, n, choices)),
     }
 }
 

@@ -141,6 +141,7 @@ async fn stream_plan(
                         finish_reason,
                         tool_calls,
                         logprobs,
+                        alternatives: Vec::new(),
                         timings,
                         task,
                         request_id,

@@ -84,7 +84,7 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
                 decision.degrade("deadline");
             }
             let gathered = Gathered { completions, end };
-            return super::outcome(winner, &gathered, decision);
+            return super::outcome(plan, winner, &gathered, decision);
         }
         if end == End::Deadline {
             break;
@@ -106,7 +106,7 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
             if end == End::Deadline {
                 decision.degrade("deadline");
             }
-            super::outcome(winner, &gathered, decision)
+            super::outcome(plan, winner, &gathered, decision)
         }
         None => Err(super::nothing_valid(plan, end, decision)),
     }

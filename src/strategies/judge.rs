@@ -58,7 +58,7 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
             }
         }
     };
-    super::outcome(winner, &gathered, decision)
+    super::outcome(plan, winner, &gathered, decision)
 }
 
 /// WEIGHTED over the candidates already gathered (no new calls).

@@ -49,6 +49,7 @@ pub(crate) fn failed(c: &mut Candidate, e: &crate::providers::ProviderError, pas
 
 /// The outcome for `winner`, an index into `decision.candidates`.
 fn outcome(
+    plan: &Plan,
     winner: usize,
     gathered: &gather::Gathered,
     mut decision: Decision,
@@ -59,10 +60,17 @@ fn outcome(
         .ok_or_else(|| PoolError::Internal("the winning candidate has no answer".into()))?;
     decision.winner = Some(decision.candidates[winner].provider.clone());
     let normalized = decision.candidates[winner].text.clone().unwrap_or_default();
+    // More choices: the other valid answers, in candidate order.
+    let others = (0..gathered.completions.len())
+        .filter(|&i| i != winner && decision.candidates[i].status == CandidateStatus::Ok)
+        .filter_map(|i| gathered.completion(i).cloned())
+        .take(plan.choices.saturating_sub(1))
+        .collect();
     Ok(Outcome {
         completion,
         normalized,
         decision,
+        others,
     })
 }
 

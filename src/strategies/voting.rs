@@ -67,7 +67,8 @@ pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
         |cand, normalized, remaining, d| {
             let g = groups.add(normalized, cand, weights[cand], kind);
             d.candidates[cand].group = Some(g);
-            if !e.early_stop() {
+            // Every candidate is an answer when more than one choice was asked for.
+            if !e.early_stop() || plan.choices > 1 {
                 return Flow::Continue;
             }
             let stop = match mode {
@@ -187,5 +188,5 @@ async fn decide(
             }
         }
     }
-    super::outcome(winner, &gathered, decision)
+    super::outcome(plan, winner, &gathered, decision)
 }

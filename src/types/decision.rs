@@ -249,12 +249,30 @@ pub struct Answer {
     /// The answer's token log probabilities, when asked for (OpenAI's shape).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<serde_json::Value>,
+    /// More answers, when the request asked for more than one choice: other valid
+    /// candidates, in candidate order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Alternative>,
     /// The model server's own timings of the winning call, when it reported them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timings: Option<crate::providers::Timings>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
     pub request_id: String,
+}
+
+/// One more answer of a request that asked for several.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Alternative {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<crate::providers::ToolCall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<serde_json::Value>,
+    /// The provider that answered it.
+    pub provider: String,
 }
 
 /// Usage with the total spelled out, as every wire format reports it.
@@ -301,6 +319,7 @@ mod tests {
             finish_reason: None,
             tool_calls: Vec::new(),
             logprobs: None,
+            alternatives: Vec::new(),
             timings: None,
             task: None,
             request_id: "r".into(),

@@ -14,7 +14,8 @@ pub mod output;
 mod plan;
 
 pub use decision::{
-    Answer, Candidate, CandidateStatus, Decision, GroupRecord, JudgeRecord, TierRecord, UsageOut,
+    Alternative, Answer, Candidate, CandidateStatus, Decision, GroupRecord, JudgeRecord,
+    TierRecord, UsageOut,
 };
 pub use outcome::Outcome;
 pub use plan::{CacheMode, Plan};

@@ -9,4 +9,7 @@ pub struct Outcome {
     /// The winner's normalised answer (label, canonical JSON, or the text).
     pub normalized: String,
     pub decision: Decision,
+    /// Other valid candidates' answers, in candidate order, when the request asked for
+    /// more than one choice (`Plan::choices`).
+    pub others: Vec<Completion>,
 }

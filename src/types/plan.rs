@@ -48,6 +48,8 @@ pub struct Plan {
     pub costs: Vec<f64>,
     /// Ensemble size.
     pub n: usize,
+    /// Answers the caller asked for (OpenAI `n`): the winner, then other valid candidates.
+    pub choices: usize,
     pub reliability: Arc<Reliability>,
     /// The task's judge provider, if it has one.
     pub judge: Option<Arc<dyn Provider>>,

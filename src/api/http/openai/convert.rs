@@ -24,10 +24,15 @@ pub(super) struct ChatShape {
     pub(super) legacy_functions: bool,
 }
 
-pub(super) fn check_n(n: Option<u32>) -> Result<(), PoolError> {
+/// `n`: how many choices; several are answered whole, not streamed.
+pub(super) fn check_n(n: Option<u32>, stream: bool) -> Result<Option<u32>, PoolError> {
     match n {
-        None | Some(1) => Ok(()),
-        Some(_) => Err(PoolError::invalid("n", "only n = 1 is supported")),
+        Some(0) => Err(PoolError::invalid("n", "must be at least 1")),
+        Some(n) if n > 1 && stream => Err(PoolError::invalid(
+            "n",
+            "several choices are answered whole: ask without `stream`",
+        )),
+        n => Ok(n),
     }
 }
 
@@ -36,7 +41,7 @@ pub(super) fn chat_request(
     b: wire::ChatRequest,
     headers: &HeaderMap,
 ) -> Result<(PoolRequest, ChatShape), PoolError> {
-    check_n(b.n)?;
+    let choices = check_n(b.n, b.stream.unwrap_or(false))?;
     if b.messages.is_empty() {
         return Err(PoolError::invalid(
             "messages",
@@ -91,6 +96,7 @@ pub(super) fn chat_request(
     };
     let req = PoolRequest {
         model: Some(b.model.clone()),
+        choices,
         messages,
         max_tokens: b.max_completion_tokens.or(b.max_tokens),
         temperature: b.temperature,
@@ -407,7 +413,7 @@ pub(super) fn completion_request(
     b: wire::CompletionRequest,
     headers: &HeaderMap,
 ) -> Result<(PoolRequest, String, bool, bool), PoolError> {
-    check_n(b.n)?;
+    let choices = check_n(b.n, b.stream.unwrap_or(false))?;
     let prompt = match b.prompt {
         wire::Prompt::One(p) => p,
         wire::Prompt::Many(mut v) if v.len() == 1 => v.remove(0),
@@ -419,6 +425,7 @@ pub(super) fn completion_request(
     let req = PoolRequest {
         model: Some(b.model.clone()),
         input: Some(prompt),
+        choices,
         raw: true,
         max_tokens: b.max_tokens,
         temperature: b.temperature,

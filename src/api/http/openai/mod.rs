@@ -47,12 +47,7 @@ pub(crate) async fn chat_completions(
                     object: "chat.completion",
                     created: super::unix_now(),
                     model: &shape.model,
-                    choices: [wire::ChatChoice {
-                        index: 0,
-                        message: out_message(&answer, shape.legacy_functions),
-                        finish_reason: chat_finish(&answer, shape.legacy_functions),
-                        logprobs: answer.logprobs.as_ref(),
-                    }],
+                    choices: chat_choices(&answer, shape.legacy_functions),
                     usage: answer.usage,
                     llm_pool: wire::Extension {
                         provider: &answer.provider,
@@ -80,19 +75,43 @@ pub(super) fn finish(answer: &Answer) -> &str {
 
 /// A chat answer's finish reason: `tool_calls` (or, for legacy callers, `function_call`)
 /// when it calls tools.
-fn chat_finish(answer: &Answer, legacy: bool) -> &str {
-    match finish(answer) {
+fn chat_finish(reason: Option<&str>, legacy: bool) -> &str {
+    match reason.unwrap_or("stop") {
         "tool_calls" | "function_call" if legacy => "function_call",
         "function_call" => "tool_calls",
         r => r,
     }
 }
 
+/// The answer, then its alternatives (when the caller asked for several choices).
+fn chat_choices(answer: &Answer, legacy: bool) -> Vec<wire::ChatChoice<'_>> {
+    let first = wire::ChatChoice {
+        index: 0,
+        message: out_message(&answer.text, &answer.tool_calls, legacy),
+        finish_reason: chat_finish(answer.finish_reason.as_deref(), legacy),
+        logprobs: answer.logprobs.as_ref(),
+    };
+    let others = answer
+        .alternatives
+        .iter()
+        .zip(1..)
+        .map(|(a, index)| wire::ChatChoice {
+            index,
+            message: out_message(&a.text, &a.tool_calls, legacy),
+            finish_reason: chat_finish(a.finish_reason.as_deref(), legacy),
+            logprobs: a.logprobs.as_ref(),
+        });
+    std::iter::once(first).chain(others).collect()
+}
+
 /// The answer as an assistant message: its text (`null` when it only calls tools) and its
 /// tool calls, or the legacy `function_call` for callers that used `functions`.
-fn out_message(answer: &Answer, legacy: bool) -> wire::OutMessage<'_> {
-    let calls = &answer.tool_calls;
-    let content = (!answer.text.is_empty() || calls.is_empty()).then_some(answer.text.as_str());
+fn out_message<'a>(
+    text: &'a str,
+    calls: &'a [crate::providers::ToolCall],
+    legacy: bool,
+) -> wire::OutMessage<'a> {
+    let content = (!text.is_empty() || calls.is_empty()).then_some(text);
     if legacy {
         return wire::OutMessage {
             role: "assistant",
@@ -148,28 +167,39 @@ pub(crate) async fn completions(
     let created = super::unix_now();
     if !stream {
         return match orchestrator::handle_cached(&state, &snapshot, req.by(&caller)).await {
-            Ok(answer) => with_decision(
-                Json(wire::TextResponse {
-                    id: &id,
-                    object: "text_completion",
-                    created,
-                    model: &model,
-                    choices: [wire::TextChoice {
-                        index: 0,
-                        text: &answer.text,
-                        finish_reason: Some(finish(&answer)),
-                        logprobs: answer.logprobs.as_ref(),
-                    }],
-                    usage: Some(answer.usage),
-                    llm_pool: Some(wire::Extension {
-                        provider: &answer.provider,
-                        cache_hit: answer.cache_hit,
-                        decision: &answer.decision,
-                    }),
-                })
-                .into_response(),
-                &answer,
-            ),
+            Ok(answer) => {
+                with_decision(
+                    Json(wire::TextResponse {
+                        id: &id,
+                        object: "text_completion",
+                        created,
+                        model: &model,
+                        choices: std::iter::once(wire::TextChoice {
+                            index: 0,
+                            text: &answer.text,
+                            finish_reason: Some(finish(&answer)),
+                            logprobs: answer.logprobs.as_ref(),
+                        })
+                        .chain(answer.alternatives.iter().zip(1..).map(|(a, index)| {
+                            wire::TextChoice {
+                                index,
+                                text: &a.text,
+                                finish_reason: Some(a.finish_reason.as_deref().unwrap_or("stop")),
+                                logprobs: a.logprobs.as_ref(),
+                            }
+                        }))
+                        .collect(),
+                        usage: Some(answer.usage),
+                        llm_pool: Some(wire::Extension {
+                            provider: &answer.provider,
+                            cache_hit: answer.cache_hit,
+                            decision: &answer.decision,
+                        }),
+                    })
+                    .into_response(),
+                    &answer,
+                )
+            }
             Err(e) => OpenAiError(e).into_response(),
         };
     }

@@ -122,7 +122,7 @@ pub(super) fn text(
                     object: "text_completion",
                     created,
                     model: &model,
-                    choices: [wire::TextChoice {
+                    choices: vec![wire::TextChoice {
                         index: 0,
                         text,
                         finish_reason: finish,
@@ -165,7 +165,7 @@ fn finish_chunk(answer: &Answer, legacy: bool, id: &str, model: &str, created: u
         choices: vec![wire::ChunkChoice {
             index: 0,
             delta: wire::Delta::default(),
-            finish_reason: Some(super::chat_finish(answer, legacy)),
+            finish_reason: Some(super::chat_finish(answer.finish_reason.as_deref(), legacy)),
             // The whole answer's log probabilities, in one piece.
             logprobs: answer.logprobs.as_ref(),
         }],

@@ -145,7 +145,7 @@ pub(super) struct ChatResponse<'a> {
     pub(super) object: &'static str,
     pub(super) created: u64,
     pub(super) model: &'a str,
-    pub(super) choices: [ChatChoice<'a>; 1],
+    pub(super) choices: Vec<ChatChoice<'a>>,
     pub(super) usage: UsageOut,
     /// How the answer was chosen (an extension field; SDKs ignore it).
     pub(super) llm_pool: Extension<'a>,
@@ -235,7 +235,7 @@ pub(super) struct TextResponse<'a> {
     pub(super) object: &'static str,
     pub(super) created: u64,
     pub(super) model: &'a str,
-    pub(super) choices: [TextChoice<'a>; 1],
+    pub(super) choices: Vec<TextChoice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) usage: Option<UsageOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
