@@ -687,3 +687,45 @@ async fn n_choices_are_n_upstream_samples() {
         assert!(message.contains('n'), "{message}");
     }
 }
+
+#[tokio::test]
+async fn a_tool_call_answer_is_cached_like_any_complete_answer() {
+    let up = tool_upstream().await;
+    let config = basic_config("openai", &up.url()).replace(
+        "[tasks.chat]\nproviders = [\"up\"]",
+        "[tasks.chat]\nproviders = [\"up\"]\ncache_ttl_secs = 60",
+    );
+    let pool = start_pool(&config).await;
+    let ask = json!({"model": "task:chat", "messages": [{"role": "user", "content": "Weather?"}],
+        "tools": [weather_tool()]});
+    let first: Value = pool
+        .post_json("/v1/chat/completions", ask.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = pool
+        .post_json("/v1/chat/completions", ask.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["llm_pool"]["cache_hit"], false, "{first}");
+    assert_eq!(second["llm_pool"]["cache_hit"], true, "{second}");
+    assert_eq!(
+        second["choices"][0]["message"]["tool_calls"],
+        first["choices"][0]["message"]["tool_calls"]
+    );
+    assert_eq!(second["choices"][0]["finish_reason"], "tool_calls");
+    // Other tools are another question.
+    let mut other = ask;
+    other["tools"][0]["function"]["description"] = json!("Weather, in kelvin");
+    let third: Value = pool
+        .post_json("/v1/chat/completions", other)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(third["llm_pool"]["cache_hit"], false, "{third}");
+    assert_eq!(up.take_requests_count(), 2);
+}

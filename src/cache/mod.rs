@@ -280,7 +280,8 @@ pub fn cacheable(plan: &Plan) -> bool {
 /// - no member of a vote or a judged gathering failed (the answer was chosen from fewer
 ///   candidates than the task asked for);
 /// - no candidate was a repeated sample (temperature > 0), unless `cache_sampled`;
-/// - the answer ended normally (`stop` or `length`, or no reason given by a whole answer).
+/// - the answer ended normally (`stop`, `length`, or a call of tools; or no reason given by
+///   a whole answer).
 ///
 /// Streams store only on their normal end, never after an error.
 pub fn storable(plan: &Plan, answer: &Answer) -> bool {
@@ -301,7 +302,7 @@ pub fn storable(plan: &Plan, answer: &Answer) -> bool {
         && answer
             .finish_reason
             .as_deref()
-            .is_none_or(|r| matches!(r, "stop" | "length"))
+            .is_none_or(|r| matches!(r, "stop" | "length" | "tool_calls" | "function_call"))
 }
 
 fn approximate_size(answer: &Answer) -> u32 {
