@@ -216,6 +216,7 @@ async fn streams_race_on_the_first_token() {
             orchestrator::StreamItem::Done(a) => done = Some(a),
             orchestrator::StreamItem::Error(e) => panic!("{e}"),
             orchestrator::StreamItem::ToolCall(c) => panic!("unexpected tool call {c:?}"),
+            orchestrator::StreamItem::Reasoning(r) => panic!("unexpected reasoning {r:?}"),
         }
     }
     assert_eq!(text, "early bird");

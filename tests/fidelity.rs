@@ -729,3 +729,75 @@ async fn a_tool_call_answer_is_cached_like_any_complete_answer() {
     assert_eq!(third["llm_pool"]["cache_hit"], false, "{third}");
     assert_eq!(up.take_requests_count(), 2);
 }
+
+#[tokio::test]
+async fn reasoning_comes_back_in_each_dialect_and_goes_back_upstream() {
+    for kind in KINDS {
+        for stream in [false, true] {
+            let mut up = FakeUpstream::start(
+                Step::Reply(Reply::text("Four.").with_reasoning("Two plus two is four.")),
+                &["up-model"],
+            )
+            .await;
+            let pool = start_pool(&basic_config(kind, &up.url())).await;
+            let history = json!([
+                {"role": "user", "content": "1+1?"},
+                {"role": "assistant", "content": "Two.", "reasoning_content": "One and one."},
+                {"role": "user", "content": "2+2?"}
+            ]);
+            // OpenAI clients: `reasoning_content`.
+            let resp = pool
+                .post_json(
+                    "/v1/chat/completions",
+                    json!({"model": "up", "messages": history, "stream": stream}),
+                )
+                .await;
+            assert_eq!(resp.status(), 200);
+            let reasoning = if stream {
+                sse_data(&resp.text().await.unwrap())
+                    .iter()
+                    .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                    .filter_map(|c| {
+                        c["choices"][0]["delta"]["reasoning_content"]
+                            .as_str()
+                            .map(str::to_owned)
+                    })
+                    .collect::<String>()
+            } else {
+                let body: Value = resp.json().await.unwrap();
+                assert_eq!(body["choices"][0]["message"]["content"], "Four.");
+                body["choices"][0]["message"]["reasoning_content"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            };
+            assert_eq!(reasoning, "Two plus two is four.", "{kind} stream={stream}");
+            let sent = up.next_request().await.body;
+            let earlier = &sent["messages"][1];
+            if kind == "openai" {
+                assert_eq!(earlier["reasoning_content"], "One and one.");
+            } else {
+                assert_eq!(earlier["thinking"], "One and one.");
+            }
+            // Ollama clients: `thinking`.
+            let resp = pool
+                .post_json(
+                    "/api/chat",
+                    json!({"model": "up", "messages": [{"role": "user", "content": "2+2?"}],
+                        "stream": stream}),
+                )
+                .await;
+            assert_eq!(resp.status(), 200);
+            let lines = if stream {
+                ndjson(&resp.text().await.unwrap())
+            } else {
+                vec![resp.json().await.unwrap()]
+            };
+            let thinking: String = lines
+                .iter()
+                .filter_map(|l| l["message"]["thinking"].as_str())
+                .collect();
+            assert_eq!(thinking, "Two plus two is four.", "{kind} stream={stream}");
+        }
+    }
+}

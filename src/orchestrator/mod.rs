@@ -117,6 +117,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         logprobs: completion.logprobs,
         alternatives,
         timings: completion.timings,
+        reasoning: completion.reasoning,
         task: plan.task_name.clone(),
         request_id: plan.request_id.clone(),
     })

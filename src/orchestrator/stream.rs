@@ -26,6 +26,8 @@ pub enum StreamItem {
     Delta(String),
     /// A whole tool call of the answer (the n-th item of this kind is call n).
     ToolCall(crate::providers::ToolCall),
+    /// Reasoning to append (before the answer's text).
+    Reasoning(String),
     /// The end: the whole answer's metadata (its `text` and `tool_calls` are what was
     /// streamed).
     Done(Box<Answer>),
@@ -57,7 +59,10 @@ fn streams_live(plan: &Plan) -> bool {
 
 /// A whole answer as a stream: its text, its tool calls, then the end.
 pub(super) fn whole(answer: Answer) -> AnswerStream {
-    let mut items = Vec::with_capacity(answer.tool_calls.len() + 2);
+    let mut items = Vec::with_capacity(answer.tool_calls.len() + 3);
+    if let Some(r) = &answer.reasoning {
+        items.push(StreamItem::Reasoning(r.clone()));
+    }
     if !answer.text.is_empty() || answer.tool_calls.is_empty() {
         items.push(StreamItem::Delta(answer.text.clone()));
     }
@@ -102,6 +107,7 @@ async fn stream_plan(
     Ok(async_stream::stream! {
         let mut text = String::new();
         let mut tool_calls = Vec::new();
+        let mut reasoning: Option<String> = None;
         let mut pending = first;
         loop {
             let event = match pending.take() {
@@ -115,6 +121,13 @@ async fn stream_plan(
                         b.pieces += 1;
                     }
                     yield StreamItem::Delta(d);
+                }
+                Some(Ok(StreamEvent::Reasoning(r))) => {
+                    reasoning.get_or_insert_with(String::new).push_str(&r);
+                    if let Some(b) = &mut billing {
+                        b.pieces += 1;
+                    }
+                    yield StreamItem::Reasoning(r);
                 }
                 Some(Ok(StreamEvent::ToolCall(call))) => {
                     tool_calls.push(call.clone());
@@ -143,6 +156,7 @@ async fn stream_plan(
                         logprobs,
                         alternatives: Vec::new(),
                         timings,
+                        reasoning,
                         task,
                         request_id,
                     };

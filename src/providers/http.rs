@@ -68,6 +68,7 @@ pub(crate) struct Parsed {
     pub(crate) tool_calls: Vec<ToolCall>,
     pub(crate) logprobs: Option<serde_json::Value>,
     pub(crate) timings: Option<super::Timings>,
+    pub(crate) reasoning: Option<String>,
 }
 
 /// An embeddings answer, read: one vector per input, the model, the prompt tokens.
@@ -101,6 +102,8 @@ pub(crate) struct LineInfo {
     /// Log probability entries of this line's tokens (OpenAI's `logprobs.content`).
     pub(crate) logprobs: Vec<serde_json::Value>,
     pub(crate) timings: Option<super::Timings>,
+    /// Reasoning to append.
+    pub(crate) reasoning: Option<String>,
 }
 
 /// A provider reached over HTTP.
@@ -515,6 +518,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
                 tool_calls: parsed.tool_calls,
                 logprobs: parsed.logprobs,
                 timings: parsed.timings,
+                reasoning: parsed.reasoning.filter(|r| !r.is_empty()),
             })
         }
         .boxed()
@@ -716,7 +720,9 @@ fn events<D: Dialect>(
                 yield Err(failed(&inner, &guard, t0, e));
                 return;
             }
+            let thought = info.reasoning.filter(|r| !r.is_empty());
             let progress = !info.tool_deltas.is_empty()
+                || thought.is_some()
                 || info.delta.as_deref().is_some_and(|d| !d.is_empty());
             if progress && deltas == 0 && calls.is_empty() {
                 first_at = Some(t0.elapsed());
@@ -725,6 +731,11 @@ fn events<D: Dialect>(
                     .record(t0.elapsed().as_secs_f64());
             }
             assemble(&mut calls, info.tool_deltas);
+            if let Some(r) = thought {
+                // Reasoning is progress: the first-byte timer gives way to the idle one.
+                deltas += 1;
+                yield Ok(StreamEvent::Reasoning(r));
+            }
             logprobs.extend(info.logprobs);
             if let Some(delta) = info.delta
                 && !delta.is_empty()

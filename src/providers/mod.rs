@@ -68,6 +68,8 @@ pub struct Completion {
     pub logprobs: Option<serde_json::Value>,
     /// The model server's own timings, when it reports them.
     pub timings: Option<Timings>,
+    /// The model's reasoning before its answer (`reasoning_content`, Ollama `thinking`).
+    pub reasoning: Option<String>,
 }
 
 /// One event of a streamed answer.
@@ -77,6 +79,8 @@ pub enum StreamEvent {
     Delta(String),
     /// A whole tool call (streamed calls are assembled before they are handed on).
     ToolCall(ToolCall),
+    /// Reasoning to append (it comes before the answer's text).
+    Reasoning(String),
     /// The end of the answer.
     Done {
         usage: Usage,

@@ -29,6 +29,10 @@ pub struct Message {
     /// `tool_name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// An earlier answer's reasoning (OpenAI-compatible `reasoning_content`, Ollama
+    /// `thinking`), for templates that show it to the model again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
 }
 
 impl Message {
@@ -41,6 +45,7 @@ impl Message {
             tool_calls: Vec::new(),
             tool_call_id: None,
             name: None,
+            reasoning: None,
         }
     }
 

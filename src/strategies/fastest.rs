@@ -98,7 +98,9 @@ pub async fn stream(plan: &Plan) -> Result<Won<FirstEvent>, PoolError> {
         // A stream that ends before any text or tool call is an empty answer: invalid, as
         // in `complete`.
         |f: &FirstEvent| match f.first {
-            Some(StreamEvent::Delta(_) | StreamEvent::ToolCall(_)) => Ok(String::new()),
+            Some(StreamEvent::Delta(_) | StreamEvent::ToolCall(_) | StreamEvent::Reasoning(_)) => {
+                Ok(String::new())
+            }
             _ => Err("empty answer".to_owned()),
         },
     )

@@ -245,6 +245,7 @@ impl Provider for FakeProvider {
                 tool_calls,
                 logprobs: None,
                 timings: None,
+                reasoning: None,
             })
         }
         .boxed()

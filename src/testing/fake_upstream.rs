@@ -68,6 +68,9 @@ pub struct Reply {
     pub tool_calls: Vec<(String, String)>,
     /// Answer with log probabilities (OpenAI), one entry per piece.
     pub logprobs: bool,
+    /// Reasoning before the answer (OpenAI-compatible `reasoning_content`, Ollama
+    /// `thinking`), streamed in one piece ahead of the text.
+    pub reasoning: Option<String>,
 }
 
 impl Reply {
@@ -80,7 +83,12 @@ impl Reply {
             prompt_tokens: 7,
             tool_calls: Vec::new(),
             logprobs: false,
+            reasoning: None,
         }
+    }
+    pub fn with_reasoning(mut self, reasoning: &str) -> Self {
+        self.reasoning = Some(reasoning.to_owned());
+        self
     }
     /// An answer that calls `name` with `arguments` (JSON text) and says nothing else;
     /// streamed OpenAI calls arrive in pieces (the name, then the arguments in halves).
@@ -552,6 +560,9 @@ fn whole_reply(r: &Reply, model: &str, d: Dialect) -> Response {
             if !openai_calls.is_empty() {
                 message["tool_calls"] = openai_calls.into();
             }
+            if let Some(r) = &r.reasoning {
+                message["reasoning_content"] = r.as_str().into();
+            }
             serde_json::json!({
                 "id": "x", "object": "chat.completion", "model": model,
                 "choices": [{"index": 0, "message": message, "finish_reason": r.finish_reason, "logprobs": logprobs}],
@@ -566,7 +577,7 @@ fn whole_reply(r: &Reply, model: &str, d: Dialect) -> Response {
             "usage": usage,
         }),
         Dialect::OllamaChat => serde_json::json!({
-            "model": model, "message": {"role": "assistant", "content": r.text, "tool_calls": ollama_calls}, "done": true,
+            "model": model, "message": {"role": "assistant", "content": r.text, "tool_calls": ollama_calls, "thinking": r.reasoning}, "done": true,
             "done_reason": "stop", "prompt_eval_count": r.prompt_tokens, "eval_count": r.completion_tokens(),
             "prompt_eval_duration": 1_000_000, "eval_duration": 2_000_000,
         }),
@@ -588,6 +599,17 @@ fn stream_reply(
     let pieces = r.pieces();
     let body = async_stream::stream! {
         let _guard = guard;
+        if let Some(reasoning) = &r.reasoning {
+            let line = match d {
+                Dialect::OpenAiChat => format!("data: {}\n\n", serde_json::json!({
+                    "id": "x", "object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": {"reasoning_content": reasoning}, "finish_reason": null}]})),
+                Dialect::OllamaChat => format!("{}\n", serde_json::json!({
+                    "model": model, "message": {"role": "assistant", "content": "", "thinking": reasoning}, "done": false})),
+                _ => String::new(),
+            };
+            yield Ok::<_, std::io::Error>(Bytes::from(line));
+        }
         for (i, piece) in pieces.iter().enumerate() {
             if cut == Some(i) {
                 yield Err(std::io::Error::other("cut by the script"));

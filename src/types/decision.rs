@@ -253,6 +253,9 @@ pub struct Answer {
     /// candidates, in candidate order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alternatives: Vec<Alternative>,
+    /// The model's reasoning before its answer, when it gave some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
     /// The model server's own timings of the winning call, when it reported them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timings: Option<crate::providers::Timings>,
@@ -321,6 +324,7 @@ mod tests {
             logprobs: None,
             alternatives: Vec::new(),
             timings: None,
+            reasoning: None,
             task: None,
             request_id: "r".into(),
         };

@@ -289,6 +289,7 @@ pub(super) fn answer(a: Answer) -> pb::Answer {
         task: a.task.unwrap_or_default(),
         request_id: a.request_id,
         tool_calls: a.tool_calls.into_iter().map(tool_call).collect(),
+        reasoning: a.reasoning.unwrap_or_default(),
     }
 }
 

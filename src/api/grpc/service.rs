@@ -69,6 +69,10 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
                 delta,
                 ..Default::default()
             }),
+            StreamItem::Reasoning(reasoning) => Ok(pb::StreamChunk {
+                reasoning,
+                ..Default::default()
+            }),
             StreamItem::ToolCall(call) => Ok(pb::StreamChunk {
                 tool_call: Some(convert::tool_call(call)),
                 ..Default::default()

@@ -147,6 +147,7 @@ pub(crate) async fn query(
                 let value = match item {
                     StreamItem::Delta(d) => serde_json::json!({ "delta": d }),
                     StreamItem::ToolCall(c) => serde_json::json!({ "tool_call": c }),
+                    StreamItem::Reasoning(r) => serde_json::json!({ "reasoning": r }),
                     StreamItem::Done(answer) => {
                         serde_json::json!({ "done": true, "answer": answer })
                     }

@@ -84,12 +84,13 @@ impl Dialect for Ollama {
         }
         let usage = usage(&resp);
         let timings = resp.timings();
-        let (text, tool_calls) = match resp.message {
-            Some(m) => (m.content, tool_calls(m.tool_calls)),
+        let (text, tool_calls, reasoning) = match resp.message {
+            Some(m) => (m.content, tool_calls(m.tool_calls), m.thinking),
             None => (
                 resp.response
                     .ok_or("the response has neither `message` nor `response`")?,
                 Vec::new(),
+                resp.thinking,
             ),
         };
         Ok(Parsed {
@@ -100,6 +101,7 @@ impl Dialect for Ollama {
             tool_calls,
             logprobs: None,
             timings,
+            reasoning,
         })
     }
 
@@ -145,6 +147,11 @@ impl Dialect for Ollama {
         } else {
             None
         };
+        let reasoning = resp
+            .message
+            .as_ref()
+            .and_then(|m| m.thinking.clone())
+            .or_else(|| resp.thinking.clone());
         let (delta, tool_deltas) = match resp.message {
             Some(m) => (
                 Some(m.content),
@@ -169,6 +176,7 @@ impl Dialect for Ollama {
             tool_deltas,
             logprobs: Vec::new(),
             timings,
+            reasoning,
         })
     }
 
@@ -328,6 +336,7 @@ fn message<'a>(m: &'a Message, all: &'a [Message]) -> wire::WireMessage<'a> {
             })
             .collect(),
         tool_name: tool_name.filter(|_| m.role == Role::Tool),
+        thinking: m.reasoning.as_deref(),
     }
 }
 

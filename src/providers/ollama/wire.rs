@@ -45,6 +45,8 @@ pub(super) struct WireMessage<'a> {
     pub(super) tool_calls: Vec<WireToolCall<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) tool_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) thinking: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -95,6 +97,9 @@ pub(super) struct Response {
     pub(super) message: Option<Content>,
     #[serde(default)]
     pub(super) response: Option<String>,
+    /// `/api/generate`'s reasoning, with `think`.
+    #[serde(default)]
+    pub(super) thinking: Option<String>,
     /// Present on every line of Ollama's answers; absent in a body that is not one.
     #[serde(default)]
     pub(super) done: Option<bool>,
@@ -131,6 +136,9 @@ pub(super) struct Content {
     pub(super) content: String,
     #[serde(default)]
     pub(super) tool_calls: Vec<ToolCallWire>,
+    /// The model's reasoning, with `think`.
+    #[serde(default)]
+    pub(super) thinking: Option<String>,
 }
 
 #[derive(Deserialize)]

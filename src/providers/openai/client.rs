@@ -88,16 +88,20 @@ impl Dialect for OpenAi {
             .into_iter()
             .next()
             .ok_or("no choices in the response")?;
-        let (text, tool_calls) = match choice.message {
+        let (text, tool_calls, reasoning) = match choice.message {
             Some(m) => {
                 let calls = tool_calls(m.tool_calls, m.function_call)?;
                 match m.content {
-                    Some(text) => (text, calls),
-                    None if !calls.is_empty() => (String::new(), calls),
+                    Some(text) => (text, calls, m.reasoning_content),
+                    None if !calls.is_empty() => (String::new(), calls, m.reasoning_content),
                     None => return Err("the choice has no content".into()),
                 }
             }
-            None => (choice.text.ok_or("the choice has no content")?, Vec::new()),
+            None => (
+                choice.text.ok_or("the choice has no content")?,
+                Vec::new(),
+                None,
+            ),
         };
         Ok(Parsed {
             text,
@@ -107,6 +111,7 @@ impl Dialect for OpenAi {
             tool_calls,
             logprobs: choice.logprobs.filter(|l| !l.is_null()),
             timings: resp.timings.map(wire::TimingsWire::nanos),
+            reasoning,
         })
     }
 
@@ -164,6 +169,7 @@ impl Dialect for OpenAi {
             match choice.delta {
                 Some(d) => {
                     info.delta = d.content;
+                    info.reasoning = d.reasoning_content;
                     info.tool_deltas = d
                         .tool_calls
                         .unwrap_or_default()
@@ -435,6 +441,7 @@ fn message(m: &Message) -> wire::WireMessage<'_> {
             })
             .collect(),
         tool_call_id: m.tool_call_id.as_deref(),
+        reasoning_content: m.reasoning.as_deref(),
     }
 }
 

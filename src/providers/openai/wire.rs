@@ -30,6 +30,8 @@ pub(super) struct WireMessage<'a> {
     pub(super) tool_calls: Vec<WireToolCall<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) tool_call_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) reasoning_content: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -198,6 +200,10 @@ pub(super) struct Content {
     /// The legacy single call.
     #[serde(default)]
     pub(super) function_call: Option<FunctionWire>,
+    /// The model's reasoning (llama-server, vLLM, DeepSeek: `reasoning_content`; some
+    /// servers: `reasoning`).
+    #[serde(default, alias = "reasoning")]
+    pub(super) reasoning_content: Option<String>,
 }
 
 /// A tool call in an answer, or a piece of one in a stream chunk.

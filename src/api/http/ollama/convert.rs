@@ -105,13 +105,8 @@ fn refuse_extra(extra: &Map<String, Value>, prefix: &str) -> Result<(), PoolErro
 /// One chat message: text, base64 images, tool calls, the tool a result comes from.
 fn chat_message(i: usize, m: wire::ChatMessage) -> Result<Message, PoolError> {
     refuse_extra(&m.extra, &format!("messages[{i}]."))?;
-    if m.thinking.as_deref().is_some_and(|t| !t.is_empty()) {
-        return Err(PoolError::invalid(
-            format!("messages[{i}].thinking"),
-            "the pool cannot carry an earlier answer's reasoning; leave it out",
-        ));
-    }
     let mut out = message(i, &m.role, m.content)?;
+    out.reasoning = m.thinking.filter(|t| !t.is_empty());
     if !m.images.is_empty() {
         out.parts.push(Part::Text {
             text: out.content.clone(),

@@ -141,11 +141,14 @@ async fn respond(
     if !stream {
         return match orchestrator::handle_cached(state, snapshot, req).await {
             Ok(answer) => {
-                let body = ndjson::line_with_calls(
+                let body = ndjson::line_with(
                     kind,
                     &model,
-                    &answer.text,
-                    &answer.tool_calls,
+                    ndjson::Piece {
+                        text: &answer.text,
+                        calls: &answer.tool_calls,
+                        thinking: answer.reasoning.as_deref(),
+                    },
                     Some(ndjson::end_of(Some(&answer), ndjson::done_reason(&answer))),
                 );
                 let mut resp = Response::new(Body::from(body));

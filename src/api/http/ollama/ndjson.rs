@@ -22,17 +22,37 @@ pub(super) enum Kind {
 
 /// One object of the answer.
 pub(super) fn line(kind: Kind, model: &str, text: &str, end: Option<wire::End<'_>>) -> Bytes {
-    line_with_calls(kind, model, text, &[], end)
+    line_with(
+        kind,
+        model,
+        Piece {
+            text,
+            ..Piece::default()
+        },
+        end,
+    )
 }
 
-/// One object of the answer, with tool calls (chat only).
-pub(super) fn line_with_calls(
+/// What one object carries: text, tool calls (chat only), reasoning.
+#[derive(Default, Clone, Copy)]
+pub(super) struct Piece<'a> {
+    pub(super) text: &'a str,
+    pub(super) calls: &'a [ToolCall],
+    pub(super) thinking: Option<&'a str>,
+}
+
+/// One object of the answer.
+pub(super) fn line_with(
     kind: Kind,
     model: &str,
-    text: &str,
-    calls: &[ToolCall],
+    piece: Piece<'_>,
     end: Option<wire::End<'_>>,
 ) -> Bytes {
+    let Piece {
+        text,
+        calls,
+        thinking,
+    } = piece;
     let now = rfc3339_now();
     let message = || {
         let tool_calls = calls
@@ -49,6 +69,7 @@ pub(super) fn line_with_calls(
         wire::OutMessage {
             role: "assistant",
             content: text,
+            thinking,
             tool_calls,
         }
     };
@@ -56,6 +77,7 @@ pub(super) fn line_with_calls(
         model,
         created_at: &now,
         response: matches!(kind, Kind::Generate).then_some(text),
+        thinking: thinking.filter(|_| matches!(kind, Kind::Generate)),
         message: matches!(kind, Kind::Chat).then(message),
         done: end.is_some(),
         end,
@@ -97,9 +119,24 @@ pub(super) fn stream(items: AnswerStream, model: String, kind: Kind) -> Response
     let lines = items.map(move |item| {
         let bytes = match item {
             StreamItem::Delta(d) => line(kind, &model, &d, None),
-            StreamItem::ToolCall(call) => {
-                line_with_calls(kind, &model, "", std::slice::from_ref(&call), None)
-            }
+            StreamItem::ToolCall(call) => line_with(
+                kind,
+                &model,
+                Piece {
+                    calls: std::slice::from_ref(&call),
+                    ..Piece::default()
+                },
+                None,
+            ),
+            StreamItem::Reasoning(r) => line_with(
+                kind,
+                &model,
+                Piece {
+                    thinking: Some(&r),
+                    ..Piece::default()
+                },
+                None,
+            ),
             StreamItem::Done(answer) => line(
                 kind,
                 &model,

@@ -65,7 +65,7 @@ pub(super) struct ChatMessage {
     pub(super) tool_calls: Vec<Value>,
     #[serde(default)]
     pub(super) tool_name: Option<String>,
-    /// The model's reasoning on an earlier answer; not sent back to models.
+    /// The model's reasoning on an earlier answer.
     #[serde(default)]
     pub(super) thinking: Option<String>,
     #[serde(flatten)]
@@ -109,6 +109,9 @@ pub(super) struct Reply<'a> {
     pub(super) response: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) message: Option<OutMessage<'a>>,
+    /// `/api/generate`'s reasoning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) thinking: Option<&'a str>,
     pub(super) done: bool,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub(super) end: Option<End<'a>>,
@@ -118,6 +121,8 @@ pub(super) struct Reply<'a> {
 pub(super) struct OutMessage<'a> {
     pub(super) role: &'static str,
     pub(super) content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) thinking: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(super) tool_calls: Vec<OutToolCall<'a>>,
 }

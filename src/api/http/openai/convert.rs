@@ -153,6 +153,7 @@ fn chat_message(i: usize, m: wire::ChatMessage) -> Result<Message, PoolError> {
     out.parts = parts;
     out.tool_call_id = m.tool_call_id;
     out.name = m.name;
+    out.reasoning = m.reasoning_content.filter(|r| !r.is_empty());
     let mut calls = Vec::new();
     for (j, c) in m.tool_calls.iter().flatten().enumerate() {
         calls.push(tool_call(&format!("messages[{i}].tool_calls[{j}]"), c, j)?);

@@ -87,7 +87,12 @@ fn chat_finish(reason: Option<&str>, legacy: bool) -> &str {
 fn chat_choices(answer: &Answer, legacy: bool) -> Vec<wire::ChatChoice<'_>> {
     let first = wire::ChatChoice {
         index: 0,
-        message: out_message(&answer.text, &answer.tool_calls, legacy),
+        message: out_message(
+            &answer.text,
+            &answer.tool_calls,
+            answer.reasoning.as_deref(),
+            legacy,
+        ),
         finish_reason: chat_finish(answer.finish_reason.as_deref(), legacy),
         logprobs: answer.logprobs.as_ref(),
     };
@@ -97,7 +102,7 @@ fn chat_choices(answer: &Answer, legacy: bool) -> Vec<wire::ChatChoice<'_>> {
         .zip(1..)
         .map(|(a, index)| wire::ChatChoice {
             index,
-            message: out_message(&a.text, &a.tool_calls, legacy),
+            message: out_message(&a.text, &a.tool_calls, None, legacy),
             finish_reason: chat_finish(a.finish_reason.as_deref(), legacy),
             logprobs: a.logprobs.as_ref(),
         });
@@ -109,6 +114,7 @@ fn chat_choices(answer: &Answer, legacy: bool) -> Vec<wire::ChatChoice<'_>> {
 fn out_message<'a>(
     text: &'a str,
     calls: &'a [crate::providers::ToolCall],
+    reasoning: Option<&'a str>,
     legacy: bool,
 ) -> wire::OutMessage<'a> {
     let content = (!text.is_empty() || calls.is_empty()).then_some(text);
@@ -123,6 +129,7 @@ fn out_message<'a>(
                 name: &c.name,
                 arguments: &c.arguments,
             }),
+            reasoning_content: reasoning,
         };
     }
     wire::OutMessage {
@@ -130,6 +137,7 @@ fn out_message<'a>(
         content,
         tool_calls: (!calls.is_empty()).then(|| calls.iter().map(|c| out_call(c, None)).collect()),
         function_call: None,
+        reasoning_content: reasoning,
     }
 }
 

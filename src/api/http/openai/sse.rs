@@ -62,6 +62,13 @@ pub(super) fn chat(items: AnswerStream, id: String, shape: ChatShape) -> Respons
                         None,
                     )]
                 }
+                StreamItem::Reasoning(r) => vec![chunk(
+                    wire::Delta {
+                        reasoning_content: Some(&r),
+                        ..Default::default()
+                    },
+                    None,
+                )],
                 // A whole call in one delta: its index, id, name and all its arguments
                 // (the SDKs' accumulators take arguments in any number of pieces).
                 StreamItem::ToolCall(call) => {
@@ -135,8 +142,9 @@ pub(super) fn text(
             };
             let lines = match item {
                 StreamItem::Delta(d) => vec![chunk(&d, None, None, None)],
-                // A raw prompt is never offered tools (refused when planned).
-                StreamItem::ToolCall(_) => Vec::new(),
+                // A raw prompt is never offered tools (refused when planned), and text
+                // completions have no field for reasoning.
+                StreamItem::ToolCall(_) | StreamItem::Reasoning(_) => Vec::new(),
                 StreamItem::Done(answer) => vec![
                     chunk(
                         "",

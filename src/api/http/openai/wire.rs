@@ -75,6 +75,9 @@ pub(super) struct ChatMessage {
     /// A legacy assistant call.
     #[serde(default)]
     pub(super) function_call: Option<Value>,
+    /// An earlier answer's reasoning, echoed back.
+    #[serde(default, alias = "reasoning")]
+    pub(super) reasoning_content: Option<String>,
     /// What else a client sent (SDKs echo answers back with `refusal`, `annotations` …).
     #[serde(flatten)]
     pub(super) extra: Map<String, Value>,
@@ -177,6 +180,9 @@ pub(super) struct OutMessage<'a> {
     /// For callers that used the legacy `functions`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) function_call: Option<OutFunction<'a>>,
+    /// The model's reasoning (the field llama-server, vLLM and DeepSeek use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) reasoning_content: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -227,6 +233,8 @@ pub(super) struct Delta<'a> {
     pub(super) tool_calls: Option<[OutToolCall<'a>; 1]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) function_call: Option<OutFunction<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) reasoning_content: Option<&'a str>,
 }
 
 #[derive(Serialize)]
