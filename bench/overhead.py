@@ -376,6 +376,9 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--peer", action="append", default=[])
     ap.add_argument("--tracing", action="store_true")
+    # Another llm-pool build (say, the last release) measured in the same interleaved
+    # rounds, so a change's cost is read inside one run.
+    ap.add_argument("--baseline", default="")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     if a.smoke:
@@ -415,6 +418,9 @@ def run(a, work, procs):
     idle_rss = rss_kb(p["pid"])
     cached = dict(p, name="pool-cache-hit", body=CHAT.replace('"bench"', '"task:bench-cached"'))
     targets = [{"name": "direct", "http": f"http://127.0.0.1:{ng['plain']}"}, p, cached]
+    if a.baseline:
+        b = pool(procs, a.baseline, work, ng, "baseline")
+        targets += [b, dict(b, name="baseline-cache-hit", body=cached["body"])]
     if a.tracing:
         sink = otlp_sink(procs)
         targets.append(pool(procs, a.bin, work, ng, "pool-trace-100", (sink, 1.0)))

@@ -10,6 +10,7 @@
 #   scripts/bench-overhead.sh --rounds 5 --duration 15
 #   scripts/bench-overhead.sh --peer litellm  # also LiteLLM's proxy, same rounds
 #   scripts/bench-overhead.sh --tracing       # also tracing on at 100 % and 1 % sampling
+#   scripts/bench-overhead.sh --baseline /path/to/older/llm-pool   # an older build, same rounds
 #   scripts/bench-overhead.sh --smoke         # 1 short round, checks the harness works
 #
 # Not part of CI's timing (CI does not time things); scripts/test.sh runs --smoke.

@@ -39,25 +39,62 @@ struct KeyFields<'a> {
     top_p: Option<f32>,
     seed: Option<u64>,
     stop: &'a [String],
+    // The fields below are left out when unset (absent means unset, so the encoding stays
+    // unambiguous), which keeps the common request's key short to write and to hash.
     /// `None` for text; `json`; or the request's schema as canonical JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<String>,
+    #[serde(skip_serializing_if = "<[Tool]>::is_empty")]
     tools: &'a [Tool],
+    #[serde(skip_serializing_if = "unset")]
     tool_choice: &'a Option<ToolChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     frequency_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "unset")]
     logit_bias: &'a Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     logprobs: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     top_logprobs: Option<u32>,
+    #[serde(skip_serializing_if = "unset")]
     user: &'a Option<String>,
+    #[serde(skip_serializing_if = "no_entries")]
     options: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "unset")]
     keep_alive: &'a Option<Value>,
+    #[serde(skip_serializing_if = "unset")]
     think: &'a Option<Value>,
+    #[serde(skip_serializing_if = "no_entries")]
     extra: &'a Map<String, Value>,
     output: OutputKind,
     labels: &'a [String],
     /// The JSON Schema answers must satisfy, as canonical JSON.
     schema: Option<String>,
+}
+
+fn unset<T>(o: &&Option<T>) -> bool {
+    o.is_none()
+}
+
+fn no_entries(m: &&Map<String, Value>) -> bool {
+    m.is_empty()
+}
+
+/// Feeds the encoding straight into the hash (no buffer).
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The ensemble parameters that can change which answer wins.
@@ -171,8 +208,10 @@ pub fn key(plan: &Plan) -> Key {
     };
     // serde_json writes struct fields in declaration order and (without the
     // `preserve_order` feature) map keys sorted: a canonical encoding.
-    let bytes = serde_json::to_vec(&fields).unwrap_or_default();
-    Sha256::digest(&bytes).into()
+    let mut hashing = Hashing(Sha256::new());
+    // Writing into a hash cannot fail, and the fields always serialise.
+    let _ = serde_json::to_writer(&mut hashing, &fields);
+    hashing.0.finalize().into()
 }
 
 #[cfg(test)]
