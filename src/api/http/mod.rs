@@ -227,15 +227,20 @@ pub(crate) fn error_for_path(path: &str, e: crate::error::PoolError) -> axum::re
     }
 }
 
+/// Sets `x-llm-pool-provider` on a response.
+pub(crate) fn provider_header(headers: &mut HeaderMap, provider: &str) {
+    if let Ok(v) = http::HeaderValue::from_str(provider) {
+        headers.insert(PROVIDER.clone(), v);
+    }
+}
+
 /// Sets `x-llm-pool-provider` and `x-llm-pool-decision` on a response.
 pub(crate) fn answer_headers(
     headers: &mut HeaderMap,
     provider: &str,
     decision: &crate::types::Decision,
 ) {
-    if let Ok(v) = http::HeaderValue::from_str(provider) {
-        headers.insert(PROVIDER.clone(), v);
-    }
+    provider_header(headers, provider);
     // Serialised straight from the Decision's fields, without an intermediate JSON tree.
     #[derive(serde::Serialize)]
     struct Candidate<'a> {

@@ -114,9 +114,7 @@ async fn answer(
                 })
             };
             let mut resp = Json(body).into_response();
-            if let Ok(v) = http::HeaderValue::from_str(&a.provider) {
-                resp.headers_mut().insert("x-llm-pool-provider", v);
-            }
+            crate::api::http::provider_header(resp.headers_mut(), &a.provider);
             resp
         }
         Err(e) => OllamaError(e).into_response(),

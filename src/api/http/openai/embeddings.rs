@@ -129,9 +129,7 @@ pub(crate) async fn embeddings(
                 "llm_pool": {"provider": answer.provider, "cache_hit": answer.cache_hit, "endpoint": &*e.endpoint},
             }))
             .into_response();
-            if let Ok(v) = http::HeaderValue::from_str(&answer.provider) {
-                resp.headers_mut().insert("x-llm-pool-provider", v);
-            }
+            crate::api::http::provider_header(resp.headers_mut(), &answer.provider);
             resp
         }
         Err(e) => OpenAiError(e).into_response(),
