@@ -801,3 +801,27 @@ async fn reasoning_comes_back_in_each_dialect_and_goes_back_upstream() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_choice_keeps_its_reasoning() {
+    let up = FakeUpstream::start(
+        Step::Reply(Reply::text("Four.").with_reasoning("Two and two.")),
+        &["up-model"],
+    )
+    .await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let body: Value = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "up", "messages": [{"role": "user", "content": "2+2?"}], "n": 2}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let choices = body["choices"].as_array().unwrap();
+    assert_eq!(choices.len(), 2, "{body}");
+    for c in choices {
+        assert_eq!(c["message"]["reasoning_content"], "Two and two.", "{body}");
+    }
+}

@@ -84,8 +84,18 @@ fn no_entries(m: &&Map<String, Value>) -> bool {
     m.is_empty()
 }
 
-/// Feeds the encoding straight into the hash (no buffer).
-struct Hashing(Sha256);
+/// Feeds an encoding straight into SHA-256 (no buffer).
+pub(crate) struct Hashing(pub(crate) Sha256);
+
+impl Hashing {
+    /// SHA-256 of `value`'s JSON encoding.
+    pub(crate) fn digest(value: &impl Serialize) -> [u8; 32] {
+        let mut hashing = Self(Sha256::new());
+        // Writing into a hash cannot fail, and the values hashed always serialise.
+        let _ = serde_json::to_writer(&mut hashing, value);
+        hashing.0.finalize().into()
+    }
+}
 
 impl std::io::Write for Hashing {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -208,10 +218,7 @@ pub fn key(plan: &Plan) -> Key {
     };
     // serde_json writes struct fields in declaration order and (without the
     // `preserve_order` feature) map keys sorted: a canonical encoding.
-    let mut hashing = Hashing(Sha256::new());
-    // Writing into a hash cannot fail, and the fields always serialise.
-    let _ = serde_json::to_writer(&mut hashing, &fields);
-    hashing.0.finalize().into()
+    Hashing::digest(&fields)
 }
 
 #[cfg(test)]

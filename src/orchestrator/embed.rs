@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::config::Target;
@@ -233,8 +232,7 @@ fn prompt_estimate(req: &EmbedRequest) -> u64 {
 /// SHA-256 over the candidate providers (name, model) and the whole request.
 fn key(providers: &[Arc<dyn Provider>], req: &EmbedRequest) -> [u8; 32] {
     let names: Vec<(&str, &str)> = providers.iter().map(|p| (p.name(), p.model())).collect();
-    let bytes = serde_json::to_vec(&(KEY_VERSION, "embed", names, req)).unwrap_or_default();
-    Sha256::digest(&bytes).into()
+    crate::cache::key::Hashing::digest(&(KEY_VERSION, "embed", names, req))
 }
 
 /// Calls the providers in order: the next one when a call fails, or a second call when the

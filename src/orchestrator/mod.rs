@@ -98,6 +98,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
                 tool_calls: c.tool_calls,
                 finish_reason: c.finish_reason,
                 logprobs: c.logprobs,
+                reasoning: c.reasoning,
                 provider: c.endpoint.split('#').next().unwrap_or_default().to_owned(),
             }
         })

@@ -143,6 +143,7 @@ impl PoolRequest {
                 )
             })?;
         }
+        let request = Arc::new(request);
         let expect = crate::types::output::Expect::new(Arc::clone(&task), &request)
             .map_err(|e| PoolError::invalid("response_format.json_schema.schema", e))?;
         let timeout = self
@@ -160,7 +161,7 @@ impl PoolRequest {
             choices,
             reliability: Arc::clone(&snapshot.reliability),
             judge,
-            request: Arc::new(request),
+            request,
             expect,
             started,
             deadline: started + timeout,

@@ -29,14 +29,14 @@ pub struct Expect {
     /// The request asked for JSON.
     json: bool,
     schema: Option<Arc<jsonschema::Validator>>,
-    /// Names of the tools the request offers.
-    tools: Arc<[String]>,
+    /// The request, for the tools it offers.
+    request: Arc<ProviderRequest>,
 }
 
 impl Expect {
     /// The expectation of `req` under `task`; the error says why the request's JSON Schema
     /// is not one.
-    pub fn new(task: Arc<TaskConfig>, req: &ProviderRequest) -> Result<Self, String> {
+    pub fn new(task: Arc<TaskConfig>, req: &Arc<ProviderRequest>) -> Result<Self, String> {
         let p = &req.params;
         let schema = match &p.format {
             Format::Schema { schema, .. } => Some(Arc::new(
@@ -47,7 +47,7 @@ impl Expect {
         Ok(Self {
             json: p.format.is_json() && task.output() != OutputKind::Json,
             schema,
-            tools: p.tools.iter().map(|t| t.name.clone()).collect(),
+            request: Arc::clone(req),
             task,
         })
     }
@@ -85,7 +85,13 @@ impl Expect {
     fn check_calls(&self, calls: &[ToolCall]) -> Result<String, String> {
         let mut canonical = Vec::with_capacity(calls.len());
         for call in calls {
-            if !self.tools.contains(&call.name) {
+            if !self
+                .request
+                .params
+                .tools
+                .iter()
+                .any(|t| t.name == call.name)
+            {
                 return Err(format!(
                     "calls `{}`, which the request does not offer",
                     call.name

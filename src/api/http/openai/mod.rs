@@ -102,7 +102,7 @@ fn chat_choices(answer: &Answer, legacy: bool) -> Vec<wire::ChatChoice<'_>> {
         .zip(1..)
         .map(|(a, index)| wire::ChatChoice {
             index,
-            message: out_message(&a.text, &a.tool_calls, None, legacy),
+            message: out_message(&a.text, &a.tool_calls, a.reasoning.as_deref(), legacy),
             finish_reason: chat_finish(a.finish_reason.as_deref(), legacy),
             logprobs: a.logprobs.as_ref(),
         });
