@@ -26,6 +26,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 POOL_CORE = "0"
 LOAD_CORES = "1" if NCPU == 2 else (f"1-{NCPU - 1}" if NCPU > 2 else "0")
+# Where the origin (nginx serving the fixed answers) runs: "split" puts it with the load
+# generator, so the gateway has core 0 to itself; "shared" puts it on the gateway's core, the
+# way most published gateway benchmarks run (gateway and origin on one core, load on the other).
+ORIGIN_CORES = {"split": LOAD_CORES, "shared": POOL_CORE}
 
 CHAT = json.dumps(
     {"model": "bench", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
@@ -127,7 +131,7 @@ class Procs:
                 p.kill()
 
 
-def nginx(procs, work):
+def nginx(procs, work, cores=LOAD_CORES):
     (work / "openai.json").write_text(OPENAI_BODY)
     (work / "ollama.json").write_text(OLLAMA_BODY)
     (work / "sse.txt").write_text(sse_body())
@@ -169,9 +173,53 @@ http {{
 }}
 """
     (work / "nginx.conf").write_text(conf)
-    procs.start(pin(LOAD_CORES) + ["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)])
+    procs.start(pin(cores) + ["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)])
     wait_http(f"http://127.0.0.1:{ports['plain']}/v1/models")
     return ports
+
+
+def nginx_proxy(procs, work, ng, name="nginx-proxy"):
+    """nginx as a reverse proxy in front of the origin, on the gateway's core: the same
+    transport work as the pool (two keep-alive connections per request), no JSON work.
+    Without `procs`, the argv of one process doing it all (for callgrind)."""
+    d = work / name
+    d.mkdir()
+    port = free_port()
+    conf = f"""
+worker_processes 1;
+daemon off;
+{'master_process off;' if procs is None else ''}
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  upstream origin {{ server 127.0.0.1:{ng['plain']}; keepalive 128; keepalive_requests 10000000; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""
+    (d / "nginx.conf").write_text(conf)
+    argv = ["nginx", "-c", str(d / "nginx.conf"), "-p", str(d)]
+    if procs is None:
+        return {"name": name, "http": f"http://127.0.0.1:{port}", "argv": argv}
+    procs.start(pin(POOL_CORE) + argv)
+    wait_http(f"http://127.0.0.1:{port}/v1/models")
+    master = int((d / "nginx.pid").read_text())
+    # The worker does the work; the master only waits.
+    worker = int(subprocess.run(["pgrep", "-P", str(master)], capture_output=True,
+                                text=True, check=True).stdout.split()[0])
+    return {"name": "nginx-proxy", "pid": worker, "http": f"http://127.0.0.1:{port}"}
 
 
 def pool(procs, binary, work, ng, name, tracing=None):
@@ -220,11 +268,15 @@ cache_ttl_secs = 3600
 """
     path = work / f"{name}.toml"
     path.write_text(conf)
+    target = {"name": name, "http": f"http://127.0.0.1:{http_port}",
+              "grpc": f"http://127.0.0.1:{grpc_port}",
+              "argv": [binary, "serve", "--config", str(path)]}
+    if procs is None:
+        return target
     env = dict(os.environ, RUST_LOG=os.environ.get("BENCH_RUST_LOG", "info"))
-    p = procs.start(pin(POOL_CORE) + [binary, "serve", "--config", str(path)], env=env)
+    p = procs.start(pin(POOL_CORE) + target["argv"], env=env)
     wait_http(f"http://127.0.0.1:{http_port}/readyz")
-    return {"name": name, "pid": p.pid, "http": f"http://127.0.0.1:{http_port}",
-            "grpc": f"http://127.0.0.1:{grpc_port}"}
+    return dict(target, pid=p.pid)
 
 
 def litellm(procs, work, ng):
@@ -254,10 +306,11 @@ def litellm(procs, work, ng):
 
 
 def cpu_ticks(pid):
+    """(user, system) clock ticks the process has used."""
     if pid is None:
-        return 0
+        return (0, 0)
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return (int(fields[11]), int(fields[12]))
 
 
 def rss_kb(pid, key="VmRSS"):
@@ -305,9 +358,12 @@ def measure_http(target, secs, work, direct_port=None):
     hi = wrk(url, path, body, 32, secs, work, headers)
     t1 = cpu_ticks(pid)
     lo = wrk(url, path, body, 1, secs, work, headers)
-    cpu_us = (t1 - t0) * 1e6 / CLK_TCK / hi["requests"] if pid else None
+    per = lambda ticks: ticks * 1e6 / CLK_TCK / hi["requests"] if pid else None
+    user, system = per(t1[0] - t0[0]), per(t1[1] - t0[1])
     return {"rps_c32": hi["rps"], "p50_c32_us": hi["p50_us"], "p99_c32_us": hi["p99_us"],
-            "p50_c1_us": lo["p50_us"], "p99_c1_us": lo["p99_us"], "cpu_us_per_req": cpu_us}
+            "p50_c1_us": lo["p50_us"], "p99_c1_us": lo["p99_us"],
+            "cpu_us_per_req": user + system if pid else None,
+            "user_us_per_req": user, "sys_us_per_req": system}
 
 
 def stream_times(url, path, body, n):
@@ -357,6 +413,40 @@ def open_streams(target, n, work):
     return peak
 
 
+def callgrind_ir(argv, url, body, secs, work, name, headers=None):
+    """Instructions per request: the target under callgrind (which counts instructions, so
+    the figure does not move with the machine's speed), zeroed after a warm-up, then wrk at
+    c=4 for `secs`; the total Ir of the dump divided by the requests served."""
+    out = work / f"callgrind.{name}"
+    p = subprocess.Popen(pin(POOL_CORE) + ["valgrind", "--tool=callgrind", "--dump-instr=no",
+                                           f"--callgrind-out-file={out}.%p"] + argv,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(
+                             os.environ, RUST_LOG=os.environ.get("BENCH_RUST_LOG", "info")))
+    try:
+        wait_http(url + "/v1/models", timeout=120)
+        path = "/v1/chat/completions"
+        wrk(url, path, body, 4, 2, work, headers)
+        subprocess.run(["callgrind_control", "-z", str(p.pid)], check=True,
+                       capture_output=True)
+        served = wrk(url, path, body, 4, secs, work, headers)["requests"]
+        subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True,
+                       capture_output=True)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    total = 0
+    dumps = sorted(work.glob(f"callgrind.{name}.*"))
+    # The dump asked for after zeroing is the one with a part number ("….pid.1").
+    for f in dumps:
+        if re.search(r"\.\d+\.\d+$", f.name):
+            m = re.search(r"^(?:summary|totals): (\d+)", f.read_text(errors="replace"), re.M)
+            total += int(m.group(1)) if m else 0
+    return total / max(served, 1)
+
+
 def med(rows, key):
     vals = [r[key] for r in rows if r.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -379,10 +469,13 @@ def main():
     # Another llm-pool build (say, the last release) measured in the same interleaved
     # rounds, so a change's cost is read inside one run.
     ap.add_argument("--baseline", default="")
+    ap.add_argument("--placement", choices=sorted(ORIGIN_CORES), default="split")
+    # Instructions per request (callgrind) of the pool, its cache hits and nginx-proxy.
+    ap.add_argument("--instructions", action="store_true")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     if a.smoke:
-        a.rounds, a.duration, a.peer, a.tracing = 1, 1, [], True
+        a.rounds, a.duration, a.peer, a.tracing = 1, 1, ["nginx-proxy"], True
     work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     # nginx's workers run as another user: they must be able to read the bodies.
     work.chmod(0o755)
@@ -412,7 +505,7 @@ def otlp_sink(procs):
 
 
 def run(a, work, procs):
-    ng = nginx(procs, work)
+    ng = nginx(procs, work, ORIGIN_CORES[a.placement])
     p = pool(procs, a.bin, work, ng, "pool")
     time.sleep(1.0)
     idle_rss = rss_kb(p["pid"])
@@ -428,8 +521,10 @@ def run(a, work, procs):
     for peer in a.peer:
         if peer == "litellm":
             targets.append(litellm(procs, work, ng))
+        elif peer == "nginx-proxy":
+            targets.append(nginx_proxy(procs, work, ng))
         else:
-            raise SystemExit(f"unknown peer {peer}")
+            raise SystemExit(f"unknown peer {peer} (known: nginx-proxy, litellm)")
 
     rows = {t["name"]: [] for t in targets}
     streams = {k: [] for k in ("direct-sse", "pool-sse", "direct-ndjson", "pool-ndjson")}
@@ -456,35 +551,66 @@ def run(a, work, procs):
             hi = grpc_load(a.grpc_load, p["grpc"], 32, a.duration)
             t1 = cpu_ticks(p["pid"])
             lo = grpc_load(a.grpc_load, p["grpc"], 1, a.duration)
+            per = lambda i: (t1[i] - t0[i]) * 1e6 / CLK_TCK / max(hi["requests"], 1)
             grpc.append({"rps_c32": hi["rps"], "p50_c32_us": hi["p50_us"], "p99_c32_us": hi["p99_us"],
                          "p50_c1_us": lo["p50_us"], "p99_c1_us": lo["p99_us"],
-                         "cpu_us_per_req": (t1 - t0) * 1e6 / CLK_TCK / max(hi["requests"], 1)})
+                         "cpu_us_per_req": per(0) + per(1), "user_us_per_req": per(0),
+                         "sys_us_per_req": per(1)})
 
     streams_rss = open_streams(p, 50 if a.smoke else 1000, work)
     peak_rss = rss_kb(p["pid"], "VmHWM")
 
+    instructions = {}
+    if a.instructions:
+        ir_secs = 2 if a.smoke else max(a.duration, 5)
+        runs = [("pool", pool(None, a.bin, work, ng, "pool-ir"), CHAT),
+                ("pool-cache-hit", pool(None, a.bin, work, ng, "pool-ir-hit"), cached["body"])]
+        if "nginx-proxy" in a.peer:
+            runs.append(("nginx-proxy", nginx_proxy(None, work, ng, "nginx-proxy-ir"), CHAT))
+        for name, t, body in runs:
+            instructions[name] = callgrind_ir(t["argv"], t["http"], body, ir_secs, work, name)
+            print(f"instructions {name}: {instructions[name]:,.0f} per request", file=sys.stderr)
+
     print()
-    print(f"machine: {NCPU} cores, {os.uname().release}; pool on core {POOL_CORE}, load on {LOAD_CORES}; "
+    print(f"machine: {NCPU} cores, {os.uname().release}; placement {a.placement}: pool and peers "
+          f"on core {POOL_CORE}, origin on {ORIGIN_CORES[a.placement]}, load on {LOAD_CORES}; "
           f"{a.rounds} rounds × {a.duration} s; medians over rounds")
     print()
-    print("| target | req/s c=32 | p50 c=1 | p99 c=1 | p50 c=32 | p99 c=32 | CPU/req |")
-    print("|---|---|---|---|---|---|---|")
-    for name, rs in rows.items():
+    print("| target | req/s c=32 | p50 c=1 | p99 c=1 | p50 c=32 | p99 c=32 | CPU/req | user | system | instructions/req |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    shown = dict(rows, **({"pool gRPC Query": grpc} if grpc else {}))
+    for name, rs in shown.items():
+        ir = instructions.get(name)
         print(f"| {name} | {fmt(med(rs, 'rps_c32'))} | {fmt(med(rs, 'p50_c1_us'), ' µs')} | "
               f"{fmt(med(rs, 'p99_c1_us'), ' µs')} | {fmt(med(rs, 'p50_c32_us'), ' µs')} | "
-              f"{fmt(med(rs, 'p99_c32_us'), ' µs')} | {fmt(med(rs, 'cpu_us_per_req'), ' µs')} |")
-    if grpc:
-        print(f"| pool gRPC Query | {fmt(med(grpc, 'rps_c32'))} | {fmt(med(grpc, 'p50_c1_us'), ' µs')} | "
-              f"{fmt(med(grpc, 'p99_c1_us'), ' µs')} | {fmt(med(grpc, 'p50_c32_us'), ' µs')} | "
-              f"{fmt(med(grpc, 'p99_c32_us'), ' µs')} | {fmt(med(grpc, 'cpu_us_per_req'), ' µs')} |")
+              f"{fmt(med(rs, 'p99_c32_us'), ' µs')} | {fmt(med(rs, 'cpu_us_per_req'), ' µs')} | "
+              f"{fmt(med(rs, 'user_us_per_req'), ' µs')} | {fmt(med(rs, 'sys_us_per_req'), ' µs')} | "
+              f"{fmt(ir)} |")
     d, q = rows["direct"], rows["pool"]
+    added = lambda rs, k: med(rs, k) - med(d, k)
     print()
-    print(f"added latency (pool − direct, medians): p50 c=1 "
-          f"{fmt(med(q, 'p50_c1_us') - med(d, 'p50_c1_us'), ' µs')}, "
-          f"p99 c=1 {fmt(med(q, 'p99_c1_us') - med(d, 'p99_c1_us'), ' µs')}")
-    if "litellm" in rows:
-        print(f"pool / LiteLLM req/s at c=32 (one core each): "
-              f"{med(q, 'rps_c32') / med(rows['litellm'], 'rps_c32'):,.0f}×")
+    print(f"added latency (pool − direct, medians): p50 c=1 {fmt(added(q, 'p50_c1_us'), ' µs')}, "
+          f"p99 c=1 {fmt(added(q, 'p99_c1_us'), ' µs')}")
+    print()
+    print("ratios, same run (pool ÷ peer; below 1 the pool is cheaper or faster):")
+    for peer in [n for n in rows if n not in ("direct", "pool") and "pool" not in n]:
+        pr = rows[peer]
+        parts = [f"req/s c=32 {med(q, 'rps_c32') / med(pr, 'rps_c32'):.2f}× (pool ÷ peer)"]
+        if med(pr, "cpu_us_per_req"):
+            parts.insert(0, f"CPU/req {med(q, 'cpu_us_per_req') / med(pr, 'cpu_us_per_req'):.2f}×")
+        for k in ("p50_c1_us", "p99_c1_us"):
+            if added(pr, k) > 0:
+                parts.append(f"added {k[:3]} c=1 {added(q, k) / added(pr, k):.2f}×")
+        if peer in instructions:
+            parts.append(f"instructions/req {instructions['pool'] / instructions[peer]:.2f}×")
+        print(f"  {peer}: " + ", ".join(parts))
+        if peer == "nginx-proxy" and med(pr, "cpu_us_per_req"):
+            hit = rows["pool-cache-hit"]
+            print(f"  pool cache hit ÷ nginx-proxy CPU/req: "
+                  f"{med(hit, 'cpu_us_per_req') / med(pr, 'cpu_us_per_req'):.2f}×")
+    if grpc:
+        print(f"  pool gRPC Query ÷ pool HTTP: req/s {med(grpc, 'rps_c32') / med(q, 'rps_c32'):.2f}×, "
+              f"CPU/req {med(grpc, 'cpu_us_per_req') / med(q, 'cpu_us_per_req'):.2f}×")
     print()
     print(f"streaming ({STREAM_CHUNKS} chunks), medians of {n_stream} requests per round:")
     for kind in ("sse", "ndjson"):

@@ -8,12 +8,16 @@
 #
 #   scripts/bench-overhead.sh                 # 3 rounds, 10 s per measurement
 #   scripts/bench-overhead.sh --rounds 5 --duration 15
+#   scripts/bench-overhead.sh --peer nginx-proxy   # nginx as a reverse proxy on the pool's core
 #   scripts/bench-overhead.sh --peer litellm  # also LiteLLM's proxy, same rounds
+#   scripts/bench-overhead.sh --placement shared   # the origin on the pool's core too
+#   scripts/bench-overhead.sh --instructions  # instructions per request (callgrind)
 #   scripts/bench-overhead.sh --tracing       # also tracing on at 100 % and 1 % sampling
 #   scripts/bench-overhead.sh --baseline /path/to/older/llm-pool   # an older build, same rounds
 #   scripts/bench-overhead.sh --smoke         # 1 short round, checks the harness works
 #
-# Not part of CI's timing (CI does not time things); scripts/test.sh runs --smoke.
+# Not part of CI's timing (CI does not time things); scripts/test.sh runs --smoke, which
+# includes nginx-proxy (not --instructions: the debug build under valgrind is too slow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +25,9 @@ missing=""
 command -v nginx >/dev/null 2>&1 || missing="$missing nginx-light"
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v taskset >/dev/null 2>&1 || missing="$missing util-linux"
+for a in "$@"; do
+  [ "$a" = "--instructions" ] && { command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"; }
+done
 if [ -n "$missing" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
