@@ -144,15 +144,27 @@ impl Ledger {
             Arc::clone(&self.all_tenants)
         };
         for (provider, c) in &rows {
-            let labels = [
-                ("tenant", metrics::SharedString::from(Arc::clone(&shown))),
-                ("provider", metrics::SharedString::from(provider.clone())),
-            ];
-            metrics::counter!(m::TENANT_TOKENS, &labels)
-                .increment(c.prompt_tokens + c.completion_tokens);
-            metrics::counter!(m::TENANT_CACHED_TOKENS, &labels).increment(c.cached_tokens);
-            metrics::gauge!(m::COST, &labels).increment(c.cost);
-            metrics::gauge!(m::COST_SAVED, &labels).increment(c.cost_saved);
+            TENANT_HANDLES.with(
+                [&shown, provider],
+                || {
+                    let labels = [
+                        ("tenant", metrics::SharedString::from(Arc::clone(&shown))),
+                        ("provider", metrics::SharedString::from(provider.clone())),
+                    ];
+                    TenantHandles {
+                        tokens: metrics::counter!(m::TENANT_TOKENS, &labels),
+                        cached: metrics::counter!(m::TENANT_CACHED_TOKENS, &labels),
+                        cost: metrics::gauge!(m::COST, &labels),
+                        saved: metrics::gauge!(m::COST_SAVED, &labels),
+                    }
+                },
+                |h| {
+                    h.tokens.increment(c.prompt_tokens + c.completion_tokens);
+                    h.cached.increment(c.cached_tokens);
+                    h.cost.increment(c.cost);
+                    h.saved.increment(c.cost_saved);
+                },
+            );
         }
         {
             let mut local = self.local.lock();
@@ -329,3 +341,15 @@ fn tokens_row(prompt: u64, completion: u64, price: f64, reference: f64) -> Count
         cost_saved: k * (reference - price),
     }
 }
+
+/// What a tenant spent at a provider, as metric handles.
+#[derive(Clone)]
+struct TenantHandles {
+    tokens: metrics::Counter,
+    cached: metrics::Counter,
+    cost: metrics::Gauge,
+    saved: metrics::Gauge,
+}
+
+static TENANT_HANDLES: std::sync::LazyLock<m::Resolved<2, TenantHandles>> =
+    std::sync::LazyLock::new(m::Resolved::default);

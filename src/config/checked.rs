@@ -644,6 +644,11 @@ pub(crate) mod url_like {
             }
             let trimmed = s.strip_suffix("/v1").unwrap_or(s);
             reqwest::Url::parse(trimmed).map_err(|e| format!("`{s}`: {e}"))?;
+            // The client takes the URL apart once, with `http`'s parser: what it refuses
+            // (a host that is not ASCII, say) is refused here rather than on every call.
+            trimmed
+                .parse::<http::Uri>()
+                .map_err(|e| format!("`{s}`: {e}"))?;
             Ok(Self(trimmed.to_owned()))
         }
         pub fn as_str(&self) -> &str {

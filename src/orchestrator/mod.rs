@@ -191,7 +191,9 @@ pub async fn handle_cached(
     let plan = plan_logged(req, snapshot)?;
     let permit = admit(state, &plan).await?;
     let tenant = plan.tenant.as_ref().map(|t| Arc::clone(t.name()));
-    let answer = answer_plan(&state.cache, plan).await;
+    // Boxed: the strategy's state machine is large, and every layer above (handler, route
+    // layers, hyper's service) moves its future by value; behind a box they move a pointer.
+    let answer = Box::pin(answer_plan(&state.cache, plan)).await;
     permit.settle(answer.as_ref().map_or_else(failed_tokens, used_tokens));
     match &answer {
         Ok(a) => state.usage.record(&snapshot.config, tenant.as_ref(), a),

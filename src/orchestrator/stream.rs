@@ -226,7 +226,8 @@ pub async fn stream_cached(
         pieces: 0,
     };
     let whole_or_stream = if !streams_live(&plan) {
-        answer_plan(&state.cache, plan).await.map(Err)
+        // Boxed as in `handle_cached`.
+        Box::pin(answer_plan(&state.cache, plan)).await.map(Err)
     } else {
         match lookup(&state.cache, &plan).await {
             Err(e) => Err(e),
@@ -241,7 +242,9 @@ pub async fn stream_cached(
                 };
                 // The billing moves into the stream (a failure before the first token,
                 // which spent nothing, settles at zero).
-                stream_plan(plan, store, Some(billing.take())).await.map(Ok)
+                Box::pin(stream_plan(plan, store, Some(billing.take())))
+                    .await
+                    .map(Ok)
             }
         }
     };

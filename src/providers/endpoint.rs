@@ -41,6 +41,9 @@ const CHECK_MODEL_MISSING: u8 = 3;
 
 pub(crate) struct Endpoint {
     pub(crate) url: Arc<str>,
+    /// `url` taken apart once for the client (`None`: it cannot be used; config refuses such
+    /// URLs, so this is a guard, not a path).
+    target: Option<super::transport::Target>,
     /// `provider#index`: how the Decision names the endpoint (callers do not see URLs).
     label: Arc<str>,
     slots: Arc<Semaphore>,
@@ -130,8 +133,11 @@ impl EndpointSet {
         self.endpoints.len()
     }
 
-    pub(crate) fn urls(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.endpoints.iter().map(|e| &e.url)
+    /// Each endpoint's URL and where the client sends its calls.
+    pub(crate) fn targets(
+        &self,
+    ) -> impl Iterator<Item = (&Arc<str>, Option<&super::transport::Target>)> {
+        self.endpoints.iter().map(|e| (&e.url, e.target.as_ref()))
     }
 
     /// Picks an endpoint that passed its health check (or has none yet) and whose breaker
@@ -313,6 +319,7 @@ impl Endpoint {
         let limit = config.max_concurrency() as usize;
         Arc::new(Self {
             url: Arc::from(url),
+            target: super::transport::Target::parse(url).ok(),
             label: Arc::from(format!("{}#{index}", config.name())),
             slots: Arc::new(Semaphore::new(limit)),
             limit: AtomicUsize::new(limit),
@@ -392,6 +399,11 @@ impl EndpointGuard {
 
     pub(crate) fn url(&self) -> &Arc<str> {
         &self.endpoint.url
+    }
+
+    /// Where the client sends this endpoint's calls.
+    pub(crate) fn target(&self) -> Option<&super::transport::Target> {
+        self.endpoint.target.as_ref()
     }
 
     /// The endpoint as callers may see it named (`provider#index`).

@@ -7,11 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::endpoint::{EndpointGuard, EndpointSet, Unavailable};
+use super::transport::{Failure, Response, Transport, read_bounded, read_prefix};
 use super::{
     Completion, EmbedRequest, Embeddings, EndpointHealth, Prompt, Provider, ProviderError,
     ProviderRequest, Refusal, StartedStream, StreamEvent, ToolCall, Usage,
@@ -116,7 +116,7 @@ struct Inner<D> {
     /// The provider's name, shared into metric labels without copying.
     label: Arc<str>,
     endpoints: EndpointSet,
-    client: reqwest::Client,
+    transport: Transport,
     dialect: D,
     retry_budget: Arc<Budget>,
     hedge_budget: Arc<Budget>,
@@ -126,15 +126,8 @@ struct Inner<D> {
     ttft: Arc<LatencyWindow>,
 }
 
-fn client(config: &ProviderConfig) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(config.connect_timeout())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(config.max_concurrency() as usize)
-        .tcp_nodelay(true)
-        .user_agent(concat!("llm-pool/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+fn client(config: &ProviderConfig) -> Transport {
+    Transport::new(config, POOL_IDLE_TIMEOUT)
 }
 
 fn retry_budget(config: &ProviderConfig) -> Arc<Budget> {
@@ -155,7 +148,7 @@ impl<D: Dialect> HttpProvider<D> {
             inner: Arc::new(Inner {
                 label: Arc::from(config.name()),
                 endpoints: EndpointSet::new(&config),
-                client: client(&config),
+                transport: client(&config),
                 dialect,
                 retry_budget: retry_budget(&config),
                 hedge_budget: hedge_budget(&config),
@@ -191,8 +184,8 @@ impl<D: Dialect> HttpProvider<D> {
             inner: Arc::new(Inner {
                 label: Arc::clone(&old.label),
                 endpoints: old.endpoints.reconfigured(&config),
-                client: if same_client {
-                    old.client.clone()
+                transport: if same_client {
+                    old.transport.clone()
                 } else {
                     client(&config)
                 },
@@ -225,7 +218,7 @@ impl<D: Dialect> Inner<D> {
         req: &ProviderRequest,
         stream: bool,
         deadline: Instant,
-    ) -> Result<(EndpointGuard, reqwest::Response, Instant), ProviderError> {
+    ) -> Result<(EndpointGuard, Response, Instant), ProviderError> {
         let body = Bytes::from(self.dialect.body(self.config.model(), req, stream));
         self.send_body(self.dialect.path(&req.prompt), body, deadline)
             .await
@@ -237,7 +230,7 @@ impl<D: Dialect> Inner<D> {
         path: &'static str,
         body: Bytes,
         deadline: Instant,
-    ) -> Result<(EndpointGuard, reqwest::Response, Instant), ProviderError> {
+    ) -> Result<(EndpointGuard, Response, Instant), ProviderError> {
         let policy = &self.config.qos().retry;
         self.retry_budget.deposit();
         self.hedge_budget.deposit();
@@ -313,27 +306,28 @@ impl<D: Dialect> Inner<D> {
     async fn send_once(
         &self,
         guard: &EndpointGuard,
-        path: &str,
+        path: &'static str,
         body: Bytes,
         until: Instant,
         deadline: Instant,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<Response, ProviderError> {
         let endpoint = guard.url();
-        let mut builder = self
-            .client
-            .post(format!("{endpoint}{path}"))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(key) = &self.config.api_key() {
-            builder = builder.bearer_auth(key.expose_secret());
-        }
+        let Some(target) = guard.target() else {
+            return Err(ProviderError::Connect {
+                endpoint: Arc::clone(endpoint),
+                message: "the endpoint URL cannot be used".into(),
+            });
+        };
+        // An empty map does not allocate: most calls carry only the provider's headers.
+        let mut headers = http::HeaderMap::new();
         if crate::telemetry::otel::enabled() {
             // W3C trace context of this attempt, so the model server's spans join the trace.
-            let mut headers = http::HeaderMap::new();
             crate::telemetry::otel::inject_current(&mut headers);
-            builder = builder.headers(headers);
         }
-        match tokio::time::timeout_at(until, builder.send()).await {
+        let req = self
+            .transport
+            .request(target.uri(path), Some(body), headers);
+        match tokio::time::timeout_at(until, self.transport.send(req)).await {
             Err(_) => Err(expired(endpoint, until, deadline)),
             Ok(Err(e)) => Err(classify(endpoint, e)),
             Ok(Ok(resp)) if resp.status().is_success() => Ok(resp),
@@ -354,17 +348,24 @@ impl<D: Dialect> Inner<D> {
     /// Asks every endpoint which models it serves (`GET /v1/models` or `/api/tags`).
     async fn check_health(&self) {
         let timeout = self.config.qos().health_check_timeout;
-        let checks = self.endpoints.urls().map(|url| {
-            let mut req = self
-                .client
-                .get(format!("{url}{}", self.dialect.models_path()));
-            if let Some(key) = &self.config.api_key() {
-                req = req.bearer_auth(key.expose_secret());
-            }
+        let checks = self.endpoints.targets().map(|(url, target)| {
+            let req = target.map(|t| {
+                self.transport.request(
+                    t.uri(self.dialect.models_path()),
+                    None,
+                    http::HeaderMap::new(),
+                )
+            });
             async move {
-                let result = match tokio::time::timeout(timeout, req.send()).await {
+                let Some(req) = req else {
+                    return (
+                        Arc::clone(url),
+                        Err("the endpoint URL cannot be used".to_owned()),
+                    );
+                };
+                let result = match tokio::time::timeout(timeout, self.transport.send(req)).await {
                     Err(_) => Err("timed out".to_owned()),
-                    Ok(Err(e)) => Err(error_chain(&e.without_url())),
+                    Ok(Err(e)) => Err(error_chain(e.error())),
                     Ok(Ok(resp)) if !resp.status().is_success() => {
                         Err(format!("status {}", resp.status().as_u16()))
                     }
@@ -391,20 +392,16 @@ impl<D: Dialect> Inner<D> {
     async fn describe(&self) -> Option<serde_json::Value> {
         let timeout = self.config.qos().health_check_timeout;
         let (path, body) = self.dialect.describe_request(self.config.model());
-        for url in self.endpoints.urls() {
-            let mut req = match &body {
-                Some(b) => self
-                    .client
-                    .post(format!("{url}{path}"))
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(b.clone()),
-                None => self.client.get(format!("{url}{path}")),
+        let body = body.map(Bytes::from);
+        for (_, target) in self.endpoints.targets() {
+            let Some(target) = target else {
+                continue;
             };
-            if let Some(key) = &self.config.api_key() {
-                req = req.bearer_auth(key.expose_secret());
-            }
+            let req =
+                self.transport
+                    .request(target.uri(path), body.clone(), http::HeaderMap::new());
             let answer = async {
-                let resp = req.send().await.ok()?;
+                let resp = self.transport.send(req).await.ok()?;
                 if !resp.status().is_success() {
                     return None;
                 }
@@ -428,30 +425,56 @@ impl<D> Inner<D> {
         elapsed: Duration,
         streamed: bool,
     ) {
-        let provider = Arc::clone(&self.label);
         let label = match &outcome {
             Ok(_) => "ok",
             Err(e) => e.metric_label(),
         };
-        metrics::counter!(
-            m::UPSTREAM_CALLS,
-            "provider" => Arc::clone(&provider),
-            "endpoint" => Arc::clone(endpoint),
-            "outcome" => label
-        )
-        .increment(1);
+        CALL_HANDLES.with(
+            [&self.label, endpoint, label],
+            || {
+                metrics::counter!(
+                    m::UPSTREAM_CALLS,
+                    "provider" => Arc::clone(&self.label),
+                    "endpoint" => Arc::clone(endpoint),
+                    "outcome" => label
+                )
+            },
+            |calls| calls.increment(1),
+        );
         if let Ok(usage) = outcome {
-            if !streamed {
-                metrics::histogram!(m::UPSTREAM_SECONDS, "provider" => Arc::clone(&provider))
-                    .record(elapsed.as_secs_f64());
-            }
-            metrics::counter!(m::TOKENS, "provider" => Arc::clone(&provider), "kind" => "prompt")
-                .increment(u64::from(usage.prompt_tokens));
-            metrics::counter!(m::TOKENS, "provider" => provider, "kind" => "completion")
-                .increment(u64::from(usage.completion_tokens));
+            PROVIDER_HANDLES.with(
+                [&self.label],
+                || ProviderHandles {
+                    seconds: metrics::histogram!(m::UPSTREAM_SECONDS, "provider" => Arc::clone(&self.label)),
+                    prompt: metrics::counter!(m::TOKENS, "provider" => Arc::clone(&self.label), "kind" => "prompt"),
+                    completion: metrics::counter!(m::TOKENS, "provider" => Arc::clone(&self.label), "kind" => "completion"),
+                },
+                |h| {
+                    if !streamed {
+                        h.seconds.record(elapsed.as_secs_f64());
+                    }
+                    h.prompt.increment(u64::from(usage.prompt_tokens));
+                    h.completion.increment(u64::from(usage.completion_tokens));
+                },
+            );
         }
     }
 }
+
+/// Upstream calls by provider, endpoint and outcome.
+static CALL_HANDLES: std::sync::LazyLock<m::Resolved<3, metrics::Counter>> =
+    std::sync::LazyLock::new(m::Resolved::default);
+
+/// A provider's answer latency and tokens.
+#[derive(Clone)]
+struct ProviderHandles {
+    seconds: metrics::Histogram,
+    prompt: metrics::Counter,
+    completion: metrics::Counter,
+}
+
+static PROVIDER_HANDLES: std::sync::LazyLock<m::Resolved<1, ProviderHandles>> =
+    std::sync::LazyLock::new(m::Resolved::default);
 
 /// A timeout: the request's own deadline (nothing wrong with the endpoint) or the
 /// provider's per-call timeout.
@@ -659,14 +682,14 @@ impl<D: Dialect> Provider for HttpProvider<D> {
 fn events<D: Dialect>(
     inner: Arc<Inner<D>>,
     guard: EndpointGuard,
-    resp: reqwest::Response,
+    resp: Response,
     until: Instant,
     deadline: Instant,
     t0: Instant,
 ) -> impl futures::Stream<Item = Result<StreamEvent, ProviderError>> + Send + 'static {
     async_stream::stream! {
         let endpoint = Arc::clone(guard.url());
-        let lines = super::lines::lines(resp.bytes_stream());
+        let lines = super::lines::lines(http_body_util::BodyExt::into_data_stream(resp.into_body()));
         futures::pin_mut!(lines);
         let mut usage: Option<Usage> = None;
         let mut finish: Option<String> = None;
@@ -862,26 +885,26 @@ fn failed<D>(
     e
 }
 
-/// reqwest errors print their URL; the endpoint is named separately, so the URL is dropped.
-fn classify(endpoint: &Arc<str>, e: reqwest::Error) -> ProviderError {
+/// A call that got no answer: the connect timeout, a connection that could not be made,
+/// or one that broke.
+fn classify(endpoint: &Arc<str>, e: Failure) -> ProviderError {
     let endpoint = Arc::clone(endpoint);
-    let e = e.without_url();
     if e.is_timeout() {
         ProviderError::Timeout { endpoint }
     } else if e.is_connect() {
         ProviderError::Connect {
             endpoint,
-            message: error_chain(&e),
+            message: error_chain(e.error()),
         }
     } else {
         ProviderError::Broken {
             endpoint,
-            message: error_chain(&e),
+            message: error_chain(e.error()),
         }
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {
@@ -890,36 +913,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     s
-}
-
-/// Reads at most the first `max` bytes of a body (for error messages).
-async fn read_prefix(mut resp: reqwest::Response, max: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        let room = max.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if out.len() >= max {
-            break;
-        }
-    }
-    out
-}
-
-/// Reads a body up to `max` bytes; a longer body is an error, not a truncation.
-async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(resp.content_length().map_or(1024, |n| n as usize).min(max));
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                if out.len() + chunk.len() > max {
-                    return Err(format!("response larger than {max} bytes"));
-                }
-                out.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(out),
-            Err(e) => return Err(error_chain(&e.without_url())),
-        }
-    }
 }
 
 /// The message of an upstream error body: OpenAI's `{"error":{"message"}}`, Ollama's

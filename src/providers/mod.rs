@@ -15,6 +15,7 @@ pub mod openai;
 mod reliability;
 mod request;
 mod set;
+mod transport;
 
 use std::sync::Arc;
 

@@ -212,11 +212,84 @@ pub fn auth_failure(kind: &'static str) {
 
 /// One orchestrated request: count and latency by task, strategy and outcome.
 pub fn answer(task: &str, strategy: &str, outcome: &'static str, elapsed: std::time::Duration) {
-    let labels = [
-        ("task", task.to_owned()),
-        ("strategy", strategy.to_owned()),
-        ("outcome", outcome.to_owned()),
-    ];
-    metrics::counter!(ANSWERS, &labels).increment(1);
-    metrics::histogram!(ANSWER_SECONDS, &labels).record(elapsed.as_secs_f64());
+    ANSWER_HANDLES.with(
+        [task, strategy, outcome],
+        || {
+            let labels = [
+                ("task", task.to_owned()),
+                ("strategy", strategy.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ];
+            (
+                metrics::counter!(ANSWERS, &labels),
+                metrics::histogram!(ANSWER_SECONDS, &labels),
+            )
+        },
+        |(count, seconds)| {
+            count.increment(1);
+            seconds.record(elapsed.as_secs_f64());
+        },
+    );
 }
+
+/// Metric handles by label values, each distinct set resolved in the recorder once: after
+/// that, recording costs a hash of the values and a lock-free read, with no registry lookup
+/// and no allocation. Label values are bounded (STYLE.md: config names, route templates,
+/// fixed outcomes), so the map stays small.
+pub struct Resolved<const N: usize, V> {
+    hasher: std::hash::RandomState,
+    map: arc_swap::ArcSwap<ByHash<N, V>>,
+}
+
+/// Handles by the hash of their label values (entries with equal hashes share the list).
+type ByHash<const N: usize, V> = std::collections::HashMap<u64, Vec<([Box<str>; N], V)>>;
+
+impl<const N: usize, V: Clone> Default for Resolved<N, V> {
+    fn default() -> Self {
+        Self {
+            hasher: std::hash::RandomState::new(),
+            map: arc_swap::ArcSwap::default(),
+        }
+    }
+}
+
+impl<const N: usize, V: Clone> Resolved<N, V> {
+    /// Calls `f` with the handles of `labels`, made by `make` the first time.
+    pub fn with<R>(
+        &self,
+        labels: [&str; N],
+        make: impl FnOnce() -> V,
+        f: impl FnOnce(&V) -> R,
+    ) -> R {
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(labels);
+        let same = |k: &[Box<str>; N]| k.iter().zip(labels).all(|(a, b)| **a == *b);
+        if let Some((_, v)) = self
+            .map
+            .load()
+            .get(&h)
+            .and_then(|entries| entries.iter().find(|(k, _)| same(k)))
+        {
+            return f(v);
+        }
+        // The recorder must be in place before a handle is taken from it.
+        handle();
+        let v = make();
+        let r = f(&v);
+        self.map.rcu(|m| {
+            let mut m = std::collections::HashMap::clone(m);
+            let entries = m.entry(h).or_default();
+            if !entries.iter().any(|(k, _)| same(k)) {
+                entries.push((labels.map(Box::from), v.clone()));
+            }
+            m
+        });
+        r
+    }
+}
+
+/// Handles of one orchestrated request's outcome: count and latency.
+type AnswerHandles = (metrics::Counter, metrics::Histogram);
+
+static ANSWER_HANDLES: std::sync::LazyLock<Resolved<3, AnswerHandles>> =
+    std::sync::LazyLock::new(Resolved::default);

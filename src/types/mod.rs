@@ -19,3 +19,14 @@ pub use decision::{
 };
 pub use outcome::Outcome;
 pub use plan::{CacheMode, Plan};
+
+/// A new request id: a random UUID (v4) from the thread's fast generator. Ids name requests
+/// in logs, traces and Decisions; they are not secrets, so they need no system call for
+/// entropy (the OS generator costs one per id).
+pub fn new_request_id() -> String {
+    let bytes = fastrand::u128(..).to_le_bytes();
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}

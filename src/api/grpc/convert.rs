@@ -23,7 +23,7 @@ pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest,
         .metadata()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        .map_or_else(crate::types::new_request_id, str::to_owned);
     let q = request.into_inner();
     let messages = q
         .messages

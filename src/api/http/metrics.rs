@@ -5,7 +5,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
-use metrics::{counter, gauge, histogram};
+use std::sync::LazyLock;
+
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use tokio::time::Instant;
 
 use crate::state::AppState;
@@ -20,10 +22,31 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
     let mut tracked = InFlight::start(route);
     let resp = next.run(req).await;
     tracked.answered = true;
-    let status = resp.status().as_u16().to_string();
-    counter!(m::REQUESTS, "route" => route, "status" => status).increment(1);
-    histogram!(m::REQUEST_SECONDS, "route" => route).record(tracked.t0.elapsed().as_secs_f64());
+    let status = resp.status();
+    let seconds = tracked.t0.elapsed().as_secs_f64();
+    ROUTE_HANDLES.with(
+        [route, status.as_str()],
+        || {
+            (
+                counter!(m::REQUESTS, "route" => route, "status" => status.as_str().to_owned()),
+                histogram!(m::REQUEST_SECONDS, "route" => route),
+            )
+        },
+        |(count, latency)| {
+            count.increment(1);
+            latency.record(seconds);
+        },
+    );
     resp
+}
+
+/// Per route template and status: the request count and the route's latency.
+static ROUTE_HANDLES: LazyLock<m::Resolved<2, (Counter, Histogram)>> =
+    LazyLock::new(m::Resolved::default);
+static IN_FLIGHT_GAUGE: LazyLock<m::Resolved<0, Gauge>> = LazyLock::new(m::Resolved::default);
+
+fn in_flight(f: impl FnOnce(&Gauge)) {
+    IN_FLIGHT_GAUGE.with([], || gauge!(m::IN_FLIGHT), f);
 }
 
 /// One request in flight: the gauge goes back down when this is dropped, also when the
@@ -37,7 +60,7 @@ struct InFlight {
 
 impl InFlight {
     fn start(route: &'static str) -> Self {
-        gauge!(m::IN_FLIGHT).increment(1.0);
+        in_flight(|g| g.increment(1.0));
         Self {
             route,
             t0: Instant::now(),
@@ -48,7 +71,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        gauge!(m::IN_FLIGHT).decrement(1.0);
+        in_flight(|g| g.decrement(1.0));
         if !self.answered {
             counter!(m::REQUESTS_CANCELLED, "route" => self.route).increment(1);
         }
@@ -63,11 +86,17 @@ fn static_route(s: &str) -> &'static str {
         "/v1/chat/completions",
         "/v1/completions",
         "/v1/models",
+        "/v1/models/{id}",
+        "/v1/embeddings",
         "/api/generate",
         "/api/chat",
         "/api/tags",
         "/api/show",
         "/api/version",
+        "/api/embed",
+        "/api/embeddings",
+        "/api/ps",
+        "/",
         "/health",
         "/readyz",
         "/info",
@@ -75,6 +104,7 @@ fn static_route(s: &str) -> &'static str {
         "/admin/config",
         "/admin/cache",
         "/admin/cache/clear",
+        "/v1/usage",
     ];
     ROUTES.iter().copied().find(|r| *r == s).unwrap_or("other")
 }
@@ -116,4 +146,18 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_its_own_metric_label() {
+        for (_, path, _) in super::super::route_table() {
+            assert_eq!(
+                super::static_route(path),
+                path,
+                "{path} is labelled \"other\""
+            );
+        }
+    }
 }

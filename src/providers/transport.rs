@@ -1,0 +1,232 @@
+//! The HTTP client under every provider: one hyper client per provider, and each
+//! endpoint's address parsed once, when the snapshot is built, so a call costs no URL parsing
+//! and no request builder — only the URI assembled from parts and the request's headers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use secrecy::ExposeSecret;
+
+use crate::config::ProviderConfig;
+
+/// An upstream's answer, its body not yet read.
+pub(crate) type Response = http::Response<hyper::body::Incoming>;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("llm-pool/", env!("CARGO_PKG_VERSION")));
+
+/// Where an endpoint is, taken apart once: a call joins these with its path.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    scheme: Scheme,
+    authority: Authority,
+    /// A path prefix the endpoint URL carries (`http://host/proxy`), without a trailing `/`;
+    /// usually empty.
+    base: Box<str>,
+}
+
+impl Target {
+    /// `url` as config checked it (`http://` or `https://`, a host, maybe a path).
+    pub(crate) fn parse(url: &str) -> Result<Self, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("`{url}`: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        else {
+            return Err(format!("`{url}` has no scheme or host"));
+        };
+        let base = uri.path().trim_end_matches('/');
+        Ok(Self {
+            scheme,
+            authority,
+            base: base.into(),
+        })
+    }
+
+    /// The URI of `path` (`/v1/chat/completions`) on this endpoint.
+    pub(crate) fn uri(&self, path: &'static str) -> Uri {
+        let path = if self.base.is_empty() {
+            PathAndQuery::from_static(path)
+        } else {
+            // A path prefix is rare; it costs one string per call.
+            PathAndQuery::try_from(format!("{}{path}", self.base))
+                .unwrap_or_else(|_| PathAndQuery::from_static(path))
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path);
+        // Scheme, authority and path were each valid alone, so together they are.
+        Uri::from_parts(parts).unwrap_or_default()
+    }
+}
+
+/// One provider's connection pool and the headers every call carries.
+#[derive(Clone)]
+pub(crate) struct Transport {
+    client: Client<Connector, Full<Bytes>>,
+    /// `Bearer <key>`, marked sensitive (never printed by `Debug`, kept out of HPACK tables).
+    auth: Option<HeaderValue>,
+}
+
+impl Transport {
+    pub(crate) fn new(config: &ProviderConfig, idle_timeout: Duration) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout()));
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let tls = match builder
+            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
+        {
+            Ok(b) => b,
+            // ring offers the default protocol versions, so this does not happen; plain
+            // webpki roots with the process's default provider are the same trust.
+            Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
+        };
+        let connector = tls
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(idle_timeout)
+            .pool_max_idle_per_host(config.max_concurrency() as usize)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let auth = config.api_key().and_then(|key| {
+            let mut v = HeaderValue::try_from(format!("Bearer {}", key.expose_secret())).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        });
+        Self { client, auth }
+    }
+
+    /// A POST of a JSON body, or a GET when `body` is `None`; `headers` are the call's own
+    /// (trace context), to which the provider's are added.
+    pub(crate) fn request(
+        &self,
+        uri: Uri,
+        body: Option<Bytes>,
+        mut headers: HeaderMap,
+    ) -> Request<Full<Bytes>> {
+        headers.reserve(3);
+        let method = match body {
+            Some(_) => {
+                headers.insert(CONTENT_TYPE, JSON);
+                Method::POST
+            }
+            None => Method::GET,
+        };
+        headers.insert(USER_AGENT, AGENT);
+        if let Some(auth) = &self.auth {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        let mut req = Request::new(Full::new(body.unwrap_or_default()));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        req
+    }
+
+    pub(crate) async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response, Failure> {
+        self.client.request(req).await.map_err(Failure)
+    }
+}
+
+/// Why a call got no answer (the connection, not the server, failed).
+#[derive(Debug)]
+pub(crate) struct Failure(hyper_util::client::legacy::Error);
+
+impl Failure {
+    /// The connection could not be made (refused, unreachable, TLS failed).
+    pub(crate) fn is_connect(&self) -> bool {
+        self.0.is_connect()
+    }
+
+    /// The connect timeout passed.
+    pub(crate) fn is_timeout(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&self.0);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::TimedOut
+            {
+                return true;
+            }
+            source = e.source();
+        }
+        false
+    }
+
+    pub(crate) fn error(&self) -> &(dyn std::error::Error + 'static) {
+        &self.0
+    }
+}
+
+/// Reads a body up to `max` bytes; a longer body is an error, not a truncation. A body that
+/// arrives in one piece is returned without a copy.
+pub(crate) async fn read_bounded(resp: Response, max: usize) -> Result<Bytes, String> {
+    if resp
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|n| n > max)
+    {
+        return Err(format!("response larger than {max} bytes"));
+    }
+    match http_body_util::Limited::new(resp.into_body(), max)
+        .collect()
+        .await
+    {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(format!("response larger than {max} bytes"))
+        }
+        Err(e) => Err(super::http::error_chain(&*e)),
+    }
+}
+
+/// Reads at most the first `max` bytes of a body (for error messages).
+pub(crate) async fn read_prefix(resp: Response, max: usize) -> Vec<u8> {
+    let mut body = resp.into_body();
+    let mut out = Vec::new();
+    while let Some(Ok(frame)) = body.frame().await {
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        let room = max.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= max {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_joins_its_path_prefix() {
+        let t = Target::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            t.uri("/v1/chat/completions").to_string(),
+            "http://127.0.0.1:8080/v1/chat/completions"
+        );
+        let t = Target::parse("https://example.com/proxy/").unwrap();
+        assert_eq!(
+            t.uri("/api/chat").to_string(),
+            "https://example.com/proxy/api/chat"
+        );
+        assert!(Target::parse("127.0.0.1:8080/x").is_err());
+    }
+}
