@@ -237,7 +237,9 @@ pub fn answer(task: &str, strategy: &str, outcome: &'static str, elapsed: std::t
 /// and no allocation. Label values are bounded (STYLE.md: config names, route templates,
 /// fixed outcomes), so the map stays small.
 pub struct Resolved<const N: usize, V> {
-    hasher: std::hash::RandomState,
+    /// Label values come from config and fixed lists, not from callers, so a fast hasher
+    /// without per-process keys is safe here.
+    hasher: foldhash::fast::FixedState,
     map: arc_swap::ArcSwap<ByHash<N, V>>,
 }
 
@@ -247,7 +249,7 @@ type ByHash<const N: usize, V> = std::collections::HashMap<u64, Vec<([Box<str>; 
 impl<const N: usize, V: Clone> Default for Resolved<N, V> {
     fn default() -> Self {
         Self {
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::fast::FixedState::default(),
             map: arc_swap::ArcSwap::default(),
         }
     }

@@ -169,8 +169,19 @@ pub async fn trace_request(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use tracing::Instrument;
-    if !enabled() {
+    let Some(span) = request_span(&req) else {
         return next.run(req).await;
+    };
+    let response = next.run(req).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
+/// The `request` span of `req` (see [`trace_request`]); `None` without trace export. Record
+/// `http.response.status_code` on it once the response is known.
+pub fn request_span(req: &axum::extract::Request) -> Option<tracing::Span> {
+    if !enabled() {
+        return None;
     }
     let route = req
         .extensions()
@@ -192,7 +203,5 @@ pub async fn trace_request(
         http.response.status_code = tracing::field::Empty,
     );
     set_parent_from(&span, req.headers());
-    let response = next.run(req).instrument(span.clone()).await;
-    span.record("http.response.status_code", response.status().as_u16());
-    response
+    Some(span)
 }

@@ -1,30 +1,16 @@
-//! The auth middleware of the HTTP listener. It runs after routing (so the route's group is
+//! The auth check of the HTTP listener, run by the route layer (`metrics::edge`). It runs after routing (so the route's group is
 //! known), reads the body only for HMAC-signed requests, and sets [`Caller`] on the request
 //! or answers 401/403 in the route's protocol. The gRPC listener uses the same check
 //! (`api::grpc::auth`). The credentials logic itself, which knows nothing of the wire, is
 //! `crate::auth`.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
 
 use crate::auth::{Caller, Presented};
 use crate::config::security::RouteGroup;
 use crate::error::PoolError;
 use crate::state::AppState;
-
-/// HTTP: each route is layered with its group (`api::http::routes`).
-pub(crate) async fn layer(
-    State((state, group)): State<(AppState, RouteGroup)>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match check(&state, group, req).await {
-        Ok(req) => next.run(req).await,
-        Err((path, e)) => super::error_for_path(&path, e),
-    }
-}
 
 /// Authenticates the request for `group`: the request with its [`Caller`], or the path and
 /// the error to answer with.

@@ -1,8 +1,8 @@
 //! The HTTP surface: native, OpenAI-compatible and Ollama-compatible routes, and operations.
 //!
 //! Layers, outer to inner: request id (taken from `x-request-id` or generated, and returned),
-//! trace span, body limit, per-frame body timeout (slow bodies), then per route the auth layer
-//! of its group (`routes`) and the handler. Tenants' rate limits apply in the orchestrator,
+//! body limit, per-frame body timeout (slow bodies), then per route one layer (`metrics::edge`:
+//! the route's metrics, its trace span, the auth check of its group) and the handler. Tenants' rate limits apply in the orchestrator,
 //! once the request is planned and its token estimate known.
 
 mod admin;
@@ -26,7 +26,6 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
@@ -158,27 +157,17 @@ pub fn router(state: AppState) -> Router {
     let body_timeout = state.config.load().config.server().header_read_timeout();
     let mut router = Router::new();
     for (_, path, group, handler) in routes() {
-        let auth = axum::middleware::from_fn_with_state((state.clone(), group), auth::layer);
-        router = router.route(path, handler.route_layer(auth));
+        // Metrics, trace span and auth in one layer (`metrics::edge`).
+        let edge = axum::middleware::from_fn_with_state((state.clone(), group), metrics::edge);
+        router = router.route(path, handler.route_layer(edge));
     }
     router
         .fallback(native::not_found)
-        // Counts requests by route template; inside the router so the template is known.
-        .route_layer(axum::middleware::from_fn(metrics::track))
-        // The `request` span (with trace export on), child of the caller's traceparent.
-        .route_layer(axum::middleware::from_fn(
-            crate::telemetry::otel::trace_request,
-        ))
         .layer(
             ServiceBuilder::new()
                 // <- outer: every response, errors included, carries the request id.
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), NewRequestId))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-                // Failures are logged once, by the orchestrator's line per request: a 5xx
-                // an upstream caused is not an ERROR of the pool.
-                .layer(TraceLayer::new_for_http().on_failure(
-                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
-                ))
                 // A declared length over the limit is refused before the body is read (and
                 // before `100 Continue` invites the client to send it).
                 .layer(axum::middleware::from_fn_with_state(
