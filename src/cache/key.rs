@@ -84,26 +84,18 @@ fn no_entries(m: &&Map<String, Value>) -> bool {
     m.is_empty()
 }
 
-/// Feeds an encoding straight into SHA-256 (no buffer).
-pub(crate) struct Hashing(pub(crate) Sha256);
+/// SHA-256 of an encoding.
+pub(crate) struct Hashing;
 
 impl Hashing {
-    /// SHA-256 of `value`'s JSON encoding.
+    /// SHA-256 of `value`'s JSON encoding. The encoding is written into a buffer and hashed
+    /// in one call: serde writes a key in many small pieces, and each piece fed to the hash
+    /// alone costs more than copying it.
     pub(crate) fn digest(value: &impl Serialize) -> [u8; 32] {
-        let mut hashing = Self(Sha256::new());
-        // Writing into a hash cannot fail, and the values hashed always serialise.
-        let _ = serde_json::to_writer(&mut hashing, value);
-        hashing.0.finalize().into()
-    }
-}
-
-impl std::io::Write for Hashing {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        let mut buf = Vec::with_capacity(2048);
+        // Writing into a Vec cannot fail, and the values hashed always serialise.
+        let _ = serde_json::to_writer(&mut buf, value);
+        Sha256::digest(&buf).into()
     }
 }
 
