@@ -132,6 +132,11 @@ class Procs:
 
 
 def nginx(procs, work, cores=LOAD_CORES):
+    # Apart from the gateways' config files: the pool watches its config's folder, and
+    # nginx opening the bodies there would wake its watcher on every request.
+    work = work / "origin"
+    work.mkdir()
+    work.chmod(0o755)
     (work / "openai.json").write_text(OPENAI_BODY)
     (work / "ollama.json").write_text(OLLAMA_BODY)
     (work / "sse.txt").write_text(sse_body())

@@ -49,10 +49,7 @@ fn serve(path: std::path::PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_builder().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -77,4 +74,18 @@ fn serve(path: std::path::PathBuf) -> ExitCode {
         running.shutdown(grace).await;
         ExitCode::SUCCESS
     })
+}
+
+/// The Tokio runtime: when the process may use one core (`taskset`, a container's CPU
+/// limit of one), one that runs every task on the thread that drives it, since a
+/// work-stealing scheduler with a single worker only adds its bookkeeping (measured: a
+/// quarter of the pool's CPU per request, docs/BENCHMARKS.md); the multi-threaded one, a
+/// worker per core, otherwise.
+fn runtime_builder() -> tokio::runtime::Builder {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
 }

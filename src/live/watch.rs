@@ -77,7 +77,9 @@ pub fn start(
 fn watch(dirs: &[PathBuf]) -> notify::Result<(notify::RecommendedWatcher, Events)> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        let _ = tx.send(ev);
+        if worth_passing(&ev) {
+            let _ = tx.send(ev);
+        }
     })?;
     for dir in dirs {
         if dir.is_dir() {
@@ -85,6 +87,13 @@ fn watch(dirs: &[PathBuf]) -> notify::Result<(notify::RecommendedWatcher, Events
         }
     }
     Ok((watcher, rx))
+}
+
+/// inotify reports every open and read of a file in a watched folder (notify asks for
+/// them); they change nothing, and passing them on would wake the runtime for each — on
+/// every request when a busy neighbour shares the folder.
+fn worth_passing(ev: &notify::Result<notify::Event>) -> bool {
+    !ev.as_ref().is_ok_and(|e| e.kind.is_access())
 }
 
 /// Which event paths can change the configuration: the file itself (by name, so renames and
@@ -159,4 +168,24 @@ async fn reload(store: &ConfigStore) {
     let store = store.clone();
     // Errors are recorded and logged by the store.
     let _ = tokio::task::spawn_blocking(move || store.reload_from_disk()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+
+    #[test]
+    fn opens_and_reads_in_the_folder_are_not_passed_on() {
+        let event = |kind| Ok(notify::Event::new(kind));
+        assert!(!super::worth_passing(&event(EventKind::Access(
+            AccessKind::Open(AccessMode::Any)
+        ))));
+        assert!(!super::worth_passing(&event(EventKind::Access(
+            AccessKind::Close(AccessMode::Read)
+        ))));
+        assert!(super::worth_passing(&event(EventKind::Modify(
+            ModifyKind::Any
+        ))));
+        assert!(super::worth_passing(&Err(notify::Error::generic("lost"))));
+    }
 }
