@@ -598,7 +598,7 @@ def run(a, work, procs):
           f"p99 c=1 {fmt(added(q, 'p99_c1_us'), ' µs')}")
     print()
     print("ratios, same run (pool ÷ peer; below 1 the pool is cheaper or faster):")
-    for peer in [n for n in rows if n not in ("direct", "pool") and "pool" not in n]:
+    for peer in [n for n in rows if n != "direct" and "pool" not in n and "cache-hit" not in n]:
         pr = rows[peer]
         parts = [f"req/s c=32 {med(q, 'rps_c32') / med(pr, 'rps_c32'):.2f}× (pool ÷ peer)"]
         if med(pr, "cpu_us_per_req"):
@@ -609,6 +609,11 @@ def run(a, work, procs):
         if peer in instructions:
             parts.append(f"instructions/req {instructions['pool'] / instructions[peer]:.2f}×")
         print(f"  {peer}: " + ", ".join(parts))
+        if peer == "baseline":
+            hit, old = rows["pool-cache-hit"], rows["baseline-cache-hit"]
+            print(f"  baseline cache hit: CPU/req "
+                  f"{med(hit, 'cpu_us_per_req') / med(old, 'cpu_us_per_req'):.2f}×, req/s c=32 "
+                  f"{med(hit, 'rps_c32') / med(old, 'rps_c32'):.2f}×")
         if peer == "nginx-proxy" and med(pr, "cpu_us_per_req"):
             hit = rows["pool-cache-hit"]
             print(f"  pool cache hit ÷ nginx-proxy CPU/req: "
@@ -624,7 +629,8 @@ def run(a, work, procs):
         dT = statistics.median(x[1] for x in streams[f"direct-{kind}"])
         pT = statistics.median(x[1] for x in streams[f"pool-{kind}"])
         print(f"  {kind:>6}: TTFB direct {fmt(dt, ' µs')}, pool {fmt(pt, ' µs')} (+{fmt(pt - dt, ' µs')}); "
-              f"total direct {fmt(dT, ' µs')}, pool {fmt(pT, ' µs')} (+{fmt(pT - dT, ' µs')})")
+              f"total direct {fmt(dT, ' µs')}, pool {fmt(pT, ' µs')} (+{fmt(pT - dT, ' µs')}); "
+              f"per chunk after the first {fmt(((pT - dT) - (pt - dt)) / STREAM_CHUNKS, ' µs')}")
     print()
     print(f"pool RSS: idle {idle_rss / 1024:.1f} MiB; with {50 if a.smoke else 1000} open streams "
           f"{streams_rss / 1024:.1f} MiB; peak over the run {peak_rss / 1024:.1f} MiB")
