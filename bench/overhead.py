@@ -452,6 +452,12 @@ def callgrind_ir(argv, url, body, secs, work, name, headers=None):
     return total / max(served, 1)
 
 
+def ratio(a, b):
+    """a ÷ b, readable however far apart they are (1/227× rather than 0.00×)."""
+    r = a / b
+    return f"{r:.2f}×" if r >= 0.1 else f"1/{1 / r:,.0f}×"
+
+
 def med(rows, key):
     vals = [r[key] for r in rows if r.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -600,12 +606,12 @@ def run(a, work, procs):
     print("ratios, same run (pool ÷ peer; below 1 the pool is cheaper or faster):")
     for peer in [n for n in rows if n != "direct" and "pool" not in n and "cache-hit" not in n]:
         pr = rows[peer]
-        parts = [f"req/s c=32 {med(q, 'rps_c32') / med(pr, 'rps_c32'):.2f}× (pool ÷ peer)"]
+        parts = [f"req/s c=32 {ratio(med(q, 'rps_c32'), med(pr, 'rps_c32'))} (pool ÷ peer)"]
         if med(pr, "cpu_us_per_req"):
-            parts.insert(0, f"CPU/req {med(q, 'cpu_us_per_req') / med(pr, 'cpu_us_per_req'):.2f}×")
+            parts.insert(0, f"CPU/req {ratio(med(q, 'cpu_us_per_req'), med(pr, 'cpu_us_per_req'))}")
         for k in ("p50_c1_us", "p99_c1_us"):
             if added(pr, k) > 0:
-                parts.append(f"added {k[:3]} c=1 {added(q, k) / added(pr, k):.2f}×")
+                parts.append(f"added {k[:3]} c=1 {ratio(added(q, k), added(pr, k))}")
         if peer in instructions:
             parts.append(f"instructions/req {instructions['pool'] / instructions[peer]:.2f}×")
         print(f"  {peer}: " + ", ".join(parts))
