@@ -80,6 +80,7 @@ pub(crate) struct Transport {
 
 impl Transport {
     pub(crate) fn new(config: &ProviderConfig, idle_timeout: Duration) -> Self {
+        warn_of_proxy_variables();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -140,6 +141,30 @@ impl Transport {
     pub(crate) async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response, Failure> {
         self.client.request(req).await.map_err(Failure)
     }
+}
+
+/// The client connects to model servers directly. reqwest, which the pool used before,
+/// read `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`; an operator who relied on that is told
+/// once, at start, rather than left to find out from failed calls.
+fn warn_of_proxy_variables() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let set: Vec<&str> = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]
+            .into_iter()
+            .filter(|name| {
+                [name.to_string(), name.to_ascii_lowercase()]
+                    .iter()
+                    .any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()))
+            })
+            .collect();
+        if !set.is_empty() {
+            tracing::warn!(
+                variables = ?set,
+                "Proxy variables are set, but llm-pool connects to model servers directly \
+                 and does not use them."
+            );
+        }
+    });
 }
 
 /// Why a call got no answer (the connection, not the server, failed).
