@@ -16,6 +16,9 @@ pub enum ErrorKind {
     Unauthenticated,
     PermissionDenied,
     RateLimited,
+    /// Every slot was taken and the request could not be served in time (its class's
+    /// queue was full, or it would have waited past its deadline).
+    Overloaded,
     NoConsensus,
     /// Every candidate answered, and no answer was valid for the task's output kind.
     InvalidAnswer,
@@ -34,7 +37,7 @@ impl ErrorKind {
             Self::RequestTimeout => S::REQUEST_TIMEOUT,
             Self::Unauthenticated => S::UNAUTHORIZED,
             Self::PermissionDenied => S::FORBIDDEN,
-            Self::RateLimited => S::TOO_MANY_REQUESTS,
+            Self::RateLimited | Self::Overloaded => S::TOO_MANY_REQUESTS,
             Self::NoConsensus => S::CONFLICT,
             Self::InvalidAnswer => S::BAD_GATEWAY,
             Self::DeadlineExceeded => S::GATEWAY_TIMEOUT,
@@ -48,7 +51,7 @@ impl ErrorKind {
         match self {
             Self::InvalidArgument => C::InvalidArgument,
             Self::NotFound => C::NotFound,
-            Self::PayloadTooLarge | Self::RateLimited => C::ResourceExhausted,
+            Self::PayloadTooLarge | Self::RateLimited | Self::Overloaded => C::ResourceExhausted,
             Self::Unauthenticated => C::Unauthenticated,
             Self::PermissionDenied => C::PermissionDenied,
             Self::NoConsensus => C::Aborted,
@@ -71,6 +74,7 @@ impl ErrorKind {
             Self::Unauthenticated => "unauthenticated",
             Self::PermissionDenied => "permission_denied",
             Self::RateLimited => "rate_limited",
+            Self::Overloaded => "overloaded",
             Self::NoConsensus => "no_consensus",
             Self::InvalidAnswer => "invalid_answer",
             Self::DeadlineExceeded => "deadline_exceeded",
@@ -149,6 +153,17 @@ pub enum PoolError {
         message: String,
         retry_after: std::time::Duration,
     },
+    /// Every provider that could answer refused the request a slot: every slot was taken
+    /// and it could not be served in time. 429 (`RESOURCE_EXHAUSTED`) when its class was
+    /// over its bounds; 503 (`UNAVAILABLE`) when every class's queue was full
+    /// (`saturated`). Nothing was sent upstream.
+    #[error("overloaded: {summary}; retry after {} s", ceil_secs(*retry_after))]
+    Overloaded {
+        summary: String,
+        retry_after: std::time::Duration,
+        saturated: bool,
+        decision: Option<Box<Decision>>,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -175,6 +190,10 @@ impl PoolError {
             Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
+            Self::Overloaded {
+                saturated: true, ..
+            } => ErrorKind::Unavailable,
+            Self::Overloaded { .. } => ErrorKind::Overloaded,
         }
     }
 
@@ -189,7 +208,7 @@ impl PoolError {
     /// Whole seconds a rate-limited caller should wait (`Retry-After`), at least 1.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after, .. } => {
+            Self::RateLimited { retry_after, .. } | Self::Overloaded { retry_after, .. } => {
                 Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
                     .map(|s| s.max(1))
             }
@@ -197,8 +216,8 @@ impl PoolError {
         }
     }
 
-    /// Headers that go with this error on HTTP: `Retry-After` on 429, `WWW-Authenticate` on
-    /// 401.
+    /// Headers that go with this error on HTTP: `Retry-After` on 429 and on an overloaded
+    /// 503, `WWW-Authenticate` on 401.
     pub fn http_headers(&self, headers: &mut http::HeaderMap) {
         if let Some(secs) = self.retry_after_secs() {
             headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
@@ -228,7 +247,8 @@ impl PoolError {
             Self::DeadlineExceeded { decision, .. }
             | Self::Unavailable { decision, .. }
             | Self::InvalidAnswer { decision, .. }
-            | Self::Rejected { decision, .. } => decision.as_deref(),
+            | Self::Rejected { decision, .. }
+            | Self::Overloaded { decision, .. } => decision.as_deref(),
             Self::NoConsensus { decision, .. } => Some(decision),
             _ => None,
         }

@@ -42,6 +42,26 @@ pub(crate) struct ProviderHealth {
     pub(crate) kind: crate::config::raw::ProviderKind,
     pub(crate) model: String,
     pub(crate) endpoints: Vec<EndpointHealth>,
+    /// Callers waiting for a slot and slots in use, per priority class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) queue: Option<crate::providers::QueueHealth>,
+}
+
+/// The providers whose queue holds at least `depth` callers (none when `depth` is 0):
+/// why `/readyz` says this replica should get no new work.
+pub(crate) fn saturated(state: &AppState, depth: usize) -> Vec<(String, usize)> {
+    if depth == 0 {
+        return Vec::new();
+    }
+    let snapshot = state.config.load();
+    snapshot
+        .providers
+        .iter()
+        .filter_map(|(config, provider)| {
+            let queued = provider.queue()?.queued;
+            (queued >= depth).then(|| (config.name().to_owned(), queued))
+        })
+        .collect()
 }
 
 /// Provider state of the serving snapshot, sorted by name.
@@ -55,6 +75,7 @@ pub(crate) fn provider_health(state: &AppState) -> Vec<ProviderHealth> {
             kind: config.kind(),
             model: config.model().to_owned(),
             endpoints: provider.health(),
+            queue: provider.queue(),
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -40,11 +40,19 @@ pub const HMAC_SIGNATURE: &str = "x-llm-pool-signature";
 /// The authenticated caller of a request, set by the auth layer on every request it passes
 /// (`None`: no credentials, on a route that needs none).
 #[derive(Debug, Clone, Default)]
-pub struct Caller(pub Option<Arc<Tenant>>);
+pub struct Caller {
+    pub tenant: Option<Arc<Tenant>>,
+    /// The priority class the request asks for (`x-llm-pool-priority`), not yet checked
+    /// against the classes and the tenant's rights.
+    pub priority: Option<Arc<str>>,
+}
+
+/// Header naming the priority class a request asks for (on HTTP and as gRPC metadata).
+pub const PRIORITY: &str = "x-llm-pool-priority";
 
 impl Caller {
     pub fn tenant(&self) -> Option<&Arc<Tenant>> {
-        self.0.as_ref()
+        self.tenant.as_ref()
     }
 }
 

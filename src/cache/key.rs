@@ -121,7 +121,11 @@ enum PromptKey<'a> {
 
 /// The key of a planned request.
 pub fn key(plan: &Plan) -> Key {
-    let ProviderRequest { prompt, params } = &*plan.request;
+    let ProviderRequest {
+        prompt,
+        params,
+        ticket: _,
+    } = &*plan.request;
     let GenParams {
         max_tokens,
         temperature,

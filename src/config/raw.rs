@@ -118,6 +118,7 @@ pub struct RawQos {
     pub hedge_budget_min_per_sec: u32,
     pub breaker: RawBreaker,
     pub retry: RawRetry,
+    pub overload: RawOverload,
 }
 
 impl Default for RawQos {
@@ -130,8 +131,82 @@ impl Default for RawQos {
             hedge_budget_min_per_sec: d.hedge_budget_min_per_sec,
             breaker: RawBreaker::default(),
             retry: RawRetry::default(),
+            overload: RawOverload::default(),
         }
     }
+}
+
+/// `[qos.overload]`: what callers do when every slot of a provider's endpoints is taken
+/// (`max_concurrency` each). They wait in one queue per provider, by priority class; inside
+/// a class, tenants share by tokens; a caller that cannot be served in time is refused at
+/// once (429, or 503 when every class's queue is full) with `Retry-After`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOverload {
+    /// The classes, highest priority first. Default: `interactive` (a quarter of the
+    /// slots reserved, waits up to 10 s), `default` (30 s), `batch` (60 s).
+    pub classes: Vec<RawClass>,
+    /// The class of requests whose tenant and request name none.
+    pub default_class: String,
+    /// `/readyz` answers 503 while any provider has this many callers queued, so a load
+    /// balancer sends new work to other replicas; 0 = never.
+    pub unready_queue_depth: usize,
+}
+
+impl Default for RawOverload {
+    fn default() -> Self {
+        let d = crate::qos::OverloadConfig::default();
+        Self {
+            classes: d
+                .classes
+                .iter()
+                .map(|c| RawClass {
+                    name: c.name.to_string(),
+                    reserved: c.reserved,
+                    max_queue: c.max_queue,
+                    max_wait_ms: c.max_wait.as_millis() as u64,
+                    promote_after_ms: c.promote_after.as_millis() as u64,
+                })
+                .collect(),
+            default_class: d.classes[d.default_class].name.to_string(),
+            unready_queue_depth: d.unready_queue_depth,
+        }
+    }
+}
+
+/// `[[qos.overload.classes]]`: one priority class.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClass {
+    pub name: String,
+    /// Share (0 ≤ r < 1) of each provider's slots kept for this class: other classes may
+    /// not take the last `floor(reserved × slots)` free slots while this class does not
+    /// use them. The shares of all classes add up to less than 1.
+    #[serde(default)]
+    pub reserved: f64,
+    /// Most callers of this class queued per provider; the next is refused at once.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
+    /// Longest a caller of this class waits for a slot, in milliseconds (never past its
+    /// deadline less the call's expected length).
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// Each time a caller has waited this long, in milliseconds, it competes one class
+    /// higher, so lower classes are not starved; 0 = never.
+    #[serde(default = "default_promote_after_ms")]
+    pub promote_after_ms: u64,
+}
+
+fn default_max_queue() -> usize {
+    256
+}
+
+fn default_max_wait_ms() -> u64 {
+    30_000
+}
+
+fn default_promote_after_ms() -> u64 {
+    5_000
 }
 
 /// `[qos.breaker]`: one circuit breaker per endpoint.

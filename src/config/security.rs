@@ -121,6 +121,16 @@ pub struct RawTenant {
     /// request's `strategy` and `n` that differ from the task's are ignored and the
     /// Decision says so (`override_refused:strategy`, `override_refused:n`).
     pub may_override: bool,
+    /// The priority class of this tenant's requests (`[[qos.overload.classes]]`); the
+    /// default is `qos.overload.default_class`.
+    pub priority: Option<String>,
+    /// The highest class a request of this tenant may ask for (`x-llm-pool-priority`,
+    /// the native body's `priority`); the default is its `priority`: a tenant may only
+    /// ask for lower classes than its own.
+    pub max_priority: Option<String>,
+    /// This tenant's share of its class, against other tenants' (1 each by default):
+    /// a tenant of weight 2 gets twice the tokens of a tenant of weight 1 while both wait.
+    pub queue_weight: f64,
 }
 
 impl Default for RawTenant {
@@ -137,6 +147,9 @@ impl Default for RawTenant {
             tokens_per_minute: 0,
             max_concurrent: 0,
             may_override: false,
+            priority: None,
+            max_priority: None,
+            queue_weight: 1.0,
         }
     }
 }
@@ -385,6 +398,10 @@ pub struct Tenant {
     pub(super) max_concurrent: u32,
     /// May choose the strategy and `n` per request.
     pub(super) may_override: bool,
+    /// Priority class by name (checked against `[qos.overload]`).
+    pub(super) priority: Option<Arc<str>>,
+    pub(super) max_priority: Option<Arc<str>>,
+    pub(super) queue_weight: f64,
 }
 
 // === impl Tenant (getters) ===
@@ -406,6 +423,9 @@ impl Tenant {
             tokens_per_minute,
             max_concurrent,
             may_override: false,
+            priority: None,
+            max_priority: None,
+            queue_weight: 1.0,
         }
     }
 
@@ -440,6 +460,21 @@ impl Tenant {
     /// May choose the strategy and `n` per request.
     pub fn may_override(&self) -> bool {
         self.may_override
+    }
+
+    /// The tenant's priority class, by name (`None`: the default class).
+    pub fn priority(&self) -> Option<&str> {
+        self.priority.as_deref()
+    }
+
+    /// The highest class its requests may ask for (`None`: its own).
+    pub fn max_priority(&self) -> Option<&str> {
+        self.max_priority.as_deref().or(self.priority.as_deref())
+    }
+
+    /// Its share of its class against other tenants'.
+    pub fn queue_weight(&self) -> f64 {
+        self.queue_weight
     }
 }
 
@@ -703,6 +738,9 @@ fn check_tenant(
         tokens_per_minute: t.tokens_per_minute,
         max_concurrent: t.max_concurrent,
         may_override: t.may_override,
+        priority: t.priority.as_deref().map(Arc::from),
+        max_priority: t.max_priority.as_deref().map(Arc::from),
+        queue_weight: t.queue_weight,
     })
 }
 

@@ -122,6 +122,25 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         base,
     );
 
+    for (name, t) in &security.tenants {
+        for (field, class) in [
+            ("priority", t.priority()),
+            ("max_priority", t.max_priority()),
+        ] {
+            if let Some(class) = class
+                && qos.overload.class_index(class).is_none()
+            {
+                c.err(
+                    format!("tenants.{name}.{field}"),
+                    format!("`{class}` is not a class of qos.overload"),
+                );
+            }
+        }
+        if !(t.queue_weight() > 0.0 && t.queue_weight().is_finite()) {
+            c.err(format!("tenants.{name}.queue_weight"), "must be above 0");
+        }
+    }
+
     let usage = super::ops::check_usage(&mut |p, m| c.err(p, m), &raw.usage);
     let registry = raw
         .registry
@@ -335,6 +354,73 @@ fn check_qos(c: &mut Checker, q: &super::raw::RawQos) -> crate::qos::QosConfig {
         health_check_timeout: Duration::from_millis(q.health_check_timeout_ms),
         hedge_budget_percent: q.hedge_budget_percent,
         hedge_budget_min_per_sec: q.hedge_budget_min_per_sec,
+        overload: Arc::new(check_overload(c, &q.overload)),
+    }
+}
+
+fn check_overload(c: &mut Checker, o: &super::raw::RawOverload) -> crate::qos::OverloadConfig {
+    use crate::qos::{ClassConfig, OverloadConfig};
+    if o.classes.is_empty() {
+        c.err("qos.overload.classes", "must name at least one class");
+        return OverloadConfig::default();
+    }
+    let mut reserved = 0.0;
+    for (i, class) in o.classes.iter().enumerate() {
+        let path = format!("qos.overload.classes[{i}]");
+        if !valid_name(&class.name) {
+            c.err(
+                format!("{path}.name"),
+                "must be letters, digits, `_`, `-` or `.`",
+            );
+        }
+        if o.classes[..i].iter().any(|k| k.name == class.name) {
+            c.err(
+                format!("{path}.name"),
+                format!("`{}` is named twice", class.name),
+            );
+        }
+        if !(0.0..1.0).contains(&class.reserved) {
+            c.err(format!("{path}.reserved"), "must be at least 0 and below 1");
+        }
+        reserved += class.reserved;
+        check_ms(c, format!("{path}.max_wait_ms"), class.max_wait_ms);
+        check_ms(
+            c,
+            format!("{path}.promote_after_ms"),
+            class.promote_after_ms,
+        );
+    }
+    if reserved >= 1.0 {
+        c.err(
+            "qos.overload.classes",
+            "the reserved shares add up to 1 or more: some class could never run",
+        );
+    }
+    let default_class = o
+        .classes
+        .iter()
+        .position(|k| k.name == o.default_class)
+        .unwrap_or_else(|| {
+            c.err(
+                "qos.overload.default_class",
+                format!("`{}` is not one of the classes", o.default_class),
+            );
+            0
+        });
+    OverloadConfig {
+        classes: o
+            .classes
+            .iter()
+            .map(|k| ClassConfig {
+                name: Arc::from(k.name.as_str()),
+                reserved: k.reserved,
+                max_queue: k.max_queue,
+                max_wait: Duration::from_millis(k.max_wait_ms),
+                promote_after: Duration::from_millis(k.promote_after_ms),
+            })
+            .collect(),
+        default_class,
+        unready_queue_depth: o.unready_queue_depth,
     }
 }
 

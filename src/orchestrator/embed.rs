@@ -37,6 +37,8 @@ pub struct EmbedCall {
     pub cache: CacheMode,
     pub timeout: Option<Duration>,
     pub tenant: Option<Arc<Tenant>>,
+    /// The priority class asked for (`x-llm-pool-priority`).
+    pub priority: Option<Arc<str>>,
 }
 
 /// The vectors and where they came from.
@@ -155,7 +157,14 @@ pub async fn embed(
         }
         None => crate::ratelimit::Permit::free(),
     };
-    let request = Arc::new(call.request);
+    let mut request = call.request;
+    request.ticket = super::request::ticket(
+        &snapshot.config,
+        call.tenant.as_deref(),
+        call.priority.as_deref(),
+        prompt_estimate(&request) as f64,
+    )?;
+    let request = Arc::new(request);
     let result = hedged(&providers, &request, deadline, task.hedge_delay()).await;
     let (index, embeddings) = match result {
         Ok(found) => found,
@@ -266,6 +275,22 @@ async fn hedged(
     };
     let mut hedge_at = hedge_after.map(|d| Instant::now() + d);
     let mut errors: Vec<String> = Vec::new();
+    // Every failure so far a refused slot: the soonest retry, and whether all saturated.
+    let mut overloaded: Option<(Duration, bool)> = None;
+    let mut other_failure = false;
+    let unavailable =
+        |errors: &[String], overloaded: Option<(Duration, bool)>, other: bool| match overloaded {
+            Some((retry_after, saturated)) if !other => PoolError::Overloaded {
+                summary: errors.join("; "),
+                retry_after,
+                saturated,
+                decision: None,
+            },
+            _ => PoolError::Unavailable {
+                summary: errors.join("; "),
+                decision: None,
+            },
+        };
     loop {
         let sleep = tokio::time::sleep_until(hedge_at.unwrap_or(deadline));
         tokio::select! {
@@ -273,6 +298,13 @@ async fn hedged(
                 Some((i, Ok(e))) => return Ok((i, e)),
                 Some((i, Err(e))) => {
                     errors.push(format!("{}: {}", providers[i].name(), e.public_reason()));
+                    match &e {
+                        crate::providers::ProviderError::Overloaded { retry_after, saturated, .. } => {
+                            let (r, s) = overloaded.unwrap_or((*retry_after, *saturated));
+                            overloaded = Some((r.min(*retry_after), s && *saturated));
+                        }
+                        _ => other_failure = true,
+                    }
                     if let Some(h) = hedge_to.take() {
                         running.push(launch(h));
                     } else if next < providers.len() {
@@ -282,12 +314,12 @@ async fn hedged(
                         return Err(if Instant::now() >= deadline {
                             expired()
                         } else {
-                            PoolError::Unavailable { summary: errors.join("; "), decision: None }
+                            unavailable(&errors, overloaded, other_failure)
                         });
                     }
                 }
                 None => {
-                    return Err(PoolError::Unavailable { summary: errors.join("; "), decision: None });
+                    return Err(unavailable(&errors, overloaded, other_failure));
                 }
             },
             () = sleep => {

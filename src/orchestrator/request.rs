@@ -69,6 +69,9 @@ pub struct PoolRequest {
     /// The authenticated caller, if any: what it may use and its limits. Not part of the
     /// cache key (an answer does not depend on who asked).
     pub tenant: Option<Arc<crate::config::security::Tenant>>,
+    /// The priority class asked for (`priority` in the native body, else
+    /// `x-llm-pool-priority`), within what the tenant may use.
+    pub priority: Option<Arc<str>>,
 }
 
 /// Most `stop` sequences accepted (OpenAI allows 4; llama.cpp more).
@@ -79,7 +82,10 @@ const MAX_TOP_LOGPROBS: u32 = 20;
 impl PoolRequest {
     /// The same request, made by `caller`.
     pub fn by(mut self, caller: &crate::auth::Caller) -> Self {
-        self.tenant = caller.0.clone();
+        self.tenant = caller.tenant.clone();
+        if self.priority.is_none() {
+            self.priority = caller.priority.clone();
+        }
         self
     }
 
@@ -132,7 +138,18 @@ impl PoolRequest {
             think: self.think,
             extra: self.extra,
         };
-        let request = ProviderRequest::new(prompt, params);
+        let mut request = ProviderRequest::new(prompt, params);
+        let cost = request.prompt_chars().div_ceil(4) as f64
+            + request.params.max_tokens.map_or(
+                crate::types::UNBOUNDED_COMPLETION_ESTIMATE as f64,
+                f64::from,
+            );
+        request.ticket = ticket(
+            config,
+            self.tenant.as_deref(),
+            self.priority.as_deref(),
+            cost,
+        )?;
         // Every candidate must carry the request whole, or the caller hears which field
         // cannot be.
         for p in &providers {
@@ -531,6 +548,58 @@ fn build_prompt(task: &TaskConfig, req: &mut PoolRequest) -> Result<Prompt, Pool
         messages.push(m);
     }
     Ok(Prompt::Chat(messages))
+}
+
+/// The ticket a request's calls queue with: its class (the one it asks for, which may not
+/// be above what its tenant may use; else its tenant's; else the default), its tenant as
+/// the fair-share key with the tenant's weight, and its estimated tokens per call.
+pub(crate) fn ticket(
+    config: &crate::config::Config,
+    tenant: Option<&crate::config::security::Tenant>,
+    asked: Option<&str>,
+    cost: f64,
+) -> Result<crate::qos::Ticket, PoolError> {
+    let overload = &config.qos().overload;
+    let own = tenant
+        .and_then(|t| t.priority())
+        .and_then(|name| overload.class_index(name))
+        .unwrap_or(overload.default_class);
+    let ceiling = tenant
+        .and_then(|t| t.max_priority())
+        .and_then(|name| overload.class_index(name))
+        .unwrap_or(own);
+    let class = match asked {
+        None => own,
+        Some(name) => {
+            let Some(i) = overload.class_index(name) else {
+                let names: Vec<&str> = overload.classes.iter().map(|c| &*c.name).collect();
+                return Err(PoolError::invalid(
+                    "priority",
+                    format!(
+                        "unknown class `{name}`; the classes are {}",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            if i < ceiling {
+                return Err(PoolError::PermissionDenied(format!(
+                    "{} may not ask for priority `{name}` (at most `{}`)",
+                    tenant.map_or("a caller without credentials".to_owned(), |t| format!(
+                        "tenant `{}`",
+                        t.name()
+                    )),
+                    overload.classes[ceiling].name
+                )));
+            }
+            i
+        }
+    };
+    Ok(crate::qos::Ticket {
+        class: Some(class),
+        tenant: tenant.map_or_else(|| Arc::from(""), |t| Arc::clone(t.name())),
+        weight: tenant.map_or(1.0, |t| t.queue_weight()),
+        cost,
+    })
 }
 
 /// May `tenant` use this task (or, for a provider called directly, that provider)?

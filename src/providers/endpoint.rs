@@ -1,18 +1,22 @@
 //! A provider's endpoints: power-of-two-choices balancing on outstanding requests, a
-//! per-endpoint concurrency limit (callers wait for a slot, within their deadline), a
-//! circuit breaker per endpoint, and the results of active health checks.
+//! per-endpoint concurrency limit, one queue per provider for callers that find every slot
+//! taken (`qos::admission`: classes, fair share, bounds, early refusal; a waiter takes the
+//! first slot that frees on any endpoint), a circuit breaker per endpoint, and the results
+//! of active health checks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::config::ProviderConfig;
+use crate::qos::admission::{Queue, Refused};
 use crate::qos::breaker::Admit;
-use crate::qos::{Breaker, BreakerState};
+use crate::qos::{Breaker, BreakerState, OverloadConfig, Ticket};
 
 /// One endpoint's state, shown on `/health` and gRPC `Health`.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +37,24 @@ pub struct EndpointHealth {
     pub models: Vec<String>,
 }
 
+/// A provider's queue, shown on `/health`: callers waiting and slots in use per class.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct QueueHealth {
+    /// Slots of the endpoints that may take calls.
+    pub capacity: usize,
+    pub in_flight: usize,
+    pub queued: usize,
+    pub classes: Vec<ClassHealth>,
+}
+
+/// One class of [`QueueHealth`].
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClassHealth {
+    pub class: String,
+    pub queued: usize,
+    pub in_flight: usize,
+}
+
 /// What the last health check said, as one byte read on every pick.
 const CHECK_UNKNOWN: u8 = 0;
 const CHECK_OK: u8 = 1;
@@ -46,12 +68,11 @@ pub(crate) struct Endpoint {
     target: Option<super::transport::Target>,
     /// `provider#index`: how the Decision names the endpoint (callers do not see URLs).
     label: Arc<str>,
-    slots: Arc<Semaphore>,
-    /// The concurrency limit (`max_concurrency`); a reload may change it.
+    /// Calls holding a slot; changed under the pool's lock, read without it.
+    in_flight: AtomicUsize,
+    /// The concurrency limit (`max_concurrency`); a reload may change it (calls over a
+    /// lowered limit finish, and no new one starts until the endpoint is below it).
     limit: AtomicUsize,
-    /// Slots a lowered limit still has to take back: held by calls in flight, they are
-    /// forgotten instead of returned when those calls end.
-    excess: AtomicUsize,
     calls: AtomicU64,
     failures: AtomicU64,
     seen: AtomicBool,
@@ -69,7 +90,27 @@ struct Details {
 
 /// The endpoints of one provider.
 pub struct EndpointSet {
+    pool: Arc<Pool>,
+}
+
+/// What every snapshot of one provider shares: its endpoints and the queue of callers
+/// waiting for a slot on any of them.
+struct Pool {
+    /// The provider's name (metric labels).
+    provider: Arc<str>,
+    state: Mutex<PoolState>,
+}
+
+struct PoolState {
     endpoints: Vec<Arc<Endpoint>>,
+    overload: Arc<OverloadConfig>,
+    queue: Queue<Waiting>,
+}
+
+/// A queued caller: where its slot is sent, and the endpoint it should avoid.
+struct Waiting {
+    tx: oneshot::Sender<EndpointGuard>,
+    exclude: Option<Arc<str>>,
 }
 
 /// Why no endpoint could be had.
@@ -79,19 +120,27 @@ pub(crate) enum Unavailable {
     CircuitOpen,
     /// Every endpoint failed its health check or lacks the model.
     Unhealthy,
-    /// Every endpoint stayed at its concurrency limit until the deadline.
-    Busy,
+    /// Every slot is taken and the caller cannot be served in time.
+    Overloaded(Refused),
 }
 
 /// Holds one slot of an endpoint's concurrency limit (and, half-open, a breaker probe);
-/// released on drop.
+/// released on drop, which hands the slot to the next queued caller.
 pub(crate) struct EndpointGuard {
     endpoint: Arc<Endpoint>,
+    pool: Arc<Pool>,
+    class: usize,
     probe: bool,
     /// The breaker's epoch when the call was admitted.
     epoch: u64,
     recorded: AtomicBool,
-    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The endpoints that may take a call now, and their free slots.
+struct View {
+    usable: Vec<Arc<Endpoint>>,
+    free: usize,
+    capacity: usize,
 }
 
 // === impl EndpointSet ===
@@ -104,111 +153,144 @@ impl EndpointSet {
             .enumerate()
             .map(|(i, u)| Endpoint::new(config, i, u.as_str()))
             .collect();
-        Self { endpoints }
+        Self {
+            pool: Arc::new(Pool {
+                provider: Arc::from(config.name()),
+                state: Mutex::new(PoolState {
+                    endpoints,
+                    overload: Arc::clone(&config.qos().overload),
+                    queue: Queue::default(),
+                }),
+            }),
+        }
     }
 
     /// The endpoints of `config`, keeping the state of those whose URL was already here:
-    /// their breaker (under the new settings), counters, health, and concurrency slots
-    /// resized to the new limit, so calls in flight on the old snapshot and calls on the
-    /// new one share one limit.
+    /// their breaker (under the new settings), counters, health and calls in flight (under
+    /// the new limit), and the provider's queue, so calls on the old snapshot and calls on
+    /// the new one share one limit and one queue.
     pub(crate) fn reconfigured(&self, config: &ProviderConfig) -> Self {
-        let endpoints = config
-            .endpoints()
-            .iter()
-            .enumerate()
-            .map(
-                |(i, u)| match self.endpoints.iter().find(|e| &*e.url == u.as_str()) {
-                    Some(e) => {
-                        e.reconfigure(config);
-                        Arc::clone(e)
-                    }
-                    None => Endpoint::new(config, i, u.as_str()),
-                },
-            )
-            .collect();
-        Self { endpoints }
+        let handoffs = {
+            let mut s = self.pool.state.lock();
+            let endpoints = config
+                .endpoints()
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, u)| match s.endpoints.iter().find(|e| &*e.url == u.as_str()) {
+                        Some(e) => {
+                            e.reconfigure(config);
+                            Arc::clone(e)
+                        }
+                        None => Endpoint::new(config, i, u.as_str()),
+                    },
+                )
+                .collect();
+            s.endpoints = endpoints;
+            s.overload = Arc::clone(&config.qos().overload);
+            // A raised limit or a new endpoint may serve callers waiting now.
+            self.pool.dispatch(&mut s, Instant::now())
+        };
+        deliver(handoffs);
+        Self {
+            pool: Arc::clone(&self.pool),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.endpoints.len()
+        self.pool.state.lock().endpoints.len()
     }
 
     /// Each endpoint's URL and where the client sends its calls.
-    pub(crate) fn targets(
-        &self,
-    ) -> impl Iterator<Item = (&Arc<str>, Option<&super::transport::Target>)> {
-        self.endpoints.iter().map(|e| (&e.url, e.target.as_ref()))
+    pub(crate) fn targets(&self) -> Vec<(Arc<str>, Option<super::transport::Target>)> {
+        self.pool
+            .state
+            .lock()
+            .endpoints
+            .iter()
+            .map(|e| (Arc::clone(&e.url), e.target.clone()))
+            .collect()
     }
 
-    /// Picks an endpoint that passed its health check (or has none yet) and whose breaker
-    /// admits a call: of two chosen at random, the one with fewer outstanding requests. When
-    /// every such endpoint is at its limit, waits for the least loaded one until `until`.
+    /// A slot for a call of `ticket`: on an endpoint that passed its health check (or has
+    /// none yet) and whose breaker admits a call, of two free ones chosen at random the one
+    /// with fewer outstanding requests. When every slot is taken the caller queues (one
+    /// queue per provider, `qos::admission`) and takes the first slot that frees on any
+    /// endpoint, until `until` less `service` (the call's expected length) or its class's
+    /// longest wait; a caller that cannot be served in that time is refused at once.
     /// `exclude` (the endpoint that just failed) is avoided when another is usable.
     pub(crate) async fn acquire(
         &self,
+        ticket: &Ticket,
         exclude: Option<&str>,
         until: Instant,
+        service: Duration,
     ) -> Result<EndpointGuard, Unavailable> {
         let now = Instant::now();
-        let mut routable: Vec<&Arc<Endpoint>> =
-            self.endpoints.iter().filter(|e| e.routable()).collect();
-        if routable.is_empty() {
-            // Panic routing (as Envoy's panic threshold): when every endpoint failed its
-            // last check, a stale check (a server still starting, a blip) must not fail
-            // every request for a whole interval; try those that may serve the model and
-            // let the breakers judge. Endpoints known to lack the model stay out.
-            routable = self
-                .endpoints
-                .iter()
-                .filter(|e| e.check.load(Ordering::Relaxed) != CHECK_MODEL_MISSING)
-                .collect();
-        }
-        if routable.is_empty() {
-            return Err(Unavailable::Unhealthy);
-        }
-        let mut admitted: Vec<&Arc<Endpoint>> = routable
-            .into_iter()
-            .filter(|e| e.breaker.lock().available(now))
-            .collect();
-        if admitted.is_empty() {
-            return Err(Unavailable::CircuitOpen);
-        }
-        if admitted.len() > 1
-            && let Some(x) = exclude
-        {
-            admitted.retain(|e| &*e.url != x);
-        }
-        // Try free endpoints, P2C first, then any, before queueing.
-        let mut free: Vec<&Arc<Endpoint>> = admitted
-            .iter()
-            .copied()
-            .filter(|e| e.slots.available_permits() > 0)
-            .collect();
-        while !free.is_empty() {
-            let i = p2c(&free);
-            let e = free.swap_remove(i);
-            if let Some(guard) = e.try_take(now) {
+        let pool = &self.pool;
+        let (id, class, rx, bound, handoffs) = {
+            let mut s = pool.state.lock();
+            let overload = Arc::clone(&s.overload);
+            let class = overload.resolve(ticket.class);
+            let view = s.view(now)?;
+            if s.queue.is_empty()
+                && s.queue.may_take(&overload, class, view.free, view.capacity)
+                && let Some(guard) = pool.take_free(&view.usable, exclude, class, now)
+            {
+                s.queue.admitted(&overload, class, ticket);
                 return Ok(guard);
             }
-        }
-        // Everything usable is at its limit: queue on the least loaded endpoint.
-        let e = admitted
-            .iter()
-            .min_by_key(|e| e.outstanding())
-            .ok_or(Unavailable::Busy)?;
-        let permit = tokio::time::timeout_at(until, Arc::clone(&e.slots).acquire_owned())
-            .await
-            .map_err(|_| Unavailable::Busy)?
-            .map_err(|_| Unavailable::Busy)?;
-        let mut breaker = e.breaker.lock();
-        match breaker.admit(Instant::now()) {
-            Admit::Refuse => Err(Unavailable::CircuitOpen),
-            admit => Ok(EndpointGuard::new(
-                e,
-                admit == Admit::Probe,
-                breaker.epoch(),
-                permit,
-            )),
+            let bound =
+                class_wait(&overload, class).min(until.saturating_duration_since(now + service));
+            let (tx, rx) = oneshot::channel();
+            let waiting = Waiting {
+                tx,
+                exclude: exclude.map(Arc::from),
+            };
+            let id = match s
+                .queue
+                .enqueue(&overload, class, ticket, waiting, now, bound)
+            {
+                Ok(id) => id,
+                Err((refused, _)) => {
+                    pool.refused(&overload, class, ticket, refused);
+                    return Err(Unavailable::Overloaded(refused));
+                }
+            };
+            pool.queue_gauges(&s, &overload);
+            let handoffs = pool.dispatch(&mut s, now);
+            (id, class, rx, bound, handoffs)
+        };
+        deliver(handoffs);
+        let mut queued = Queued {
+            pool: Arc::clone(pool),
+            id,
+            rx,
+        };
+        match tokio::time::timeout_at(now + bound, &mut queued.rx).await {
+            Ok(Ok(guard)) => {
+                pool.waited(class, ticket, now.elapsed());
+                Ok(guard)
+            }
+            // The pool let go of the waiter without a slot: nothing else does that, but
+            // the caller hears "overloaded", not a hang.
+            Ok(Err(_)) | Err(_) => {
+                let mut s = pool.state.lock();
+                if s.queue.remove(id).is_none()
+                    && let Ok(guard) = queued.rx.try_recv()
+                {
+                    // Served just as the wait ran out.
+                    drop(s);
+                    pool.waited(class, ticket, now.elapsed());
+                    return Ok(guard);
+                }
+                let overload = Arc::clone(&s.overload);
+                let refused = s.queue.expired(&overload, class, Instant::now());
+                pool.queue_gauges(&s, &overload);
+                drop(s);
+                pool.refused(&overload, class, ticket, refused);
+                Err(Unavailable::Overloaded(refused))
+            }
         }
     }
 
@@ -216,7 +298,7 @@ impl EndpointSet {
     /// breaker admits one): where a retry may go.
     pub(crate) fn has_other(&self, url: &str) -> bool {
         let now = Instant::now();
-        self.endpoints.iter().any(|e| {
+        self.pool.state.lock().endpoints.iter().any(|e| {
             &*e.url != url
                 && e.check.load(Ordering::Relaxed) != CHECK_MODEL_MISSING
                 && e.breaker.lock().available(now)
@@ -225,7 +307,15 @@ impl EndpointSet {
 
     /// Records a health check's result for the endpoint at `url`.
     pub(crate) fn record_check(&self, url: &str, result: Result<Vec<String>, String>, model: &str) {
-        let Some(e) = self.endpoints.iter().find(|e| &*e.url == url) else {
+        let Some(e) = self
+            .pool
+            .state
+            .lock()
+            .endpoints
+            .iter()
+            .find(|e| &*e.url == url)
+            .cloned()
+        else {
             return;
         };
         let mut d = e.details.lock();
@@ -254,7 +344,8 @@ impl EndpointSet {
 
     pub fn health(&self) -> Vec<EndpointHealth> {
         let now = Instant::now();
-        self.endpoints
+        let endpoints = self.pool.state.lock().endpoints.clone();
+        endpoints
             .iter()
             .map(|e| {
                 let (breaker, trips) = {
@@ -284,6 +375,237 @@ impl EndpointSet {
                 }
             })
             .collect()
+    }
+
+    /// The provider's queue: callers waiting and slots in use, per class.
+    pub fn queue(&self) -> QueueHealth {
+        let s = self.pool.state.lock();
+        let classes = s
+            .overload
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ClassHealth {
+                class: c.name.to_string(),
+                queued: s.queue.depth(i),
+                in_flight: s.queue.in_flight(i),
+            })
+            .collect();
+        QueueHealth {
+            capacity: s
+                .endpoints
+                .iter()
+                .filter(|e| e.routable())
+                .map(|e| e.limit.load(Ordering::Relaxed))
+                .sum(),
+            in_flight: s.endpoints.iter().map(|e| e.outstanding()).sum(),
+            queued: s.queue.len(),
+            classes,
+        }
+    }
+}
+
+/// The longest a caller of `class` may queue.
+fn class_wait(overload: &OverloadConfig, class: usize) -> Duration {
+    overload
+        .classes
+        .get(class)
+        .map_or(Duration::ZERO, |c| c.max_wait)
+}
+
+/// Hands slots to the callers they were given to; a caller that went away in the meantime
+/// drops its slot, which passes it on.
+fn deliver(handoffs: Vec<(oneshot::Sender<EndpointGuard>, EndpointGuard)>) {
+    for (tx, guard) in handoffs {
+        drop(tx.send(guard));
+    }
+}
+
+/// A queued caller; dropped (served, refused, or its future dropped) it leaves the queue.
+struct Queued {
+    pool: Arc<Pool>,
+    id: u64,
+    rx: oneshot::Receiver<EndpointGuard>,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        let mut s = self.pool.state.lock();
+        if s.queue.remove(self.id).is_some() {
+            let overload = Arc::clone(&s.overload);
+            self.pool.queue_gauges(&s, &overload);
+        }
+        // A slot sent but not taken is dropped with `rx`, after the lock is released.
+    }
+}
+
+// === impl Pool ===
+
+impl PoolState {
+    /// The endpoints that may take a call: routable (or, when none is, those that may
+    /// serve the model: panic routing), with a breaker that admits one.
+    fn view(&self, now: Instant) -> Result<View, Unavailable> {
+        let mut routable: Vec<&Arc<Endpoint>> =
+            self.endpoints.iter().filter(|e| e.routable()).collect();
+        if routable.is_empty() {
+            // Panic routing (as Envoy's panic threshold): when every endpoint failed its
+            // last check, a stale check (a server still starting, a blip) must not fail
+            // every request for a whole interval; try those that may serve the model and
+            // let the breakers judge. Endpoints known to lack the model stay out.
+            routable = self
+                .endpoints
+                .iter()
+                .filter(|e| e.check.load(Ordering::Relaxed) != CHECK_MODEL_MISSING)
+                .collect();
+        }
+        if routable.is_empty() {
+            return Err(Unavailable::Unhealthy);
+        }
+        let usable: Vec<Arc<Endpoint>> = routable
+            .into_iter()
+            .filter(|e| e.breaker.lock().available(now))
+            .cloned()
+            .collect();
+        if usable.is_empty() {
+            return Err(Unavailable::CircuitOpen);
+        }
+        let capacity = usable.iter().map(|e| e.limit.load(Ordering::Relaxed)).sum();
+        let free = usable.iter().map(|e| e.free()).sum();
+        Ok(View {
+            usable,
+            free,
+            capacity,
+        })
+    }
+}
+
+impl Pool {
+    /// Takes a free slot on one of `usable` for a caller of `class`: P2C among the free
+    /// ones, avoiding `exclude` when another is free.
+    fn take_free(
+        self: &Arc<Self>,
+        usable: &[Arc<Endpoint>],
+        exclude: Option<&str>,
+        class: usize,
+        now: Instant,
+    ) -> Option<EndpointGuard> {
+        let mut free: Vec<&Arc<Endpoint>> = usable.iter().filter(|e| e.free() > 0).collect();
+        if free.len() > 1
+            && let Some(x) = exclude
+        {
+            free.retain(|e| &*e.url != x);
+        }
+        while !free.is_empty() {
+            let i = p2c(&free);
+            let e = free.swap_remove(i);
+            if let Some(guard) = self.try_take(e, class, now) {
+                return Some(guard);
+            }
+        }
+        None
+    }
+
+    fn try_take(
+        self: &Arc<Self>,
+        e: &Arc<Endpoint>,
+        class: usize,
+        now: Instant,
+    ) -> Option<EndpointGuard> {
+        let mut breaker = e.breaker.lock();
+        match breaker.admit(now) {
+            Admit::Refuse => None,
+            admit => {
+                e.in_flight.fetch_add(1, Ordering::Relaxed);
+                Some(EndpointGuard {
+                    endpoint: Arc::clone(e),
+                    pool: Arc::clone(self),
+                    class,
+                    probe: admit == Admit::Probe,
+                    epoch: breaker.epoch(),
+                    recorded: AtomicBool::new(false),
+                })
+            }
+        }
+    }
+
+    /// Gives free slots to queued callers, in the queue's order; the slots go out once the
+    /// lock is released ([`deliver`]).
+    fn dispatch(
+        self: &Arc<Self>,
+        s: &mut PoolState,
+        now: Instant,
+    ) -> Vec<(oneshot::Sender<EndpointGuard>, EndpointGuard)> {
+        let mut handoffs = Vec::new();
+        if s.queue.is_empty() {
+            return handoffs;
+        }
+        s.queue.retain(|w| !w.tx.is_closed());
+        let overload = Arc::clone(&s.overload);
+        while !s.queue.is_empty() {
+            let Ok(view) = s.view(now) else {
+                break;
+            };
+            if view.free == 0 {
+                break;
+            }
+            let Some(w) = s.queue.pop_next(&overload, now, view.free, view.capacity) else {
+                break;
+            };
+            match self.take_free(&view.usable, w.value.exclude.as_deref(), w.class, now) {
+                Some(guard) => handoffs.push((w.value.tx, guard)),
+                None => {
+                    // A half-open breaker ran out of probes: nothing free is usable now.
+                    s.queue.restore(w);
+                    break;
+                }
+            }
+        }
+        self.queue_gauges(s, &overload);
+        handoffs
+    }
+
+    /// A slot came free: the next queued caller gets it.
+    fn release(self: &Arc<Self>, e: &Endpoint, class: usize) {
+        let now = Instant::now();
+        let handoffs = {
+            let mut s = self.state.lock();
+            e.in_flight.fetch_sub(1, Ordering::Relaxed);
+            s.queue.released(class, now);
+            self.dispatch(&mut s, now)
+        };
+        deliver(handoffs);
+    }
+
+    fn class_name(overload: &OverloadConfig, class: usize) -> &Arc<str> {
+        &overload.classes[class.min(overload.classes.len() - 1)].name
+    }
+
+    /// `llm_pool_queue_depth{provider, class}`.
+    fn queue_gauges(&self, s: &PoolState, overload: &OverloadConfig) {
+        for (i, c) in overload.classes.iter().enumerate() {
+            crate::telemetry::metrics::queue_depth(&self.provider, &c.name, s.queue.depth(i));
+        }
+    }
+
+    /// `llm_pool_queue_wait_seconds{provider, class, tenant}` of a caller that queued.
+    fn waited(&self, class: usize, ticket: &Ticket, waited: Duration) {
+        let overload = Arc::clone(&self.state.lock().overload);
+        crate::telemetry::metrics::queue_wait(
+            &self.provider,
+            Self::class_name(&overload, class),
+            &ticket.tenant,
+            waited,
+        );
+    }
+
+    /// `llm_pool_admission_refused_total{provider, class, tenant, reason}`.
+    fn refused(&self, overload: &OverloadConfig, class: usize, ticket: &Ticket, refused: Refused) {
+        crate::telemetry::metrics::admission_refused(
+            &self.provider,
+            Self::class_name(overload, class),
+            &ticket.tenant,
+            refused.reason.as_str(),
+        );
     }
 }
 
@@ -316,14 +638,12 @@ fn same_model(listed: &str, wanted: &str) -> bool {
 
 impl Endpoint {
     fn new(config: &ProviderConfig, index: usize, url: &str) -> Arc<Self> {
-        let limit = config.max_concurrency() as usize;
         Arc::new(Self {
             url: Arc::from(url),
             target: super::transport::Target::parse(url).ok(),
             label: Arc::from(format!("{}#{index}", config.name())),
-            slots: Arc::new(Semaphore::new(limit)),
-            limit: AtomicUsize::new(limit),
-            excess: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            limit: AtomicUsize::new(config.max_concurrency() as usize),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             seen: AtomicBool::new(false),
@@ -335,68 +655,30 @@ impl Endpoint {
 
     /// Applies a reloaded provider's limit and breaker settings to this endpoint's state.
     fn reconfigure(&self, config: &ProviderConfig) {
-        let new = config.max_concurrency() as usize;
-        let old = self.limit.swap(new, Ordering::SeqCst);
-        if new > old {
-            // Cancel what a lowered limit still had to take back, then add slots.
-            let grow = new - old;
-            let owed = self
-                .excess
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |x| {
-                    Some(x - x.min(grow))
-                })
-                .unwrap_or(0);
-            self.slots.add_permits(grow - owed.min(grow));
-        } else if new < old {
-            let shrink = old - new;
-            let taken = self.slots.forget_permits(shrink);
-            self.excess.fetch_add(shrink - taken, Ordering::SeqCst);
-        }
+        self.limit
+            .store(config.max_concurrency() as usize, Ordering::Relaxed);
         self.breaker.lock().set_config(config.qos().breaker.clone());
     }
 
     fn outstanding(&self) -> usize {
-        (self.limit.load(Ordering::Relaxed) + self.excess.load(Ordering::Relaxed))
-            .saturating_sub(self.slots.available_permits())
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Slots free under the limit.
+    fn free(&self) -> usize {
+        self.limit
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.outstanding())
     }
 
     fn routable(&self) -> bool {
         matches!(self.check.load(Ordering::Relaxed), CHECK_UNKNOWN | CHECK_OK)
-    }
-
-    fn try_take(self: &Arc<Self>, now: Instant) -> Option<EndpointGuard> {
-        let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
-        let mut breaker = self.breaker.lock();
-        match breaker.admit(now) {
-            Admit::Refuse => None,
-            admit => Some(EndpointGuard::new(
-                self,
-                admit == Admit::Probe,
-                breaker.epoch(),
-                permit,
-            )),
-        }
     }
 }
 
 // === impl EndpointGuard ===
 
 impl EndpointGuard {
-    fn new(
-        endpoint: &Arc<Endpoint>,
-        probe: bool,
-        epoch: u64,
-        permit: OwnedSemaphorePermit,
-    ) -> Self {
-        Self {
-            endpoint: Arc::clone(endpoint),
-            probe,
-            epoch,
-            recorded: AtomicBool::new(false),
-            permit: Some(permit),
-        }
-    }
-
     pub(crate) fn url(&self) -> &Arc<str> {
         &self.endpoint.url
     }
@@ -451,59 +733,200 @@ impl Drop for EndpointGuard {
         if self.probe && !self.recorded.load(Ordering::Relaxed) {
             self.endpoint.breaker.lock().release_probe();
         }
-        // A lowered limit takes this slot back instead of freeing it.
-        if let Some(permit) = self.permit.take()
-            && self
-                .endpoint
-                .excess
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |x| x.checked_sub(1))
-                .is_ok()
-        {
-            permit.forget();
-        }
+        self.pool.release(&self.endpoint, self.class);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::qos::admission::Reason;
 
-    fn config(max_concurrency: u32) -> Arc<ProviderConfig> {
+    fn config_with(endpoints: usize, max_concurrency: u32, overload: &str) -> Arc<ProviderConfig> {
+        let urls: Vec<String> = (0..endpoints)
+            .map(|i| format!("\"http://127.0.0.{}:9\"", i + 1))
+            .collect();
         let text = format!(
-            "[providers.p]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"http://127.0.0.1:9\"]\nmax_concurrency = {max_concurrency}\n\n[tasks.t]\nproviders = [\"p\"]\n"
+            "[providers.p]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [{}]\nmax_concurrency = {max_concurrency}\n\n[tasks.t]\nproviders = [\"p\"]\n{overload}",
+            urls.join(", ")
         );
         let c = crate::config::load_str(&text, std::path::Path::new(".")).expect("config");
         Arc::clone(&c.providers()["p"])
     }
 
+    fn config(max_concurrency: u32) -> Arc<ProviderConfig> {
+        config_with(1, max_concurrency, "")
+    }
+
+    fn class(i: usize) -> Ticket {
+        Ticket {
+            class: Some(i),
+            tenant: Arc::from("t"),
+            weight: 1.0,
+            cost: 1.0,
+        }
+    }
+
+    fn now_plus(secs: u64) -> Instant {
+        Instant::now() + Duration::from_secs(secs)
+    }
+
+    async fn take(
+        set: &EndpointSet,
+        t: &Ticket,
+        until: Instant,
+    ) -> Result<EndpointGuard, Unavailable> {
+        set.acquire(t, None, until, Duration::ZERO).await
+    }
+
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_lowered_limit_takes_its_slots_back_as_calls_end() {
+        let t = Ticket::default();
         let set = EndpointSet::new(&config(3));
-        let far = Instant::now() + std::time::Duration::from_secs(1);
-        let a = set.acquire(None, far).await.expect("a");
-        let b = set.acquire(None, far).await.expect("b");
-        // 3 → 1 while two calls run: one free slot goes at once, one is owed.
+        let a = take(&set, &t, now_plus(1)).await.expect("a");
+        let b = take(&set, &t, now_plus(1)).await.expect("b");
+        // 3 → 1 while two calls run: no new call until both ended.
         let set = set.reconfigured(&config(1));
-        let e = &set.endpoints[0];
-        assert_eq!(e.outstanding(), 2);
+        assert_eq!(set.queue().in_flight, 2);
         assert!(
-            set.acquire(None, Instant::now()).await.is_err(),
+            take(&set, &t, Instant::now()).await.is_err(),
             "over the new limit"
         );
         drop(a);
-        assert_eq!(e.outstanding(), 1, "the owed slot was taken back");
-        assert!(set.acquire(None, Instant::now()).await.is_err());
+        assert_eq!(set.queue().in_flight, 1);
+        assert!(take(&set, &t, Instant::now()).await.is_err());
         drop(b);
-        let c = set
-            .acquire(None, Instant::now())
+        let c = take(&set, &t, Instant::now())
             .await
             .expect("one slot again");
-        assert_eq!(e.outstanding(), 1);
+        assert_eq!(set.queue().in_flight, 1);
         drop(c);
         // 1 → 2: one more slot.
         let set = set.reconfigured(&config(2));
-        let _x = set.acquire(None, far).await.expect("x");
-        let _y = set.acquire(None, far).await.expect("y");
-        assert!(set.acquire(None, Instant::now()).await.is_err());
+        let _x = take(&set, &t, now_plus(1)).await.expect("x");
+        let _y = take(&set, &t, now_plus(1)).await.expect("y");
+        assert!(take(&set, &t, Instant::now()).await.is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_waiter_takes_the_first_slot_that_frees_on_any_endpoint() {
+        let t = Ticket::default();
+        let set = Arc::new(EndpointSet::new(&config_with(2, 1, "")));
+        let a = take(&set, &t, now_plus(10)).await.expect("a");
+        let b = take(&set, &t, now_plus(10)).await.expect("b");
+        let waiting = {
+            let set = Arc::clone(&set);
+            tokio::spawn(async move {
+                take(&set, &Ticket::default(), now_plus(10))
+                    .await
+                    .map(|g| Arc::clone(g.url()))
+            })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(set.queue().queued, 1);
+        // Whichever endpoint frees first serves it: here the second.
+        let freed = Arc::clone(b.url());
+        drop(b);
+        assert_eq!(waiting.await.expect("task").expect("served"), freed);
+        assert_ne!(a.url(), &freed);
+        assert_eq!(set.queue().queued, 0);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn queued_callers_are_served_by_class() {
+        let set = Arc::new(EndpointSet::new(&config_with(1, 1, "")));
+        let first = take(&set, &class(2), now_plus(60)).await.expect("first");
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for c in [2, 1, 0] {
+            let (set, order) = (Arc::clone(&set), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                let g = take(&set, &class(c), now_plus(60)).await.expect("served");
+                order.lock().push(c);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                drop(g);
+            }));
+            tokio::task::yield_now().await;
+        }
+        drop(first);
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert_eq!(*order.lock(), [0, 1, 2]);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_full_queue_and_a_short_deadline_are_refused_at_once() {
+        let overload = "[qos.overload]\ndefault_class = \"default\"\n[[qos.overload.classes]]\nname = \"default\"\nmax_queue = 1\n";
+        let set = Arc::new(EndpointSet::new(&config_with(1, 1, overload)));
+        let t = Ticket::default();
+        let _held = take(&set, &t, now_plus(60)).await.expect("held");
+        let _waiting = {
+            let set = Arc::clone(&set);
+            tokio::spawn(async move { take(&set, &Ticket::default(), now_plus(60)).await.is_ok() })
+        };
+        tokio::task::yield_now().await;
+        let t0 = Instant::now();
+        match take(&set, &t, now_plus(60)).await {
+            Err(Unavailable::Overloaded(r)) => {
+                assert_eq!(r.reason, Reason::QueueFull);
+                assert!(r.saturated, "the only class is full");
+            }
+            other => panic!("expected a refusal, got {:?}", other.err()),
+        }
+        assert_eq!(t0.elapsed(), Duration::ZERO, "refused without waiting");
+        // A caller whose deadline leaves no room for the call is refused at once too.
+        let set2 = EndpointSet::new(&config_with(1, 1, ""));
+        let _h = take(&set2, &t, now_plus(60)).await.expect("held");
+        let r = set2
+            .acquire(&t, None, now_plus(2), Duration::from_secs(3))
+            .await;
+        assert!(matches!(
+            r,
+            Err(Unavailable::Overloaded(Refused {
+                reason: Reason::TooLate,
+                ..
+            }))
+        ));
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_caller_waits_at_most_its_class_wait_and_leaves_the_queue() {
+        let overload = "[qos.overload]\ndefault_class = \"default\"\n[[qos.overload.classes]]\nname = \"default\"\nmax_wait_ms = 2000\n";
+        let set = EndpointSet::new(&config_with(1, 1, overload));
+        let t = Ticket::default();
+        let _held = take(&set, &t, now_plus(60)).await.expect("held");
+        let t0 = Instant::now();
+        let r = take(&set, &t, now_plus(60)).await;
+        assert!(matches!(
+            r,
+            Err(Unavailable::Overloaded(Refused {
+                reason: Reason::Waited,
+                ..
+            }))
+        ));
+        assert_eq!(t0.elapsed(), Duration::from_secs(2));
+        assert_eq!(set.queue().queued, 0);
+        // A caller that goes away leaves the queue at once.
+        let gone =
+            tokio::time::timeout(Duration::from_millis(100), take(&set, &t, now_plus(60))).await;
+        assert!(gone.is_err());
+        assert_eq!(set.queue().queued, 0);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_raised_limit_serves_waiters_at_once() {
+        let set = Arc::new(EndpointSet::new(&config(1)));
+        let t = Ticket::default();
+        let _held = take(&set, &t, now_plus(60)).await.expect("held");
+        let waiting = {
+            let set = Arc::clone(&set);
+            tokio::spawn(async move { take(&set, &Ticket::default(), now_plus(60)).await.is_ok() })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(set.queue().queued, 1);
+        let _set = set.reconfigured(&config(2));
+        assert!(waiting.await.expect("task"));
     }
 }

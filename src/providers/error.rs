@@ -38,6 +38,16 @@ pub enum ProviderError {
         provider: String,
         reason: &'static str,
     },
+    /// Every slot of the provider's endpoints is taken and the caller could not be served
+    /// in time (its class's queue was full, or it would have waited too long).
+    #[error("provider {provider}: overloaded ({reason}); retry after {} ms", retry_after.as_millis())]
+    Overloaded {
+        provider: String,
+        reason: &'static str,
+        retry_after: std::time::Duration,
+        /// Every class's queue was full, not just the caller's.
+        saturated: bool,
+    },
 }
 
 impl ProviderError {
@@ -65,6 +75,7 @@ impl ProviderError {
             | Self::Broken { .. }
             | Self::InBand { .. }
             | Self::NoEndpoint { .. }
+            | Self::Overloaded { .. }
             | Self::Decode { .. } => true,
         }
     }
@@ -74,7 +85,9 @@ impl ProviderError {
     pub fn is_endpoint_failure(&self) -> bool {
         match self {
             Self::Status { status, .. } => *status >= 500 || matches!(status, 401 | 403 | 404),
-            Self::NoEndpoint { .. } | Self::DeadlineExceeded { .. } => false,
+            Self::NoEndpoint { .. } | Self::Overloaded { .. } | Self::DeadlineExceeded { .. } => {
+                false
+            }
             _ => true,
         }
     }
@@ -102,6 +115,9 @@ impl ProviderError {
             }
             Self::Broken { .. } => "the model server's answer broke off".to_owned(),
             Self::NoEndpoint { provider, reason } => format!("provider {provider}: {reason}"),
+            Self::Overloaded {
+                provider, reason, ..
+            } => format!("provider {provider}: overloaded, {reason}"),
         }
     }
 
@@ -117,6 +133,7 @@ impl ProviderError {
             Self::Broken { .. } => "broken",
             Self::InBand { .. } => "in_band_error",
             Self::NoEndpoint { .. } => "no_endpoint",
+            Self::Overloaded { .. } => "overloaded",
         }
     }
 }

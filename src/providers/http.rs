@@ -10,13 +10,14 @@ use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::endpoint::{EndpointGuard, EndpointSet, Unavailable};
+use super::endpoint::{EndpointGuard, EndpointSet, QueueHealth, Unavailable};
 use super::transport::{Failure, Response, Transport, read_bounded, read_prefix};
 use super::{
     Completion, EmbedRequest, Embeddings, EndpointHealth, Prompt, Provider, ProviderError,
     ProviderRequest, Refusal, StartedStream, StreamEvent, ToolCall, Usage,
 };
 use crate::config::ProviderConfig;
+use crate::qos::admission::Reason;
 use crate::qos::{Budget, LatencyWindow};
 use crate::telemetry::metrics as m;
 
@@ -220,8 +221,15 @@ impl<D: Dialect> Inner<D> {
         deadline: Instant,
     ) -> Result<(EndpointGuard, Response, Instant), ProviderError> {
         let body = Bytes::from(self.dialect.body(self.config.model(), req, stream));
-        self.send_body(self.dialect.path(&req.prompt), body, deadline)
-            .await
+        let service = self.expected_service(stream);
+        self.send_body(
+            self.dialect.path(&req.prompt),
+            body,
+            &req.ticket,
+            service,
+            deadline,
+        )
+        .await
     }
 
     /// [`Self::send`] for a body already made.
@@ -229,6 +237,8 @@ impl<D: Dialect> Inner<D> {
         &self,
         path: &'static str,
         body: Bytes,
+        ticket: &crate::qos::Ticket,
+        service: Duration,
         deadline: Instant,
     ) -> Result<(EndpointGuard, Response, Instant), ProviderError> {
         let policy = &self.config.qos().retry;
@@ -240,18 +250,37 @@ impl<D: Dialect> Inner<D> {
         let budget = deadline.saturating_duration_since(Instant::now());
         loop {
             let until = deadline.min(Instant::now() + self.config.first_byte_timeout());
-            let guard = match self.endpoints.acquire(failed.as_deref(), until).await {
+            let guard = match self
+                .endpoints
+                .acquire(ticket, failed.as_deref(), until, service)
+                .await
+            {
                 Ok(g) => g,
                 Err(why) => {
+                    let provider = self.config.name().to_owned();
                     let reason = match why {
                         Unavailable::CircuitOpen => "every endpoint's circuit is open",
                         Unavailable::Unhealthy => "no endpoint serves the model (health check)",
-                        Unavailable::Busy => "every endpoint stayed at its concurrency limit",
+                        Unavailable::Overloaded(refused) => {
+                            return Err(ProviderError::Overloaded {
+                                provider,
+                                reason: match refused.reason {
+                                    Reason::QueueFull => {
+                                        "every slot is taken and the queue is full"
+                                    }
+                                    Reason::TooLate => {
+                                        "every slot is taken and the wait would outlast the request"
+                                    }
+                                    Reason::Waited => {
+                                        "every slot stayed taken as long as the request could wait"
+                                    }
+                                },
+                                retry_after: refused.retry_after,
+                                saturated: refused.saturated,
+                            });
+                        }
                     };
-                    return Err(ProviderError::NoEndpoint {
-                        provider: self.config.name().to_owned(),
-                        reason,
-                    });
+                    return Err(ProviderError::NoEndpoint { provider, reason });
                 }
             };
             let span = crate::telemetry::otel::span(|| {
@@ -348,8 +377,9 @@ impl<D: Dialect> Inner<D> {
     /// Asks every endpoint which models it serves (`GET /v1/models` or `/api/tags`).
     async fn check_health(&self) {
         let timeout = self.config.qos().health_check_timeout;
-        let checks = self.endpoints.targets().map(|(url, target)| {
-            let req = target.map(|t| {
+        let targets = self.endpoints.targets();
+        let checks = targets.iter().map(|(url, target)| {
+            let req = target.as_ref().map(|t| {
                 self.transport.request(
                     t.uri(self.dialect.models_path()),
                     None,
@@ -394,7 +424,7 @@ impl<D: Dialect> Inner<D> {
         let (path, body) = self.dialect.describe_request(self.config.model());
         let body = body.map(Bytes::from);
         for (_, target) in self.endpoints.targets() {
-            let Some(target) = target else {
+            let Some(target) = target.as_ref() else {
                 continue;
             };
             let req =
@@ -417,6 +447,13 @@ impl<D: Dialect> Inner<D> {
 }
 
 impl<D> Inner<D> {
+    /// How long a call is expected to hold its slot: the median of recent whole answers
+    /// (zero until there are enough); a queued caller must have that much of its deadline
+    /// left when it would be served.
+    fn expected_service(&self, _stream: bool) -> Duration {
+        self.latency.percentile(0.5).unwrap_or(Duration::ZERO)
+    }
+
     /// Records one finished call in the metrics.
     fn observe(
         &self,
@@ -587,7 +624,13 @@ impl<D: Dialect> Provider for HttpProvider<D> {
             let t0 = Instant::now();
             let body = Bytes::from(inner.dialect.embed_body(inner.config.model(), &req));
             let (guard, resp, until) = inner
-                .send_body(inner.dialect.embed_path(), body, deadline)
+                .send_body(
+                    inner.dialect.embed_path(),
+                    body,
+                    &req.ticket,
+                    Duration::ZERO,
+                    deadline,
+                )
                 .await?;
             let endpoint = Arc::clone(guard.url());
             let result = match tokio::time::timeout_at(until, read_bounded(resp, MAX_BODY)).await {
@@ -643,6 +686,10 @@ impl<D: Dialect> Provider for HttpProvider<D> {
 
     fn health(&self) -> Vec<EndpointHealth> {
         self.inner.endpoints.health()
+    }
+
+    fn queue(&self) -> Option<QueueHealth> {
+        Some(self.inner.endpoints.queue())
     }
 
     fn endpoints(&self) -> usize {

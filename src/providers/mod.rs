@@ -24,7 +24,7 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use tokio::time::Instant;
 
-pub use endpoint::{EndpointHealth, EndpointSet};
+pub use endpoint::{ClassHealth, EndpointHealth, EndpointSet, QueueHealth};
 pub use error::ProviderError;
 pub use reliability::Reliability;
 pub use request::{
@@ -148,6 +148,10 @@ pub trait Provider: Send + Sync + 'static {
     }
     /// Per-endpoint state.
     fn health(&self) -> Vec<EndpointHealth>;
+    /// The provider's queue of callers waiting for a slot, if it has one.
+    fn queue(&self) -> Option<QueueHealth> {
+        None
+    }
     /// How many endpoints serve this provider (hedges may go to another one).
     fn endpoints(&self) -> usize {
         1

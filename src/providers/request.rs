@@ -232,11 +232,35 @@ pub struct GenParams {
 pub struct ProviderRequest {
     pub prompt: Prompt,
     pub params: GenParams,
+    /// Who asks and how much, for the providers' queues (not part of the answer: not in
+    /// the cache key).
+    pub ticket: crate::qos::Ticket,
 }
 
 impl ProviderRequest {
     pub fn new(prompt: Prompt, params: GenParams) -> Self {
-        Self { prompt, params }
+        Self {
+            prompt,
+            params,
+            ticket: crate::qos::Ticket::default(),
+        }
+    }
+
+    /// The prompt's length in bytes (messages' content and tool calls), for estimates.
+    pub fn prompt_chars(&self) -> usize {
+        match &self.prompt {
+            Prompt::Chat(messages) => messages
+                .iter()
+                .map(|m| {
+                    m.content.len()
+                        + m.tool_calls
+                            .iter()
+                            .map(|c| c.name.len() + c.arguments.len())
+                            .sum::<usize>()
+                })
+                .sum(),
+            Prompt::Raw(text) => text.len(),
+        }
     }
 
     /// The messages, if the prompt is a conversation.
@@ -313,6 +337,9 @@ pub struct EmbedRequest {
     pub keep_alive: Option<Value>,
     /// Ollama `options`.
     pub options: Map<String, Value>,
+    /// Who asks, for the providers' queues (not part of the answer).
+    #[serde(skip)]
+    pub ticket: crate::qos::Ticket,
 }
 
 /// An embeddings call's answer.

@@ -4,12 +4,14 @@
 //!
 //! Imports nothing of the crate: `config` builds these settings, `providers` runs them.
 
+pub mod admission;
 pub mod breaker;
 pub mod latency;
 pub mod retry;
 
 use std::time::Duration;
 
+pub use admission::{ClassConfig, OverloadConfig, Ticket};
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use latency::LatencyWindow;
 pub use retry::{Budget, RetryConfig};
@@ -27,6 +29,8 @@ pub struct QosConfig {
     pub hedge_budget_percent: f32,
     /// … plus this many per second.
     pub hedge_budget_min_per_sec: u32,
+    /// `[qos.overload]`: priority classes and queue bounds.
+    pub overload: std::sync::Arc<OverloadConfig>,
 }
 
 impl Default for QosConfig {
@@ -39,6 +43,7 @@ impl Default for QosConfig {
             // "The Tail at Scale": a few percent of extra calls cut the tail by 10×.
             hedge_budget_percent: 5.0,
             hedge_budget_min_per_sec: 1,
+            overload: std::sync::Arc::default(),
         }
     }
 }

@@ -138,6 +138,7 @@ pub async fn pick(plan: &Plan, decision: &mut Decision, candidates: &[usize]) ->
             format: crate::providers::Format::Json,
             ..Default::default()
         },
+        ticket: plan.request.ticket.clone(),
     });
     let mut result = Err(());
     for _attempt in 0..2 {

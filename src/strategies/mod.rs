@@ -45,6 +45,14 @@ pub(crate) fn failed(c: &mut Candidate, e: &crate::providers::ProviderError, pas
         };
     tracing::debug!(provider = %c.provider, error = %e, "Upstream call failed.");
     c.error = Some(e.public_reason());
+    if let crate::providers::ProviderError::Overloaded {
+        retry_after,
+        saturated,
+        ..
+    } = e
+    {
+        c.overloaded = Some((*retry_after, *saturated));
+    }
 }
 
 /// The outcome for `winner`, an index into `decision.candidates`.
@@ -112,6 +120,14 @@ pub(crate) fn no_answer(decision: Decision, refused_only: bool) -> PoolError {
             .candidates
             .iter()
             .any(|c| c.status == CandidateStatus::Invalid);
+    if let Some((retry_after, saturated)) = all_overloaded(&decision) {
+        return PoolError::Overloaded {
+            summary,
+            retry_after,
+            saturated,
+            decision: Some(Box::new(decision)),
+        };
+    }
     let decision = Some(Box::new(decision));
     if refused_only {
         PoolError::Rejected { summary, decision }
@@ -120,6 +136,21 @@ pub(crate) fn no_answer(decision: Decision, refused_only: bool) -> PoolError {
     } else {
         PoolError::Unavailable { summary, decision }
     }
+}
+
+/// When every candidate that ran was refused a slot: the soonest retry, and whether every
+/// provider was saturated.
+fn all_overloaded(decision: &Decision) -> Option<(std::time::Duration, bool)> {
+    let mut tried = decision
+        .candidates
+        .iter()
+        .filter(|c| c.status != CandidateStatus::Cancelled)
+        .peekable();
+    tried.peek()?;
+    tried.try_fold((std::time::Duration::MAX, true), |(retry, saturated), c| {
+        let (r, s) = c.overloaded?;
+        Some((retry.min(r), saturated && s))
+    })
 }
 
 /// One candidate's upstream call inside its `upstream` span (provider, model, hedge, sample;

@@ -43,6 +43,10 @@ pub const REGISTRY_CALLS: &str = "llm_pool_registry_calls_total";
 pub const AUTH_FAILURES: &str = "llm_pool_auth_failures_total";
 pub const RATE_LIMITED: &str = "llm_pool_rate_limited_total";
 pub const RATE_LIMIT_BACKEND_ERRORS: &str = "llm_pool_rate_limit_backend_errors_total";
+pub const QUEUE_DEPTH: &str = "llm_pool_queue_depth";
+pub const QUEUE_WAIT_SECONDS: &str = "llm_pool_queue_wait_seconds";
+pub const ADMISSION_REFUSED: &str = "llm_pool_admission_refused_total";
+pub const LISTENER_REFUSED: &str = "llm_pool_listener_refused_total";
 
 /// Histogram buckets for request and upstream latency: 1 ms to 2 minutes (local models).
 const SECONDS_BUCKETS: &[f64] = &[
@@ -199,6 +203,23 @@ fn describe() {
         RATE_LIMIT_BACKEND_ERRORS,
         "Errors talking to the Redis rate-limit backend (the request was admitted)."
     );
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Callers waiting for a provider's slot, by provider and priority class."
+    );
+    describe_histogram!(
+        QUEUE_WAIT_SECONDS,
+        Unit::Seconds,
+        "Time callers that queued waited for a slot, by provider, class and tenant."
+    );
+    describe_counter!(
+        ADMISSION_REFUSED,
+        "Callers refused a provider's slot, by provider, class, tenant and reason (queue_full, too_late, waited)."
+    );
+    describe_counter!(
+        LISTENER_REFUSED,
+        "Requests or connections refused by a listener's cap, by listener (http, grpc) and limit (in_flight, connections)."
+    );
     describe_histogram!(
         AGREEMENT,
         "Share of valid answers in the winning group, by strategy."
@@ -231,6 +252,60 @@ pub fn answer(task: &str, strategy: &str, outcome: &'static str, elapsed: std::t
         },
     );
 }
+
+/// The tenant label of a fair-share key (callers without credentials share one).
+fn tenant_label(tenant: &str) -> &str {
+    if tenant.is_empty() {
+        "anonymous"
+    } else {
+        tenant
+    }
+}
+
+/// `llm_pool_queue_depth{provider, class}`.
+pub fn queue_depth(provider: &str, class: &str, depth: usize) {
+    QUEUE_DEPTH_HANDLES.with(
+        [provider, class],
+        || {
+            metrics::gauge!(QUEUE_DEPTH, "provider" => provider.to_owned(), "class" => class.to_owned())
+        },
+        |g| g.set(depth as f64),
+    );
+}
+
+/// `llm_pool_queue_wait_seconds{provider, class, tenant}`.
+pub fn queue_wait(provider: &str, class: &str, tenant: &str, waited: std::time::Duration) {
+    let tenant = tenant_label(tenant);
+    QUEUE_WAIT_HANDLES.with(
+        [provider, class, tenant],
+        || {
+            metrics::histogram!(
+                QUEUE_WAIT_SECONDS,
+                "provider" => provider.to_owned(),
+                "class" => class.to_owned(),
+                "tenant" => tenant.to_owned()
+            )
+        },
+        |h| h.record(waited.as_secs_f64()),
+    );
+}
+
+/// `llm_pool_admission_refused_total{provider, class, tenant, reason}`.
+pub fn admission_refused(provider: &str, class: &str, tenant: &str, reason: &'static str) {
+    metrics::counter!(
+        ADMISSION_REFUSED,
+        "provider" => provider.to_owned(),
+        "class" => class.to_owned(),
+        "tenant" => tenant_label(tenant).to_owned(),
+        "reason" => reason
+    )
+    .increment(1);
+}
+
+static QUEUE_DEPTH_HANDLES: std::sync::LazyLock<Resolved<2, metrics::Gauge>> =
+    std::sync::LazyLock::new(Resolved::default);
+static QUEUE_WAIT_HANDLES: std::sync::LazyLock<Resolved<3, metrics::Histogram>> =
+    std::sync::LazyLock::new(Resolved::default);
 
 /// Metric handles by label values, each distinct set resolved in the recorder once: after
 /// that, recording costs a hash of the values and a lock-free read, with no registry lookup

@@ -65,6 +65,10 @@ pub struct Candidate {
     /// Index into `Decision::groups` of the group this answer joined.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<usize>,
+    /// The provider refused this call a slot (every slot taken, not served in time), so
+    /// nothing was sent: when to try again, and whether every class's queue was full.
+    #[serde(skip)]
+    pub overloaded: Option<(std::time::Duration, bool)>,
 }
 
 impl Candidate {
@@ -83,6 +87,7 @@ impl Candidate {
             sample,
             weight: None,
             group: None,
+            overloaded: None,
         }
     }
 }

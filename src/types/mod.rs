@@ -18,7 +18,7 @@ pub use decision::{
     TierRecord, UsageOut,
 };
 pub use outcome::Outcome;
-pub use plan::{CacheMode, Plan};
+pub use plan::{CacheMode, Plan, UNBOUNDED_COMPLETION_ESTIMATE};
 
 /// A new request id: a random UUID (v4) from the thread's fast generator. Ids name requests
 /// in logs, traces and Decisions; they are not secrets, so they need no system call for

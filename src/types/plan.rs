@@ -68,7 +68,7 @@ pub struct Plan {
 
 /// Completion tokens reserved per call when a request sets no `max_tokens`; settlement
 /// corrects the estimate to what was used.
-const UNBOUNDED_COMPLETION_ESTIMATE: u64 = 256;
+pub const UNBOUNDED_COMPLETION_ESTIMATE: u64 = 256;
 
 impl Plan {
     /// Tokens to reserve against the tenant's tokens-per-minute: prompt characters / 4 plus
@@ -100,19 +100,6 @@ impl Plan {
 
     /// The prompt's tokens, estimated as characters / 4.
     pub fn prompt_estimate(&self) -> u64 {
-        let chars: usize = match &self.request.prompt {
-            crate::providers::Prompt::Chat(messages) => messages
-                .iter()
-                .map(|m| {
-                    m.content.len()
-                        + m.tool_calls
-                            .iter()
-                            .map(|c| c.name.len() + c.arguments.len())
-                            .sum::<usize>()
-                })
-                .sum(),
-            crate::providers::Prompt::Raw(text) => text.len(),
-        };
-        (chars as u64).div_ceil(4)
+        (self.request.prompt_chars() as u64).div_ceil(4)
     }
 }

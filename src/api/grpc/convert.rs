@@ -129,6 +129,7 @@ pub(super) fn embed_call(
         cache,
         timeout,
         tenant: None,
+        priority: None,
     })
 }
 

@@ -95,7 +95,8 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
         let snapshot = self.state.config.load();
         let caller = caller(&request);
         let mut call = convert::embed_call(request).map_err(convert::status)?;
-        call.tenant = caller.0.clone();
+        call.tenant = caller.tenant.clone();
+        call.priority = caller.priority.clone();
         let a = orchestrator::embed(&self.state, &snapshot, call)
             .await
             .map_err(convert::status)?;

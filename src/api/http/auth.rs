@@ -4,6 +4,8 @@
 //! (`api::grpc::auth`). The credentials logic itself, which knows nothing of the wire, is
 //! `crate::auth`.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::Request;
 
@@ -56,7 +58,12 @@ pub(crate) async fn check(
             crate::telemetry::metrics::auth_failure(e.kind().as_str());
             fail(e)
         })?;
+    // Not UTF-8: kept (lossily) so that it is refused by name, not ignored.
+    let priority = parts
+        .headers
+        .get(crate::auth::PRIORITY)
+        .map(|v| Arc::from(String::from_utf8_lossy(v.as_bytes())));
     let mut req = Request::from_parts(parts, body);
-    req.extensions_mut().insert(Caller(tenant));
+    req.extensions_mut().insert(Caller { tenant, priority });
     Ok(req)
 }

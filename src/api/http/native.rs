@@ -53,6 +53,9 @@ pub(crate) struct QueryBody {
     stop: Option<Stop>,
     #[serde(default)]
     cache: Option<String>,
+    /// The priority class (else `x-llm-pool-priority`, else the tenant's).
+    #[serde(default)]
+    priority: Option<String>,
     #[serde(default)]
     metadata: HashMap<String, String>,
     #[serde(default)]
@@ -113,6 +116,7 @@ impl QueryBody {
             cache,
             metadata: self.metadata,
             request_id: super::request_id(headers),
+            priority: self.priority.map(std::sync::Arc::from),
             ..Default::default()
         };
         Ok((req, self.stream))

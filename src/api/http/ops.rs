@@ -29,12 +29,33 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
 }
 
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    if state.is_ready() {
-        Json(serde_json::json!({ "ready": true })).into_response()
-    } else {
-        (
+    if !state.is_ready() {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "ready": false })),
+        )
+            .into_response();
+    }
+    // Queues over `qos.overload.unready_queue_depth`: new connections should go to other
+    // replicas until they drain (the process keeps serving what it has).
+    let depth = state
+        .config
+        .load()
+        .config
+        .qos()
+        .overload
+        .unready_queue_depth;
+    let saturated = crate::api::convert::saturated(&state, depth);
+    if saturated.is_empty() {
+        Json(serde_json::json!({ "ready": true })).into_response()
+    } else {
+        let queued: serde_json::Map<String, serde_json::Value> = saturated
+            .into_iter()
+            .map(|(name, n)| (name, n.into()))
+            .collect();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "ready": false, "reason": "overloaded", "queued": queued })),
         )
             .into_response()
     }

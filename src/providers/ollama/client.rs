@@ -369,6 +369,7 @@ mod tests {
                 temperature: Some(0.0),
                 ..Default::default()
             },
+            ticket: Default::default(),
         };
         let body: serde_json::Value =
             serde_json::from_slice(&Ollama.body("phi3:mini", &req, false)).unwrap();

@@ -496,6 +496,7 @@ mod tests {
                 format: Format::Json,
                 ..Default::default()
             },
+            ticket: Default::default(),
         };
         let body: serde_json::Value =
             serde_json::from_slice(&OpenAi.body("m", &req, true)).unwrap();

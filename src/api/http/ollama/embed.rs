@@ -77,6 +77,7 @@ fn call(
         cache: crate::api::http::header_cache_mode(headers)?,
         timeout: crate::api::http::header_timeout(headers)?,
         tenant: None,
+        priority: None,
     })
 }
 
@@ -95,7 +96,8 @@ async fn answer(
         Ok(d) => d,
         Err(refused) => return *refused,
     };
-    call.tenant = caller.0.clone();
+    call.tenant = caller.tenant.clone();
+    call.priority = caller.priority.clone();
     let model = call.model.clone();
     match orchestrator::embed(&state, &snapshot, call).await {
         Ok(a) => {

@@ -84,6 +84,7 @@ fn call(b: EmbeddingsBody, headers: &HeaderMap) -> Result<(EmbedCall, bool), Poo
         cache: crate::api::http::header_cache_mode(headers)?,
         timeout: crate::api::http::header_timeout(headers)?,
         tenant: None,
+        priority: None,
     };
     Ok((call, base64))
 }
@@ -107,7 +108,8 @@ pub(crate) async fn embeddings(
         Ok(d) => d,
         Err(refused) => return *refused,
     };
-    call.tenant = caller.0.clone();
+    call.tenant = caller.tenant.clone();
+    call.priority = caller.priority.clone();
     let model = call.model.clone();
     match orchestrator::embed(&state, &snapshot, call).await {
         Ok(answer) => {

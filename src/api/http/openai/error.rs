@@ -22,7 +22,7 @@ pub(super) fn body(e: &PoolError) -> serde_json::Value {
         | ErrorKind::RequestTimeout => "invalid_request_error",
         ErrorKind::Unauthenticated => "authentication_error",
         ErrorKind::PermissionDenied => "permission_error",
-        ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::RateLimited | ErrorKind::Overloaded => "rate_limit_error",
         ErrorKind::NoConsensus => "no_consensus",
         ErrorKind::InvalidAnswer => "invalid_answer",
         ErrorKind::DeadlineExceeded => "timeout",

@@ -1,0 +1,673 @@
+//! Admission to a provider's concurrency slots once they are all taken: one queue per
+//! provider, priority classes (each with a reserved share of the slots, a bounded queue and
+//! a longest wait, and promotion of callers that waited long), fair share between tenants
+//! inside a class, and refusal at once when a caller cannot be served in time.
+//!
+//! Fair share is start-time fair queueing (Goyal et al., 1996) by estimated tokens: each
+//! tenant's callers get a start tag `max(class clock, tenant's last finish)` and a finish
+//! tag `start + tokens / weight`; the smallest start tag is served first and the class
+//! clock follows it. A tenant's burst therefore queues behind its own earlier work, not in
+//! front of other tenants', and a request asking for many tokens costs as many.
+//!
+//! Bookkeeping only: the endpoints (`providers::endpoint`) own the slots and call this
+//! under their lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// `[qos.overload]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverloadConfig {
+    /// Highest priority first.
+    pub classes: Vec<ClassConfig>,
+    /// Index into `classes` of requests that name no class.
+    pub default_class: usize,
+    /// `/readyz` answers 503 while a provider has at least this many callers queued
+    /// (0: never).
+    pub unready_queue_depth: usize,
+}
+
+/// One priority class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassConfig {
+    pub name: Arc<str>,
+    /// Share of each provider's slots kept for this class: other classes may not take the
+    /// last `floor(reserved × slots)` free slots this class does not use.
+    pub reserved: f64,
+    /// Most callers of this class queued per provider; the next is refused at once.
+    pub max_queue: usize,
+    /// Longest a caller of this class waits for a slot.
+    pub max_wait: Duration,
+    /// Each time a caller has waited this long it competes one class higher (zero: never).
+    pub promote_after: Duration,
+}
+
+impl Default for OverloadConfig {
+    fn default() -> Self {
+        let class = |name: &str, reserved: f64, max_wait_secs: u64| ClassConfig {
+            name: Arc::from(name),
+            reserved,
+            max_queue: 256,
+            max_wait: Duration::from_secs(max_wait_secs),
+            promote_after: Duration::from_secs(5),
+        };
+        Self {
+            classes: vec![
+                class("interactive", 0.25, 10),
+                class("default", 0.0, 30),
+                class("batch", 0.0, 60),
+            ],
+            default_class: 1,
+            unready_queue_depth: 0,
+        }
+    }
+}
+
+impl OverloadConfig {
+    /// The index of the class called `name`.
+    pub fn class_index(&self, name: &str) -> Option<usize> {
+        self.classes.iter().position(|c| &*c.name == name)
+    }
+
+    /// The class a ticket runs in: its own, or the default (clamped, should a reload have
+    /// removed classes while the ticket was made).
+    pub fn resolve(&self, class: Option<usize>) -> usize {
+        class
+            .unwrap_or(self.default_class)
+            .min(self.classes.len().saturating_sub(1))
+    }
+
+    fn class(&self, i: usize) -> Option<&ClassConfig> {
+        self.classes.get(i)
+    }
+}
+
+/// Who asks for a slot, and how much it will use.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ticket {
+    /// Index of the priority class (`None`: the default class).
+    pub class: Option<usize>,
+    /// The fair-share key: the tenant's name (empty for callers without credentials).
+    pub tenant: Arc<str>,
+    /// The tenant's weight within its class (0 counts as 1).
+    pub weight: f64,
+    /// Estimated tokens (prompt and completion bound).
+    pub cost: f64,
+}
+
+/// Why a caller was refused a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The class's queue holds `max_queue` callers.
+    QueueFull,
+    /// The expected wait is longer than the caller can wait (its class's `max_wait`, or
+    /// its deadline less the expected service time).
+    TooLate,
+    /// It waited as long as it could.
+    Waited,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::TooLate => "too_late",
+            Self::Waited => "waited",
+        }
+    }
+}
+
+/// A refusal: when to try again, and whether the provider is saturated (every class's
+/// queue full) rather than this class over its share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: Reason,
+    pub retry_after: Duration,
+    pub saturated: bool,
+}
+
+/// One queued caller.
+pub struct Waiter<T> {
+    pub id: u64,
+    pub class: usize,
+    pub tenant: Arc<str>,
+    pub since: Instant,
+    start: f64,
+    pub value: T,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ClassState {
+    /// The start tag of the caller served last.
+    clock: f64,
+    in_flight: usize,
+    queued: usize,
+}
+
+/// A provider's queue.
+pub struct Queue<T> {
+    waiters: Vec<Waiter<T>>,
+    classes: Vec<ClassState>,
+    /// Finish tag per (class, tenant).
+    finish: HashMap<(usize, Arc<str>), f64>,
+    next_id: u64,
+    drain: Drain,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Self {
+            waiters: Vec::new(),
+            classes: Vec::new(),
+            finish: HashMap::new(),
+            next_id: 0,
+            drain: Drain::default(),
+        }
+    }
+}
+
+/// Tenants' finish tags kept before the ones that carry no debt are dropped.
+const MAX_TAGS: usize = 4096;
+
+impl<T> Queue<T> {
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Callers of `class` queued.
+    pub fn depth(&self, class: usize) -> usize {
+        self.classes.get(class).map_or(0, |c| c.queued)
+    }
+
+    /// Slots held by callers of `class`.
+    pub fn in_flight(&self, class: usize) -> usize {
+        self.classes.get(class).map_or(0, |c| c.in_flight)
+    }
+
+    fn fit(&mut self, config: &OverloadConfig) {
+        if self.classes.len() < config.classes.len() {
+            self.classes
+                .resize(config.classes.len(), ClassState::default());
+        }
+    }
+
+    /// Whether a caller of `class` may take one of `free` slots out of `capacity`: the
+    /// free slots other classes have reserved and do not use stay theirs.
+    pub fn may_take(
+        &self,
+        config: &OverloadConfig,
+        class: usize,
+        free: usize,
+        capacity: usize,
+    ) -> bool {
+        let held: usize = config
+            .classes
+            .iter()
+            .enumerate()
+            .filter(|&(c, _)| c != class)
+            .map(|(c, cfg)| {
+                let reserved = (cfg.reserved * capacity as f64).floor() as usize;
+                reserved.saturating_sub(self.in_flight(c))
+            })
+            .sum();
+        free > held
+    }
+
+    fn start_tag(&mut self, class: usize, t: &Ticket) -> f64 {
+        let clock = self.classes[class].clock;
+        if self.finish.len() >= MAX_TAGS {
+            let classes = &self.classes;
+            self.finish
+                .retain(|(c, _), f| *f > classes.get(*c).map_or(0.0, |s| s.clock));
+        }
+        let weight = if t.weight > 0.0 { t.weight } else { 1.0 };
+        let finish = self
+            .finish
+            .entry((class, Arc::clone(&t.tenant)))
+            .or_insert(clock);
+        let start = finish.max(clock);
+        *finish = start + t.cost.max(1.0) / weight;
+        start
+    }
+
+    /// A caller of `class` took a free slot without queueing: its tenant's share is charged
+    /// as if it had queued.
+    pub fn admitted(&mut self, config: &OverloadConfig, class: usize, t: &Ticket) {
+        self.fit(config);
+        let start = self.start_tag(class, t);
+        let c = &mut self.classes[class];
+        c.clock = c.clock.max(start);
+        c.in_flight += 1;
+    }
+
+    /// A slot held by a caller of `class` came free.
+    pub fn released(&mut self, class: usize, now: Instant) {
+        if let Some(c) = self.classes.get_mut(class) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+        self.drain.tick(now);
+    }
+
+    /// How long a new caller of `class` can expect to wait: the callers served before it
+    /// (those queued in its class and above), at the rate slots have been coming free.
+    /// `None` until enough slots came free to tell.
+    pub fn expected_wait(&self, class: usize, now: Instant) -> Option<Duration> {
+        let rate = self.drain.rate(now)?;
+        let ahead = self
+            .classes
+            .iter()
+            .take(class + 1)
+            .map(|c| c.queued)
+            .sum::<usize>()
+            + 1;
+        Some(Duration::from_secs_f64(ahead as f64 / rate))
+    }
+
+    /// What a refused caller of `class` is told.
+    fn refusal(
+        &self,
+        config: &OverloadConfig,
+        class: usize,
+        reason: Reason,
+        now: Instant,
+    ) -> Refused {
+        let saturated = config
+            .classes
+            .iter()
+            .enumerate()
+            .all(|(c, cfg)| self.depth(c) >= cfg.max_queue);
+        Refused {
+            reason,
+            retry_after: self
+                .expected_wait(class, now)
+                .unwrap_or(Duration::from_secs(1)),
+            saturated,
+        }
+    }
+
+    /// Queues a caller of `class` that can wait at most `bound`, or refuses it at once (the
+    /// value comes back with the refusal).
+    pub fn enqueue(
+        &mut self,
+        config: &OverloadConfig,
+        class: usize,
+        t: &Ticket,
+        value: T,
+        now: Instant,
+        bound: Duration,
+    ) -> Result<u64, (Refused, T)> {
+        self.fit(config);
+        let Some(cfg) = config.class(class) else {
+            return Err((self.refusal(config, class, Reason::QueueFull, now), value));
+        };
+        if self.depth(class) >= cfg.max_queue {
+            return Err((self.refusal(config, class, Reason::QueueFull, now), value));
+        }
+        let late = bound.is_zero()
+            || self
+                .expected_wait(class, now)
+                .is_some_and(|expected| expected > bound);
+        if late {
+            return Err((self.refusal(config, class, Reason::TooLate, now), value));
+        }
+        let start = self.start_tag(class, t);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.classes[class].queued += 1;
+        self.waiters.push(Waiter {
+            id,
+            class,
+            tenant: Arc::clone(&t.tenant),
+            since: now,
+            start,
+            value,
+        });
+        Ok(id)
+    }
+
+    /// The refusal for a caller that waited `bound` and was not served.
+    pub fn expired(&self, config: &OverloadConfig, class: usize, now: Instant) -> Refused {
+        self.refusal(config, class, Reason::Waited, now)
+    }
+
+    /// The class a waiter competes in now: its own, raised one step per `promote_after`
+    /// waited.
+    fn effective(config: &OverloadConfig, w: &Waiter<T>, now: Instant) -> usize {
+        let Some(cfg) = config.class(w.class) else {
+            return w.class;
+        };
+        if cfg.promote_after.is_zero() {
+            return w.class;
+        }
+        let steps =
+            now.saturating_duration_since(w.since).as_nanos() / cfg.promote_after.as_nanos().max(1);
+        w.class
+            .saturating_sub(usize::try_from(steps).unwrap_or(usize::MAX))
+    }
+
+    /// Takes the caller to serve next with one of `free` slots out of `capacity`: the
+    /// highest (effective) class first, then the smallest start tag, then the oldest; only
+    /// callers whose class may take a slot.
+    pub fn pop_next(
+        &mut self,
+        config: &OverloadConfig,
+        now: Instant,
+        free: usize,
+        capacity: usize,
+    ) -> Option<Waiter<T>> {
+        let mut best: Option<(usize, (usize, f64, u64))> = None;
+        for (i, w) in self.waiters.iter().enumerate() {
+            let key = (Self::effective(config, w, now), w.start, w.id);
+            if best.is_some_and(|(_, b)| !before(key, b)) {
+                continue;
+            }
+            if self.may_take(config, w.class, free, capacity) {
+                best = Some((i, key));
+            }
+        }
+        let (i, _) = best?;
+        let w = self.waiters.swap_remove(i);
+        let c = &mut self.classes[w.class];
+        c.queued -= 1;
+        c.in_flight += 1;
+        c.clock = c.clock.max(w.start);
+        Some(w)
+    }
+
+    /// Puts back a waiter [`Self::pop_next`] gave out that could not be served after all.
+    pub fn restore(&mut self, w: Waiter<T>) {
+        let c = &mut self.classes[w.class];
+        c.queued += 1;
+        c.in_flight = c.in_flight.saturating_sub(1);
+        self.waiters.push(w);
+    }
+
+    /// Takes the waiter `id` out of the queue (it gave up), if it is still there.
+    pub fn remove(&mut self, id: u64) -> Option<Waiter<T>> {
+        let i = self.waiters.iter().position(|w| w.id == id)?;
+        let w = self.waiters.swap_remove(i);
+        self.classes[w.class].queued -= 1;
+        Some(w)
+    }
+
+    /// Drops waiters `keep` rejects (callers that went away).
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        let classes = &mut self.classes;
+        self.waiters.retain(|w| {
+            let k = keep(&w.value);
+            if !k {
+                classes[w.class].queued -= 1;
+            }
+            k
+        });
+    }
+}
+
+fn before(a: (usize, f64, u64), b: (usize, f64, u64)) -> bool {
+    a.0.cmp(&b.0)
+        .then(a.1.total_cmp(&b.1))
+        .then(a.2.cmp(&b.2))
+        .is_lt()
+}
+
+/// Slots coming free per second: an exponentially decayed count of releases.
+#[derive(Debug, Clone, Copy, Default)]
+struct Drain {
+    first: Option<Instant>,
+    last: Option<Instant>,
+    count: f64,
+}
+
+/// The decay's time constant, in seconds.
+const DRAIN_TAU: f64 = 10.0;
+/// Releases seen before the rate is trusted.
+const DRAIN_MIN: f64 = 4.0;
+
+impl Drain {
+    fn decayed(&self, now: Instant) -> f64 {
+        match self.last {
+            Some(last) => {
+                self.count * (-now.saturating_duration_since(last).as_secs_f64() / DRAIN_TAU).exp()
+            }
+            None => 0.0,
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.count = self.decayed(now) + 1.0;
+        self.last = Some(now);
+        self.first.get_or_insert(now);
+    }
+
+    fn rate(&self, now: Instant) -> Option<f64> {
+        let first = self.first?;
+        if self.count < DRAIN_MIN {
+            return None;
+        }
+        // The decayed count of a steady rate r after t seconds is r·τ·(1 − e^(−t/τ)).
+        let t = now.saturating_duration_since(first).as_secs_f64().max(1e-3);
+        let span = DRAIN_TAU * (1.0 - (-t / DRAIN_TAU).exp());
+        let rate = self.decayed(now) / span;
+        (rate > 0.0).then_some(rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(class: usize, tenant: &str, cost: f64) -> Ticket {
+        Ticket {
+            class: Some(class),
+            tenant: Arc::from(tenant),
+            weight: 1.0,
+            cost,
+        }
+    }
+
+    fn config(reserved: [f64; 3], max_queue: usize) -> OverloadConfig {
+        let mut c = OverloadConfig::default();
+        for (class, r) in c.classes.iter_mut().zip(reserved) {
+            class.reserved = r;
+            class.max_queue = max_queue;
+            class.promote_after = Duration::from_secs(5);
+        }
+        c
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    /// Serves everything queued one slot at a time; the tenants in the order served.
+    fn drain_order(q: &mut Queue<()>, c: &OverloadConfig, now: Instant) -> Vec<String> {
+        let mut order = Vec::new();
+        while let Some(w) = q.pop_next(c, now, 1, 100) {
+            order.push(w.tenant.to_string());
+            q.released(w.class, now);
+        }
+        order
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn higher_classes_are_served_first() {
+        let c = config([0.0; 3], 10);
+        let mut q = Queue::default();
+        let now = Instant::now();
+        for (class, who) in [(2, "batch"), (1, "default"), (0, "interactive")] {
+            q.enqueue(&c, class, &ticket(class, who, 1.0), (), now, LONG)
+                .map_err(|_| ())
+                .expect("queued");
+        }
+        assert_eq!(
+            drain_order(&mut q, &c, now),
+            ["interactive", "default", "batch"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_that_waited_long_is_promoted() {
+        let c = config([0.0; 3], 10);
+        let mut q = Queue::default();
+        let t0 = Instant::now();
+        q.enqueue(&c, 2, &ticket(2, "old-batch", 1.0), (), t0, LONG)
+            .map_err(|_| ())
+            .expect("queued");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let now = Instant::now();
+        q.enqueue(&c, 0, &ticket(0, "new-interactive", 1.0), (), now, LONG)
+            .map_err(|_| ())
+            .expect("queued");
+        q.enqueue(&c, 1, &ticket(1, "new-default", 1.0), (), now, LONG)
+            .map_err(|_| ())
+            .expect("queued");
+        // After 11 s (two steps of 5 s) batch competes as interactive, and is older.
+        assert_eq!(
+            drain_order(&mut q, &c, now),
+            ["old-batch", "new-interactive", "new-default"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reserved_share_is_kept_from_other_classes() {
+        // 4 slots, a quarter reserved for interactive: batch may take 3, not the 4th.
+        let c = config([0.25, 0.0, 0.0], 10);
+        let mut q: Queue<()> = Queue::default();
+        let t = ticket(2, "b", 1.0);
+        for in_use in 0..3 {
+            assert!(q.may_take(&c, 2, 4 - in_use, 4), "slot {in_use}");
+            q.admitted(&c, 2, &t);
+        }
+        assert!(!q.may_take(&c, 2, 1, 4), "the last slot is interactive's");
+        assert!(q.may_take(&c, 0, 1, 4));
+        q.admitted(&c, 0, &ticket(0, "i", 1.0));
+        // Interactive uses its share now; a second interactive caller competes like anyone.
+        assert!(!q.may_take(&c, 2, 0, 4));
+        q.released(0, Instant::now());
+        assert!(!q.may_take(&c, 2, 1, 4), "reserved again once released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tenants_share_a_class_by_tokens() {
+        let c = config([0.0; 3], 100);
+        let mut q = Queue::default();
+        let now = Instant::now();
+        // Tenant a bursts 6 requests first; b and c send 3 each afterwards.
+        for _ in 0..6 {
+            q.enqueue(&c, 1, &ticket(1, "a", 100.0), (), now, LONG)
+                .map_err(|_| ())
+                .expect("queued");
+        }
+        for _ in 0..3 {
+            for who in ["b", "c"] {
+                q.enqueue(&c, 1, &ticket(1, who, 100.0), (), now, LONG)
+                    .map_err(|_| ())
+                    .expect("queued");
+            }
+        }
+        let order = drain_order(&mut q, &c, now);
+        // Round robin while all three have work; a's rest after.
+        assert_eq!(
+            order[..9].iter().filter(|t| *t == "a").count(),
+            3,
+            "{order:?}"
+        );
+        assert_eq!(&order[9..], ["a", "a", "a"], "{order:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tenant_asking_for_more_tokens_gets_fewer_requests() {
+        let c = config([0.0; 3], 100);
+        let mut q = Queue::default();
+        let now = Instant::now();
+        for _ in 0..8 {
+            q.enqueue(&c, 1, &ticket(1, "big", 400.0), (), now, LONG)
+                .map_err(|_| ())
+                .expect("queued");
+            q.enqueue(&c, 1, &ticket(1, "small", 100.0), (), now, LONG)
+                .map_err(|_| ())
+                .expect("queued");
+        }
+        let order = drain_order(&mut q, &c, now);
+        let first_ten = &order[..10];
+        let big = first_ten.iter().filter(|t| *t == "big").count();
+        assert_eq!(big, 2, "400 tokens each against 100: {order:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_refuses_at_once() {
+        let c = config([0.0; 3], 2);
+        let mut q = Queue::default();
+        let now = Instant::now();
+        for _ in 0..2 {
+            q.enqueue(&c, 1, &ticket(1, "a", 1.0), (), now, LONG)
+                .map_err(|_| ())
+                .expect("queued");
+        }
+        let (refused, ()) = q
+            .enqueue(&c, 1, &ticket(1, "a", 1.0), (), now, LONG)
+            .expect_err("full");
+        assert_eq!(refused.reason, Reason::QueueFull);
+        assert!(!refused.saturated, "other classes still have room");
+        // Another class still queues.
+        assert!(
+            q.enqueue(&c, 2, &ticket(2, "a", 1.0), (), now, LONG)
+                .is_ok()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_that_would_wait_past_its_bound_is_refused_at_once() {
+        let c = config([0.0; 3], 100);
+        let mut q = Queue::default();
+        // Slots came free twice a second for 10 s.
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_millis(500)).await;
+            q.released(1, Instant::now());
+        }
+        let now = Instant::now();
+        for _ in 0..4 {
+            q.enqueue(&c, 1, &ticket(1, "a", 1.0), (), now, LONG)
+                .map_err(|_| ())
+                .expect("queued");
+        }
+        let expected = q.expected_wait(1, now).expect("measured");
+        // Five ahead (four queued and itself) at about two a second.
+        assert!((2.0..3.2).contains(&expected.as_secs_f64()), "{expected:?}");
+        let (refused, ()) = q
+            .enqueue(&c, 1, &ticket(1, "a", 1.0), (), now, Duration::from_secs(1))
+            .expect_err("too late");
+        assert_eq!(refused.reason, Reason::TooLate);
+        assert_eq!(refused.retry_after, expected);
+        assert!(
+            q.enqueue(&c, 1, &ticket(1, "a", 1.0), (), now, Duration::from_secs(5))
+                .is_ok()
+        );
+        // Higher classes do not wait behind lower ones.
+        assert!(q.expected_wait(0, now).expect("measured") < expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn removed_and_restored_waiters_keep_the_counts() {
+        let c = config([0.0; 3], 1);
+        let mut q = Queue::default();
+        let now = Instant::now();
+        let id = q
+            .enqueue(&c, 1, &ticket(1, "a", 1.0), 7, now, LONG)
+            .map_err(|_| ())
+            .expect("queued");
+        assert_eq!(q.depth(1), 1);
+        let w = q.pop_next(&c, now, 1, 1).expect("served");
+        assert_eq!((q.depth(1), q.in_flight(1)), (0, 1));
+        q.restore(w);
+        assert_eq!((q.depth(1), q.in_flight(1)), (1, 0));
+        assert_eq!(q.remove(id).map(|w| w.value), Some(7));
+        assert!(q.is_empty());
+        assert_eq!(q.depth(1), 0);
+    }
+}
