@@ -1,0 +1,312 @@
+//! Overload through the real listeners: with every slot of the provider taken, a request
+//! that cannot queue is refused at once, in each surface's shape, with `Retry-After`; 429
+//! when its class is over its bounds, 503 when every class is full; priorities within what
+//! the tenant may use; `/health` shows the queue and `/readyz` turns unready.
+
+mod common;
+
+use std::time::Duration;
+use tokio::time::Instant;
+
+use common::*;
+use llm_pool::api::grpc::pb;
+use llm_pool::api::grpc::pb::llm_pool_client::LlmPoolClient;
+use llm_pool::testing::{FakeUpstream, Reply, Step};
+use serde_json::json;
+
+/// One provider of one slot in front of an upstream that answers after `delay`, and the
+/// `[qos.overload]` classes given.
+fn config(url: &str, overload: &str) -> String {
+    format!(
+        r#"
+[providers.up]
+kind = "openai"
+model = "up-model"
+endpoints = ["{url}"]
+max_concurrency = 1
+
+[tasks.chat]
+providers = ["up"]
+
+[qos]
+health_check_interval_ms = 0
+
+{overload}
+"#
+    )
+}
+
+/// `default` may not queue; `batch` may.
+const CLASS_FULL: &str = r#"
+[qos.overload]
+default_class = "default"
+[[qos.overload.classes]]
+name = "default"
+max_queue = 0
+[[qos.overload.classes]]
+name = "batch"
+max_queue = 8
+"#;
+
+/// The only class may not queue: the provider is saturated.
+const ALL_FULL: &str = r#"
+[qos.overload]
+default_class = "default"
+unready_queue_depth = 1
+[[qos.overload.classes]]
+name = "default"
+max_queue = 0
+[[qos.overload.classes]]
+name = "batch"
+max_queue = 1
+"#;
+
+async fn slow_upstream() -> FakeUpstream {
+    FakeUpstream::start(
+        Step::Reply(Reply::text("slow").after(Duration::from_secs(3))),
+        &["up-model"],
+    )
+    .await
+}
+
+/// Holds the provider's only slot with a slow request; returns once the upstream has it.
+async fn hold_slot(pool: &Pool, up: &FakeUpstream) -> tokio::task::JoinHandle<()> {
+    let client = pool.client.clone();
+    let url = pool.url("/v1/query");
+    let held = tokio::spawn(async move {
+        let _ = client
+            .post(url)
+            .json(&json!({"task": "chat", "input": "hold"}))
+            .send()
+            .await;
+    });
+    let until = Instant::now() + Duration::from_secs(5);
+    while up.in_flight() == 0 {
+        assert!(
+            Instant::now() < until,
+            "the slow call never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    held
+}
+
+#[tokio::test]
+async fn a_class_over_its_bounds_is_refused_at_once_on_every_surface() {
+    let up = slow_upstream().await;
+    let pool = start_pool(&config(&up.url(), CLASS_FULL)).await;
+    let held = hold_slot(&pool, &up).await;
+
+    let t0 = Instant::now();
+    let r = pool
+        .post_json("/v1/query", json!({"task": "chat", "input": "hi"}))
+        .await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some(), "Retry-After");
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+
+    let r = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "task:chat", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+
+    let r = pool
+        .post_json(
+            "/api/chat",
+            json!({"model": "task:chat", "stream": false, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("overloaded")),
+        "{body}"
+    );
+
+    let mut grpc = LlmPoolClient::connect(pool.grpc.clone())
+        .await
+        .expect("connect");
+    let status = grpc
+        .query(pb::QueryRequest {
+            task: "chat".into(),
+            input: "hi".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+
+    // Each refusal came at once, not after the 3 s the held call takes.
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        up.take_requests_count(),
+        1,
+        "nothing refused reached the upstream"
+    );
+    held.abort();
+}
+
+#[tokio::test]
+async fn every_class_full_is_a_503_and_readyz_turns_unready() {
+    let up = slow_upstream().await;
+    let pool = start_pool(&config(&up.url(), ALL_FULL)).await;
+    let held = hold_slot(&pool, &up).await;
+    // One batch caller queues (the batch queue holds one).
+    let queued = {
+        let client = pool.client.clone();
+        let url = pool.url("/v1/query");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .header("x-llm-pool-priority", "batch")
+                .json(&json!({"task": "chat", "input": "later"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let health: serde_json::Value = pool.get("/health").await.json().await.expect("json");
+        let queue = &health["providers"][0]["queue"];
+        if queue["queued"] == 1 {
+            assert_eq!(queue["capacity"], 1, "{queue}");
+            assert_eq!(queue["in_flight"], 1, "{queue}");
+            assert_eq!(queue["classes"][1]["class"], "batch");
+            assert_eq!(queue["classes"][1]["queued"], 1);
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the batch caller never queued: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ready = pool.get("/readyz").await;
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["reason"], "overloaded");
+    assert_eq!(body["queued"]["up"], 1);
+
+    let r = pool
+        .post_json("/v1/query", json!({"task": "chat", "input": "hi"}))
+        .await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("overloaded")),
+        "{body}"
+    );
+    held.abort();
+    // The held call's slot goes to the queued caller once the held call ends.
+    assert_eq!(queued.await.expect("task").expect("answered"), 200);
+    assert_eq!(pool.get("/readyz").await.status(), 200);
+}
+
+fn sha(s: &str) -> String {
+    hex::encode(llm_pool::auth::digest(s.as_bytes()))
+}
+
+#[tokio::test]
+async fn a_request_may_ask_for_a_class_only_within_its_tenant_s_rights() {
+    let up = FakeUpstream::start(Step::Reply(Reply::text("ok")), &["up-model"]).await;
+    let tenants = format!(
+        r#"
+[auth]
+inference = true
+admin = false
+
+[tenants.nightly]
+api_key_sha256 = ["{}"]
+priority = "batch"
+
+[tenants.app]
+api_key_sha256 = ["{}"]
+priority = "default"
+max_priority = "interactive"
+"#,
+        sha("k-nightly"),
+        sha("k-app")
+    );
+    let pool = start_pool(&format!("{}{tenants}", config(&up.url(), ""))).await;
+    let ask = |key: &'static str, class: &'static str| {
+        pool.client
+            .post(pool.url("/v1/query"))
+            .bearer_auth(key)
+            .header("x-llm-pool-priority", class)
+            .json(&json!({"task": "chat", "input": "hi"}))
+            .send()
+    };
+    assert_eq!(
+        ask("k-app", "interactive").await.expect("sent").status(),
+        200
+    );
+    assert_eq!(ask("k-nightly", "batch").await.expect("sent").status(), 200);
+    let r = ask("k-nightly", "interactive").await.expect("sent");
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nightly") && m.contains("interactive")),
+        "{body}"
+    );
+    let r = ask("k-app", "urgent").await.expect("sent");
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["field"], "priority", "{body}");
+    // The native body's field works as the header does.
+    let r = pool
+        .client
+        .post(pool.url("/v1/query"))
+        .bearer_auth("k-nightly")
+        .json(&json!({"task": "chat", "input": "hi", "priority": "interactive"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn config_refuses_bad_classes() {
+    let bad = [
+        (
+            "[qos.overload]\ndefault_class = \"nope\"\n",
+            "qos.overload.default_class",
+        ),
+        (
+            "[qos.overload]\ndefault_class = \"a\"\n[[qos.overload.classes]]\nname = \"a\"\nreserved = 0.6\n[[qos.overload.classes]]\nname = \"b\"\nreserved = 0.5\n",
+            "qos.overload.classes",
+        ),
+        (
+            "[tenants.t]\napi_key_sha256 = []\npriority = \"vip\"\n",
+            "tenants.t.priority",
+        ),
+    ];
+    for (toml, field) in bad {
+        let text = format!(
+            "[providers.up]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"http://127.0.0.1:9\"]\n\n[tasks.chat]\nproviders = [\"up\"]\n\n{toml}"
+        );
+        let errors = llm_pool::config::load_str(&text, std::path::Path::new("."))
+            .expect_err("refused")
+            .to_string();
+        assert!(errors.contains(field), "{field}: {errors}");
+    }
+}
