@@ -91,6 +91,8 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
     let limits = crate::listen::Limits {
         header_read_timeout: server.header_read_timeout(),
         max_header_bytes: server.max_header_bytes(),
+        max_connections: server.max_connections(),
+        name: "http",
     };
 
     let router = crate::api::http::router(state.clone());
@@ -118,7 +120,10 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
     let grpc = tokio::spawn(crate::listen::serve(
         grpc_listener,
         grpc_app,
-        limits,
+        crate::listen::Limits {
+            name: "grpc",
+            ..limits
+        },
         grpc_tls.map(|t| (t, crate::tls::Side::Grpc)),
         state.shutdown.clone(),
     ));

@@ -39,7 +39,27 @@ pub struct Shared {
     pub usage: Arc<crate::usage::Ledger>,
     /// Embeddings served again while fresh (process-wide; outlives config reloads).
     pub embeddings: Option<crate::orchestrator::embed::EmbedCache>,
+    /// `server.max_in_flight` of the HTTP and the gRPC listener (`None`: no cap).
+    pub in_flight: InFlightCaps,
     ready: AtomicBool,
+}
+
+/// One cap on inference requests in flight per listener (restart to change).
+pub struct InFlightCaps {
+    pub http: Option<Arc<tokio::sync::Semaphore>>,
+    pub grpc: Option<Arc<tokio::sync::Semaphore>>,
+    pub limit: usize,
+}
+
+impl InFlightCaps {
+    fn new(limit: usize) -> Self {
+        let cap = || (limit > 0).then(|| Arc::new(tokio::sync::Semaphore::new(limit)));
+        Self {
+            http: cap(),
+            grpc: cap(),
+            limit,
+        }
+    }
 }
 
 impl AppState {
@@ -50,7 +70,9 @@ impl AppState {
         ));
         let usage = Arc::new(crate::usage::Ledger::new(config.load().config.usage()));
         let embeddings = crate::orchestrator::embed::cache(config.load().config.cache());
+        let in_flight = InFlightCaps::new(config.load().config.server().max_in_flight());
         Self(Arc::new(Shared {
+            in_flight,
             usage,
             embeddings,
             config,

@@ -310,3 +310,92 @@ async fn config_refuses_bad_classes() {
         assert!(errors.contains(field), "{field}: {errors}");
     }
 }
+
+#[tokio::test]
+async fn a_listener_at_its_in_flight_cap_refuses_inference_at_once_but_not_probes() {
+    let up = slow_upstream().await;
+    let pool = start_pool_server("max_in_flight = 1", &config(&up.url(), "")).await;
+    let held = hold_slot(&pool, &up).await;
+    let t0 = Instant::now();
+    let r = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "task:chat", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("server.max_in_flight")),
+        "{body}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert_eq!(pool.get("/health").await.status(), 200, "probes pass");
+    assert_eq!(pool.get("/readyz").await.status(), 200);
+    let mut grpc = LlmPoolClient::connect(pool.grpc.clone())
+        .await
+        .expect("connect");
+    // The gRPC listener has its own cap: one call there is admitted (and queues for the
+    // provider's one slot, then fails its short deadline).
+    let mut req = tonic::Request::new(pb::QueryRequest {
+        task: "chat".into(),
+        input: "hi".into(),
+        ..Default::default()
+    });
+    req.set_timeout(Duration::from_millis(300));
+    let status = grpc.query(req).await.expect_err("no slot in time");
+    assert_ne!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    held.abort();
+}
+
+#[tokio::test]
+async fn a_listener_at_its_connection_cap_closes_an_idle_connection_first() {
+    let up = slow_upstream().await;
+    up.set_default(Step::Reply(Reply::text("quick")));
+    let pool = start_pool_server("max_connections = 1", &config(&up.url(), "")).await;
+    let client = || {
+        reqwest::Client::builder()
+            .http1_only()
+            .build()
+            .expect("client")
+    };
+    let ask = |c: &reqwest::Client| {
+        c.post(pool.url("/v1/query"))
+            .json(&json!({"task": "chat", "input": "hi"}))
+            .send()
+    };
+    // A's connection stays open, idle, after its answer.
+    let a = client();
+    assert_eq!(ask(&a).await.expect("a").status(), 200);
+    // B needs room: A's idle connection is closed for it.
+    let b = client();
+    assert_eq!(ask(&b).await.expect("b").status(), 200);
+    // While B's connection carries a slow call, C is refused with a 503.
+    up.set_default(Step::Reply(
+        Reply::text("slow").after(Duration::from_secs(3)),
+    ));
+    let slow = tokio::spawn({
+        let req = ask(&b);
+        async move { req.await.map(|r| r.status().as_u16()) }
+    });
+    let until = Instant::now() + Duration::from_secs(5);
+    while up.in_flight() == 0 {
+        assert!(Instant::now() < until, "the slow call never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = ask(&client()).await.expect("c answered");
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "overloaded");
+    assert_eq!(slow.await.expect("task").expect("b's slow call"), 200);
+}

@@ -159,6 +159,8 @@ pub struct ServerConfig {
     pub(super) header_read_timeout: Duration,
     pub(super) max_header_bytes: usize,
     pub(super) tls: Option<TlsConfig>,
+    pub(super) max_in_flight: usize,
+    pub(super) max_connections: usize,
 }
 
 // === impl ServerConfig (getters) ===
@@ -194,6 +196,16 @@ impl ServerConfig {
 
     pub fn max_header_bytes(&self) -> usize {
         self.max_header_bytes
+    }
+
+    /// Most inference requests in flight per listener (0: no cap).
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Most open connections per listener (0: no cap).
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     pub fn tls(&self) -> Option<&TlsConfig> {

@@ -300,6 +300,14 @@ pub struct RawServer {
     pub max_header_bytes: usize,
     /// TLS on both listeners.
     pub tls: Option<RawTls>,
+    /// Most inference requests (and streams) in flight per listener; more are refused at
+    /// once with 503 and `Retry-After` (gRPC `UNAVAILABLE`). Operations routes (`/health`,
+    /// `/readyz`, `/metrics`) are never refused. 0 = no cap.
+    pub max_in_flight: usize,
+    /// Most open connections per listener. At the cap, an idle keep-alive connection is
+    /// closed to make room; when none is idle, the new connection is refused (HTTP/1.1:
+    /// a 503 with `Retry-After`, then closed). 0 = no cap.
+    pub max_connections: usize,
 }
 
 impl Default for RawServer {
@@ -314,6 +322,8 @@ impl Default for RawServer {
             header_read_timeout_ms: 10_000,
             max_header_bytes: 16 * 1024,
             tls: None,
+            max_in_flight: 0,
+            max_connections: 0,
         }
     }
 }

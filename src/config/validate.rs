@@ -207,6 +207,8 @@ fn check_server(c: &mut Checker, raw: &RawConfig, base: &Path) -> ServerConfig {
         header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
         max_header_bytes: s.max_header_bytes,
         tls,
+        max_in_flight: s.max_in_flight,
+        max_connections: s.max_connections,
     }
 }
 

@@ -12,9 +12,19 @@ use crate::state::AppState;
 /// gRPC: health and reflection are operations; everything else is inference.
 pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let group = group(req.uri().path());
-    match crate::api::http::auth::check(&state, group, req).await {
+    let permit =
+        match crate::api::http::listener_slot(&state, group, state.in_flight.grpc.as_ref(), "grpc")
+        {
+            Ok(permit) => permit,
+            Err(e) => return super::status(e).into_http::<Body>().into_response(),
+        };
+    let resp = match crate::api::http::auth::check(&state, group, req).await {
         Ok(req) => next.run(req).await,
         Err((_, e)) => super::status(e).into_http::<Body>().into_response(),
+    };
+    match permit {
+        Some(permit) => crate::listen::holding(resp, permit),
+        None => resp,
     }
 }
 

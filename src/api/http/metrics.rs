@@ -33,9 +33,18 @@ pub(crate) async fn edge(
     let mut tracked = InFlight::start(route);
     let span = crate::telemetry::otel::request_span(&req);
     let handled = async move {
-        match super::auth::check(&state, group, req).await {
+        let permit =
+            match super::listener_slot(&state, group, state.in_flight.http.as_ref(), "http") {
+                Ok(permit) => permit,
+                Err(e) => return super::error_for_path(req.uri().path(), e),
+            };
+        let resp = match super::auth::check(&state, group, req).await {
             Ok(req) => next.run(req).await,
             Err((path, e)) => super::error_for_path(&path, e),
+        };
+        match permit {
+            Some(permit) => crate::listen::holding(resp, permit),
+            None => resp,
         }
     };
     let resp = match &span {

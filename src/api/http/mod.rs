@@ -218,6 +218,40 @@ pub(crate) fn error_for_path(path: &str, e: crate::error::PoolError) -> axum::re
     }
 }
 
+/// A slot of the listener's cap on inference requests in flight (`server.max_in_flight`),
+/// `None` when no cap applies; a full listener refuses at once: 503 (`UNAVAILABLE`) with
+/// `Retry-After`.
+pub(crate) fn listener_slot(
+    state: &AppState,
+    group: RouteGroup,
+    cap: Option<&std::sync::Arc<tokio::sync::Semaphore>>,
+    listener: &'static str,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, crate::error::PoolError> {
+    let Some(cap) = cap.filter(|_| group == RouteGroup::Inference) else {
+        return Ok(None);
+    };
+    match std::sync::Arc::clone(cap).try_acquire_owned() {
+        Ok(permit) => Ok(Some(permit)),
+        Err(_) => {
+            ::metrics::counter!(
+                crate::telemetry::metrics::LISTENER_REFUSED,
+                "listener" => listener,
+                "limit" => "in_flight"
+            )
+            .increment(1);
+            Err(crate::error::PoolError::Overloaded {
+                summary: format!(
+                    "the listener has {} requests in flight (server.max_in_flight)",
+                    state.in_flight.limit
+                ),
+                retry_after: std::time::Duration::from_secs(1),
+                saturated: true,
+                decision: None,
+            })
+        }
+    }
+}
+
 /// Sets `x-llm-pool-provider` on a response.
 pub(crate) fn provider_header(headers: &mut HeaderMap, provider: &str) {
     if let Ok(v) = http::HeaderValue::from_str(provider) {
