@@ -128,6 +128,11 @@ step "benchmark harness (smoke run; CI does not time things)"
   exit 1
 }
 tail -5 "$WORK/bench-smoke.txt"
+./scripts/bench-overload.sh --smoke >"$WORK/overload-smoke.txt" 2>&1 || {
+  cat "$WORK/overload-smoke.txt" >&2
+  exit 1
+}
+tail -8 "$WORK/overload-smoke.txt"
 
 step "graceful shutdown"
 kill -TERM "$POOL_PID"

@@ -143,8 +143,9 @@ impl Default for RawQos {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawOverload {
-    /// The classes, highest priority first. Default: `interactive` (a quarter of the
-    /// slots reserved, waits up to 10 s), `default` (30 s), `batch` (60 s).
+    /// The classes, highest priority first. Default: `interactive` (waits up to 10 s),
+    /// `default` (30 s), `batch` (60 s), none with reserved slots, each promoted one class
+    /// after waiting 5 s.
     pub classes: Vec<RawClass>,
     /// The class of requests whose tenant and request name none.
     pub default_class: String,
@@ -191,8 +192,9 @@ pub struct RawClass {
     /// deadline less the call's expected length).
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
-    /// Each time a caller has waited this long, in milliseconds, it competes one class
-    /// higher, so lower classes are not starved; 0 = never.
+    /// A caller that has waited this long, in milliseconds, competes in the next higher
+    /// class (once, as its tenant for a fair share there), so lower classes are not
+    /// starved; 0 = never.
     #[serde(default = "default_promote_after_ms")]
     pub promote_after_ms: u64,
 }

@@ -285,7 +285,9 @@ impl EndpointSet {
                     return Ok(guard);
                 }
                 let overload = Arc::clone(&s.overload);
-                let refused = s.queue.expired(&overload, class, Instant::now());
+                let refused = s
+                    .queue
+                    .expired(&overload, class, &ticket.tenant, Instant::now());
                 pool.queue_gauges(&s, &overload);
                 drop(s);
                 pool.refused(&overload, class, ticket, refused);

@@ -41,7 +41,9 @@ pub struct ClassConfig {
     pub max_queue: usize,
     /// Longest a caller of this class waits for a slot.
     pub max_wait: Duration,
-    /// Each time a caller has waited this long it competes one class higher (zero: never).
+    /// A caller that has waited this long competes in the next higher class, as its tenant
+    /// for a fair share there (zero: never). One step only, so the top class is never
+    /// crowded by callers promoted from far below.
     pub promote_after: Duration,
 }
 
@@ -56,7 +58,7 @@ impl Default for OverloadConfig {
         };
         Self {
             classes: vec![
-                class("interactive", 0.25, 10),
+                class("interactive", 0.0, 10),
                 class("default", 0.0, 30),
                 class("batch", 0.0, 60),
             ],
@@ -135,7 +137,12 @@ pub struct Waiter<T> {
     pub class: usize,
     pub tenant: Arc<str>,
     pub since: Instant,
+    /// Its start tag, on the clock of class `tier`: its own class, or the class it was
+    /// promoted into (where it competes as its tenant for a fair share, not ahead of all).
     start: f64,
+    tier: usize,
+    cost: f64,
+    weight: f64,
     pub value: T,
 }
 
@@ -145,6 +152,8 @@ struct ClassState {
     clock: f64,
     in_flight: usize,
     queued: usize,
+    /// Tenants with callers queued.
+    tenants: usize,
 }
 
 /// A provider's queue.
@@ -153,6 +162,8 @@ pub struct Queue<T> {
     classes: Vec<ClassState>,
     /// Finish tag per (class, tenant).
     finish: HashMap<(usize, Arc<str>), f64>,
+    /// Callers queued per (class, tenant).
+    queued_by: HashMap<(usize, Arc<str>), usize>,
     next_id: u64,
     drain: Drain,
 }
@@ -163,6 +174,7 @@ impl<T> Default for Queue<T> {
             waiters: Vec::new(),
             classes: Vec::new(),
             finish: HashMap::new(),
+            queued_by: HashMap::new(),
             next_id: 0,
             drain: Drain::default(),
         }
@@ -221,20 +233,19 @@ impl<T> Queue<T> {
     }
 
     fn start_tag(&mut self, class: usize, t: &Ticket) -> f64 {
-        let clock = self.classes[class].clock;
         if self.finish.len() >= MAX_TAGS {
             let classes = &self.classes;
             self.finish
                 .retain(|(c, _), f| *f > classes.get(*c).map_or(0.0, |s| s.clock));
         }
-        let weight = if t.weight > 0.0 { t.weight } else { 1.0 };
-        let finish = self
-            .finish
-            .entry((class, Arc::clone(&t.tenant)))
-            .or_insert(clock);
-        let start = finish.max(clock);
-        *finish = start + t.cost.max(1.0) / weight;
-        start
+        tag(
+            &mut self.finish,
+            &self.classes,
+            class,
+            &t.tenant,
+            t.cost,
+            t.weight,
+        )
     }
 
     /// A caller of `class` took a free slot without queueing: its tenant's share is charged
@@ -255,19 +266,71 @@ impl<T> Queue<T> {
         self.drain.tick(now);
     }
 
-    /// How long a new caller of `class` can expect to wait: the callers served before it
-    /// (those queued in its class and above), at the rate slots have been coming free.
-    /// `None` until enough slots came free to tell.
-    pub fn expected_wait(&self, class: usize, now: Instant) -> Option<Duration> {
+    /// How long a new caller of `tenant` in `class` can expect to wait, at the rate slots
+    /// have been coming free (`None` until enough came free to tell): behind every caller
+    /// queued in higher classes, and in its own class behind one caller of each tenant
+    /// with callers queued for each of its tenant's own queued callers (fair share: a
+    /// tenant with many callers waiting waits longer than one with few).
+    pub fn expected_wait(
+        &self,
+        config: &OverloadConfig,
+        class: usize,
+        tenant: &Arc<str>,
+        now: Instant,
+    ) -> Option<Duration> {
         let rate = self.drain.rate(now)?;
-        let ahead = self
+        let higher: usize = self.classes.iter().take(class).map(|c| c.queued).sum();
+        let (queued, tenants) = self
             .classes
+            .get(class)
+            .map_or((0, 0), |c| (c.queued, c.tenants));
+        let own = self
+            .queued_by
+            .get(&(class, Arc::clone(tenant)))
+            .copied()
+            .unwrap_or(0);
+        let tenants = tenants + usize::from(own == 0);
+        let same = queued.min((own + 1) * tenants.max(1) - 1) + 1;
+        let wait = (higher + same) as f64 / rate;
+        // Callers of lower classes promoted into this one before then go first too.
+        let promoted = self
+            .waiters
             .iter()
-            .take(class + 1)
-            .map(|c| c.queued)
-            .sum::<usize>()
-            + 1;
-        Some(Duration::from_secs_f64(ahead as f64 / rate))
+            .filter(|w| w.class == class + 1)
+            .filter(|w| {
+                config.class(w.class).is_some_and(|cfg| {
+                    !cfg.promote_after.is_zero()
+                        && cfg
+                            .promote_after
+                            .saturating_sub(now.saturating_duration_since(w.since))
+                            .as_secs_f64()
+                            <= wait
+                })
+            })
+            .count();
+        Some(Duration::from_secs_f64(wait + promoted as f64 / rate))
+    }
+
+    fn count(&mut self, class: usize, tenant: &Arc<str>, up: bool) {
+        let key = (class, Arc::clone(tenant));
+        let c = &mut self.classes[class];
+        if up {
+            c.queued += 1;
+            let n = self.queued_by.entry(key).or_insert(0);
+            if *n == 0 {
+                c.tenants += 1;
+            }
+            *n += 1;
+        } else {
+            c.queued -= 1;
+            if let Some(n) = self.queued_by.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    self.queued_by.remove(&key);
+                    c.tenants -= 1;
+                }
+            }
+        }
     }
 
     /// What a refused caller of `class` is told.
@@ -275,6 +338,7 @@ impl<T> Queue<T> {
         &self,
         config: &OverloadConfig,
         class: usize,
+        tenant: &Arc<str>,
         reason: Reason,
         now: Instant,
     ) -> Refused {
@@ -286,7 +350,7 @@ impl<T> Queue<T> {
         Refused {
             reason,
             retry_after: self
-                .expected_wait(class, now)
+                .expected_wait(config, class, tenant, now)
                 .unwrap_or(Duration::from_secs(1)),
             saturated,
         }
@@ -305,40 +369,58 @@ impl<T> Queue<T> {
     ) -> Result<u64, (Refused, T)> {
         self.fit(config);
         let Some(cfg) = config.class(class) else {
-            return Err((self.refusal(config, class, Reason::QueueFull, now), value));
+            return Err((
+                self.refusal(config, class, &t.tenant, Reason::QueueFull, now),
+                value,
+            ));
         };
         if self.depth(class) >= cfg.max_queue {
-            return Err((self.refusal(config, class, Reason::QueueFull, now), value));
+            return Err((
+                self.refusal(config, class, &t.tenant, Reason::QueueFull, now),
+                value,
+            ));
         }
         let late = bound.is_zero()
             || self
-                .expected_wait(class, now)
+                .expected_wait(config, class, &t.tenant, now)
                 .is_some_and(|expected| expected > bound);
         if late {
-            return Err((self.refusal(config, class, Reason::TooLate, now), value));
+            return Err((
+                self.refusal(config, class, &t.tenant, Reason::TooLate, now),
+                value,
+            ));
         }
         let start = self.start_tag(class, t);
         let id = self.next_id;
         self.next_id += 1;
-        self.classes[class].queued += 1;
+        self.count(class, &t.tenant, true);
         self.waiters.push(Waiter {
             id,
             class,
             tenant: Arc::clone(&t.tenant),
             since: now,
             start,
+            tier: class,
+            cost: t.cost,
+            weight: t.weight,
             value,
         });
         Ok(id)
     }
 
-    /// The refusal for a caller that waited `bound` and was not served.
-    pub fn expired(&self, config: &OverloadConfig, class: usize, now: Instant) -> Refused {
-        self.refusal(config, class, Reason::Waited, now)
+    /// The refusal for a caller of `tenant` that waited as long as it could.
+    pub fn expired(
+        &self,
+        config: &OverloadConfig,
+        class: usize,
+        tenant: &Arc<str>,
+        now: Instant,
+    ) -> Refused {
+        self.refusal(config, class, tenant, Reason::Waited, now)
     }
 
-    /// The class a waiter competes in now: its own, raised one step per `promote_after`
-    /// waited.
+    /// The class a waiter competes in now: its own, or the next higher one once it has
+    /// waited `promote_after`.
     fn effective(config: &OverloadConfig, w: &Waiter<T>, now: Instant) -> usize {
         let Some(cfg) = config.class(w.class) else {
             return w.class;
@@ -346,10 +428,11 @@ impl<T> Queue<T> {
         if cfg.promote_after.is_zero() {
             return w.class;
         }
-        let steps =
-            now.saturating_duration_since(w.since).as_nanos() / cfg.promote_after.as_nanos().max(1);
-        w.class
-            .saturating_sub(usize::try_from(steps).unwrap_or(usize::MAX))
+        if now.saturating_duration_since(w.since) >= cfg.promote_after {
+            w.class.saturating_sub(1)
+        } else {
+            w.class
+        }
     }
 
     /// Takes the caller to serve next with one of `free` slots out of `capacity`: the
@@ -362,9 +445,24 @@ impl<T> Queue<T> {
         free: usize,
         capacity: usize,
     ) -> Option<Waiter<T>> {
+        // Callers promoted since the last look join their new class's fair queue.
+        for w in &mut self.waiters {
+            let effective = Self::effective(config, w, now);
+            if effective < w.tier {
+                w.start = tag(
+                    &mut self.finish,
+                    &self.classes,
+                    effective,
+                    &w.tenant,
+                    w.cost,
+                    w.weight,
+                );
+                w.tier = effective;
+            }
+        }
         let mut best: Option<(usize, (usize, f64, u64))> = None;
         for (i, w) in self.waiters.iter().enumerate() {
-            let key = (Self::effective(config, w, now), w.start, w.id);
+            let key = (w.tier, w.start, w.id);
             if best.is_some_and(|(_, b)| !before(key, b)) {
                 continue;
             }
@@ -374,17 +472,17 @@ impl<T> Queue<T> {
         }
         let (i, _) = best?;
         let w = self.waiters.swap_remove(i);
-        let c = &mut self.classes[w.class];
-        c.queued -= 1;
-        c.in_flight += 1;
-        c.clock = c.clock.max(w.start);
+        self.count(w.class, &w.tenant, false);
+        self.classes[w.class].in_flight += 1;
+        let tier = &mut self.classes[w.tier];
+        tier.clock = tier.clock.max(w.start);
         Some(w)
     }
 
     /// Puts back a waiter [`Self::pop_next`] gave out that could not be served after all.
     pub fn restore(&mut self, w: Waiter<T>) {
+        self.count(w.class, &w.tenant, true);
         let c = &mut self.classes[w.class];
-        c.queued += 1;
         c.in_flight = c.in_flight.saturating_sub(1);
         self.waiters.push(w);
     }
@@ -393,21 +491,40 @@ impl<T> Queue<T> {
     pub fn remove(&mut self, id: u64) -> Option<Waiter<T>> {
         let i = self.waiters.iter().position(|w| w.id == id)?;
         let w = self.waiters.swap_remove(i);
-        self.classes[w.class].queued -= 1;
+        self.count(w.class, &w.tenant, false);
         Some(w)
     }
 
     /// Drops waiters `keep` rejects (callers that went away).
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        let classes = &mut self.classes;
-        self.waiters.retain(|w| {
-            let k = keep(&w.value);
-            if !k {
-                classes[w.class].queued -= 1;
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if keep(&self.waiters[i].value) {
+                i += 1;
+            } else {
+                let w = self.waiters.swap_remove(i);
+                self.count(w.class, &w.tenant, false);
             }
-            k
-        });
+        }
     }
+}
+
+/// A start tag for `tenant` in `class`: `max(class clock, tenant's last finish)`, and the
+/// tenant's finish moves on by `cost / weight`.
+fn tag(
+    finish: &mut HashMap<(usize, Arc<str>), f64>,
+    classes: &[ClassState],
+    class: usize,
+    tenant: &Arc<str>,
+    cost: f64,
+    weight: f64,
+) -> f64 {
+    let clock = classes[class].clock;
+    let weight = if weight > 0.0 { weight } else { 1.0 };
+    let f = finish.entry((class, Arc::clone(tenant))).or_insert(clock);
+    let start = f.max(clock);
+    *f = start + cost.max(1.0) / weight;
+    start
 }
 
 fn before(a: (usize, f64, u64), b: (usize, f64, u64)) -> bool {
@@ -526,10 +643,44 @@ mod tests {
         q.enqueue(&c, 1, &ticket(1, "new-default", 1.0), (), now, LONG)
             .map_err(|_| ())
             .expect("queued");
-        // After 11 s (two steps of 5 s) batch competes as interactive, and is older.
+        // After 11 s batch competes in the default class (one step, never more), where it
+        // came first.
         assert_eq!(
             drain_order(&mut q, &c, now),
-            ["old-batch", "new-interactive", "new-default"]
+            ["new-interactive", "old-batch", "new-default"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn promoted_callers_share_their_new_class_instead_of_taking_it() {
+        let c = config([0.0; 3], 100);
+        let mut q = Queue::default();
+        let t0 = Instant::now();
+        // The default class has served a lot already: its clock is far ahead of batch's.
+        for _ in 0..20 {
+            q.enqueue(&c, 1, &ticket(1, "x", 1.0), (), t0, LONG)
+                .map_err(|_| ())
+                .expect("queued");
+        }
+        assert_eq!(drain_order(&mut q, &c, t0).len(), 20);
+        for _ in 0..6 {
+            q.enqueue(&c, 2, &ticket(2, "nightly", 1.0), (), t0, LONG)
+                .map_err(|_| ())
+                .expect("queued");
+        }
+        tokio::time::advance(Duration::from_millis(5500)).await;
+        for _ in 0..6 {
+            q.enqueue(&c, 1, &ticket(1, "a", 1.0), (), Instant::now(), LONG)
+                .map_err(|_| ())
+                .expect("queued");
+        }
+        tokio::time::advance(Duration::from_millis(500)).await;
+        // Promoted into `default` after 5 s, nightly alternates with a there.
+        let order = drain_order(&mut q, &c, Instant::now());
+        assert_eq!(
+            order[..6].iter().filter(|t| *t == "nightly").count(),
+            3,
+            "{order:?}"
         );
     }
 
@@ -636,8 +787,10 @@ mod tests {
                 .map_err(|_| ())
                 .expect("queued");
         }
-        let expected = q.expected_wait(1, now).expect("measured");
-        // Five ahead (four queued and itself) at about two a second.
+        let expected = q
+            .expected_wait(&c, 1, &Arc::from("a"), now)
+            .expect("measured");
+        // Five ahead (its tenant's four queued and itself) at about two a second.
         assert!((2.0..3.2).contains(&expected.as_secs_f64()), "{expected:?}");
         let (refused, ()) = q
             .enqueue(&c, 1, &ticket(1, "a", 1.0), (), now, Duration::from_secs(1))
@@ -648,8 +801,20 @@ mod tests {
             q.enqueue(&c, 1, &ticket(1, "a", 1.0), (), now, Duration::from_secs(5))
                 .is_ok()
         );
-        // Higher classes do not wait behind lower ones.
-        assert!(q.expected_wait(0, now).expect("measured") < expected);
+        // Higher classes do not wait behind lower ones; another tenant of the class waits
+        // behind one of a's callers, not all of them.
+        assert!(
+            q.expected_wait(&c, 0, &Arc::from("a"), now)
+                .expect("measured")
+                < expected
+        );
+        let other = q
+            .expected_wait(&c, 1, &Arc::from("b"), now)
+            .expect("measured");
+        assert!(
+            (0.8..1.2).contains(&other.as_secs_f64()),
+            "two ahead at two a second: {other:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
