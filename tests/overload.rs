@@ -399,3 +399,172 @@ async fn a_listener_at_its_connection_cap_closes_an_idle_connection_first() {
     assert_eq!(body["error"]["code"], "overloaded");
     assert_eq!(slow.await.expect("task").expect("b's slow call"), 200);
 }
+
+#[tokio::test]
+async fn an_ensemble_takes_its_members_slots_together_or_waits_holding_none() {
+    let up = slow_upstream().await;
+    let config = format!(
+        r#"
+[providers.up]
+kind = "openai"
+model = "up-model"
+endpoints = ["{}"]
+max_concurrency = 3
+
+[tasks.chat]
+providers = ["up"]
+
+[tasks.vote]
+providers = ["up"]
+strategy = "voting"
+n = 3
+
+[qos]
+health_check_interval_ms = 0
+"#,
+        up.url()
+    );
+    let pool = start_pool(&config).await;
+    // One of the three slots is taken.
+    let held = hold_slot(&pool, &up).await;
+    let voting = {
+        let client = pool.client.clone();
+        let url = pool.url("/v1/query");
+        tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .json(&json!({"task": "vote", "input": "hi"}))
+                .send()
+                .await
+                .expect("sent");
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.expect("json");
+            (status, body)
+        })
+    };
+    // The ensemble queues as one caller needing three slots; it takes none of the two free.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let health: serde_json::Value = pool.get("/health").await.json().await.expect("json");
+        if health["providers"][0]["queue"]["queued"] == 1 {
+            assert_eq!(health["providers"][0]["queue"]["in_flight"], 1, "{health}");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the ensemble never queued: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        up.in_flight(),
+        1,
+        "no member started while the ensemble waits"
+    );
+    // A single caller does not overtake it.
+    let single = {
+        let client = pool.client.clone();
+        let url = pool.url("/v1/query");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"task": "chat", "input": "me too"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let health: serde_json::Value = pool.get("/health").await.json().await.expect("json");
+        if health["providers"][0]["queue"]["queued"] == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the single caller never queued: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(up.in_flight(), 1);
+    // The held call ends: all three members start together.
+    held.abort();
+    let (status, body) = voting.await.expect("task");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["decision"]["candidates"].as_array().map(Vec::len),
+        Some(3),
+        "{body}"
+    );
+    assert_eq!(single.await.expect("task").expect("answered"), 200);
+}
+
+#[tokio::test]
+async fn an_ensemble_over_two_providers_starts_on_neither_until_both_have_room() {
+    let busy = slow_upstream().await;
+    let free = slow_upstream().await;
+    let config = format!(
+        r#"
+[providers.busy]
+kind = "openai"
+model = "up-model"
+endpoints = ["{}"]
+max_concurrency = 1
+
+[providers.free]
+kind = "openai"
+model = "up-model"
+endpoints = ["{}"]
+max_concurrency = 1
+
+[tasks.chat]
+providers = ["busy"]
+
+[tasks.vote]
+providers = ["busy", "free"]
+strategy = "voting"
+n = 2
+
+[qos]
+health_check_interval_ms = 0
+"#,
+        busy.url(),
+        free.url()
+    );
+    let pool = start_pool(&config).await;
+    let held = hold_slot(&pool, &busy).await;
+    let voting = {
+        let client = pool.client.clone();
+        let url = pool.url("/v1/query");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"task": "vote", "input": "hi"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    // The ensemble waits in `busy`'s queue, holding nothing of `free`'s.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let health: serde_json::Value = pool.get("/health").await.json().await.expect("json");
+        let queued = health["providers"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "busy"))
+            .map(|p| p["queue"]["queued"].clone());
+        if queued == Some(json!(1)) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the ensemble never queued: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(free.in_flight(), 0, "nothing started on the free provider");
+    assert_eq!(free.take_requests_count(), 0);
+    held.abort();
+    assert_eq!(voting.await.expect("task").expect("answered"), 200);
+    assert_eq!(free.take_requests_count(), 1);
+}

@@ -160,6 +160,10 @@ impl PoolRequest {
                 )
             })?;
         }
+        if strategy != StrategyKind::Fastest && n > 1 {
+            // The ensemble's calls take their slots together (strategies::gather).
+            request.ticket.gang = Some(Arc::default());
+        }
         let request = Arc::new(request);
         let expect = crate::types::output::Expect::new(Arc::clone(&task), &request)
             .map_err(|e| PoolError::invalid("response_format.json_schema.schema", e))?;
@@ -599,6 +603,7 @@ pub(crate) fn ticket(
         tenant: tenant.map_or_else(|| Arc::from(""), |t| Arc::clone(t.name())),
         weight: tenant.map_or(1.0, |t| t.queue_weight()),
         cost,
+        gang: None,
     })
 }
 

@@ -107,9 +107,9 @@ struct PoolState {
     queue: Queue<Waiting>,
 }
 
-/// A queued caller: where its slot is sent, and the endpoint it should avoid.
+/// A queued caller: where its slots are sent, and the endpoint it should avoid.
 struct Waiting {
-    tx: oneshot::Sender<EndpointGuard>,
+    tx: oneshot::Sender<Vec<EndpointGuard>>,
     exclude: Option<Arc<str>>,
 }
 
@@ -226,19 +226,48 @@ impl EndpointSet {
         until: Instant,
         service: Duration,
     ) -> Result<EndpointGuard, Unavailable> {
+        // A slot its ensemble took for it, if there is one.
+        if let Some(gang) = &ticket.gang
+            && let Some(guard) = gang.take(|g: &EndpointGuard| {
+                Arc::ptr_eq(&g.pool, &self.pool) && exclude.is_none_or(|x| **g.url() != *x)
+            })
+        {
+            return Ok(guard);
+        }
+        let mut slots = self
+            .acquire_many(ticket, 1, exclude, until, service)
+            .await?;
+        slots.pop().ok_or(Unavailable::Unhealthy)
+    }
+
+    /// `n` slots at once for an ensemble's calls (at most the endpoints' capacity): at once
+    /// when they are free and nobody waits, else queued as one caller that is served only
+    /// when all are free, so an ensemble never holds some slots while it waits for more.
+    pub(crate) async fn acquire_many(
+        &self,
+        ticket: &Ticket,
+        n: usize,
+        exclude: Option<&str>,
+        until: Instant,
+        service: Duration,
+    ) -> Result<Vec<EndpointGuard>, Unavailable> {
         let now = Instant::now();
         let pool = &self.pool;
+        let mut spare = Vec::new();
         let (id, class, rx, bound, handoffs) = {
             let mut s = pool.state.lock();
             let overload = Arc::clone(&s.overload);
             let class = overload.resolve(ticket.class);
             let view = s.view(now)?;
-            if s.queue.is_empty()
-                && s.queue.may_take(&overload, class, view.free, view.capacity)
-                && let Some(guard) = pool.take_free(&view.usable, exclude, class, now)
-            {
-                s.queue.admitted(&overload, class, ticket);
-                return Ok(guard);
+            let n = n.clamp(1, view.capacity.max(1));
+            if s.queue.is_empty() && s.queue.room(&overload, class, view.free, view.capacity) >= n {
+                let taken = pool.take_many(&view.usable, exclude, class, n, now);
+                if taken.len() == n {
+                    s.queue.admitted_many(&overload, class, ticket, n);
+                    return Ok(taken);
+                }
+                // A breaker refused a probe meanwhile: give them back, once unlocked.
+                spare = taken;
             }
             let bound =
                 class_wait(&overload, class).min(until.saturating_duration_since(now + service));
@@ -249,10 +278,12 @@ impl EndpointSet {
             };
             let id = match s
                 .queue
-                .enqueue(&overload, class, ticket, waiting, now, bound)
+                .enqueue_many(&overload, class, ticket, n, waiting, now, bound)
             {
                 Ok(id) => id,
                 Err((refused, _)) => {
+                    drop(s);
+                    drop(spare);
                     pool.refused(&overload, class, ticket, refused);
                     return Err(Unavailable::Overloaded(refused));
                 }
@@ -261,6 +292,7 @@ impl EndpointSet {
             let handoffs = pool.dispatch(&mut s, now);
             (id, class, rx, bound, handoffs)
         };
+        drop(spare);
         deliver(handoffs);
         let mut queued = Queued {
             pool: Arc::clone(pool),
@@ -268,21 +300,21 @@ impl EndpointSet {
             rx,
         };
         match tokio::time::timeout_at(now + bound, &mut queued.rx).await {
-            Ok(Ok(guard)) => {
+            Ok(Ok(guards)) => {
                 pool.waited(class, ticket, now.elapsed());
-                Ok(guard)
+                Ok(guards)
             }
             // The pool let go of the waiter without a slot: nothing else does that, but
             // the caller hears "overloaded", not a hang.
             Ok(Err(_)) | Err(_) => {
                 let mut s = pool.state.lock();
                 if s.queue.remove(id).is_none()
-                    && let Ok(guard) = queued.rx.try_recv()
+                    && let Ok(guards) = queued.rx.try_recv()
                 {
                     // Served just as the wait ran out.
                     drop(s);
                     pool.waited(class, ticket, now.elapsed());
-                    return Ok(guard);
+                    return Ok(guards);
                 }
                 let overload = Arc::clone(&s.overload);
                 let refused = s
@@ -294,6 +326,29 @@ impl EndpointSet {
                 Err(Unavailable::Overloaded(refused))
             }
         }
+    }
+
+    /// `n` slots at once if they are free now and nobody waits (`None` otherwise).
+    pub(crate) fn try_acquire_many(&self, ticket: &Ticket, n: usize) -> Option<Vec<EndpointGuard>> {
+        let now = Instant::now();
+        let spare = {
+            let mut s = self.pool.state.lock();
+            let overload = Arc::clone(&s.overload);
+            let class = overload.resolve(ticket.class);
+            let view = s.view(now).ok()?;
+            let n = n.clamp(1, view.capacity.max(1));
+            if !s.queue.is_empty() || s.queue.room(&overload, class, view.free, view.capacity) < n {
+                return None;
+            }
+            let taken = self.pool.take_many(&view.usable, None, class, n, now);
+            if taken.len() == n {
+                s.queue.admitted_many(&overload, class, ticket, n);
+                return Some(taken);
+            }
+            taken
+        };
+        drop(spare);
+        None
     }
 
     /// Whether an endpoint other than `url` could take a call now (routable, and its
@@ -417,17 +472,26 @@ fn class_wait(overload: &OverloadConfig, class: usize) -> Duration {
 
 /// Hands slots to the callers they were given to; a caller that went away in the meantime
 /// drops its slot, which passes it on.
-fn deliver(handoffs: Vec<(oneshot::Sender<EndpointGuard>, EndpointGuard)>) {
-    for (tx, guard) in handoffs {
-        drop(tx.send(guard));
+fn deliver(handoffs: Handoffs) {
+    for (tx, guards) in handoffs.served {
+        drop(tx.send(guards));
     }
+    drop(handoffs.spare);
+}
+
+/// What a dispatch hands out once the pool's lock is released: slots for queued callers,
+/// and slots to give back (taken for a caller that could not get all it needs).
+#[derive(Default)]
+struct Handoffs {
+    served: Vec<(oneshot::Sender<Vec<EndpointGuard>>, Vec<EndpointGuard>)>,
+    spare: Vec<EndpointGuard>,
 }
 
 /// A queued caller; dropped (served, refused, or its future dropped) it leaves the queue.
 struct Queued {
     pool: Arc<Pool>,
     id: u64,
-    rx: oneshot::Receiver<EndpointGuard>,
+    rx: oneshot::Receiver<Vec<EndpointGuard>>,
 }
 
 impl Drop for Queued {
@@ -507,6 +571,25 @@ impl Pool {
         None
     }
 
+    /// [`Self::take_free`] `n` times; fewer when the endpoints ran out.
+    fn take_many(
+        self: &Arc<Self>,
+        usable: &[Arc<Endpoint>],
+        exclude: Option<&str>,
+        class: usize,
+        n: usize,
+        now: Instant,
+    ) -> Vec<EndpointGuard> {
+        let mut taken = Vec::with_capacity(n);
+        while taken.len() < n {
+            match self.take_free(usable, exclude, class, now) {
+                Some(g) => taken.push(g),
+                None => break,
+            }
+        }
+        taken
+    }
+
     fn try_take(
         self: &Arc<Self>,
         e: &Arc<Endpoint>,
@@ -532,12 +615,8 @@ impl Pool {
 
     /// Gives free slots to queued callers, in the queue's order; the slots go out once the
     /// lock is released ([`deliver`]).
-    fn dispatch(
-        self: &Arc<Self>,
-        s: &mut PoolState,
-        now: Instant,
-    ) -> Vec<(oneshot::Sender<EndpointGuard>, EndpointGuard)> {
-        let mut handoffs = Vec::new();
+    fn dispatch(self: &Arc<Self>, s: &mut PoolState, now: Instant) -> Handoffs {
+        let mut handoffs = Handoffs::default();
         if s.queue.is_empty() {
             return handoffs;
         }
@@ -553,13 +632,16 @@ impl Pool {
             let Some(w) = s.queue.pop_next(&overload, now, view.free, view.capacity) else {
                 break;
             };
-            match self.take_free(&view.usable, w.value.exclude.as_deref(), w.class, now) {
-                Some(guard) => handoffs.push((w.value.tx, guard)),
-                None => {
-                    // A half-open breaker ran out of probes: nothing free is usable now.
-                    s.queue.restore(w);
-                    break;
-                }
+            let need = w.need;
+            let taken =
+                self.take_many(&view.usable, w.value.exclude.as_deref(), w.class, need, now);
+            if taken.len() == need {
+                handoffs.served.push((w.value.tx, taken));
+            } else {
+                // A half-open breaker ran out of probes: nothing free is usable now.
+                handoffs.spare.extend(taken);
+                s.queue.restore(w);
+                break;
             }
         }
         self.queue_gauges(s, &overload);
@@ -766,6 +848,7 @@ mod tests {
             tenant: Arc::from("t"),
             weight: 1.0,
             cost: 1.0,
+            gang: None,
         }
     }
 

@@ -256,32 +256,7 @@ impl<D: Dialect> Inner<D> {
                 .await
             {
                 Ok(g) => g,
-                Err(why) => {
-                    let provider = self.config.name().to_owned();
-                    let reason = match why {
-                        Unavailable::CircuitOpen => "every endpoint's circuit is open",
-                        Unavailable::Unhealthy => "no endpoint serves the model (health check)",
-                        Unavailable::Overloaded(refused) => {
-                            return Err(ProviderError::Overloaded {
-                                provider,
-                                reason: match refused.reason {
-                                    Reason::QueueFull => {
-                                        "every slot is taken and the queue is full"
-                                    }
-                                    Reason::TooLate => {
-                                        "every slot is taken and the wait would outlast the request"
-                                    }
-                                    Reason::Waited => {
-                                        "every slot stayed taken as long as the request could wait"
-                                    }
-                                },
-                                retry_after: refused.retry_after,
-                                saturated: refused.saturated,
-                            });
-                        }
-                    };
-                    return Err(ProviderError::NoEndpoint { provider, reason });
-                }
+                Err(why) => return Err(self.unavailable(why)),
             };
             let span = crate::telemetry::otel::span(|| {
                 tracing::debug_span!(
@@ -447,6 +422,32 @@ impl<D: Dialect> Inner<D> {
 }
 
 impl<D> Inner<D> {
+    /// Why no slot could be had, as the provider's error.
+    fn unavailable(&self, why: Unavailable) -> ProviderError {
+        let provider = self.config.name().to_owned();
+        let reason = match why {
+            Unavailable::CircuitOpen => "every endpoint's circuit is open",
+            Unavailable::Unhealthy => "no endpoint serves the model (health check)",
+            Unavailable::Overloaded(refused) => {
+                return ProviderError::Overloaded {
+                    provider,
+                    reason: match refused.reason {
+                        Reason::QueueFull => "every slot is taken and the queue is full",
+                        Reason::TooLate => {
+                            "every slot is taken and the wait would outlast the request"
+                        }
+                        Reason::Waited => {
+                            "every slot stayed taken as long as the request could wait"
+                        }
+                    },
+                    retry_after: refused.retry_after,
+                    saturated: refused.saturated,
+                };
+            }
+        };
+        ProviderError::NoEndpoint { provider, reason }
+    }
+
     /// How long a call is expected to hold its slot: the median of recent whole answers
     /// (zero until there are enough); a queued caller must have that much of its deadline
     /// left when it would be served.
@@ -706,6 +707,44 @@ impl<D: Dialect> Provider for HttpProvider<D> {
 
     fn try_hedge(&self) -> bool {
         self.inner.hedge_budget.withdraw()
+    }
+
+    fn reserve(
+        &self,
+        ticket: &crate::qos::Ticket,
+        n: usize,
+        deadline: Instant,
+    ) -> BoxFuture<'static, Result<Vec<super::Slot>, ProviderError>> {
+        let inner = Arc::clone(&self.inner);
+        let ticket = ticket.clone();
+        async move {
+            let until = deadline.min(Instant::now() + inner.config.first_byte_timeout());
+            let service = inner.expected_service(false);
+            match inner
+                .endpoints
+                .acquire_many(&ticket, n, None, until, service)
+                .await
+            {
+                Ok(guards) => Ok(guards
+                    .into_iter()
+                    .map(|g| Box::new(g) as super::Slot)
+                    .collect()),
+                Err(why) => Err(inner.unavailable(why)),
+            }
+        }
+        .boxed()
+    }
+
+    fn try_reserve(&self, ticket: &crate::qos::Ticket, n: usize) -> Option<Vec<super::Slot>> {
+        self.inner
+            .endpoints
+            .try_acquire_many(ticket, n)
+            .map(|guards| {
+                guards
+                    .into_iter()
+                    .map(|g| Box::new(g) as super::Slot)
+                    .collect()
+            })
     }
 
     fn check_health(&self) -> BoxFuture<'static, ()> {

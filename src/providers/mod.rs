@@ -33,6 +33,9 @@ pub use request::{
 };
 pub use set::ProviderSet;
 
+/// A slot taken ahead for one call (an ensemble's), as the provider keeps it.
+pub type Slot = Box<dyn std::any::Any + Send + Sync>;
+
 /// Token counts as the upstream reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Usage {
@@ -160,6 +163,21 @@ pub trait Provider: Send + Sync + 'static {
     /// streams), once enough calls were seen.
     fn latency_percentile(&self, _p: f64, _streaming: bool) -> Option<std::time::Duration> {
         None
+    }
+    /// Takes `n` slots at once for an ensemble's calls of `ticket`, queueing as one caller
+    /// until all are free (never holding some while waiting for the rest); each slot is
+    /// then taken by one call carrying the ticket's gang. Providers without slots give none.
+    fn reserve(
+        &self,
+        _ticket: &crate::qos::Ticket,
+        _n: usize,
+        _deadline: Instant,
+    ) -> BoxFuture<'static, Result<Vec<Slot>, ProviderError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    /// `n` slots at once if they are free now and nobody waits for them, else `None`.
+    fn try_reserve(&self, _ticket: &crate::qos::Ticket, _n: usize) -> Option<Vec<Slot>> {
+        Some(Vec::new())
     }
     /// Takes room for one hedged call from the provider's hedge budget.
     fn try_hedge(&self) -> bool {

@@ -88,7 +88,7 @@ impl OverloadConfig {
 }
 
 /// Who asks for a slot, and how much it will use.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Ticket {
     /// Index of the priority class (`None`: the default class).
     pub class: Option<usize>,
@@ -98,6 +98,61 @@ pub struct Ticket {
     pub weight: f64,
     /// Estimated tokens (prompt and completion bound).
     pub cost: f64,
+    /// An ensemble's slots, taken at once before its calls start (`None`: single calls).
+    pub gang: Option<Arc<Gang>>,
+}
+
+impl PartialEq for Ticket {
+    /// Who asks and how much; the gang is the request's own, not part of what it asks.
+    fn eq(&self, other: &Self) -> bool {
+        self.class == other.class
+            && self.tenant == other.tenant
+            && self.weight == other.weight
+            && self.cost == other.cost
+    }
+}
+
+/// Slots taken together for an ensemble's calls, each then taken by one of them (the
+/// providers keep what a slot is; this only holds them).
+#[derive(Default)]
+pub struct Gang {
+    slots: parking_lot::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl Gang {
+    /// Adds slots.
+    pub fn put(&self, slots: Vec<Box<dyn std::any::Any + Send + Sync>>) {
+        self.slots.lock().extend(slots);
+    }
+
+    /// Takes a slot of type `S` that `fits`.
+    pub fn take<S: 'static>(&self, fits: impl Fn(&S) -> bool) -> Option<S> {
+        let mut slots = self.slots.lock();
+        let i = slots
+            .iter()
+            .position(|s| s.downcast_ref::<S>().is_some_and(&fits))?;
+        slots.swap_remove(i).downcast::<S>().ok().map(|b| *b)
+    }
+
+    /// Frees what no call took.
+    pub fn clear(&self) {
+        let spare = std::mem::take(&mut *self.slots.lock());
+        drop(spare);
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for Gang {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gang").field("slots", &self.len()).finish()
+    }
 }
 
 /// Why a caller was refused a slot.
@@ -143,6 +198,8 @@ pub struct Waiter<T> {
     tier: usize,
     cost: f64,
     weight: f64,
+    /// Slots it takes at once (an ensemble's members on this provider).
+    pub need: usize,
     pub value: T,
 }
 
@@ -219,6 +276,17 @@ impl<T> Queue<T> {
         free: usize,
         capacity: usize,
     ) -> bool {
+        self.room(config, class, free, capacity) > 0
+    }
+
+    /// How many of `free` slots (out of `capacity`) a caller of `class` may take.
+    pub fn room(
+        &self,
+        config: &OverloadConfig,
+        class: usize,
+        free: usize,
+        capacity: usize,
+    ) -> usize {
         let held: usize = config
             .classes
             .iter()
@@ -229,7 +297,7 @@ impl<T> Queue<T> {
                 reserved.saturating_sub(self.in_flight(c))
             })
             .sum();
-        free > held
+        free.saturating_sub(held)
     }
 
     fn start_tag(&mut self, class: usize, t: &Ticket) -> f64 {
@@ -251,11 +319,20 @@ impl<T> Queue<T> {
     /// A caller of `class` took a free slot without queueing: its tenant's share is charged
     /// as if it had queued.
     pub fn admitted(&mut self, config: &OverloadConfig, class: usize, t: &Ticket) {
+        self.admitted_many(config, class, t, 1);
+    }
+
+    /// [`Self::admitted`] for `n` slots taken at once.
+    pub fn admitted_many(&mut self, config: &OverloadConfig, class: usize, t: &Ticket, n: usize) {
         self.fit(config);
-        let start = self.start_tag(class, t);
+        let cost = Ticket {
+            cost: t.cost * n as f64,
+            ..t.clone()
+        };
+        let start = self.start_tag(class, &cost);
         let c = &mut self.classes[class];
         c.clock = c.clock.max(start);
-        c.in_flight += 1;
+        c.in_flight += n;
     }
 
     /// A slot held by a caller of `class` came free.
@@ -292,22 +369,27 @@ impl<T> Queue<T> {
         let tenants = tenants + usize::from(own == 0);
         let same = queued.min((own + 1) * tenants.max(1) - 1) + 1;
         let wait = (higher + same) as f64 / rate;
-        // Callers of lower classes promoted into this one before then go first too.
-        let promoted = self
-            .waiters
-            .iter()
-            .filter(|w| w.class == class + 1)
-            .filter(|w| {
-                config.class(w.class).is_some_and(|cfg| {
-                    !cfg.promote_after.is_zero()
-                        && cfg
-                            .promote_after
-                            .saturating_sub(now.saturating_duration_since(w.since))
-                            .as_secs_f64()
-                            <= wait
-                })
-            })
-            .count();
+        // Callers of the class below promoted into this one by then share it too, as their
+        // tenants: one of each such tenant per caller this tenant has queued.
+        let mut promoted = 0;
+        let mut promoted_tenants: Vec<&Arc<str>> = Vec::new();
+        for w in self.waiters.iter().filter(|w| w.class == class + 1) {
+            let soon = config.class(w.class).is_some_and(|cfg| {
+                !cfg.promote_after.is_zero()
+                    && cfg
+                        .promote_after
+                        .saturating_sub(now.saturating_duration_since(w.since))
+                        .as_secs_f64()
+                        <= wait
+            });
+            if soon {
+                promoted += 1;
+                if !promoted_tenants.contains(&&w.tenant) {
+                    promoted_tenants.push(&w.tenant);
+                }
+            }
+        }
+        let promoted = promoted.min((own + 1) * promoted_tenants.len());
         Some(Duration::from_secs_f64(wait + promoted as f64 / rate))
     }
 
@@ -367,6 +449,23 @@ impl<T> Queue<T> {
         now: Instant,
         bound: Duration,
     ) -> Result<u64, (Refused, T)> {
+        self.enqueue_many(config, class, t, 1, value, now, bound)
+    }
+
+    /// [`Self::enqueue`] for a caller that takes `need` slots at once: it is served only
+    /// when that many are free for it, and while it is first in line the slots that free
+    /// are kept for it (so it cannot starve behind single callers).
+    #[expect(clippy::too_many_arguments, reason = "the queue's one entry point")]
+    pub fn enqueue_many(
+        &mut self,
+        config: &OverloadConfig,
+        class: usize,
+        t: &Ticket,
+        need: usize,
+        value: T,
+        now: Instant,
+        bound: Duration,
+    ) -> Result<u64, (Refused, T)> {
         self.fit(config);
         let Some(cfg) = config.class(class) else {
             return Err((
@@ -401,8 +500,9 @@ impl<T> Queue<T> {
             since: now,
             start,
             tier: class,
-            cost: t.cost,
+            cost: t.cost * need.max(1) as f64,
             weight: t.weight,
+            need: need.max(1),
             value,
         });
         Ok(id)
@@ -437,7 +537,8 @@ impl<T> Queue<T> {
 
     /// Takes the caller to serve next with one of `free` slots out of `capacity`: the
     /// highest (effective) class first, then the smallest start tag, then the oldest; only
-    /// callers whose class may take a slot.
+    /// callers whose class may take a slot. A caller needing more slots than it may take
+    /// now is not passed over: nothing is served until they are free (`None`).
     pub fn pop_next(
         &mut self,
         config: &OverloadConfig,
@@ -471,9 +572,15 @@ impl<T> Queue<T> {
             }
         }
         let (i, _) = best?;
-        let w = self.waiters.swap_remove(i);
+        let w = &self.waiters[i];
+        // More than the endpoints have now (some went out of rotation): what they have.
+        if w.need.min(capacity.max(1)) > self.room(config, w.class, free, capacity) {
+            return None;
+        }
+        let mut w = self.waiters.swap_remove(i);
+        w.need = w.need.min(capacity.max(1));
         self.count(w.class, &w.tenant, false);
-        self.classes[w.class].in_flight += 1;
+        self.classes[w.class].in_flight += w.need;
         let tier = &mut self.classes[w.tier];
         tier.clock = tier.clock.max(w.start);
         Some(w)
@@ -483,7 +590,7 @@ impl<T> Queue<T> {
     pub fn restore(&mut self, w: Waiter<T>) {
         self.count(w.class, &w.tenant, true);
         let c = &mut self.classes[w.class];
-        c.in_flight = c.in_flight.saturating_sub(1);
+        c.in_flight = c.in_flight.saturating_sub(w.need);
         self.waiters.push(w);
     }
 
@@ -586,6 +693,7 @@ mod tests {
             tenant: Arc::from(tenant),
             weight: 1.0,
             cost,
+            gang: None,
         }
     }
 
@@ -682,6 +790,25 @@ mod tests {
             3,
             "{order:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_needing_several_slots_is_served_only_with_all_and_not_passed_over() {
+        let c = config([0.0; 3], 10);
+        let mut q = Queue::default();
+        let now = Instant::now();
+        q.enqueue_many(&c, 1, &ticket(1, "ensemble", 1.0), 3, "gang", now, LONG)
+            .map_err(|_| ())
+            .expect("queued");
+        q.enqueue(&c, 1, &ticket(1, "single", 1.0), "single", now, LONG)
+            .map_err(|_| ())
+            .expect("queued");
+        // Two free: not enough for the gang, and the single caller behind it waits too.
+        assert!(q.pop_next(&c, now, 2, 4).is_none());
+        let w = q.pop_next(&c, now, 3, 4).expect("all three free");
+        assert_eq!((w.value, w.need), ("gang", 3));
+        assert_eq!(q.in_flight(1), 3);
+        assert_eq!(q.pop_next(&c, now, 1, 4).map(|w| w.value), Some("single"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -90,10 +90,120 @@ pub async fn gather(
     plan: &Plan,
     specs: &[CallSpec],
     decision: &mut Decision,
-    mut on_valid: impl FnMut(usize, &str, f64, &mut Decision) -> Flow,
+    on_valid: impl FnMut(usize, &str, f64, &mut Decision) -> Flow,
 ) -> Gathered {
     let offset = decision.candidates.len();
-    let mut completions: Vec<Option<Completion>> = vec![None; offset + specs.len()];
+    let completions: Vec<Option<Completion>> = vec![None; offset + specs.len()];
+    // The members' slots, taken together before any call starts.
+    let gang = plan
+        .request
+        .ticket
+        .gang
+        .as_ref()
+        .filter(|_| specs.len() > 1);
+    if let Some(gang) = gang
+        && let Err(e) = admit(plan, specs, gang).await
+    {
+        for spec in specs {
+            let mut c = Candidate::running(
+                spec.provider.name(),
+                spec.provider.model(),
+                false,
+                spec.sample,
+            );
+            super::failed(&mut c, &e, Instant::now() >= plan.deadline);
+            decision.candidates.push(c);
+        }
+        return Gathered {
+            completions,
+            end: if Instant::now() >= plan.deadline {
+                End::Deadline
+            } else {
+                End::AllDone
+            },
+        };
+    }
+    let gathered = run(plan, specs, decision, offset, completions, on_valid).await;
+    if let Some(gang) = gang {
+        // Slots no call took (none should be left: every call takes its slot first).
+        gang.clear();
+    }
+    gathered
+}
+
+/// Takes every member's slot at once: on each provider the members' slots together
+/// (`Provider::reserve`), and across providers all or none, never holding one provider's
+/// slots while waiting for another's (it waits on the one that was short, then takes the
+/// others only if they are free at once).
+async fn admit(
+    plan: &Plan,
+    specs: &[CallSpec],
+    gang: &crate::qos::admission::Gang,
+) -> Result<(), ProviderError> {
+    let mut demand: Vec<(&Arc<dyn Provider>, usize)> = Vec::new();
+    for spec in specs {
+        match demand
+            .iter_mut()
+            .find(|(p, _)| p.name() == spec.provider.name())
+        {
+            Some(d) => d.1 += 1,
+            None => demand.push((&spec.provider, 1)),
+        }
+    }
+    let ticket = &plan.request.ticket;
+    if let [(provider, n)] = demand.as_slice() {
+        gang.put(provider.reserve(ticket, *n, plan.deadline).await?);
+        return Ok(());
+    }
+    let mut wait_on: Option<usize> = None;
+    // Each round waits in one provider's queue; bounded, in case the others never come
+    // free at the same moment (then the calls queue one by one, as single calls do).
+    for _ in 0..MAX_ADMISSION_ROUNDS {
+        let mut taken = Vec::new();
+        if let Some(i) = wait_on {
+            let (provider, n) = demand[i];
+            taken.extend(provider.reserve(ticket, n, plan.deadline).await?);
+        }
+        let short = demand
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| Some(j) != wait_on)
+            .find_map(
+                |(j, (provider, n))| match provider.try_reserve(ticket, *n) {
+                    Some(slots) => {
+                        taken.extend(slots);
+                        None
+                    }
+                    None => Some(j),
+                },
+            );
+        match short {
+            None => {
+                gang.put(taken);
+                return Ok(());
+            }
+            Some(j) => {
+                drop(taken);
+                wait_on = Some(j);
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rounds of [`admit`] across providers before the calls go on without a gang.
+const MAX_ADMISSION_ROUNDS: usize = 16;
+
+/// [`gather`]'s calls, once admitted.
+async fn run(
+    plan: &Plan,
+    specs: &[CallSpec],
+    decision: &mut Decision,
+    offset: usize,
+    mut completions: Vec<Option<Completion>>,
+    mut on_valid: impl FnMut(usize, &str, f64, &mut Decision) -> Flow,
+) -> Gathered {
     let mut inflight: FuturesUnordered<Launched> = FuturesUnordered::new();
     let mut remaining: f64 = specs.iter().map(|s| s.weight).sum();
     for (i, spec) in specs.iter().enumerate() {
