@@ -211,6 +211,9 @@ struct ClassState {
     queued: usize,
     /// Tenants with callers queued.
     tenants: usize,
+    /// Slots this class's callers gave back: the rate the class is actually served at,
+    /// which under strict priority is what the classes above leave it.
+    drain: Drain,
 }
 
 /// A provider's queue.
@@ -237,6 +240,9 @@ impl<T> Default for Queue<T> {
         }
     }
 }
+
+/// A caller is queued only if its expected wait is at most this share of what it can wait.
+const WAIT_MARGIN: f64 = 0.6;
 
 /// Tenants' finish tags kept before the ones that carry no debt are dropped.
 const MAX_TAGS: usize = 4096;
@@ -339,6 +345,7 @@ impl<T> Queue<T> {
     pub fn released(&mut self, class: usize, now: Instant) {
         if let Some(c) = self.classes.get_mut(class) {
             c.in_flight = c.in_flight.saturating_sub(1);
+            c.drain.tick(now);
         }
         self.drain.tick(now);
     }
@@ -390,7 +397,15 @@ impl<T> Queue<T> {
             }
         }
         let promoted = promoted.min((own + 1) * promoted_tenants.len());
-        Some(Duration::from_secs_f64(wait + promoted as f64 / rate))
+        let by_total = wait + promoted as f64 / rate;
+        // The class's own queue at the rate the class has been served, when it has been:
+        // what arrivals above it (not queued yet) will keep taking shows there.
+        let by_class = self
+            .classes
+            .get(class)
+            .and_then(|c| c.drain.rate(now))
+            .map_or(0.0, |r| same as f64 / r);
+        Some(Duration::from_secs_f64(by_total.max(by_class)))
     }
 
     fn count(&mut self, class: usize, tenant: &Arc<str>, up: bool) {
@@ -479,10 +494,12 @@ impl<T> Queue<T> {
                 value,
             ));
         }
+        // A margin for what the estimate cannot see (arrivals to come in higher classes,
+        // calls longer than the median): refused at once rather than after waiting in vain.
         let late = bound.is_zero()
             || self
                 .expected_wait(config, class, &t.tenant, now)
-                .is_some_and(|expected| expected > bound);
+                .is_some_and(|expected| expected.as_secs_f64() > bound.as_secs_f64() * WAIT_MARGIN);
         if late {
             return Err((
                 self.refusal(config, class, &t.tenant, Reason::TooLate, now),
