@@ -145,6 +145,10 @@ async fn a_class_over_its_bounds_is_refused_at_once_on_every_surface() {
         .await
         .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.metadata().get("retry-after").is_some(),
+        "retry-after metadata: {status:?}"
+    );
 
     // Each refusal came at once, not after the 3 s the held call takes.
     assert!(
@@ -188,6 +192,10 @@ async fn every_class_full_is_a_503_and_readyz_turns_unready() {
             assert_eq!(queue["in_flight"], 1, "{queue}");
             assert_eq!(queue["classes"][1]["class"], "batch");
             assert_eq!(queue["classes"][1]["queued"], 1);
+            assert_eq!(
+                queue["tenants"],
+                json!([{"tenant": "anonymous", "class": "batch", "queued": 1}])
+            );
             break;
         }
         assert!(
@@ -214,6 +222,38 @@ async fn every_class_full_is_a_503_and_readyz_turns_unready() {
             .is_some_and(|m| m.contains("overloaded")),
         "{body}"
     );
+    // The same 503 on the other surfaces.
+    let r = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "task:chat", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    let r = pool
+        .post_json(
+            "/api/generate",
+            json!({"model": "task:chat", "stream": false, "prompt": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let mut grpc = LlmPoolClient::connect(pool.grpc.clone())
+        .await
+        .expect("connect");
+    let status = grpc
+        .query(pb::QueryRequest {
+            task: "chat".into(),
+            input: "hi".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.metadata().get("retry-after").is_some(), "{status:?}");
     held.abort();
     // The held call's slot goes to the queued caller once the held call ends.
     assert_eq!(queued.await.expect("task").expect("answered"), 200);

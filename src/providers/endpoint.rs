@@ -45,6 +45,18 @@ pub struct QueueHealth {
     pub in_flight: usize,
     pub queued: usize,
     pub classes: Vec<ClassHealth>,
+    /// Callers queued per tenant and class (tenants with none are left out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<TenantQueue>,
+}
+
+/// One tenant's callers in one class of [`QueueHealth`].
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TenantQueue {
+    /// `anonymous` for callers without credentials.
+    pub tenant: String,
+    pub class: String,
+    pub queued: usize,
 }
 
 /// One class of [`QueueHealth`].
@@ -53,6 +65,8 @@ pub struct ClassHealth {
     pub class: String,
     pub queued: usize,
     pub in_flight: usize,
+    /// How long its longest-waiting caller has waited, in milliseconds (0: none waits).
+    pub oldest_wait_ms: u64,
 }
 
 /// What the last health check said, as one byte read on every pick.
@@ -446,8 +460,26 @@ impl EndpointSet {
                 class: c.name.to_string(),
                 queued: s.queue.depth(i),
                 in_flight: s.queue.in_flight(i),
+                oldest_wait_ms: s
+                    .queue
+                    .oldest(i, Instant::now())
+                    .map_or(0, |d| d.as_millis() as u64),
             })
             .collect();
+        let mut tenants: Vec<TenantQueue> = s
+            .queue
+            .by_tenant()
+            .map(|(class, tenant, queued)| TenantQueue {
+                tenant: if tenant.is_empty() {
+                    "anonymous".to_owned()
+                } else {
+                    tenant.to_string()
+                },
+                class: Pool::class_name(&s.overload, class).to_string(),
+                queued,
+            })
+            .collect();
+        tenants.sort_by(|a, b| (&a.class, &a.tenant).cmp(&(&b.class, &b.tenant)));
         QueueHealth {
             capacity: s
                 .endpoints
@@ -458,6 +490,7 @@ impl EndpointSet {
             in_flight: s.endpoints.iter().map(|e| e.outstanding()).sum(),
             queued: s.queue.len(),
             classes,
+            tenants,
         }
     }
 }

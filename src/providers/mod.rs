@@ -24,7 +24,7 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use tokio::time::Instant;
 
-pub use endpoint::{ClassHealth, EndpointHealth, EndpointSet, QueueHealth};
+pub use endpoint::{ClassHealth, EndpointHealth, EndpointSet, QueueHealth, TenantQueue};
 pub use error::ProviderError;
 pub use reliability::Reliability;
 pub use request::{

@@ -261,6 +261,20 @@ impl<T> Queue<T> {
         self.classes.get(class).map_or(0, |c| c.queued)
     }
 
+    /// How long the longest-waiting caller of `class` has waited.
+    pub fn oldest(&self, class: usize, now: Instant) -> Option<Duration> {
+        self.waiters
+            .iter()
+            .filter(|w| w.class == class)
+            .map(|w| now.saturating_duration_since(w.since))
+            .max()
+    }
+
+    /// Callers queued per (class, tenant).
+    pub fn by_tenant(&self) -> impl Iterator<Item = (usize, &Arc<str>, usize)> {
+        self.queued_by.iter().map(|((c, t), n)| (*c, t, *n))
+    }
+
     /// Slots held by callers of `class`.
     pub fn in_flight(&self, class: usize) -> usize {
         self.classes.get(class).map_or(0, |c| c.in_flight)
