@@ -27,10 +27,6 @@ fn fixtures(rel: &str) -> String {
     format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn sha(s: &str) -> String {
-    hex::encode(llm_pool::auth::digest(s.as_bytes()))
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -15,10 +15,6 @@ const ALICE: &str = "alice-usage-key";
 const BOB: &str = "bob-usage-key";
 const OPS: &str = "ops-usage-key";
 
-fn sha(s: &str) -> String {
-    hex::encode(llm_pool::auth::digest(s.as_bytes()))
-}
-
 fn usage_config(url: &str) -> String {
     format!(
         r#"

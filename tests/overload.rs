@@ -70,25 +70,53 @@ async fn slow_upstream() -> FakeUpstream {
 }
 
 /// Holds the provider's only slot with a slow request; returns once the upstream has it.
-async fn hold_slot(pool: &Pool, up: &FakeUpstream) -> tokio::task::JoinHandle<()> {
-    let client = pool.client.clone();
-    let url = pool.url("/v1/query");
-    let held = tokio::spawn(async move {
-        let _ = client
-            .post(url)
-            .json(&json!({"task": "chat", "input": "hold"}))
-            .send()
-            .await;
-    });
+async fn hold_slot(pool: &Pool, up: &FakeUpstream) -> tokio::task::JoinHandle<Option<u16>> {
+    let held = query_later(pool, "chat", None);
+    until_true("the slow call reached the upstream", || {
+        std::future::ready(up.in_flight() > 0)
+    })
+    .await;
+    held
+}
+
+/// `POST /v1/query` for `task` in the background (with `x-llm-pool-priority` when given);
+/// the status it answers with.
+fn query_later(
+    pool: &Pool,
+    task: &'static str,
+    priority: Option<&'static str>,
+) -> tokio::task::JoinHandle<Option<u16>> {
+    let mut req = pool
+        .client
+        .post(pool.url("/v1/query"))
+        .json(&json!({"task": task, "input": "hi"}));
+    if let Some(class) = priority {
+        req = req.header("x-llm-pool-priority", class);
+    }
+    tokio::spawn(async move { req.send().await.ok().map(|r| r.status().as_u16()) })
+}
+
+/// Polls until `done` holds, for 5 s at most (a condition, not a sleep, is what is waited
+/// for).
+async fn until_true<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut done: impl FnMut() -> F,
+) {
     let until = Instant::now() + Duration::from_secs(5);
-    while up.in_flight() == 0 {
-        assert!(
-            Instant::now() < until,
-            "the slow call never reached the upstream"
-        );
+    while !done().await {
+        assert!(Instant::now() < until, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    held
+}
+
+/// `/health`'s `queue` of provider `name`.
+async fn queue_of(pool: &Pool, name: &str) -> serde_json::Value {
+    let health: serde_json::Value = pool.get("/health").await.json().await.expect("json");
+    health["providers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .map(|p| p["queue"].clone())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -170,40 +198,20 @@ async fn every_class_full_is_a_503_and_readyz_turns_unready() {
     let pool = start_pool(&config(&up.url(), ALL_FULL)).await;
     let held = hold_slot(&pool, &up).await;
     // One batch caller queues (the batch queue holds one).
-    let queued = {
-        let client = pool.client.clone();
-        let url = pool.url("/v1/query");
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .header("x-llm-pool-priority", "batch")
-                .json(&json!({"task": "chat", "input": "later"}))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        })
-    };
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let health: serde_json::Value = pool.get("/health").await.json().await.expect("json");
-        let queue = &health["providers"][0]["queue"];
-        if queue["queued"] == 1 {
-            assert_eq!(queue["capacity"], 1, "{queue}");
-            assert_eq!(queue["in_flight"], 1, "{queue}");
-            assert_eq!(queue["classes"][1]["class"], "batch");
-            assert_eq!(queue["classes"][1]["queued"], 1);
-            assert_eq!(
-                queue["tenants"],
-                json!([{"tenant": "anonymous", "class": "batch", "queued": 1}])
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "the batch caller never queued: {health}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let queued = query_later(&pool, "chat", Some("batch"));
+    until_true("the batch caller queued", || async {
+        queue_of(&pool, "up").await["queued"] == 1
+    })
+    .await;
+    let queue = queue_of(&pool, "up").await;
+    assert_eq!(queue["capacity"], 1, "{queue}");
+    assert_eq!(queue["in_flight"], 1, "{queue}");
+    assert_eq!(queue["classes"][1]["class"], "batch");
+    assert_eq!(queue["classes"][1]["queued"], 1);
+    assert_eq!(
+        queue["tenants"],
+        json!([{"tenant": "anonymous", "class": "batch", "queued": 1}])
+    );
     let ready = pool.get("/readyz").await;
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.expect("json");
@@ -256,12 +264,8 @@ async fn every_class_full_is_a_503_and_readyz_turns_unready() {
     assert!(status.metadata().get("retry-after").is_some(), "{status:?}");
     held.abort();
     // The held call's slot goes to the queued caller once the held call ends.
-    assert_eq!(queued.await.expect("task").expect("answered"), 200);
+    assert_eq!(queued.await.expect("task"), Some(200));
     assert_eq!(pool.get("/readyz").await.status(), 200);
-}
-
-fn sha(s: &str) -> String {
-    hex::encode(llm_pool::auth::digest(s.as_bytes()))
 }
 
 #[tokio::test]
@@ -424,11 +428,10 @@ async fn a_listener_at_its_connection_cap_closes_an_idle_connection_first() {
         let req = ask(&b);
         async move { req.await.map(|r| r.status().as_u16()) }
     });
-    let until = Instant::now() + Duration::from_secs(5);
-    while up.in_flight() == 0 {
-        assert!(Instant::now() < until, "the slow call never started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_true("the slow call started", || {
+        std::future::ready(up.in_flight() > 0)
+    })
+    .await;
     let r = ask(&client()).await.expect("c answered");
     assert_eq!(r.status(), 503);
     assert_eq!(
@@ -483,49 +486,22 @@ health_check_interval_ms = 0
         })
     };
     // The ensemble queues as one caller needing three slots; it takes none of the two free.
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let health: serde_json::Value = pool.get("/health").await.json().await.expect("json");
-        if health["providers"][0]["queue"]["queued"] == 1 {
-            assert_eq!(health["providers"][0]["queue"]["in_flight"], 1, "{health}");
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "the ensemble never queued: {health}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_true("the ensemble queued", || async {
+        queue_of(&pool, "up").await["queued"] == 1
+    })
+    .await;
+    assert_eq!(queue_of(&pool, "up").await["in_flight"], 1);
     assert_eq!(
         up.in_flight(),
         1,
         "no member started while the ensemble waits"
     );
     // A single caller does not overtake it.
-    let single = {
-        let client = pool.client.clone();
-        let url = pool.url("/v1/query");
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .json(&json!({"task": "chat", "input": "me too"}))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        })
-    };
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let health: serde_json::Value = pool.get("/health").await.json().await.expect("json");
-        if health["providers"][0]["queue"]["queued"] == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "the single caller never queued: {health}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let single = query_later(&pool, "chat", None);
+    until_true("the single caller queued", || async {
+        queue_of(&pool, "up").await["queued"] == 2
+    })
+    .await;
     assert_eq!(up.in_flight(), 1);
     // The held call ends: all three members start together.
     held.abort();
@@ -536,7 +512,7 @@ health_check_interval_ms = 0
         Some(3),
         "{body}"
     );
-    assert_eq!(single.await.expect("task").expect("answered"), 200);
+    assert_eq!(single.await.expect("task"), Some(200));
 }
 
 #[tokio::test]
@@ -573,38 +549,15 @@ health_check_interval_ms = 0
     );
     let pool = start_pool(&config).await;
     let held = hold_slot(&pool, &busy).await;
-    let voting = {
-        let client = pool.client.clone();
-        let url = pool.url("/v1/query");
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .json(&json!({"task": "vote", "input": "hi"}))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        })
-    };
+    let voting = query_later(&pool, "vote", None);
     // The ensemble waits in `busy`'s queue, holding nothing of `free`'s.
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let health: serde_json::Value = pool.get("/health").await.json().await.expect("json");
-        let queued = health["providers"]
-            .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["name"] == "busy"))
-            .map(|p| p["queue"]["queued"].clone());
-        if queued == Some(json!(1)) {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "the ensemble never queued: {health}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_true("the ensemble queued", || async {
+        queue_of(&pool, "busy").await["queued"] == 1
+    })
+    .await;
     assert_eq!(free.in_flight(), 0, "nothing started on the free provider");
     assert_eq!(free.take_requests_count(), 0);
     held.abort();
-    assert_eq!(voting.await.expect("task").expect("answered"), 200);
+    assert_eq!(voting.await.expect("task"), Some(200));
     assert_eq!(free.take_requests_count(), 1);
 }

@@ -141,6 +141,11 @@ default = "task:chat"
     )
 }
 
+/// SHA-256 (hex) of an API key, as `api_key_sha256` takes it.
+pub fn sha(s: &str) -> String {
+    hex::encode(llm_pool::auth::digest(s.as_bytes()))
+}
+
 pub async fn fake(text: &str) -> FakeUpstream {
     FakeUpstream::start(Step::Reply(Reply::text(text)), &["up-model"]).await
 }
