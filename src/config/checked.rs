@@ -272,6 +272,8 @@ pub struct ProviderConfig {
     pub(super) api_key: Option<SecretString>,
     pub(super) capabilities: Vec<String>,
     pub(super) forward_unknown_fields: bool,
+    /// `Some("")`: no proxy; `None`: the environment's.
+    pub(super) proxy: Option<SecretString>,
     /// `[qos]`: part of the provider's config (a change reconfigures it, keeping endpoint state).
     pub(super) qos: Arc<crate::qos::QosConfig>,
 }
@@ -338,6 +340,11 @@ impl ProviderConfig {
         self.forward_unknown_fields
     }
 
+    /// The proxy set for this provider (`Some("")`: none, `None`: the environment's).
+    pub fn proxy(&self) -> Option<&SecretString> {
+        self.proxy.as_ref()
+    }
+
     /// `[qos]`: part of the provider's config (a change reconfigures it, keeping endpoint state).
     pub fn qos(&self) -> &Arc<crate::qos::QosConfig> {
         &self.qos
@@ -359,6 +366,8 @@ impl PartialEq for ProviderConfig {
             && self.idle_timeout == other.idle_timeout
             && self.capabilities == other.capabilities
             && self.forward_unknown_fields == other.forward_unknown_fields
+            && self.proxy.as_ref().map(|p| p.expose_secret().to_owned())
+                == other.proxy.as_ref().map(|p| p.expose_secret().to_owned())
             && self.qos == other.qos
             && self.api_key.as_ref().map(|k| k.expose_secret().to_owned())
                 == other.api_key.as_ref().map(|k| k.expose_secret().to_owned())

@@ -430,6 +430,12 @@ pub struct RawProvider {
     /// only). With `false` such a field is refused with a 400 naming it. Default true.
     #[serde(default = "defaults::yes")]
     pub forward_unknown_fields: bool,
+    /// The proxy this provider's endpoints are reached through: `http://[user:pass@]host:port`
+    /// (HTTPS endpoints through a CONNECT tunnel, HTTP ones in absolute form). Unset: the
+    /// environment's `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`, as curl reads
+    /// them; `""`: directly, whatever the environment says. Credentials are kept as secrets.
+    #[serde(default)]
+    pub proxy: Option<String>,
 }
 
 /// What a task's answer must look like.

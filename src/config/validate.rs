@@ -508,7 +508,20 @@ fn check_provider(
             }
         },
     };
+    if let Some(proxy) = p.proxy.as_deref().filter(|p| !p.is_empty()) {
+        let ok = proxy.parse::<http::Uri>().ok().is_some_and(|u| {
+            matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+        });
+        if !ok {
+            // The value may hold credentials: not repeated in the error.
+            c.err(
+                format!("{path}.proxy"),
+                "must be an http:// or https:// URL with a host",
+            );
+        }
+    }
     (c.errors.len() == before).then(|| ProviderConfig {
+        proxy: p.proxy.clone().map(SecretString::from),
         name: name.to_owned(),
         kind: p.kind,
         model: p.model.clone(),

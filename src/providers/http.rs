@@ -175,8 +175,10 @@ impl<D: Dialect> HttpProvider<D> {
         {
             return None;
         }
+        let proxy = |c: &ProviderConfig| c.proxy().map(|p| p.expose_secret().to_owned());
         let same_client = old.config.connect_timeout() == config.connect_timeout()
-            && old.config.max_concurrency() == config.max_concurrency();
+            && old.config.max_concurrency() == config.max_concurrency()
+            && proxy(&old.config) == proxy(&config);
         let same_retry = old.config.qos().retry.budget_percent == config.qos().retry.budget_percent
             && old.config.qos().retry.budget_min_per_sec == config.qos().retry.budget_min_per_sec;
         let same_hedge = old.config.qos().hedge_budget_percent == config.qos().hedge_budget_percent

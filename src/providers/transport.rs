@@ -1,17 +1,23 @@
 //! The HTTP client under every provider: one hyper client per provider, and each
 //! endpoint's address parsed once, when the snapshot is built, so a call costs no URL parsing
 //! and no request builder — only the URI assembled from parts and the request's headers.
+//! Endpoints behind a proxy (the provider's `proxy`, or the environment's) are reached
+//! through it: HTTPS through a CONNECT tunnel, HTTP in absolute form.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use futures::future::BoxFuture;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, PROXY_AUTHORIZATION, USER_AGENT};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::TokioIo;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use secrecy::ExposeSecret;
 
@@ -20,7 +26,7 @@ use crate::config::ProviderConfig;
 /// An upstream's answer, its body not yet read.
 pub(crate) type Response = http::Response<hyper::body::Incoming>;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<Proxied>;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const AGENT: HeaderValue =
@@ -76,11 +82,136 @@ pub(crate) struct Transport {
     client: Client<Connector, Full<Bytes>>,
     /// `Bearer <key>`, marked sensitive (never printed by `Debug`, kept out of HPACK tables).
     auth: Option<HeaderValue>,
+    /// Which endpoints go through which proxy (`None`: none do).
+    proxies: Option<Arc<Matcher>>,
+}
+
+/// The proxies of a provider: its own `proxy`, else the environment's (`None`: direct).
+fn proxies(config: &ProviderConfig) -> Option<Arc<Matcher>> {
+    match config.proxy().map(|p| p.expose_secret()) {
+        Some("") => None,
+        Some(url) => Some(Arc::new(Matcher::builder().all(url.to_owned()).build())),
+        None => proxy_variables_set().then(|| Arc::new(Matcher::from_env())),
+    }
+}
+
+/// Whether `HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY` (any case) is set.
+fn proxy_variables_set() -> bool {
+    ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]
+        .iter()
+        .any(|name| {
+            [name.to_string(), name.to_ascii_lowercase()]
+                .iter()
+                .any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()))
+        })
+}
+
+/// The TCP connector, through a proxy where one applies: a CONNECT tunnel for HTTPS
+/// endpoints (TLS then runs end to end, over it), the proxy itself for HTTP endpoints
+/// (marked so requests go in absolute form).
+#[derive(Clone)]
+pub(crate) struct Proxied {
+    http: HttpConnector,
+    proxies: Option<Arc<Matcher>>,
+}
+
+impl tower::Service<Uri> for Proxied {
+    type Response = Conn;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = BoxFuture<'static, Result<Conn, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // HttpConnector is always ready; each call uses its own clone.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        use tower::ServiceExt;
+        let via = self.proxies.as_ref().and_then(|m| m.intercept(&dst));
+        let http = self.http.clone();
+        Box::pin(async move {
+            let Some(via) = via else {
+                let io = http.oneshot(dst).await?;
+                return Ok(Conn { io, proxied: false });
+            };
+            if dst.scheme() == Some(&Scheme::HTTPS) {
+                let mut tunnel = Tunnel::new(via.uri().clone(), http);
+                if let Some(auth) = via.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                let io = tunnel.oneshot(dst).await?;
+                Ok(Conn { io, proxied: false })
+            } else {
+                let io = http.oneshot(via.uri().clone()).await?;
+                Ok(Conn { io, proxied: true })
+            }
+        })
+    }
+}
+
+/// A connection, to the endpoint or (for HTTP through a proxy) to the proxy.
+pub(crate) struct Conn {
+    io: TokioIo<tokio::net::TcpStream>,
+    proxied: bool,
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        self.io.connected().proxy(self.proxied)
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
 }
 
 impl Transport {
     pub(crate) fn new(config: &ProviderConfig, idle_timeout: Duration) -> Self {
-        warn_of_proxy_variables();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -94,10 +225,14 @@ impl Transport {
             // webpki roots with the process's default provider are the same trust.
             Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
         };
+        let proxies = proxies(config);
         let connector = tls
             .https_or_http()
             .enable_all_versions()
-            .wrap_connector(http);
+            .wrap_connector(Proxied {
+                http,
+                proxies: proxies.clone(),
+            });
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(idle_timeout)
             .pool_max_idle_per_host(config.max_concurrency() as usize)
@@ -108,7 +243,11 @@ impl Transport {
             v.set_sensitive(true);
             Some(v)
         });
-        Self { client, auth }
+        Self {
+            client,
+            auth,
+            proxies,
+        }
     }
 
     /// A POST of a JSON body, or a GET when `body` is `None`; `headers` are the call's own
@@ -131,6 +270,15 @@ impl Transport {
         if let Some(auth) = &self.auth {
             headers.insert(AUTHORIZATION, auth.clone());
         }
+        // HTTP through a proxy: the proxy reads its credentials from each request.
+        if let Some(proxies) = &self.proxies
+            && uri.scheme() == Some(&Scheme::HTTP)
+            && let Some(auth) = proxies
+                .intercept(&uri)
+                .and_then(|v| v.basic_auth().cloned())
+        {
+            headers.insert(PROXY_AUTHORIZATION, auth);
+        }
         let mut req = Request::new(Full::new(body.unwrap_or_default()));
         *req.method_mut() = method;
         *req.uri_mut() = uri;
@@ -146,27 +294,6 @@ impl Transport {
 /// The client connects to model servers directly. reqwest, which the pool used before,
 /// read `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`; an operator who relied on that is told
 /// once, at start, rather than left to find out from failed calls.
-fn warn_of_proxy_variables() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let set: Vec<&str> = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]
-            .into_iter()
-            .filter(|name| {
-                [name.to_string(), name.to_ascii_lowercase()]
-                    .iter()
-                    .any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()))
-            })
-            .collect();
-        if !set.is_empty() {
-            tracing::warn!(
-                variables = ?set,
-                "Proxy variables are set, but llm-pool connects to model servers directly \
-                 and does not use them."
-            );
-        }
-    });
-}
-
 /// Why a call got no answer (the connection, not the server, failed).
 #[derive(Debug)]
 pub(crate) struct Failure(hyper_util::client::legacy::Error);
