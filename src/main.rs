@@ -35,6 +35,23 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => serve(config),
+        Command::Query(args) => client(llm_pool::cli::query(args)),
+        Command::Health { remote, json } => client(llm_pool::cli::health(remote, json)),
+        Command::Tasks { remote } => client(llm_pool::cli::tasks(remote)),
+    }
+}
+
+/// Runs a client command on a one-thread runtime; its exit code.
+fn client(command: impl std::future::Future<Output = u8>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => ExitCode::from(rt.block_on(command)),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,136 @@
+//! `llm-pool query`, `health` and `tasks` against a running pool, over gRPC and HTTP: the
+//! answer on stdout, `--explain`'s Decision table, `--json`, `--stream`, and exit codes by
+//! error class.
+
+mod common;
+
+use common::*;
+
+/// Runs the binary with `args`; (exit code, stdout, stderr).
+async fn run(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_llm-pool"))
+        .args(args)
+        .env_remove("LLM_POOL_API_KEY")
+        .output()
+        .await
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn query_prints_the_answer_and_explains_the_decision() {
+    let up = fake("Bonjour").await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let addr = pool.grpc.as_str();
+
+    let (code, stdout, stderr) =
+        run(&["query", "--addr", addr, "--task", "chat", "--input", "hi"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "Bonjour\n");
+
+    let (code, stdout, _) = run(&[
+        "query",
+        "--addr",
+        addr,
+        "--task",
+        "chat",
+        "--input",
+        "hi",
+        "--explain",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("Bonjour\n"), "{stdout}");
+    assert!(stdout.contains("strategy fastest  winner up"), "{stdout}");
+    assert!(
+        stdout.contains("provider") && stdout.contains("status"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("0 ") && l.contains(" ok ") && l.contains("Bonjour")),
+        "one row per candidate: {stdout}"
+    );
+
+    let (code, stdout, _) = run(&[
+        "query", "--addr", addr, "--task", "chat", "--input", "hi", "--json",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    let answer: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(answer["text"], "Bonjour");
+    assert_eq!(answer["provider"], "up");
+    assert_eq!(answer["decision"]["candidates"][0]["status"], "ok");
+
+    let (code, stdout, _) = run(&[
+        "query", "--addr", addr, "--task", "chat", "--input", "hi", "--stream",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "Bonjour\n");
+
+    let http = pool.http.as_str();
+    let (code, stdout, _) =
+        run(&["query", "--http", http, "--task", "chat", "--input", "hi"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "Bonjour\n");
+}
+
+#[tokio::test]
+async fn errors_exit_by_class() {
+    let up = fake("x").await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let addr = pool.grpc.as_str();
+    let (code, _, stderr) =
+        run(&["query", "--addr", addr, "--task", "nope", "--input", "hi"]).await;
+    assert_eq!(code, 3, "not found: {stderr}");
+    assert!(stderr.contains("nope"), "{stderr}");
+    let (code, _, _) = run(&[
+        "query",
+        "--http",
+        pool.http.as_str(),
+        "--task",
+        "nope",
+        "--input",
+        "hi",
+    ])
+    .await;
+    assert_eq!(code, 3, "the same class over HTTP");
+    let (code, _, stderr) = run(&["health", "--addr", "http://127.0.0.1:9"]).await;
+    assert_eq!(code, 9, "cannot connect: {stderr}");
+}
+
+#[tokio::test]
+async fn health_and_tasks_list_the_pool() {
+    let up = fake("x").await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let (code, stdout, stderr) = run(&["health", "--addr", pool.grpc.as_str()]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("status SERVING"), "{stdout}");
+    assert!(
+        stdout.lines().any(
+            |l| l.starts_with("up ") && l.contains(&up.url().trim_end_matches('/').to_string())
+        ),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(&["health", "--addr", pool.grpc.as_str(), "--json"]).await;
+    assert_eq!(code, 0);
+    let h: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(h["providers"][0]["name"], "up");
+
+    let (code, stdout, stderr) = run(&["tasks", "--http", pool.http.as_str()]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for task in ["chat", "classify", "echo"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(task) && l.contains("fastest") && l.contains("up")),
+            "{task}: {stdout}"
+        );
+    }
+}
