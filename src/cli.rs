@@ -116,6 +116,11 @@ pub async fn query(args: QueryArgs) -> u8 {
         ..Default::default()
     };
     if let Some(base) = &args.remote.http {
+        if args.stream {
+            // Not silently answered whole: the HTTP path of this command does not stream.
+            eprintln!("--stream is for gRPC; leave out --http, or --stream");
+            return 2;
+        }
         return query_http(base, &args).await;
     }
     let mut client = match connect(&args.remote).await {
@@ -233,23 +238,11 @@ pub async fn tasks(remote: Remote) -> u8 {
         .http
         .clone()
         .unwrap_or_else(|| "http://127.0.0.1:7071".to_owned());
-    let mut req = reqwest::Client::new().get(format!("{}/v1/tasks", base.trim_end_matches('/')));
-    if let Some(key) = &remote.api_key {
-        req = req.bearer_auth(key);
-    }
-    let resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot reach {base}: {e}");
-            return 9;
-        }
+    let req = reqwest::Client::new().get(format!("{}/v1/tasks", base.trim_end_matches('/')));
+    let body = match send_http(req, &base, remote.api_key.as_deref()).await {
+        Ok(body) => body,
+        Err(code) => return code,
     };
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    if !status.is_success() {
-        eprintln!("{status}: {body}");
-        return http_exit_code(status.as_u16());
-    }
     let mut text = String::new();
     for t in body["tasks"].as_array().into_iter().flatten() {
         text.push_str(&format!(
@@ -305,6 +298,38 @@ fn http_exit_code(status: u16) -> u8 {
     }
 }
 
+/// Sends an HTTP request of a client command: the JSON body of a success, or the exit code
+/// of the failure (its class; a success whose body is not JSON is a failure, not an empty
+/// answer).
+async fn send_http(
+    mut req: reqwest::RequestBuilder,
+    base: &str,
+    api_key: Option<&str>,
+) -> Result<serde_json::Value, u8> {
+    if let Some(key) = api_key {
+        req = req.bearer_auth(key);
+    }
+    let resp = req.send().await.map_err(|e| {
+        eprintln!("cannot reach {base}: {e}");
+        9
+    })?;
+    let status = resp.status();
+    let body = resp.json::<serde_json::Value>().await;
+    if !status.is_success() {
+        let message = body
+            .as_ref()
+            .ok()
+            .and_then(|b| b["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        eprintln!("{status}: {message}");
+        return Err(http_exit_code(status.as_u16()));
+    }
+    body.map_err(|e| {
+        eprintln!("{status}, but the body is not JSON: {e}");
+        1
+    })
+}
+
 async fn query_http(base: &str, args: &QueryArgs) -> u8 {
     let mut body = serde_json::json!({"task": args.task, "input": args.input});
     if let Some(s) = &args.strategy {
@@ -316,28 +341,13 @@ async fn query_http(base: &str, args: &QueryArgs) -> u8 {
     if let Some(t) = args.timeout_ms {
         body["timeout_ms"] = t.into();
     }
-    let mut req = reqwest::Client::new()
+    let req = reqwest::Client::new()
         .post(format!("{}/v1/query", base.trim_end_matches('/')))
         .json(&body);
-    if let Some(key) = &args.remote.api_key {
-        req = req.bearer_auth(key);
-    }
-    let resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot reach {base}: {e}");
-            return 9;
-        }
+    let answer = match send_http(req, base, args.remote.api_key.as_deref()).await {
+        Ok(answer) => answer,
+        Err(code) => return code,
     };
-    let status = resp.status();
-    let answer: serde_json::Value = resp.json().await.unwrap_or_default();
-    if !status.is_success() {
-        eprintln!(
-            "{status}: {}",
-            answer["error"]["message"].as_str().unwrap_or_default()
-        );
-        return http_exit_code(status.as_u16());
-    }
     if args.json {
         out(&answer.to_string(), true);
     } else {

@@ -101,6 +101,20 @@ async fn errors_exit_by_class() {
     ])
     .await;
     assert_eq!(code, 3, "the same class over HTTP");
+    // A flag the HTTP path cannot honour is refused, not ignored.
+    let (code, stdout, stderr) = run(&[
+        "query",
+        "--http",
+        pool.http.as_str(),
+        "--task",
+        "chat",
+        "--input",
+        "hi",
+        "--stream",
+    ])
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty() && stderr.contains("--stream"), "{stderr}");
     let (code, _, stderr) = run(&["health", "--addr", "http://127.0.0.1:9"]).await;
     assert_eq!(code, 9, "cannot connect: {stderr}");
 }
