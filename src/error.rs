@@ -20,6 +20,9 @@ pub enum ErrorKind {
     /// queue was full, or it would have waited past its deadline).
     Overloaded,
     NoConsensus,
+    /// The winning answer's posterior was below the task's `min_confidence`
+    /// (`on_low_confidence = "abstain"`).
+    LowConfidence,
     /// Every candidate answered, and no answer was valid for the task's output kind.
     InvalidAnswer,
     DeadlineExceeded,
@@ -38,7 +41,7 @@ impl ErrorKind {
             Self::Unauthenticated => S::UNAUTHORIZED,
             Self::PermissionDenied => S::FORBIDDEN,
             Self::RateLimited | Self::Overloaded => S::TOO_MANY_REQUESTS,
-            Self::NoConsensus => S::CONFLICT,
+            Self::NoConsensus | Self::LowConfidence => S::CONFLICT,
             Self::InvalidAnswer => S::BAD_GATEWAY,
             Self::DeadlineExceeded => S::GATEWAY_TIMEOUT,
             Self::Unavailable => S::SERVICE_UNAVAILABLE,
@@ -54,7 +57,7 @@ impl ErrorKind {
             Self::PayloadTooLarge | Self::RateLimited | Self::Overloaded => C::ResourceExhausted,
             Self::Unauthenticated => C::Unauthenticated,
             Self::PermissionDenied => C::PermissionDenied,
-            Self::NoConsensus => C::Aborted,
+            Self::NoConsensus | Self::LowConfidence => C::Aborted,
             // "Do not retry until the system is fixed": the same request gets the same
             // invalid answers, so clients must not retry it as they retry UNAVAILABLE.
             Self::InvalidAnswer => C::FailedPrecondition,
@@ -76,6 +79,7 @@ impl ErrorKind {
             Self::RateLimited => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::NoConsensus => "no_consensus",
+            Self::LowConfidence => "low_confidence",
             Self::InvalidAnswer => "invalid_answer",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::Unavailable => "unavailable",
@@ -135,6 +139,17 @@ pub enum PoolError {
         min_votes: usize,
         decision: Box<Decision>,
     },
+    /// `min_confidence` with `on_low_confidence = "abstain"`: the winning answer's posterior
+    /// was too low. The Decision carries every candidate.
+    #[error(
+        "low confidence: the leading answer is right with probability {confidence:.3}; the \
+         task needs {min_confidence:.3}"
+    )]
+    LowConfidence {
+        confidence: f64,
+        min_confidence: f64,
+        decision: Box<Decision>,
+    },
     /// Every upstream refused the request itself (4xx): the request, not the pool, is wrong.
     #[error("the model servers refused the request: {summary}")]
     Rejected {
@@ -180,6 +195,7 @@ impl PoolError {
         match self {
             Self::Invalid { .. } | Self::Rejected { .. } => ErrorKind::InvalidArgument,
             Self::NoConsensus { .. } => ErrorKind::NoConsensus,
+            Self::LowConfidence { .. } => ErrorKind::LowConfidence,
             Self::UnknownTask(_) | Self::UnknownModel(_) | Self::CacheMiss => ErrorKind::NotFound,
             Self::BodyTooLarge { .. } => ErrorKind::PayloadTooLarge,
             Self::BodyTimeout => ErrorKind::RequestTimeout,
@@ -224,7 +240,7 @@ impl PoolError {
         }
         if matches!(
             self.kind(),
-            ErrorKind::InvalidAnswer | ErrorKind::NoConsensus
+            ErrorKind::InvalidAnswer | ErrorKind::NoConsensus | ErrorKind::LowConfidence
         ) {
             // The same request would fail the same way: tell SDKs that retry 409 and 5xx
             // on their own (the OpenAI SDKs read this header) not to.
@@ -249,7 +265,9 @@ impl PoolError {
             | Self::InvalidAnswer { decision, .. }
             | Self::Rejected { decision, .. }
             | Self::Overloaded { decision, .. } => decision.as_deref(),
-            Self::NoConsensus { decision, .. } => Some(decision),
+            Self::NoConsensus { decision, .. } | Self::LowConfidence { decision, .. } => {
+                Some(decision)
+            }
             _ => None,
         }
     }

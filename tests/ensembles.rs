@@ -181,27 +181,57 @@ async fn partial_failures_and_a_deadline_mid_vote() {
     assert!(matches!(err, PoolError::DeadlineExceeded { .. }), "{err:?}");
 }
 
+/// The WEIGHTED vote of a provider with operator weight `w`, reliability `r` and accuracy
+/// `p` among three labels.
+fn vote(w: f64, r: f64, p: f64) -> f64 {
+    w * r * (p * 2.0 / (1.0 - p)).ln()
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn weighted_counts_weight_times_reliability_across_requests() {
+async fn weighted_counts_weight_times_reliability_times_log_odds_across_requests() {
     let (a, b) = (fake("a", 10, "A"), fake("b", 20, "A"));
     let c = fake("c", 30, "B");
     let task = format!("strategy = \"weighted\"\nearly_stop = false\n{LABELS}");
     let snap = snapshot(&task, &[(&a, ""), (&b, ""), (&c, "weight = 3.0")], None);
     let ans = answer(&snap).await;
-    assert_eq!(ans.text, "B", "3 > 1 + 1");
-    assert_eq!(ans.decision.candidates[2].weight, Some(3.0));
-    assert!(ans.decision.formula.unwrap().contains("reliability"));
+    assert_eq!(ans.text, "B", "3 votes of the prior's log-odds > 1 + 1");
+    let d = &ans.decision;
+    assert!((d.candidates[2].weight.unwrap() - vote(3.0, 1.0, 0.7)).abs() < 1e-9);
+    assert_eq!(
+        d.candidates[2].accuracy,
+        Some(0.7),
+        "the prior, before evidence"
+    );
+    assert_eq!(d.candidates[2].evidence, Some(0.0));
+    assert!(d.formula.as_deref().unwrap().contains("reliability"));
+    assert!(d.formula.as_deref().unwrap().contains("log(p·(k−1)/(1−p))"));
+    // The answer was graded: a and b agreed, so c (alone on B) lost accuracy.
+    let credit_c = d.candidates[2].credit.unwrap();
+    assert!(credit_c < 0.5, "{credit_c}");
+    let acc_c = snap.accuracy.get("t", "c");
+    assert!((acc_c.accuracy - (7.0 + credit_c) / 11.0).abs() < 1e-9);
+    assert!(snap.accuracy.get("t", "a").accuracy > 0.7);
 
-    // c keeps failing: its reliability (EWMA, alpha 0.1) falls until A wins.
+    // c keeps failing: its reliability (EWMA, alpha 0.1) falls until A wins. Failures say
+    // nothing of its accuracy.
     for _ in 0..10 {
         c.push(Call::fail_after(1, 500));
         let _ = orchestrator::handle(&snap, request()).await;
     }
     let r = snap.reliability.get("c");
     assert!((r - 0.9f64.powi(10)).abs() < 1e-9, "{r}");
+    assert_eq!(snap.accuracy.get("t", "c"), acc_c);
+    let (pa, pb) = (
+        snap.accuracy.get("t", "a").accuracy,
+        snap.accuracy.get("t", "b").accuracy,
+    );
     let ans = answer(&snap).await;
-    assert_eq!(ans.text, "A", "3 × {r:.2} < 2");
-    assert!((ans.decision.candidates[2].weight.unwrap() - 3.0 * r).abs() < 1e-9);
+    let wc = vote(3.0, r, acc_c.accuracy);
+    assert_eq!(ans.text, "A", "{wc:.2} < the votes of a and b");
+    let d = &ans.decision;
+    assert!((d.candidates[2].weight.unwrap() - wc).abs() < 1e-9);
+    assert!((d.candidates[0].weight.unwrap() - vote(1.0, 1.0, pa)).abs() < 1e-9);
+    assert!((d.candidates[1].weight.unwrap() - vote(1.0, 1.0, pb)).abs() < 1e-9);
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]

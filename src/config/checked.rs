@@ -10,7 +10,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::Template;
-use super::raw::{AcceptRule, LogFormat, OnDisagreement, OutputKind, ProviderKind, StrategyKind};
+use super::raw::{
+    AcceptRule, LogFormat, OnDisagreement, OnLowConfidence, OutputKind, ProviderKind, StrategyKind,
+};
 use super::security::{AuthConfig, RateLimitConfig, Tenant, TlsConfig};
 
 /// A whole validated configuration.
@@ -536,6 +538,10 @@ pub struct Ensemble {
     pub(super) min_agreement: Option<f64>,
     pub(super) min_votes: usize,
     pub(super) on_disagreement: OnDisagreement,
+    pub(super) confidence: Option<f64>,
+    pub(super) min_confidence: Option<f64>,
+    pub(super) on_low_confidence: OnLowConfidence,
+    pub(super) answer_space: Option<u32>,
     pub(super) judge: Option<String>,
     pub(super) judge_template: Option<Template>,
     pub(super) accept: AcceptRule,
@@ -583,6 +589,25 @@ impl Ensemble {
         self.judge.as_deref()
     }
 
+    /// The posterior at which VOTING/WEIGHTED/CONSENSUS stop drawing candidates.
+    pub fn confidence(&self) -> Option<f64> {
+        self.confidence
+    }
+
+    /// The least posterior of the winning answer.
+    pub fn min_confidence(&self) -> Option<f64> {
+        self.min_confidence
+    }
+
+    pub fn on_low_confidence(&self) -> OnLowConfidence {
+        self.on_low_confidence
+    }
+
+    /// `answer_space` as set (see `strategies::posterior::answer_space`).
+    pub fn answer_space(&self) -> Option<u32> {
+        self.answer_space
+    }
+
     pub fn judge_template(&self) -> Option<&Template> {
         self.judge_template.as_ref()
     }
@@ -628,6 +653,10 @@ impl Ensemble {
             min_agreement: None,
             min_votes: 1,
             on_disagreement: OnDisagreement::Best,
+            confidence: None,
+            min_confidence: None,
+            on_low_confidence: OnLowConfidence::Best,
+            answer_space: None,
             judge: None,
             judge_template: None,
             accept: AcceptRule::Valid,

@@ -69,6 +69,10 @@ pub(crate) fn max_n() -> u32 {
 pub(crate) fn sample_temperature() -> f32 {
     0.7
 }
+/// An operator who asks for a least confidence wants no answer below it.
+pub(crate) fn on_low_confidence() -> super::raw::OnLowConfidence {
+    super::raw::OnLowConfidence::Abstain
+}
 /// Stopping as soon as the vote is decided saves the slowest calls.
 pub(crate) fn early_stop() -> bool {
     true

@@ -520,6 +520,18 @@ pub enum OnDisagreement {
     Best,
 }
 
+/// What an ensemble does when its winner's posterior is below `min_confidence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLowConfidence {
+    /// Fail with 409 / ABORTED (`low_confidence`), carrying the candidates.
+    Abstain,
+    /// Hand the candidates to the task's judge.
+    Escalate,
+    /// Answer with the leading group anyway, flagged in the Decision.
+    Best,
+}
+
 /// When CASCADE accepts a tier's answer instead of escalating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -643,6 +655,24 @@ pub struct RawTask {
     /// CONSENSUS: `error`, `judge` or `best`.
     #[serde(default = "defaults::on_disagreement")]
     pub on_disagreement: OnDisagreement,
+    /// VOTING/WEIGHTED/CONSENSUS: draw candidates in waves and stop as soon as the leading
+    /// answer's posterior probability (under the providers' learned accuracies) reaches this
+    /// (0..1); `n` is then the most calls made. Unset: all `n` calls at once.
+    #[serde(default)]
+    pub confidence: Option<f64>,
+    /// VOTING/WEIGHTED/CONSENSUS: the least posterior probability of the winning answer
+    /// (0..1); below it, `on_low_confidence` decides. Unset: no such requirement.
+    #[serde(default)]
+    pub min_confidence: Option<f64>,
+    /// Below `min_confidence`: `abstain` (fail with `low_confidence`, carrying the
+    /// candidates), `escalate` (hand the candidates to the judge) or `best` (answer, flagged
+    /// `low_confidence`).
+    #[serde(default = "defaults::on_low_confidence")]
+    pub on_low_confidence: OnLowConfidence,
+    /// How many answers a wrong provider chooses among, for the posterior: the task's labels
+    /// by default, else 10.
+    #[serde(default)]
+    pub answer_space: Option<u32>,
     /// JUDGE (and CONSENSUS with `on_disagreement = "judge"`, CASCADE with `accept =
     /// "judge"`): the provider that judges.
     #[serde(default)]

@@ -860,6 +860,20 @@ fn check_ensemble(
     if t.min_agreement.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
         c.err(format!("{path}.min_agreement"), "must be between 0 and 1");
     }
+    for (name, v) in [
+        ("confidence", t.confidence),
+        ("min_confidence", t.min_confidence),
+    ] {
+        if v.is_some_and(|x| !(x > 0.0 && x < 1.0)) {
+            c.err(
+                format!("{path}.{name}"),
+                "must be greater than 0 and less than 1",
+            );
+        }
+    }
+    if t.answer_space.is_some_and(|k| k < 2) {
+        c.err(format!("{path}.answer_space"), "must be at least 2");
+    }
     if t.min_votes == 0 {
         c.err(format!("{path}.min_votes"), "must be at least 1");
     }
@@ -869,8 +883,15 @@ fn check_ensemble(
             "must be between 0 and 10",
         );
     }
+    let voting = matches!(
+        t.strategy,
+        StrategyKind::Voting | StrategyKind::Weighted | StrategyKind::Consensus
+    );
     let needs_judge = t.strategy == StrategyKind::Judge
         || (t.strategy == StrategyKind::Consensus && t.on_disagreement == OnDisagreement::Judge)
+        || (voting
+            && t.min_confidence.is_some()
+            && t.on_low_confidence == crate::config::raw::OnLowConfidence::Escalate)
         || (t.strategy == StrategyKind::Cascade && t.accept == AcceptRule::Judge);
     match &t.judge {
         None if needs_judge => {
@@ -909,6 +930,10 @@ fn check_ensemble(
         min_agreement: t.min_agreement,
         min_votes: t.min_votes as usize,
         on_disagreement: t.on_disagreement,
+        confidence: t.confidence,
+        min_confidence: t.min_confidence,
+        on_low_confidence: t.on_low_confidence,
+        answer_space: t.answer_space,
         judge: t.judge.clone(),
         judge_template,
         accept: t.accept,

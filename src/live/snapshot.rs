@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::KeyIndex;
 use crate::config::{Config, ConfigError, ConfigErrors, TaskConfig};
-use crate::providers::{ProviderSet, Reliability};
+use crate::providers::{Accuracy, ProviderSet, Reliability};
 
 /// One consistent view of configuration and providers. A request takes one and keeps it.
 pub struct Snapshot {
@@ -14,6 +14,9 @@ pub struct Snapshot {
     pub providers: ProviderSet,
     /// Providers' recent valid-answer rates; the same object across reloads.
     pub reliability: Arc<Reliability>,
+    /// Providers' learned accuracy per task; the same object across reloads (less what a
+    /// reload removed).
+    pub accuracy: Arc<Accuracy>,
     /// The tenants' API keys, indexed by the authenticator.
     pub keys: Arc<KeyIndex>,
     /// One implicit task per provider, for requests whose `model` names a provider: the
@@ -32,6 +35,8 @@ impl Snapshot {
         let mut snapshot = Self::bind(config, providers, keys);
         if let Some(previous) = previous {
             snapshot.reliability = Arc::clone(&previous.reliability);
+            snapshot.accuracy = Arc::clone(&previous.accuracy);
+            keep_accuracy(&snapshot.accuracy, &previous.config, &snapshot.config);
         }
         Ok(snapshot)
     }
@@ -57,6 +62,7 @@ impl Snapshot {
             config: Arc::new(config),
             providers,
             reliability: Arc::default(),
+            accuracy: Arc::default(),
             keys: Arc::new(keys),
             direct,
         }
@@ -66,6 +72,22 @@ impl Snapshot {
     pub fn direct_task(&self, provider: &str) -> Option<Arc<TaskConfig>> {
         self.direct.get(provider).cloned()
     }
+}
+
+/// Drops the accuracies a reload made meaningless: of tasks that are gone, and of providers
+/// that are gone or now serve another model. A task whose providers or prompt changed keeps
+/// them: the operator renamed nothing, and the evidence fades as new answers are graded.
+fn keep_accuracy(accuracy: &Accuracy, before: &Config, after: &Config) {
+    accuracy.retain(|task, provider| {
+        let same_model = match (
+            before.providers().get(provider),
+            after.providers().get(provider),
+        ) {
+            (Some(a), Some(b)) => a.model() == b.model(),
+            _ => false,
+        };
+        same_model && after.tasks().contains_key(task)
+    });
 }
 
 /// What only the running process can check of a config that parsed and validated: the

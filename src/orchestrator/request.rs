@@ -181,6 +181,7 @@ impl PoolRequest {
             n,
             choices,
             reliability: Arc::clone(&snapshot.reliability),
+            accuracy: Arc::clone(&snapshot.accuracy),
             judge,
             request,
             expect,

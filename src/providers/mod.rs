@@ -6,6 +6,7 @@
 //!
 //! May import config, qos and telemetry only: it sits below the request types (`types`).
 
+pub mod accuracy;
 mod endpoint;
 mod error;
 mod http;
@@ -24,6 +25,7 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use tokio::time::Instant;
 
+pub use accuracy::{Accuracy, Counts as AccuracyCounts, Estimate, Row as AccuracyRow};
 pub use endpoint::{ClassHealth, EndpointHealth, EndpointSet, QueueHealth, TenantQueue};
 pub use error::ProviderError;
 pub use reliability::Reliability;

@@ -19,6 +19,8 @@ pub struct CallSpec {
     /// The vote this call's answer carries.
     pub weight: f64,
     pub sample: u32,
+    /// Index of the provider in `Plan::providers`.
+    pub source: usize,
 }
 
 /// What the strategy says after each valid answer.
@@ -45,6 +47,28 @@ pub struct Gathered {
 }
 
 impl Gathered {
+    /// Nothing gathered yet.
+    pub fn empty() -> Self {
+        Self {
+            completions: Vec::new(),
+            end: End::AllDone,
+        }
+    }
+
+    /// Adds a later wave's answers (their candidate indices follow this one's), and takes
+    /// its end.
+    pub fn merge(&mut self, later: Gathered) {
+        if self.completions.len() < later.completions.len() {
+            self.completions.resize(later.completions.len(), None);
+        }
+        for (i, c) in later.completions.into_iter().enumerate() {
+            if c.is_some() {
+                self.completions[i] = c;
+            }
+        }
+        self.end = later.end;
+    }
+
     pub fn completion(&self, candidate: usize) -> Option<&Completion> {
         self.completions.get(candidate).and_then(Option::as_ref)
     }
@@ -77,6 +101,7 @@ pub fn specs(plan: &Plan, providers: &[usize], n: usize) -> Vec<CallSpec> {
                 request,
                 weight: plan.weights[p],
                 sample,
+                source: p,
             }
         })
         .collect()

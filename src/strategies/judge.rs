@@ -67,12 +67,12 @@ fn weighted_winner(plan: &Plan, decision: &mut Decision) -> usize {
     let mut groups = Groups::new(kind, plan.task.ensemble().similarity());
     for (i, c) in decision.candidates.iter_mut().enumerate() {
         if let (crate::types::CandidateStatus::Ok, Some(text)) = (c.status, &c.text) {
-            let weight = plan
+            let operator = plan
                 .providers
                 .iter()
                 .position(|p| p.name() == c.provider)
-                .map_or(1.0, |p| plan.weights[p])
-                * plan.reliability.get(&c.provider);
+                .map_or(1.0, |p| plan.weights[p]);
+            let weight = voting::weighted_vote(plan, &c.provider, operator);
             c.weight = Some(weight);
             groups.add(text, i, weight, kind);
         }

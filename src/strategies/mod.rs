@@ -11,6 +11,7 @@ pub mod gather;
 pub mod grouping;
 pub mod hedge;
 pub mod judge;
+pub mod posterior;
 pub mod voting;
 
 use crate::error::PoolError;

@@ -59,9 +59,19 @@ pub struct Candidate {
     pub hedged: bool,
     /// 0 for a provider's first sample in this request, 1 for its second, …
     pub sample: u32,
-    /// WEIGHTED: this candidate's vote, `weight × reliability`.
+    /// WEIGHTED: this candidate's vote, `weight × reliability × log-odds(accuracy)`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<f64>,
+    /// VOTING/WEIGHTED/CONSENSUS: the provider's learned accuracy on the task when it was
+    /// asked (the prior, 0.7, until it has evidence), and the graded answers behind it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<f64>,
+    /// What this answer earned as evidence of its provider's accuracy: the posterior
+    /// probability that it was right (absent when it was not graded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit: Option<f64>,
     /// Index into `Decision::groups` of the group this answer joined.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<usize>,
@@ -86,6 +96,9 @@ impl Candidate {
             hedged,
             sample,
             weight: None,
+            accuracy: None,
+            evidence: None,
+            credit: None,
             group: None,
             overloaded: None,
         }
@@ -146,6 +159,15 @@ pub struct Decision {
     pub winner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agreement: Option<f64>,
+    /// VOTING/WEIGHTED/CONSENSUS: the posterior probability that the answer is right, under
+    /// the providers' learned accuracies (`strategies::posterior`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// Why the ensemble stopped drawing candidates: `confident` (the leader reached the
+    /// task's `confidence`), `decided` (no other answer could win), `all_answered` (every
+    /// planned call finished) or `deadline`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rationale: Option<String>,
     /// Fallbacks taken, in order (`failover:NAME` when a provider was tried because the
@@ -179,6 +201,8 @@ impl Decision {
             votes: BTreeMap::new(),
             winner: None,
             agreement: None,
+            confidence: None,
+            stopped: None,
             rationale: None,
             fallbacks: Vec::new(),
             groups: Vec::new(),

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::config::TaskConfig;
 use crate::config::raw::StrategyKind;
-use crate::providers::{Provider, ProviderRequest, Reliability};
+use crate::providers::{Accuracy, Provider, ProviderRequest, Reliability};
 
 /// What callers may ask of the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub struct Plan {
     /// Answers the caller asked for (OpenAI `n`): the winner, then other valid candidates.
     pub choices: usize,
     pub reliability: Arc<Reliability>,
+    /// The providers' learned accuracy per task.
+    pub accuracy: Arc<Accuracy>,
     /// The task's judge provider, if it has one.
     pub judge: Option<Arc<dyn Provider>>,
     pub request: Arc<ProviderRequest>,

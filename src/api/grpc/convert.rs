@@ -228,7 +228,9 @@ pub(crate) fn status(e: PoolError) -> Status {
     }
     let retry_after = e.retry_after_secs();
     let decision_pb = match e {
-        PoolError::NoConsensus { decision, .. } => Some(to_decision(*decision)),
+        PoolError::NoConsensus { decision, .. } | PoolError::LowConfidence { decision, .. } => {
+            Some(to_decision(*decision))
+        }
         PoolError::DeadlineExceeded { decision, .. }
         | PoolError::Unavailable { decision, .. }
         | PoolError::InvalidAnswer { decision, .. }
@@ -317,6 +319,9 @@ fn to_decision(d: crate::types::Decision) -> pb::Decision {
                 sample: c.sample,
                 weight: c.weight,
                 group: c.group.map(|g| g as u32),
+                accuracy: c.accuracy,
+                evidence: c.evidence,
+                credit: c.credit,
             })
             .collect(),
         votes: d.votes.into_iter().collect(),
@@ -362,6 +367,16 @@ fn to_decision(d: crate::types::Decision) -> pb::Decision {
             completion_tokens: d.total_usage.completion_tokens,
             total_tokens: d.total_usage.total_tokens,
         }),
+        confidence: d.confidence,
+        stopped: d
+            .stopped
+            .map(std::borrow::Cow::into_owned)
+            .unwrap_or_default(),
+        degraded: d
+            .degraded
+            .into_iter()
+            .map(std::borrow::Cow::into_owned)
+            .collect(),
     }
 }
 

@@ -66,7 +66,7 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static REQUEST_TIMEOUT: HeaderName = HeaderName::from_static("x-request-timeout");
 /// The provider that answered.
 pub static PROVIDER: HeaderName = HeaderName::from_static("x-llm-pool-provider");
-/// A summary of the Decision (strategy, winner, agreement, fallbacks, each candidate's
+/// A summary of the Decision (strategy, winner, agreement, confidence, fallbacks, degraded, each candidate's
 /// provider, status, latency and group) as compact JSON. The whole Decision is in the body.
 pub static DECISION: HeaderName = HeaderName::from_static("x-llm-pool-decision");
 
@@ -279,14 +279,20 @@ pub(crate) fn answer_headers(
         strategy: &'a str,
         winner: &'a Option<String>,
         agreement: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        confidence: Option<f64>,
         fallbacks: &'a [String],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        degraded: &'a [std::borrow::Cow<'static, str>],
         candidates: Vec<Candidate<'a>>,
     }
     let summary = Summary {
         strategy: &decision.strategy,
         winner: &decision.winner,
         agreement: decision.agreement,
+        confidence: decision.confidence,
         fallbacks: &decision.fallbacks,
+        degraded: &decision.degraded,
         candidates: decision
             .candidates
             .iter()

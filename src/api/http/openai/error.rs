@@ -24,6 +24,7 @@ pub(super) fn body(e: &PoolError) -> serde_json::Value {
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::RateLimited | ErrorKind::Overloaded => "rate_limit_error",
         ErrorKind::NoConsensus => "no_consensus",
+        ErrorKind::LowConfidence => "low_confidence",
         ErrorKind::InvalidAnswer => "invalid_answer",
         ErrorKind::DeadlineExceeded => "timeout",
         ErrorKind::Unavailable | ErrorKind::Internal => "server_error",
