@@ -1,5 +1,5 @@
 //! Command line: `serve` and `check-config`; and, as a client of a running pool, `query`,
-//! `health` and `tasks`.
+//! `feedback`, `health` and `tasks`.
 
 use std::path::PathBuf;
 
@@ -38,6 +38,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tell a running pool what the right answer to an earlier request was (or whether the
+    /// one returned was right); prints how its providers were regraded.
+    #[command(after_help = EXIT_CODES)]
+    Feedback(FeedbackArgs),
     /// A running pool's tasks (HTTP `GET /v1/tasks`; `--http`, default
     /// `http://127.0.0.1:7071`).
     #[command(after_help = EXIT_CODES)]
@@ -76,6 +80,70 @@ pub struct QueryArgs {
     pub timeout_ms: Option<u64>,
     #[command(flatten)]
     pub remote: Remote,
+}
+
+/// `llm-pool feedback`: one feedback on an earlier answer.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("truth").required(true).args(["answer", "good", "bad"])))]
+pub struct FeedbackArgs {
+    /// The answer's request id (`request_id` of the answer; `--json` prints it).
+    #[arg(long)]
+    pub request_id: String,
+    /// The right answer.
+    #[arg(long)]
+    pub answer: Option<String>,
+    /// The answer returned was right.
+    #[arg(long)]
+    pub good: bool,
+    /// The answer returned was wrong.
+    #[arg(long)]
+    pub bad: bool,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// Runs `llm-pool feedback`.
+pub async fn feedback(args: FeedbackArgs) -> u8 {
+    use crate::api::grpc::pb;
+    let truth = match (&args.answer, args.good) {
+        (Some(a), _) => pb::feedback_request::Truth::Answer(a.clone()),
+        (None, true) => pb::feedback_request::Truth::Verdict(pb::Verdict::Good as i32),
+        (None, false) => pb::feedback_request::Truth::Verdict(pb::Verdict::Bad as i32),
+    };
+    let mut client = match connect(&args.remote).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let reply = match client
+        .feedback(pb::FeedbackRequest {
+            request_id: args.request_id,
+            truth: Some(truth),
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(status) => return failed(&status),
+    };
+    let mut text = format!("task {}\n", reply.task);
+    text.push_str(&format!(
+        "{:<16} {:<24} {:>8} {:>8} {:>9} {:>9}\n",
+        "provider", "answer", "was", "credit", "accuracy", "evidence"
+    ));
+    for g in &reply.graded {
+        let answer: String = g.answer.chars().take(24).collect();
+        text.push_str(&format!(
+            "{:<16} {:<24} {:>8} {:>8.3} {:>9.3} {:>9.1}\n",
+            g.provider,
+            answer,
+            g.credit_before
+                .map_or("-".to_owned(), |c| format!("{c:.3}")),
+            g.credit,
+            g.accuracy,
+            g.evidence
+        ));
+    }
+    out(&text, false);
+    0
 }
 
 /// Where the pool is, and the caller's key.
@@ -372,10 +440,11 @@ fn answer_json(a: &crate::api::grpc::pb::Answer) -> serde_json::Value {
             "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
         })),
         "decision": d.map(|d| serde_json::json!({
-            "winner": d.winner, "agreement": d.agreement,
+            "winner": d.winner, "agreement": d.agreement, "confidence": d.confidence,
+            "stopped": d.stopped, "degraded": d.degraded,
             "candidates": d.candidates.iter().map(|c| serde_json::json!({
                 "provider": c.provider, "status": c.status, "text": c.text,
-                "error": c.error, "latency_ms": c.latency_ms,
+                "error": c.error, "latency_ms": c.latency_ms, "accuracy": c.accuracy,
             })).collect::<Vec<_>>(),
         })),
     })

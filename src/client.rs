@@ -114,6 +114,19 @@ impl Client {
         let req = self.request(request);
         self.inner.embed(req).await.map(tonic::Response::into_inner)
     }
+
+    /// Says what the right answer to an earlier request was, or whether the one returned
+    /// was right: the pool regrades its providers' accuracies on the task.
+    pub async fn feedback(
+        &mut self,
+        request: pb::FeedbackRequest,
+    ) -> Result<pb::FeedbackReply, tonic::Status> {
+        let req = self.request(request);
+        self.inner
+            .feedback(req)
+            .await
+            .map(tonic::Response::into_inner)
+    }
 }
 
 /// The process exit code for a failed call, by the error's class: scripts can tell a bad
@@ -161,13 +174,28 @@ pub fn explain(answer: &pb::Answer) -> String {
             ""
         }
     );
+    if let Some(c) = d.confidence {
+        let _ = writeln!(
+            out,
+            "confidence {c:.3}  calls {}{}",
+            d.candidates.len(),
+            if d.stopped.is_empty() {
+                String::new()
+            } else {
+                format!("  stopped: {}", d.stopped)
+            }
+        );
+    }
+    if !d.degraded.is_empty() {
+        let _ = writeln!(out, "degraded  {}", d.degraded.join(", "));
+    }
     if !d.formula.is_empty() {
         let _ = writeln!(out, "formula  {}", d.formula);
     }
     let _ = writeln!(
         out,
-        "{:<3} {:<16} {:<9} {:>8} {:<14} {:>5} {:>7}  answer / error",
-        "#", "provider", "status", "ms", "endpoint", "group", "weight"
+        "{:<3} {:<16} {:<9} {:>8} {:<14} {:>5} {:>7} {:>8}  answer / error",
+        "#", "provider", "status", "ms", "endpoint", "group", "weight", "accuracy"
     );
     for (i, c) in d.candidates.iter().enumerate() {
         let text = if c.error.is_empty() {
@@ -178,7 +206,7 @@ pub fn explain(answer: &pb::Answer) -> String {
         let text: String = text.replace('\n', " ").chars().take(60).collect();
         let _ = writeln!(
             out,
-            "{:<3} {:<16} {:<9} {:>8} {:<14} {:>5} {:>7}  {}{}",
+            "{:<3} {:<16} {:<9} {:>8} {:<14} {:>5} {:>7} {:>8}  {}{}",
             i,
             format!("{}{}", c.provider, if c.hedged { " (hedge)" } else { "" }),
             c.status,
@@ -186,6 +214,7 @@ pub fn explain(answer: &pb::Answer) -> String {
             c.endpoint,
             c.group.map_or("-".to_owned(), |g| g.to_string()),
             c.weight.map_or("-".to_owned(), |w| format!("{w:.2}")),
+            c.accuracy.map_or("-".to_owned(), |a| format!("{a:.3}")),
             text,
             if c.sample > 0 {
                 format!("  (sample {})", c.sample)
@@ -199,8 +228,11 @@ pub fn explain(answer: &pb::Answer) -> String {
         let bar = "#".repeat((g.votes.max(0.0) * 4.0).round().min(40.0) as usize);
         let _ = writeln!(
             out,
-            "group {i}: votes {:.2} {bar} members {:?}  {answer}",
-            g.votes, g.members
+            "group {i}: votes {:.2} {bar} members {:?}{}  {answer}",
+            g.votes,
+            g.members,
+            g.probability
+                .map_or(String::new(), |p| format!("  p {p:.3}"))
         );
     }
     if let Some(j) = &d.judge {

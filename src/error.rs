@@ -98,6 +98,13 @@ pub enum PoolError {
     UnknownTask(String),
     #[error("unknown model `{0}`: use a provider name, `task:NAME` or an alias (see /v1/models)")]
     UnknownModel(String),
+    /// Feedback names a request the pool does not remember for this caller.
+    #[error(
+        "no answered request `{0}` to give feedback on: unknown, made by another caller, not of \
+         a label, JSON or tool-call task, or older than the last [learning] feedback_window \
+         requests"
+    )]
+    UnknownRequest(String),
     /// `cache: only` and the answer is not cached.
     #[error("not in the cache (cache mode `only`)")]
     CacheMiss,
@@ -196,7 +203,10 @@ impl PoolError {
             Self::Invalid { .. } | Self::Rejected { .. } => ErrorKind::InvalidArgument,
             Self::NoConsensus { .. } => ErrorKind::NoConsensus,
             Self::LowConfidence { .. } => ErrorKind::LowConfidence,
-            Self::UnknownTask(_) | Self::UnknownModel(_) | Self::CacheMiss => ErrorKind::NotFound,
+            Self::UnknownTask(_)
+            | Self::UnknownModel(_)
+            | Self::UnknownRequest(_)
+            | Self::CacheMiss => ErrorKind::NotFound,
             Self::BodyTooLarge { .. } => ErrorKind::PayloadTooLarge,
             Self::BodyTimeout => ErrorKind::RequestTimeout,
             Self::DeadlineExceeded { .. } => ErrorKind::DeadlineExceeded,

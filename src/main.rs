@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Query(args) => client(llm_pool::cli::query(args)),
         Command::Health { remote, json } => client(llm_pool::cli::health(remote, json)),
         Command::Tasks { remote } => client(llm_pool::cli::tasks(remote)),
+        Command::Feedback(args) => client(llm_pool::cli::feedback(args)),
     }
 }
 

@@ -135,7 +135,9 @@ async fn every_http_route_is_protected_by_its_group() {
                 // In the route's own protocol.
                 if path.starts_with("/api/") {
                     assert!(body["error"].is_string(), "{path}: Ollama shape");
-                } else if path.starts_with("/v1/") && *path != "/v1/query" && *path != "/v1/tasks" {
+                } else if path.starts_with("/v1/")
+                    && !matches!(*path, "/v1/query" | "/v1/tasks" | "/v1/feedback")
+                {
                     assert_eq!(body["error"]["type"], "authentication_error", "{path}");
                 } else {
                     assert_eq!(body["error"]["code"], "unauthenticated", "{path}");

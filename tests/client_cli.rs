@@ -148,3 +148,51 @@ async fn health_and_tasks_list_the_pool() {
         );
     }
 }
+
+#[tokio::test]
+async fn feedback_regrades_an_answer_from_the_command_line() {
+    let up = fake("LAW").await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let addr = pool.grpc.as_str();
+    let (code, stdout, stderr) = run(&[
+        "query",
+        "--addr",
+        addr,
+        "--task",
+        "classify",
+        "--input",
+        "a contract",
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let answer: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    let id = answer["request_id"].as_str().expect("an id");
+
+    let (code, stdout, stderr) = run(&[
+        "feedback",
+        "--addr",
+        addr,
+        "--request-id",
+        id,
+        "--answer",
+        "medicine",
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("task classify\n"), "{stdout}");
+    // FASTEST's one answer was never graded: it is now, wrong (credit 0).
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("up "))
+        .expect("a row for up");
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1..4], ["LAW", "-", "0.000"], "{row}");
+    assert_eq!(cols[4], format!("{:.3}", 7.0 / 11.0), "{row}");
+
+    // Unknown id: exit 3 (not found); no truth given: clap refuses it (exit 2).
+    let (code, _, _) = run(&["feedback", "--addr", addr, "--request-id", "nope", "--good"]).await;
+    assert_eq!(code, 3);
+    let (code, _, _) = run(&["feedback", "--addr", addr, "--request-id", id]).await;
+    assert_eq!(code, 2);
+}

@@ -29,6 +29,7 @@ pub struct Config {
     pub(super) tenants: BTreeMap<String, Arc<Tenant>>,
     pub(super) rate_limit: RateLimitConfig,
     pub(super) usage: super::ops::UsageConfig,
+    pub(super) learning: super::ops::LearningConfig,
     pub(super) registry: Option<super::ops::RegistryConfig>,
     pub(super) tracing: super::ops::TracingConfig,
 }
@@ -110,6 +111,11 @@ impl Config {
     }
     pub fn usage(&self) -> &super::ops::UsageConfig {
         &self.usage
+    }
+
+    /// `[learning]`.
+    pub fn learning(&self) -> &super::ops::LearningConfig {
+        &self.learning
     }
     pub fn registry(&self) -> Option<&super::ops::RegistryConfig> {
         self.registry.as_ref()

@@ -4,6 +4,36 @@
 
 use serde::Deserialize;
 
+/// `[learning]`: the providers' learned accuracies and callers' feedback on answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLearning {
+    /// Answered requests remembered for `POST /v1/feedback` (their graded answers, not their
+    /// text beyond the normalised answers). 0 = no feedback.
+    pub feedback_window: usize,
+    /// Redis URL: when set, every replica adds the evidence it gathers to one Redis hash
+    /// per task and reads the fleet's totals back, so that all replicas weigh votes alike.
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis keys.
+    pub key_prefix: String,
+    /// Time allowed per Redis call, in milliseconds.
+    pub redis_timeout_ms: u64,
+    /// How often evidence is exchanged with Redis, in milliseconds.
+    pub sync_interval_ms: u64,
+}
+
+impl Default for RawLearning {
+    fn default() -> Self {
+        Self {
+            feedback_window: 10_000,
+            redis_url: None,
+            key_prefix: "llm-pool:accuracy:".to_owned(),
+            redis_timeout_ms: 50,
+            sync_interval_ms: 2_000,
+        }
+    }
+}
+
 /// `[usage]`: tokens and cost per tenant and provider, on `GET /v1/usage` and `/metrics`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -90,6 +120,86 @@ pub struct RawTracing {
 
 // ---------------------------------------------------------------------------------------------
 // Checked forms.
+
+/// `[learning]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearningConfig {
+    pub(super) feedback_window: usize,
+    pub(super) redis_url: Option<String>,
+    pub(super) key_prefix: String,
+    pub(super) redis_timeout: std::time::Duration,
+    pub(super) sync_interval: std::time::Duration,
+}
+
+// === impl LearningConfig (getters) ===
+
+impl LearningConfig {
+    pub fn feedback_window(&self) -> usize {
+        self.feedback_window
+    }
+
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref()
+    }
+
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    pub fn redis_timeout(&self) -> std::time::Duration {
+        self.redis_timeout
+    }
+
+    pub fn sync_interval(&self) -> std::time::Duration {
+        self.sync_interval
+    }
+}
+
+impl Default for LearningConfig {
+    fn default() -> Self {
+        check_learning(&mut |_, _| {}, &RawLearning::default())
+    }
+}
+
+pub(super) fn check_learning(
+    err: &mut dyn FnMut(String, String),
+    l: &RawLearning,
+) -> LearningConfig {
+    if l.feedback_window > 10_000_000 {
+        err(
+            "learning.feedback_window".into(),
+            "must be at most 10000000".into(),
+        );
+    }
+    if let Some(url) = &l.redis_url
+        && redis::Client::open(url.as_str()).is_err()
+    {
+        // Not echoed: the URL may hold a password.
+        err(
+            "learning.redis_url".into(),
+            "not a valid redis:// URL".into(),
+        );
+    }
+    if l.redis_timeout_ms == 0 {
+        err(
+            "learning.redis_timeout_ms".into(),
+            "must be greater than 0".into(),
+        );
+    }
+    if l.sync_interval_ms < 10 {
+        err(
+            "learning.sync_interval_ms".into(),
+            "must be at least 10".into(),
+        );
+    }
+    LearningConfig {
+        feedback_window: l.feedback_window,
+        redis_url: l.redis_url.clone(),
+        key_prefix: l.key_prefix.clone(),
+        redis_timeout: std::time::Duration::from_millis(l.redis_timeout_ms),
+        sync_interval: std::time::Duration::from_millis(l.sync_interval_ms.max(10)),
+    }
+}
 
 /// `[usage]`, checked.
 #[derive(Debug, Clone, PartialEq)]

@@ -49,6 +49,9 @@ pub struct RawConfig {
     /// Tokens and cost per tenant and provider.
     #[serde(default)]
     pub usage: RawUsage,
+    /// Learned accuracies and feedback.
+    #[serde(default)]
+    pub learning: super::ops::RawLearning,
     /// Announce the pool to an agent registry.
     #[serde(default)]
     pub registry: Option<RawRegistry>,

@@ -142,6 +142,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
     }
 
     let usage = super::ops::check_usage(&mut |p, m| c.err(p, m), &raw.usage);
+    let learning = super::ops::check_learning(&mut |p, m| c.err(p, m), &raw.learning);
     let registry = raw
         .registry
         .as_ref()
@@ -151,6 +152,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
     if c.errors.is_empty() {
         Ok(Config {
             usage,
+            learning,
             registry,
             tracing,
             auth: Arc::new(security.auth),

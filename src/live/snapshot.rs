@@ -37,6 +37,9 @@ impl Snapshot {
             snapshot.reliability = Arc::clone(&previous.reliability);
             snapshot.accuracy = Arc::clone(&previous.accuracy);
             keep_accuracy(&snapshot.accuracy, &previous.config, &snapshot.config);
+            snapshot
+                .accuracy
+                .set_window(snapshot.config.learning().feedback_window());
         }
         Ok(snapshot)
     }
@@ -58,11 +61,13 @@ impl Snapshot {
                 (name.clone(), Arc::new(task))
             })
             .collect();
+        let accuracy = Accuracy::default();
+        accuracy.set_window(config.learning().feedback_window());
         Self {
             config: Arc::new(config),
             providers,
             reliability: Arc::default(),
-            accuracy: Arc::default(),
+            accuracy: Arc::new(accuracy),
             keys: Arc::new(keys),
             direct,
         }

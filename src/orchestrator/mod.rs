@@ -10,6 +10,7 @@
 
 mod billing;
 pub mod embed;
+pub mod feedback;
 mod log;
 pub mod request;
 mod stream;
@@ -27,6 +28,7 @@ use crate::types::{Alternative, Answer, CacheMode, Decision, Outcome, Plan};
 
 use billing::{admit, failed_tokens, used_tokens};
 pub use embed::{EmbedAnswer, EmbedCall, embed};
+pub use feedback::{FeedbackCall, FeedbackReply, Verdict, feedback};
 use log::{Who, log_outcome, plan_logged, record_votes};
 pub use request::PoolRequest;
 pub use stream::{AnswerStream, StreamItem, stream, stream_cached};
@@ -88,6 +90,16 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
             .record(a);
         record_votes(&decision);
     }
+    if let Some(stopped) = &decision.stopped {
+        crate::telemetry::metrics::ensemble(
+            plan.task_name.as_deref().unwrap_or_default(),
+            &decision.strategy,
+            stopped,
+            decision.candidates.len(),
+            decision.confidence,
+        );
+    }
+    feedback::remember(plan, &decision, &normalized);
     let text = answer_text(plan, completion.text, &completion.tool_calls, normalized);
     let alternatives = others
         .into_iter()
@@ -168,6 +180,7 @@ async fn lookup(cache: &Cache, plan: &Plan) -> Result<(Lookup, Option<Answer>), 
     if plan.cache != CacheMode::Refresh
         && let Some(hit) = cache.get(&key).await
     {
+        feedback::alias(plan, &hit.answer.request_id);
         let mut answer = hit.answer.clone();
         answer.cache_hit = true;
         answer.served_free();
@@ -259,6 +272,7 @@ async fn answer_plan_inner(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, Poo
             Ok(Ok(shared)) => {
                 let mut answer = Arc::unwrap_or_clone(shared);
                 if role == FlightPart::Joined {
+                    feedback::alias(&plan, &answer.request_id);
                     answer.request_id.clone_from(&plan.request_id);
                     answer.latency_ms = plan.started.elapsed().as_millis() as u64;
                     answer.joined = true;

@@ -20,7 +20,7 @@
 //! With Redis configured, replicas add their sums into one shared hash and read the
 //! fleet's totals back (`redis_link`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -96,10 +96,85 @@ impl Cell {
 /// One task's cells, by provider.
 type ByProvider = HashMap<String, Arc<Mutex<Cell>>>;
 
-/// Accuracy by task, then provider.
+/// Accuracy by task, then provider; and the recent requests callers may give feedback on.
 #[derive(Default)]
 pub struct Accuracy {
     by_task: RwLock<HashMap<String, ByProvider>>,
+    ledger: Mutex<Ledger>,
+}
+
+/// One valid answer of a remembered request.
+#[derive(Debug, Clone, Serialize)]
+pub struct GradedAnswer {
+    pub provider: String,
+    /// The normalised answer.
+    pub answer: String,
+    /// Its group's posterior when the request was answered (ensembles).
+    pub probability: Option<f64>,
+    /// What it earned as evidence so far (`None`: never graded).
+    pub credit: Option<f64>,
+}
+
+/// A request remembered for feedback: who asked, the task, the answer returned and every
+/// valid answer given.
+#[derive(Debug, Clone)]
+pub struct Graded {
+    pub tenant: Option<Arc<str>>,
+    pub task: String,
+    /// The normalised answer returned.
+    pub winner: String,
+    pub answers: Vec<GradedAnswer>,
+}
+
+/// What a caller says of an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Truth {
+    /// The right answer, normalised as the task's answers are.
+    Answer(String),
+    /// The answer returned was right.
+    Good,
+    /// The answer returned was wrong.
+    Bad,
+}
+
+/// One answer regraded by feedback.
+#[derive(Debug, Clone, Serialize)]
+pub struct Regraded {
+    pub provider: String,
+    pub answer: String,
+    /// The credit it had (`None`: it had not been graded).
+    pub credit_before: Option<f64>,
+    pub credit: f64,
+    /// The provider's accuracy on the task now.
+    pub accuracy: Estimate,
+}
+
+/// Recent requests by id, oldest first out.
+#[derive(Default)]
+struct Ledger {
+    by_id: HashMap<String, Arc<Mutex<Graded>>>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl Ledger {
+    fn insert(&mut self, id: String, graded: Arc<Mutex<Graded>>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.by_id.insert(id.clone(), graded).is_none() {
+            self.order.push_back(id);
+        }
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+    }
 }
 
 /// One row of [`Accuracy::all`].
@@ -155,6 +230,9 @@ impl Accuracy {
         let mut cell = cell.lock();
         cell.local.add(delta);
         cell.unsent.add(delta);
+        let e = Estimate::from_counts(cell.counts());
+        drop(cell);
+        crate::telemetry::metrics::accuracy(task, provider, e.accuracy, e.evidence);
     }
 
     fn cell(&self, task: &str, provider: &str) -> Arc<Mutex<Cell>> {
@@ -169,6 +247,94 @@ impl Accuracy {
                 .entry(provider.to_owned())
                 .or_default(),
         )
+    }
+
+    /// How many requests are remembered for feedback (`[learning] feedback_window`).
+    pub fn set_window(&self, capacity: usize) {
+        let mut ledger = self.ledger.lock();
+        ledger.capacity = capacity;
+        ledger.evict();
+    }
+
+    /// Whether answered requests are remembered for feedback (the window is not 0).
+    pub fn remembers(&self) -> bool {
+        self.ledger.lock().capacity > 0
+    }
+
+    /// Remembers an answered request for feedback.
+    pub fn remember(&self, request_id: &str, graded: Graded) {
+        let mut ledger = self.ledger.lock();
+        if ledger.capacity > 0 {
+            ledger.insert(request_id.to_owned(), Arc::new(Mutex::new(graded)));
+        }
+    }
+
+    /// Feedback on `request_id` goes to `original`'s answers (a cache hit or a joined call
+    /// returned them).
+    pub fn alias(&self, request_id: &str, original: &str) {
+        let mut ledger = self.ledger.lock();
+        if let Some(g) = ledger.by_id.get(original).cloned() {
+            ledger.insert(request_id.to_owned(), g);
+        }
+    }
+
+    /// The remembered request `request_id` if `tenant` made it.
+    fn find(&self, request_id: &str, tenant: Option<&str>) -> Option<Arc<Mutex<Graded>>> {
+        let g = self.ledger.lock().by_id.get(request_id).cloned()?;
+        let made_it = g.lock().tenant.as_deref() == tenant;
+        made_it.then_some(g)
+    }
+
+    /// The task of the remembered request `request_id`, if `tenant` made it.
+    pub fn task_of(&self, request_id: &str, tenant: Option<&str>) -> Option<String> {
+        self.find(request_id, tenant).map(|g| g.lock().task.clone())
+    }
+
+    /// Regrades the answers of `request_id` by what its caller says (`None`: unknown, no
+    /// longer remembered, or another tenant's). The right answer earns 1 and the others 0;
+    /// `Bad` gives the answer returned 0 and the others their share of what is left of the
+    /// posterior. Feedback again on the same request replaces the earlier.
+    pub fn feedback(
+        &self,
+        request_id: &str,
+        tenant: Option<&str>,
+        truth: &Truth,
+    ) -> Option<Vec<Regraded>> {
+        let g = self.find(request_id, tenant)?;
+        let mut g = g.lock();
+        let winner = g.winner.clone();
+        let p_winner = g
+            .answers
+            .iter()
+            .find(|a| a.answer == winner)
+            .and_then(|a| a.probability)
+            .unwrap_or(1.0);
+        let task = g.task.clone();
+        let mut out = Vec::with_capacity(g.answers.len());
+        for a in &mut g.answers {
+            let now = match truth {
+                Truth::Answer(t) => f64::from(u8::from(a.answer == *t)),
+                Truth::Good => f64::from(u8::from(a.answer == winner)),
+                Truth::Bad if a.answer == winner => 0.0,
+                Truth::Bad if 1.0 - p_winner > 1e-9 => {
+                    (a.probability.unwrap_or(0.0) / (1.0 - p_winner)).clamp(0.0, 1.0)
+                }
+                Truth::Bad => 0.0,
+            };
+            match a.credit {
+                Some(was) => self.regrade(&task, &a.provider, was, now),
+                None => self.grade(&task, &a.provider, now),
+            }
+            out.push(Regraded {
+                provider: a.provider.clone(),
+                answer: a.answer.clone(),
+                credit_before: a.credit,
+                credit: now,
+                accuracy: self.get(&task, &a.provider),
+            });
+            a.credit = Some(now);
+        }
+        Some(out)
     }
 
     /// Every (task, provider) with evidence, sorted.
@@ -311,6 +477,96 @@ mod tests {
             },
         );
         assert_eq!(a.get("t", "p").evidence, 5.0);
+    }
+
+    fn remembered(a: &Accuracy) {
+        // A and B agreed (credit 0.9 each), C said D (0.1); A was returned.
+        for (p, c) in [("a", 0.9), ("b", 0.9), ("c", 0.1)] {
+            a.grade("t", p, c);
+        }
+        a.remember(
+            "r1",
+            Graded {
+                tenant: Some(Arc::from("alice")),
+                task: "t".into(),
+                winner: "A".into(),
+                answers: vec![
+                    GradedAnswer {
+                        provider: "a".into(),
+                        answer: "A".into(),
+                        probability: Some(0.9),
+                        credit: Some(0.9),
+                    },
+                    GradedAnswer {
+                        provider: "b".into(),
+                        answer: "A".into(),
+                        probability: Some(0.9),
+                        credit: Some(0.9),
+                    },
+                    GradedAnswer {
+                        provider: "c".into(),
+                        answer: "D".into(),
+                        probability: Some(0.1),
+                        credit: Some(0.1),
+                    },
+                ],
+            },
+        );
+    }
+
+    #[test]
+    fn feedback_replaces_the_inferred_credit_for_its_tenant_only() {
+        let a = Accuracy::default();
+        a.set_window(10);
+        remembered(&a);
+        assert!(a.feedback("r1", Some("mallory"), &Truth::Bad).is_none());
+        assert!(a.feedback("r1", None, &Truth::Bad).is_none());
+        assert!(a.feedback("nope", Some("alice"), &Truth::Bad).is_none());
+        assert_eq!(a.task_of("r1", Some("alice")).as_deref(), Some("t"));
+
+        let r = a
+            .feedback("r1", Some("alice"), &Truth::Answer("D".into()))
+            .expect("alice's");
+        let credits: Vec<f64> = r.iter().map(|g| g.credit).collect();
+        assert_eq!(credits, vec![0.0, 0.0, 1.0]);
+        assert_eq!(r[2].credit_before, Some(0.1));
+        // c: (7 + 1) / 11, one answer, not two.
+        assert!((a.get("t", "c").accuracy - 8.0 / 11.0).abs() < 1e-12);
+        assert_eq!(a.get("t", "c").evidence, 1.0);
+        // Said again: replaces, does not add.
+        let r = a
+            .feedback("r1", Some("alice"), &Truth::Good)
+            .expect("again");
+        assert_eq!(
+            r.iter().map(|g| g.credit).collect::<Vec<_>>(),
+            vec![1.0, 1.0, 0.0]
+        );
+        assert!((a.get("t", "a").accuracy - 8.0 / 11.0).abs() < 1e-12);
+        // Bad: the returned answer earns 0 and the rest share what is left.
+        let r = a.feedback("r1", Some("alice"), &Truth::Bad).expect("bad");
+        assert_eq!(
+            r.iter().map(|g| g.credit).collect::<Vec<_>>(),
+            vec![0.0, 0.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn the_ledger_forgets_the_oldest_and_follows_aliases() {
+        let a = Accuracy::default();
+        a.set_window(2);
+        remembered(&a);
+        a.alias("hit", "r1");
+        assert_eq!(a.task_of("hit", Some("alice")).as_deref(), Some("t"));
+        a.alias("hit2", "r1");
+        assert!(a.task_of("r1", Some("alice")).is_none(), "the oldest went");
+        assert!(a.task_of("hit2", Some("alice")).is_some());
+        a.set_window(0);
+        assert!(a.task_of("hit2", Some("alice")).is_none());
+        remembered(&a);
+        assert!(
+            a.task_of("r1", Some("alice")).is_none(),
+            "window 0 keeps nothing"
+        );
     }
 
     proptest! {

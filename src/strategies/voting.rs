@@ -259,6 +259,7 @@ fn record_groups(decision: &mut Decision, groups: &Groups) {
             answer: g.key.clone(),
             members: g.members.clone(),
             votes: g.votes,
+            probability: None,
         })
         .collect();
     for g in groups.all() {
@@ -298,6 +299,9 @@ async fn decide(
     }
     let voters: Vec<Voter> = votes.iter().map(|v| v.voter).collect();
     let post = posterior::posterior(&voters, groups.all().len(), k);
+    for (g, p) in decision.groups.iter_mut().zip(&post) {
+        g.probability = Some(*p);
+    }
     learn(plan, &mut decision, votes, &voters, groups.all().len(), k);
     let g = &groups.all()[leader];
     let agreement = g.votes / groups.total_votes();

@@ -47,12 +47,21 @@ pub const QUEUE_DEPTH: &str = "llm_pool_queue_depth";
 pub const QUEUE_WAIT_SECONDS: &str = "llm_pool_queue_wait_seconds";
 pub const ADMISSION_REFUSED: &str = "llm_pool_admission_refused_total";
 pub const LISTENER_REFUSED: &str = "llm_pool_listener_refused_total";
+pub const ACCURACY: &str = "llm_pool_provider_accuracy";
+pub const ACCURACY_EVIDENCE: &str = "llm_pool_provider_accuracy_evidence";
+pub const FEEDBACK: &str = "llm_pool_feedback_total";
+pub const ENSEMBLE_CALLS: &str = "llm_pool_ensemble_calls";
+pub const CONFIDENCE: &str = "llm_pool_ensemble_confidence_ratio";
 
 /// Histogram buckets for request and upstream latency: 1 ms to 2 minutes (local models).
 const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 const RATIO_BUCKETS: &[f64] = &[0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+/// Confidence targets are usually 0.9–0.99: the buckets are fine up there.
+const CONFIDENCE_BUCKETS: &[f64] = &[0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0];
+/// Calls per ensemble answer, up to the largest `max_n`s.
+const CALLS_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0];
 /// Generation speed: small local models on CPU do 5–150 tokens/s, GPUs far more.
 const RATE_BUCKETS: &[f64] = &[
     1.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
@@ -71,6 +80,18 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                     b.set_buckets_for_metric(
                         metrics_exporter_prometheus::Matcher::Full(AGREEMENT.to_owned()),
                         RATIO_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(CONFIDENCE.to_owned()),
+                        CONFIDENCE_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(ENSEMBLE_CALLS.to_owned()),
+                        CALLS_BUCKETS,
                     )
                 })
                 .and_then(|b| {
@@ -204,6 +225,26 @@ fn describe() {
         "Errors talking to the Redis rate-limit backend (the request was admitted)."
     );
     describe_gauge!(
+        ACCURACY,
+        "A provider's learned accuracy on a task (posterior mean), by task and provider."
+    );
+    describe_gauge!(
+        ACCURACY_EVIDENCE,
+        "Graded answers behind a provider's learned accuracy, by task and provider."
+    );
+    describe_counter!(
+        FEEDBACK,
+        "Feedback on answers (POST /v1/feedback, Feedback RPC), by task and verdict."
+    );
+    describe_histogram!(
+        ENSEMBLE_CALLS,
+        "Calls made per VOTING/WEIGHTED/CONSENSUS answer, by task, strategy and why it stopped."
+    );
+    describe_histogram!(
+        CONFIDENCE,
+        "Posterior probability of the ensemble's answer, by task and strategy."
+    );
+    describe_gauge!(
         QUEUE_DEPTH,
         "Callers waiting for a provider's slot, by provider and priority class."
     );
@@ -261,6 +302,54 @@ fn tenant_label(tenant: &str) -> &str {
         tenant
     }
 }
+
+/// `llm_pool_provider_accuracy{task, provider}` and its evidence.
+pub fn accuracy(task: &str, provider: &str, accuracy: f64, evidence: f64) {
+    ACCURACY_HANDLES.with(
+        [task, provider],
+        || {
+            let labels = [("task", task.to_owned()), ("provider", provider.to_owned())];
+            (
+                metrics::gauge!(ACCURACY, &labels),
+                metrics::gauge!(ACCURACY_EVIDENCE, &labels),
+            )
+        },
+        |(a, e)| {
+            a.set(accuracy);
+            e.set(evidence);
+        },
+    );
+}
+
+/// An ensemble's answer: the calls it made and why it stopped, and its confidence.
+pub fn ensemble(task: &str, strategy: &str, stopped: &str, calls: usize, confidence: Option<f64>) {
+    ENSEMBLE_HANDLES.with(
+        [task, strategy, stopped],
+        || {
+            (
+                metrics::histogram!(ENSEMBLE_CALLS, "task" => task.to_owned(), "strategy" => strategy.to_owned(), "stopped" => stopped.to_owned()),
+                metrics::histogram!(CONFIDENCE, "task" => task.to_owned(), "strategy" => strategy.to_owned()),
+            )
+        },
+        |(c, h)| {
+            c.record(calls as f64);
+            if let Some(p) = confidence {
+                h.record(p.clamp(0.0, 1.0));
+            }
+        },
+    );
+}
+
+/// One feedback on an answer.
+pub fn feedback(task: &str, verdict: &'static str) {
+    metrics::counter!(FEEDBACK, "task" => task.to_owned(), "verdict" => verdict).increment(1);
+}
+
+static ACCURACY_HANDLES: std::sync::LazyLock<Resolved<2, (metrics::Gauge, metrics::Gauge)>> =
+    std::sync::LazyLock::new(Resolved::default);
+static ENSEMBLE_HANDLES: std::sync::LazyLock<
+    Resolved<3, (metrics::Histogram, metrics::Histogram)>,
+> = std::sync::LazyLock::new(Resolved::default);
 
 /// `llm_pool_queue_depth{provider, class}`.
 pub fn queue_depth(provider: &str, class: &str, depth: usize) {

@@ -113,6 +113,9 @@ pub struct GroupRecord {
     /// Indices into `Decision::candidates`.
     pub members: Vec<usize>,
     pub votes: f64,
+    /// The posterior probability that this answer is right (VOTING/WEIGHTED/CONSENSUS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
 }
 
 /// What the judge was shown and said.

@@ -296,6 +296,59 @@ pub(super) fn answer(a: Answer) -> pb::Answer {
     }
 }
 
+/// A `FeedbackRequest` as the orchestrator takes it.
+pub(super) fn feedback_call(
+    r: pb::FeedbackRequest,
+    caller: &crate::auth::Caller,
+) -> Result<crate::orchestrator::FeedbackCall, PoolError> {
+    use crate::orchestrator::Verdict;
+    use pb::feedback_request::Truth;
+    let verdict = match r.truth {
+        Some(Truth::Answer(a)) => Verdict::Answer(a),
+        Some(Truth::Verdict(v)) => match pb::Verdict::try_from(v) {
+            Ok(pb::Verdict::Good) => Verdict::Good,
+            Ok(pb::Verdict::Bad) => Verdict::Bad,
+            _ => {
+                return Err(PoolError::invalid(
+                    "verdict",
+                    "must be VERDICT_GOOD or VERDICT_BAD",
+                ));
+            }
+        },
+        None => {
+            return Err(PoolError::invalid(
+                "answer",
+                "give `answer` (the right answer) or `verdict`",
+            ));
+        }
+    };
+    Ok(crate::orchestrator::FeedbackCall {
+        request_id: r.request_id,
+        verdict,
+        tenant: caller.tenant.clone(),
+    })
+}
+
+pub(super) fn feedback_reply(r: crate::orchestrator::FeedbackReply) -> pb::FeedbackReply {
+    pb::FeedbackReply {
+        request_id: r.request_id,
+        task: r.task,
+        answer: r.answer.unwrap_or_default(),
+        graded: r
+            .graded
+            .into_iter()
+            .map(|g| pb::GradedAnswer {
+                provider: g.provider,
+                answer: g.answer,
+                credit_before: g.credit_before,
+                credit: g.credit,
+                accuracy: g.accuracy.accuracy,
+                evidence: g.accuracy.evidence,
+            })
+            .collect(),
+    }
+}
+
 fn to_decision(d: crate::types::Decision) -> pb::Decision {
     pb::Decision {
         strategy: strategy(&d.strategy),
@@ -336,6 +389,7 @@ fn to_decision(d: crate::types::Decision) -> pb::Decision {
                 answer: g.answer,
                 members: g.members.into_iter().map(|m| m as u32).collect(),
                 votes: g.votes,
+                probability: g.probability,
             })
             .collect(),
         formula: d

@@ -114,6 +114,19 @@ impl pb::llm_pool_server::LlmPool for GrpcService {
         }))
     }
 
+    async fn feedback(
+        &self,
+        request: Request<pb::FeedbackRequest>,
+    ) -> Result<Response<pb::FeedbackReply>, Status> {
+        self.check_size(&request)?;
+        let snapshot = self.state.config.load();
+        let caller = caller(&request);
+        let call =
+            convert::feedback_call(request.into_inner(), &caller).map_err(convert::status)?;
+        let reply = orchestrator::feedback(&snapshot, call).map_err(convert::status)?;
+        Ok(Response::new(convert::feedback_reply(reply)))
+    }
+
     async fn health(
         &self,
         _request: Request<pb::HealthRequest>,

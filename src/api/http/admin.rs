@@ -90,6 +90,23 @@ pub(crate) async fn cache_stats(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
+/// `GET /admin/accuracy`: every provider's learned accuracy per task, with the sums behind
+/// it, the prior and the feedback window.
+pub(crate) async fn accuracy(State(state): State<AppState>) -> Response {
+    let snapshot = state.config.load();
+    let learning = snapshot.config.learning();
+    Json(serde_json::json!({
+        "prior": {
+            "mean": crate::providers::accuracy::PRIOR_MEAN,
+            "strength": crate::providers::accuracy::PRIOR_STRENGTH,
+        },
+        "formula": "accuracy = (prior mean × strength + credit) / (strength + graded answers)",
+        "feedback_window": learning.feedback_window(),
+        "accuracy": snapshot.accuracy.all(),
+    }))
+    .into_response()
+}
+
 /// Who may call and how much; never a key, hash or secret (only how many of each).
 fn auth_summary(config: &crate::config::Config) -> serde_json::Value {
     use crate::config::security::Allow;

@@ -116,6 +116,7 @@ fn static_route(s: &str) -> &'static str {
     const ROUTES: &[&str] = &[
         "/v1/query",
         "/v1/tasks",
+        "/v1/feedback",
         "/v1/chat/completions",
         "/v1/completions",
         "/v1/models",
@@ -137,6 +138,7 @@ fn static_route(s: &str) -> &'static str {
         "/admin/config",
         "/admin/cache",
         "/admin/cache/clear",
+        "/admin/accuracy",
         "/v1/usage",
     ];
     ROUTES.iter().copied().find(|r| *r == s).unwrap_or("other")

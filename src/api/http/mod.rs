@@ -81,6 +81,12 @@ fn routes() -> Routes {
         // Native
         (Method::POST, "/v1/query", Inference, post(native::query)),
         (Method::GET, "/v1/tasks", Inference, get(native::tasks)),
+        (
+            Method::POST,
+            "/v1/feedback",
+            Inference,
+            post(native::feedback),
+        ),
         // OpenAI-compatible
         (
             Method::POST,
@@ -136,6 +142,7 @@ fn routes() -> Routes {
         // Admin
         (Method::GET, "/admin/config", Admin, get(admin::config)),
         (Method::GET, "/admin/cache", Admin, get(admin::cache_stats)),
+        (Method::GET, "/admin/accuracy", Admin, get(admin::accuracy)),
         (
             Method::POST,
             "/admin/cache/clear",

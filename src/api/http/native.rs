@@ -174,6 +174,67 @@ pub(crate) async fn query(
     }
 }
 
+/// The body of `POST /v1/feedback`: the request, and either the right answer or a verdict
+/// on the one returned.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeedbackBody {
+    request_id: String,
+    #[serde(default)]
+    answer: Option<String>,
+    /// `good` or `bad`.
+    #[serde(default)]
+    verdict: Option<String>,
+}
+
+impl FeedbackBody {
+    fn into_call(self, caller: &Caller) -> Result<orchestrator::FeedbackCall, PoolError> {
+        let verdict = match (self.answer, self.verdict.as_deref()) {
+            (Some(a), None) => orchestrator::Verdict::Answer(a),
+            (None, Some("good")) => orchestrator::Verdict::Good,
+            (None, Some("bad")) => orchestrator::Verdict::Bad,
+            (None, Some(_)) => {
+                return Err(PoolError::invalid("verdict", "must be `good` or `bad`"));
+            }
+            (Some(_), Some(_)) => {
+                return Err(PoolError::invalid(
+                    "verdict",
+                    "give either `answer` (the right answer) or `verdict`, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(PoolError::invalid(
+                    "answer",
+                    "give `answer` (the right answer) or `verdict` (`good` or `bad`)",
+                ));
+            }
+        };
+        Ok(orchestrator::FeedbackCall {
+            request_id: self.request_id,
+            verdict,
+            tenant: caller.tenant.clone(),
+        })
+    }
+}
+
+/// `POST /v1/feedback`: regrades a recent answer's providers by what the caller says.
+pub(crate) async fn feedback(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let decoded =
+        super::decode::<FeedbackBody, _, NativeError>(&state, body, |b, _| b.into_call(&caller));
+    let (snapshot, call) = match decoded {
+        Ok(d) => d,
+        Err(refused) => return *refused,
+    };
+    match orchestrator::feedback(&snapshot, call) {
+        Ok(reply) => Json(reply).into_response(),
+        Err(e) => NativeError(e).into_response(),
+    }
+}
+
 #[derive(Serialize)]
 struct TaskInfo<'a> {
     name: &'a str,

@@ -24,6 +24,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         "config": status,
         "cache": { "enabled": state.cache.enabled(), "redis": redis },
         "providers": providers,
+        "accuracy": state.config.load().accuracy.all(),
     }))
     .into_response()
 }

@@ -1,0 +1,263 @@
+//! Feedback over real sockets: `POST /v1/feedback` and the `Feedback` RPC regrade a recent
+//! answer's providers, only for the tenant that made the request; the accuracies show on
+//! `/health`, `/admin/accuracy` and `/metrics`.
+
+mod common;
+
+use common::*;
+use llm_pool::api::grpc::pb;
+use llm_pool::api::grpc::pb::llm_pool_client::LlmPoolClient;
+use llm_pool::testing::{FakeUpstream, Reply, Step};
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice-key-0123456789";
+const BOB: &str = "bob-key-0123456789";
+
+/// Three providers on a VOTING label task: `a` and `b` answer A, `c` answers B.
+async fn pool() -> (Pool, Vec<FakeUpstream>) {
+    let mut ups = Vec::new();
+    let mut providers = String::new();
+    for (name, text) in [("a", "A"), ("b", "A"), ("c", "B")] {
+        let up = FakeUpstream::start(Step::Reply(Reply::text(text)), &["m"]).await;
+        providers.push_str(&format!(
+            "[providers.{name}]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"{}\"]\n\n",
+            up.url()
+        ));
+        ups.push(up);
+    }
+    let config = format!(
+        r#"
+[auth]
+admin = false
+operations = false
+
+[tenants.alice]
+api_key_sha256 = ["{alice}"]
+
+[tenants.bob]
+api_key_sha256 = ["{bob}"]
+
+{providers}
+[tasks.t]
+providers = ["a", "b", "c"]
+strategy = "voting"
+early_stop = false
+cache_ttl_secs = 60
+output = "label"
+labels = ["A", "B", "C"]
+"#,
+        alice = sha(ALICE),
+        bob = sha(BOB),
+    );
+    (start_pool(&config).await, ups)
+}
+
+async fn post(pool: &Pool, key: Option<&str>, path: &str, body: Value) -> (u16, Value) {
+    let mut req = pool.client.post(pool.url(path)).json(&body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn credits(reply: &Value) -> Vec<(String, f64)> {
+    reply["graded"]
+        .as_array()
+        .expect("graded")
+        .iter()
+        .map(|g| {
+            (
+                g["provider"].as_str().unwrap_or_default().to_owned(),
+                g["credit"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn feedback_regrades_the_providers_for_the_tenant_that_asked() {
+    let (pool, _ups) = pool().await;
+    let (status, answer) = post(
+        &pool,
+        Some(ALICE),
+        "/v1/query",
+        json!({"task": "t", "input": "q"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["text"], "A");
+    let id = answer["request_id"].as_str().expect("an id").to_owned();
+    let inferred_c = answer["decision"]["candidates"][2]["credit"]
+        .as_f64()
+        .expect("graded");
+    assert!(inferred_c < 0.5);
+    let before_c = pool.state().config.load().accuracy.get("t", "c");
+
+    // Another tenant, or nobody, cannot.
+    let (status, body) = post(
+        &pool,
+        Some(BOB),
+        "/v1/feedback",
+        json!({"request_id": id, "verdict": "bad"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, _) = post(
+        &pool,
+        None,
+        "/v1/feedback",
+        json!({"request_id": id, "verdict": "bad"}),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        pool.state().config.load().accuracy.get("t", "c"),
+        before_c,
+        "refused feedback changes nothing"
+    );
+
+    // Bad input is a 400 naming the field.
+    let (status, body) = post(
+        &pool,
+        Some(ALICE),
+        "/v1/feedback",
+        json!({"request_id": id, "answer": "Z"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "answer");
+    let (status, body) = post(
+        &pool,
+        Some(ALICE),
+        "/v1/feedback",
+        json!({"request_id": id, "verdict": "maybe"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "verdict");
+    let (status, _) = post(
+        &pool,
+        Some(ALICE),
+        "/v1/feedback",
+        json!({"request_id": id}),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // The caller says B was right: c earns 1 in place of what it was inferred to earn.
+    let (status, reply) = post(
+        &pool,
+        Some(ALICE),
+        "/v1/feedback",
+        json!({"request_id": id, "answer": "b"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["task"], "t");
+    assert_eq!(reply["answer"], "B", "normalised as the task's answers are");
+    assert_eq!(
+        credits(&reply),
+        vec![("a".into(), 0.0), ("b".into(), 0.0), ("c".into(), 1.0)]
+    );
+    let after_c = pool.state().config.load().accuracy.get("t", "c");
+    assert_eq!(
+        after_c.evidence, before_c.evidence,
+        "regraded, not counted twice"
+    );
+    assert!((after_c.accuracy - (before_c.accuracy + (1.0 - inferred_c) / 11.0)).abs() < 1e-9);
+
+    // Over gRPC, a verdict: the answer returned (A) was right after all.
+    let mut client = LlmPoolClient::connect(pool.grpc.clone())
+        .await
+        .expect("connect");
+    let mut req = tonic::Request::new(pb::FeedbackRequest {
+        request_id: id.clone(),
+        truth: Some(pb::feedback_request::Truth::Verdict(
+            pb::Verdict::Good as i32,
+        )),
+    });
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {ALICE}").parse().expect("ascii"),
+    );
+    let reply = client.feedback(req).await.expect("feedback").into_inner();
+    let got: Vec<(String, f64)> = reply
+        .graded
+        .iter()
+        .map(|g| (g.provider.clone(), g.credit))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("a".into(), 1.0), ("b".into(), 1.0), ("c".into(), 0.0)]
+    );
+    assert_eq!(reply.graded[2].credit_before, Some(1.0));
+
+    let mut req = tonic::Request::new(pb::FeedbackRequest {
+        request_id: id.clone(),
+        truth: Some(pb::feedback_request::Truth::Verdict(
+            pb::Verdict::Bad as i32,
+        )),
+    });
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {BOB}").parse().expect("ascii"),
+    );
+    let err = client.feedback(req).await.expect_err("bob's is refused");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    // The estimates are visible.
+    let health: Value = pool.get("/health").await.json().await.expect("json");
+    let rows = health["accuracy"].as_array().expect("accuracy on /health");
+    assert!(
+        rows.iter()
+            .any(|r| r["task"] == "t" && r["provider"] == "c"),
+        "{rows:?}"
+    );
+    let admin: Value = pool
+        .get("/admin/accuracy")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(admin["prior"]["mean"], 0.7);
+    assert_eq!(admin["feedback_window"], 10000);
+    let metrics = pool.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("llm_pool_provider_accuracy{") && l.contains("provider=\"c\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("llm_pool_feedback_total{"));
+    assert!(metrics.contains("llm_pool_ensemble_calls_bucket{"));
+}
+
+#[tokio::test]
+async fn feedback_on_a_cached_answer_regrades_the_original() {
+    let (pool, _ups) = pool().await;
+    let ask = || {
+        post(
+            &pool,
+            Some(ALICE),
+            "/v1/query",
+            json!({"task": "t", "input": "same"}),
+        )
+    };
+    let (_, first) = ask().await;
+    let (_, hit) = ask().await;
+    assert_eq!(hit["cache_hit"], true, "{hit}");
+    let hit_id = hit["request_id"].as_str().expect("id");
+    assert_ne!(hit_id, first["request_id"].as_str().expect("id"));
+    let (status, reply) = post(
+        &pool,
+        Some(ALICE),
+        "/v1/feedback",
+        json!({"request_id": hit_id, "verdict": "good"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(credits(&reply).len(), 3);
+}
