@@ -1,7 +1,27 @@
 #!/usr/bin/env python3
-"""Measure the strategies on public labelled data against a real model server.
+"""Measure the strategies on public labelled data against a real model server, or on a
+simulated pool of providers of known accuracy.
 
     scripts/eval.py [--items 200] [--sets mmlu,boolq] [--concurrency 1] [--slots 1] [--pool URL]
+    scripts/eval.py --simulate [--items 1000] [--accuracies 0.9,0.6,0.6,0.55,0.55] [--rho 0]
+                    [--labels 2] [--warmup 100] [--seed 1] [--pool URL]
+
+--simulate starts an upstream in this process that speaks OpenAI for five (or as many as
+--accuracies names) models sim0, sim1, ...: asked about "item N", model i answers the item's
+hidden truth with probability accuracies[i] and a uniformly drawn wrong label otherwise.
+Answers are drawn, not scripted per item: each provider's answer to an item is drawn once
+(seeded by --seed, the item and the provider) and every strategy sees that same answer, so
+that they are compared on the same draws. --rho correlates the providers' mistakes
+(a Gaussian copula: a shared difficulty per item, so that correct(i) = Phi(sqrt(rho) z_item +
+sqrt(1 - rho) z_call) < accuracies[i]; each provider keeps its accuracy). It writes a pool
+config with one task per strategy over those providers and starts `llm-pool` (the debug
+build: answers are measured, not speed), unless --pool names a pool serving that config
+(written to ~/.cache/llm-pool/eval-sim/llm-pool.toml; point its endpoints at a simulation). Each task is warmed up on --warmup items, answered with
+WEIGHTED n=all and then told the right answer (POST /v1/feedback); `weighted (no feedback)`
+is warmed up without feedback. Then every task answers the same --items items. It prints per
+strategy: accuracy, calls started per item, the mean reported confidence and its expected
+calibration error (ECE, 10 equal-width bins), and the Monte Carlo bounds for independent
+voters of those accuracies (plurality, and log-odds weighted votes).
 
 Without --pool it starts llama-server (scripts/setup-models.sh) and `llm-pool` (release
 build) itself with eval/eval.toml, and stops them at the end. The data comes from the PyPI
@@ -78,8 +98,8 @@ def load(name, n):
     return items[:n]
 
 
-def post(url, body, timeout=300):
-    req = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
+def post(url, body, timeout=300, headers=None):
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read())
@@ -161,9 +181,247 @@ def wait(url, secs=120):
     raise SystemExit(f"not ready: {url}")
 
 
+# --- the simulated pool ---------------------------------------------------------------------
+
+SIM_TASKS = [
+    # (row label, task name, TOML lines of the task)
+    ("fastest (best provider)", "fastest", 'strategy = "fastest"\nproviders = ["sim0"]'),
+    ("voting n=all", "voting", 'strategy = "voting"\nearly_stop = false'),
+    ("voting early stop", "voting_es", 'strategy = "voting"'),
+    ("voting adaptive 0.95", "voting_adaptive", 'strategy = "voting"\nconfidence = 0.95'),
+    ("voting adaptive 0.9", "voting_adaptive90", 'strategy = "voting"\nconfidence = 0.9'),
+    ("weighted n=all", "weighted", 'strategy = "weighted"\nearly_stop = false'),
+    ("weighted (no feedback)", "weighted_nofb", 'strategy = "weighted"\nearly_stop = false'),
+    ("weighted adaptive 0.95", "weighted_adaptive", 'strategy = "weighted"\nconfidence = 0.95'),
+    ("consensus min_conf 0.9", "consensus", 'strategy = "consensus"\nmin_agreement = 0.0\nmin_votes = 1\n'
+     'min_confidence = 0.9\non_low_confidence = "abstain"'),
+]
+
+LABELS = ["yes", "no", "maybe", "other", "e", "f", "g", "h"]
+
+
+class Simulation:
+    """The hidden truths and the providers' draws."""
+
+    def __init__(self, accuracies, rho, labels, seed):
+        import threading
+        self.acc = accuracies
+        self.rho = rho
+        self.labels = LABELS[:labels]
+        self.seed = seed
+        self.lock = threading.Lock()
+        self.items = {}  # item -> (truth, shared difficulty z)
+
+    def item(self, i):
+        with self.lock:
+            if i not in self.items:
+                r = random.Random(f"item-{i}")
+                self.items[i] = (r.choice(self.labels), r.gauss(0, 1))
+            return self.items[i]
+
+    def answer(self, model, i):
+        from statistics import NormalDist
+        truth, z_item = self.item(i)
+        p = self.acc[int(model[3:])]
+        # Drawn once per (item, provider) and shared by every strategy (common random
+        # numbers): the strategies are compared on the same answers.
+        r = random.Random(f"{self.seed}-{i}-{model}")
+        z_call = r.gauss(0, 1)
+        pick = r.random()
+        z = (self.rho ** 0.5) * z_item + ((1 - self.rho) ** 0.5) * z_call
+        if NormalDist().cdf(z) < p:
+            return truth
+        wrong = [l for l in self.labels if l != truth]
+        return wrong[int(pick * len(wrong))]
+
+
+def serve_simulation(sim, port):
+    import http.server
+    import re
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def reply(self, body):
+            data = json.dumps(body).encode()
+            try:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the pool cancelled the call (an early stop)
+
+        def do_GET(self):
+            self.reply({"object": "list", "data": [{"id": f"sim{i}", "object": "model"} for i in range(len(sim.acc))]})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+            text = body["messages"][-1]["content"] if body.get("messages") else ""
+            m = re.search(r"item (\d+)", text)
+            answer = sim.answer(body.get("model", "sim0"), int(m.group(1)) if m else 0)
+            self.reply({
+                "id": "x", "object": "chat.completion", "model": body.get("model"),
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": answer}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+            })
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def simulation_config(upstream, hport, gport, n_providers, labels):
+    names = ", ".join(f'"sim{i}"' for i in range(n_providers))
+    label_list = ", ".join(f'"{l}"' for l in LABELS[:labels])
+    out = [f'[server]\ngrpc_addr = "127.0.0.1:{gport}"\nhttp_addr = "127.0.0.1:{hport}"\n',
+           "[qos]\nhealth_check_interval_ms = 0\n",
+           "[auth]\ninference = false\nadmin = false\n",
+           "[learning]\nfeedback_window = 1000000\n"]
+    for i in range(n_providers):
+        out.append(f'[providers.sim{i}]\nkind = "openai"\nmodel = "sim{i}"\nendpoints = ["{upstream}"]\n'
+                   "max_concurrency = 64\n")
+    for _, name, lines in SIM_TASKS:
+        task = f'[tasks.{name}]\noutput = "label"\nlabels = [{label_list}]\nn = {n_providers}\n'
+        if "providers" not in lines:
+            task += f"providers = [{names}]\n"
+        out.append(task + lines + "\n")
+    return "\n".join(out)
+
+
+def monte_carlo_bounds(accuracies, labels, trials=200_000, seed=3):
+    """Accuracy of plurality and of log-odds weighted votes of independent voters."""
+    import math
+    rng = random.Random(seed)
+    k = labels
+    w = [math.log(p * (k - 1) / (1 - p)) for p in accuracies]
+    plurality = weighted = 0.0
+    for _ in range(trials):
+        votes = [0 if rng.random() < p else 1 + rng.randrange(k - 1) for p in accuracies]  # 0 = truth
+        counts, scores = {}, {}
+        for v, wi in zip(votes, w):
+            counts[v] = counts.get(v, 0) + 1
+            scores[v] = scores.get(v, 0.0) + wi
+        best = max(counts.values())
+        tied = [a for a, c in counts.items() if c == best]
+        plurality += (0 in tied) / len(tied)
+        top = max(scores.values())
+        tied = [a for a, s in scores.items() if s == top]
+        weighted += (0 in tied) / len(tied)
+    return plurality / trials, weighted / trials
+
+
+def ece(pairs, bins=10):
+    """Expected calibration error of (confidence, correct) pairs."""
+    if not pairs:
+        return None
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in pairs if (lo < c <= hi) or (b == 0 and c == 0)]
+        if inside:
+            conf = sum(c for c, _ in inside) / len(inside)
+            acc = sum(ok for _, ok in inside) / len(inside)
+            total += len(inside) / len(pairs) * abs(conf - acc)
+    return total
+
+
+def simulate(a):
+    accuracies = [float(x) for x in a.accuracies.split(",")]
+    sim = Simulation(accuracies, a.rho, a.labels, a.seed)
+    procs = []
+    try:
+        pool = a.pool
+        if not pool:
+            uport, hport, gport = free_port(), free_port(), free_port()
+            serve_simulation(sim, uport)
+            cfg = simulation_config(f"http://127.0.0.1:{uport}", hport, gport, len(accuracies), a.labels)
+            work = CACHE / "eval-sim"
+            work.mkdir(parents=True, exist_ok=True)
+            path = work / "llm-pool.toml"
+            path.write_text(cfg)
+            # The debug build: what is measured here is answers, not speed.
+            subprocess.run(["cargo", "build", "--bin", "llm-pool"], cwd=ROOT, check=True)
+            binary = ROOT / "target" / "debug" / "llm-pool"
+            procs.append(subprocess.Popen([str(binary), "serve", "--config", str(path)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            pool = f"http://127.0.0.1:{hport}"
+            wait(f"{pool}/readyz")
+        n = len(accuracies)
+        # Warm-up: items beyond the evaluated ones, so no item is answered twice.
+        warm = range(10_000_000, 10_000_000 + a.warmup)
+        def warm_task(name, feedback):
+            for i in warm:
+                # Our own request id: an abstention (409) can be told the right answer too.
+                rid = f"warm-{name}-{i}"
+                post(f"{pool}/v1/query", {"task": name, "input": f"item {i}", "strategy": "weighted",
+                                          "n": n if name != "fastest" else 1}, headers={"x-request-id": rid})
+                if feedback:
+                    post(f"{pool}/v1/feedback", {"request_id": rid, "answer": sim.item(i)[0]})
+        with cf.ThreadPoolExecutor(len(SIM_TASKS)) as ex:
+            list(ex.map(lambda t: warm_task(t[1], t[1] != "weighted_nofb"), SIM_TASKS))
+
+        def one(args):
+            name, i = args
+            status, body = post(f"{pool}/v1/query", {"task": name, "input": f"item {i}"})
+            decision = body.get("decision") or (body.get("error") or {}).get("decision") or {}
+            answer = body.get("text") if status == 200 else None
+            return {"correct": answer == sim.item(i)[0], "answered": answer is not None,
+                    "calls": len(decision.get("candidates", [])), "confidence": decision.get("confidence")}
+
+        results = {}
+        with cf.ThreadPoolExecutor(a.concurrency) as ex:
+            for label, name, _ in SIM_TASKS:
+                rows = list(ex.map(one, [(name, i) for i in range(a.items)]))
+                results[label] = rows
+        plurality, weighted = monte_carlo_bounds(accuracies, a.labels)
+        print(f"simulated pool: accuracies {accuracies}, rho {a.rho}, {a.labels} labels, "
+              f"{a.items} items after a warm-up of {a.warmup}")
+        print(f"bound for independent voters (Monte Carlo): plurality {plurality:.1%}, "
+              f"log-odds weighted {weighted:.1%}")
+        print(f"{'strategy':26} {'accuracy':>8} {'answered':>8} {'precision':>9} {'calls':>6} "
+              f"{'confidence':>10} {'ECE':>6}")
+        for label, _, _ in SIM_TASKS:
+            rows = results[label]
+            k = len(rows)
+            acc = sum(r["correct"] for r in rows) / k
+            answered = [r for r in rows if r["answered"]]
+            prec = sum(r["correct"] for r in answered) / len(answered) if answered else 0.0
+            pairs = [(r["confidence"], r["correct"]) for r in answered if r["confidence"] is not None]
+            e = ece(pairs)
+            mean_conf = statistics.mean(c for c, _ in pairs) if pairs else None
+            print(f"{label:26} {acc:8.1%} {len(answered) / k:8.1%} {prec:9.1%} "
+                  f"{statistics.mean(r['calls'] for r in rows):6.2f} "
+                  f"{'-' if mean_conf is None else f'{mean_conf:.3f}':>10} {'-' if e is None else f'{e:.3f}':>6}",
+                  flush=True)
+        learned = json.loads(urllib.request.urlopen(f"{pool}/health", timeout=10).read()).get("accuracy", [])
+        for _, task, _ in SIM_TASKS:
+            row = {r["provider"]: (r["accuracy"], r["evidence"]) for r in learned if r["task"] == task}
+            print(f"learned accuracies, evidence ({task}): "
+                  + ", ".join(f"{p} {row[p][0]:.3f} {row[p][1]:.0f}" for p in sorted(row)))
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=30)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--items", type=int, default=200)
+    ap.add_argument("--items", type=int, default=None, help="items per set (default 200; "
+                    "1000 with --simulate)")
+    ap.add_argument("--simulate", action="store_true", help="a simulated pool of known accuracies")
+    ap.add_argument("--accuracies", default="0.9,0.6,0.6,0.55,0.55")
+    ap.add_argument("--rho", type=float, default=0.0, help="correlation of the providers' mistakes")
+    ap.add_argument("--labels", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sets", default="mmlu,boolq")
     ap.add_argument("--concurrency", type=int, default=1, help="items in flight at once")
     ap.add_argument("--pool", help="an llm-pool already serving eval/eval.toml")
@@ -172,6 +430,11 @@ def main():
                     "samples of one item reuse its cached prompt instead of each slot "
                     "processing it again, which is ~4x cheaper on 2 cores")
     a = ap.parse_args()
+    if a.simulate:
+        a.items = a.items or 1000
+        a.concurrency = max(a.concurrency, 8)
+        return simulate(a)
+    a.items = a.items or 200
     procs = []
     try:
         pool = a.pool

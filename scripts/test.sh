@@ -134,6 +134,17 @@ tail -5 "$WORK/bench-smoke.txt"
 }
 tail -8 "$WORK/overload-smoke.txt"
 
+step "learning ensembles on a simulated pool (smoke run; docs/QUALITY.md has the full one)"
+python3 scripts/eval.py --simulate --items 100 --warmup 30 >"$WORK/eval-sim.txt" 2>&1 || {
+  cat "$WORK/eval-sim.txt" >&2
+  exit 1
+}
+grep -q "^weighted adaptive 0.95" "$WORK/eval-sim.txt" || {
+  cat "$WORK/eval-sim.txt" >&2
+  exit 1
+}
+grep -v "^learned" "$WORK/eval-sim.txt" | tail -12
+
 step "graceful shutdown"
 kill -TERM "$POOL_PID"
 if wait "$POOL_PID"; then

@@ -317,3 +317,66 @@ fn a_reload_keeps_the_accuracies_of_the_providers_it_keeps() {
         "the task is gone"
     );
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_decided_vote_below_min_confidence_asks_on() {
+    let make = || {
+        ["A", "A", "A", "B", "A"]
+            .iter()
+            .enumerate()
+            .map(|(i, a)| fake(&format!("p{i}"), 10 * (i as u64 + 1), a))
+            .collect::<Vec<_>>()
+    };
+    // Three A's decide the vote (two calls left cannot tie it) at a posterior of 0.981.
+    let ps = make();
+    let snap = snapshot(
+        &format!("strategy = \"voting\"\nmin_confidence = 0.98\n{LABELS}"),
+        &ps,
+    );
+    let d = answer(&snap).await.decision;
+    assert_eq!(d.candidates.len(), 5);
+    assert_eq!(
+        d.candidates
+            .iter()
+            .filter(|c| c.status == CandidateStatus::Ok)
+            .count(),
+        3
+    );
+    assert_eq!(d.stopped.as_deref(), Some("decided"));
+    // Asked for 0.985, the vote goes on: B, then A, 0.988.
+    let ps = make();
+    let snap = snapshot(
+        &format!("strategy = \"voting\"\nmin_confidence = 0.985\n{LABELS}"),
+        &ps,
+    );
+    let ans = answer(&snap).await;
+    let d = &ans.decision;
+    assert!(
+        d.candidates.iter().all(|c| c.status == CandidateStatus::Ok),
+        "{:?}",
+        d.candidates
+    );
+    assert_eq!(d.stopped.as_deref(), Some("all_answered"));
+    assert!(d.confidence.unwrap() >= 0.985 && d.degraded.is_empty());
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn weighted_asks_a_provider_alone_when_no_others_could_outvote_it() {
+    // Yes/no; p0 at 0.94 (log-odds 2.75) outweighs three providers at the prior (0.847
+    // each, 2.54 together): its answer alone decides the weighted vote.
+    let ps: Vec<_> = (0..4).map(|i| fake(&format!("p{i}"), 10, "no")).collect();
+    let snap = snapshot(
+        "strategy = \"weighted\"\nconfidence = 0.99\noutput = \"label\"\nlabels = [\"yes\", \"no\"]\n",
+        &ps,
+    );
+    for _ in 0..40 {
+        snap.accuracy.grade("t", "p0", 1.0);
+    }
+    let d = answer(&snap).await.decision;
+    assert_eq!(d.candidates.len(), 1, "{:?}", d.candidates);
+    assert_eq!(d.candidates[0].provider, "p0");
+    assert_eq!(d.stopped.as_deref(), Some("decided"));
+    assert!((d.confidence.unwrap() - 0.94).abs() < 1e-9);
+    let calls: Vec<usize> = ps.iter().map(|p| p.calls()).collect();
+    assert_eq!(calls, vec![1, 0, 0, 0]);
+}

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::config::raw::OutputKind;
 use crate::error::PoolError;
 use crate::live::Snapshot;
-use crate::providers::accuracy::{Graded, GradedAnswer, Regraded, Truth};
+use crate::providers::accuracy::{Graded, GradedAnswer, Refused, Regraded, Truth};
 use crate::strategies::posterior;
 use crate::types::{CandidateStatus, Decision, Plan};
 
@@ -79,7 +79,14 @@ pub fn feedback(snapshot: &Snapshot, call: FeedbackCall) -> Result<FeedbackReply
     let graded = snapshot
         .accuracy
         .feedback(&call.request_id, tenant, &truth)
-        .ok_or_else(unknown)?;
+        .map_err(|r| match r {
+            Refused::Unknown => unknown(),
+            Refused::Unanswered => PoolError::invalid(
+                "verdict",
+                "that request returned no answer (no consensus or too little confidence): \
+                 give the right answer instead",
+            ),
+        })?;
     crate::telemetry::metrics::feedback(&task_name, verdict);
     Ok(FeedbackReply {
         request_id: call.request_id,
@@ -102,8 +109,9 @@ fn normalize(task: &crate::config::TaskConfig, text: &str) -> Result<String, Str
     }
 }
 
-/// Remembers an answered request for feedback (label, JSON and tool-call tasks).
-pub(super) fn remember(plan: &Plan, decision: &Decision, winner: &str) {
+/// Remembers a request for feedback (label, JSON and tool-call tasks): its valid answers,
+/// and the one returned (`None` when it failed with its candidates).
+pub(super) fn remember(plan: &Plan, decision: &Decision, winner: Option<&str>) {
     let Some(task) = plan.task_name.as_deref() else {
         return;
     };
@@ -131,7 +139,7 @@ pub(super) fn remember(plan: &Plan, decision: &Decision, winner: &str) {
         Graded {
             tenant: plan.tenant.as_ref().map(|t| Arc::clone(t.name())),
             task: task.to_owned(),
-            winner: winner.to_owned(),
+            winner: winner.map(str::to_owned),
             answers,
         },
     );

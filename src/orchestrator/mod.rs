@@ -78,7 +78,18 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
                 StrategyKind::Consensus => voting::Mode::Consensus,
                 _ => voting::Mode::Voting,
             };
-            ensemble(voting::run(plan, mode).await?)
+            match voting::run(plan, mode).await {
+                Ok(outcome) => ensemble(outcome),
+                Err(e) => {
+                    // Failed with its candidates: the caller may still say what was right.
+                    if let PoolError::NoConsensus { decision, .. }
+                    | PoolError::LowConfidence { decision, .. } = &e
+                    {
+                        feedback::remember(plan, decision, None);
+                    }
+                    return Err(e);
+                }
+            }
         }
         StrategyKind::Judge => ensemble(judge::run(plan).await?),
         StrategyKind::Cascade => ensemble(cascade::run(plan).await?),
@@ -99,7 +110,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
             decision.confidence,
         );
     }
-    feedback::remember(plan, &decision, &normalized);
+    feedback::remember(plan, &decision, Some(&normalized));
     let text = answer_text(plan, completion.text, &completion.tool_calls, normalized);
     let alternatives = others
         .into_iter()

@@ -121,8 +121,9 @@ pub struct GradedAnswer {
 pub struct Graded {
     pub tenant: Option<Arc<str>>,
     pub task: String,
-    /// The normalised answer returned.
-    pub winner: String,
+    /// The normalised answer returned (`None`: the request failed with its candidates, no
+    /// consensus or too little confidence).
+    pub winner: Option<String>,
     pub answers: Vec<GradedAnswer>,
 }
 
@@ -135,6 +136,15 @@ pub enum Truth {
     Good,
     /// The answer returned was wrong.
     Bad,
+}
+
+/// Why feedback was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Unknown, no longer remembered, or another tenant's.
+    Unknown,
+    /// A verdict on a request that returned no answer.
+    Unanswered,
 }
 
 /// One answer regraded by feedback.
@@ -290,19 +300,23 @@ impl Accuracy {
         self.find(request_id, tenant).map(|g| g.lock().task.clone())
     }
 
-    /// Regrades the answers of `request_id` by what its caller says (`None`: unknown, no
-    /// longer remembered, or another tenant's). The right answer earns 1 and the others 0;
-    /// `Bad` gives the answer returned 0 and the others their share of what is left of the
-    /// posterior. Feedback again on the same request replaces the earlier.
+    /// Regrades the answers of `request_id` by what its caller says. The right answer earns
+    /// 1 and the others 0; `Bad` gives the answer returned 0 and the others their share of
+    /// what is left of the posterior. Feedback again on the same request replaces the
+    /// earlier.
     pub fn feedback(
         &self,
         request_id: &str,
         tenant: Option<&str>,
         truth: &Truth,
-    ) -> Option<Vec<Regraded>> {
-        let g = self.find(request_id, tenant)?;
+    ) -> Result<Vec<Regraded>, Refused> {
+        let g = self.find(request_id, tenant).ok_or(Refused::Unknown)?;
         let mut g = g.lock();
-        let winner = g.winner.clone();
+        let winner = match (&g.winner, truth) {
+            (Some(w), _) => w.clone(),
+            (None, Truth::Answer(_)) => String::new(),
+            (None, Truth::Good | Truth::Bad) => return Err(Refused::Unanswered),
+        };
         let p_winner = g
             .answers
             .iter()
@@ -334,7 +348,7 @@ impl Accuracy {
             });
             a.credit = Some(now);
         }
-        Some(out)
+        Ok(out)
     }
 
     /// Every (task, provider) with evidence, sorted.
@@ -489,7 +503,7 @@ mod tests {
             Graded {
                 tenant: Some(Arc::from("alice")),
                 task: "t".into(),
-                winner: "A".into(),
+                winner: Some("A".into()),
                 answers: vec![
                     GradedAnswer {
                         provider: "a".into(),
@@ -519,9 +533,12 @@ mod tests {
         let a = Accuracy::default();
         a.set_window(10);
         remembered(&a);
-        assert!(a.feedback("r1", Some("mallory"), &Truth::Bad).is_none());
-        assert!(a.feedback("r1", None, &Truth::Bad).is_none());
-        assert!(a.feedback("nope", Some("alice"), &Truth::Bad).is_none());
+        assert_eq!(
+            a.feedback("r1", Some("mallory"), &Truth::Bad).unwrap_err(),
+            Refused::Unknown
+        );
+        assert!(a.feedback("r1", None, &Truth::Bad).is_err());
+        assert!(a.feedback("nope", Some("alice"), &Truth::Bad).is_err());
         assert_eq!(a.task_of("r1", Some("alice")).as_deref(), Some("t"));
 
         let r = a

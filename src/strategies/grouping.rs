@@ -27,7 +27,7 @@ pub struct Group {
 }
 
 /// The groups of one request.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Groups {
     groups: Vec<Group>,
     similarity: Option<f64>,

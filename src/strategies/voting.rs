@@ -119,7 +119,19 @@ pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
     let stopped = loop {
         let size = match adaptive {
             None => specs.len() - next,
-            Some(target) => wave_size(&groups, &votes, &estimates[next..], target, k),
+            Some(target) => {
+                let upcoming: Vec<(f64, Estimate)> = specs[next..]
+                    .iter()
+                    .map(|s| s.weight)
+                    .zip(estimates[next..].iter().copied())
+                    .collect();
+                let at = Wave {
+                    groups: &groups,
+                    votes: &votes,
+                    k,
+                };
+                wave_size(plan, mode, at, &upcoming, target)
+            }
         };
         let wave = &specs[next..next + size];
         // What the calls not yet started could still add.
@@ -154,11 +166,20 @@ pub async fn run(plan: &Plan, mode: Mode) -> Result<Outcome, PoolError> {
                     return Flow::Continue;
                 }
                 let pending = remaining + later;
-                let stop = match mode {
-                    Mode::Voting | Mode::Weighted => groups.decided(pending),
+                let (decided, hopeless) = match mode {
+                    Mode::Voting | Mode::Weighted => (groups.decided(pending), false),
                     Mode::Consensus => consensus_settled(&groups, pending, e),
                 };
-                if stop { Flow::Stop } else { Flow::Continue }
+                // A decided vote below `min_confidence` goes on: more answers can raise it.
+                let sure = e
+                    .min_confidence()
+                    .is_none_or(|min| leader_posterior(&groups, &votes, k) >= min);
+                // With nothing left to ask, gathering ends anyway (`all_answered`).
+                if pending > 0.0 && (hopeless || (decided && sure)) {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
+                }
             },
         )
         .await;
@@ -198,26 +219,53 @@ pub(crate) fn weighted_vote(plan: &Plan, provider: &str, weight: f64) -> f64 {
 }
 
 /// How many calls the next wave makes: the fewest that, all agreeing with the leader (or
-/// with each other, before any answer), would bring its posterior to `target`; all that are
-/// left when even that would not.
-fn wave_size(groups: &Groups, votes: &[Vote], upcoming: &[Estimate], target: f64, k: f64) -> usize {
-    let count = groups.all().len();
-    let (lead, total) = match groups.leader() {
-        Some(l) => (l, count),
-        None => (count, count + 1),
+/// with each other, before any answer), would bring its posterior to `target` or, with
+/// `early_stop`, decide the vote (no other answer could still win, at `min_confidence` if
+/// set); all that are left when even that would not.
+fn wave_size(
+    plan: &Plan,
+    mode: Mode,
+    at: Wave<'_>,
+    upcoming: &[(f64, Estimate)],
+    target: f64,
+) -> usize {
+    let e = &plan.task.ensemble();
+    let kind = plan.task.output();
+    let key = match at.groups.leader() {
+        Some(l) => at.groups.all()[l].key.clone(),
+        // Matches no answer: a new group.
+        None => "\u{0}".to_owned(),
     };
-    let mut trial: Vec<Voter> = votes.iter().map(|v| v.voter).collect();
-    for (m, est) in upcoming.iter().enumerate() {
+    let mut groups = at.groups.clone();
+    let mut trial: Vec<Voter> = at.votes.iter().map(|v| v.voter).collect();
+    let mut left: f64 = upcoming.iter().map(|(w, _)| w).sum();
+    for (m, (weight, est)) in upcoming.iter().enumerate() {
+        let g = groups.add(&key, usize::MAX - m, *weight, kind);
         trial.push(Voter {
-            group: lead,
+            group: g,
             accuracy: est.accuracy,
             source: usize::MAX - m,
         });
-        if posterior::posterior(&trial, total, k)[lead] >= target {
+        left -= weight;
+        let post = posterior::posterior(&trial, groups.all().len(), at.k)[g];
+        let decided = e.early_stop()
+            && match mode {
+                Mode::Voting | Mode::Weighted => groups.decided(left.max(0.0)),
+                Mode::Consensus => consensus_settled(&groups, left.max(0.0), e).0,
+            }
+            && e.min_confidence().is_none_or(|min| post >= min);
+        if post >= target || decided {
             return m + 1;
         }
     }
     upcoming.len()
+}
+
+/// Where the gathering stands between two waves.
+struct Wave<'a> {
+    groups: &'a Groups,
+    votes: &'a [Vote],
+    k: f64,
 }
 
 /// The posterior of the current leader.
@@ -229,12 +277,12 @@ fn leader_posterior(groups: &Groups, votes: &[Vote], k: f64) -> f64 {
     posterior::posterior(&voters, groups.all().len(), k)[l]
 }
 
-/// Whether the consensus outcome can no longer change: either the leader already has
-/// enough agreement however the rest answer, or no group can reach the thresholds.
-fn consensus_settled(groups: &Groups, pending: f64, e: &crate::config::Ensemble) -> bool {
+/// Whether the consensus outcome can no longer change: (the leader already has enough
+/// agreement however the rest answer, no group can reach the thresholds).
+fn consensus_settled(groups: &Groups, pending: f64, e: &crate::config::Ensemble) -> (bool, bool) {
     let min_votes = e.min_votes();
     let Some(l) = groups.leader() else {
-        return false;
+        return (false, false);
     };
     let valid = groups.answers() as f64;
     let lead = groups.all()[l].members.len() as f64;
@@ -248,7 +296,7 @@ fn consensus_settled(groups: &Groups, pending: f64, e: &crate::config::Ensemble)
         .unwrap_or(0) as f64;
     let hopeless =
         best + pending < min_votes as f64 || !e.agrees((best + pending) / (valid + pending));
-    success || hopeless
+    (success, hopeless)
 }
 
 fn record_groups(decision: &mut Decision, groups: &Groups) {
