@@ -72,6 +72,10 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
     state
         .tasks
         .spawn(crate::registry::run(store.clone(), state.shutdown.clone()));
+    state.tasks.spawn(crate::accuracy_sync::run(
+        store.clone(),
+        state.shutdown.clone(),
+    ));
     state.tasks.spawn(crate::live::watch::start(
         store,
         prompts,

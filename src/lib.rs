@@ -4,6 +4,7 @@
 //!
 //! See shared/DESIGN.md for the semantics; `main.rs` only wires these modules together.
 
+mod accuracy_sync;
 pub mod api;
 pub mod app;
 pub mod auth;

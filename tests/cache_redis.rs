@@ -4,54 +4,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use tokio::process::{Child, Command};
-
-struct Redis {
-    url: String,
-    child: Child,
-}
-
-async fn redis_server() -> Redis {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redis-server on PATH (scripts/test.sh installs it)");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("redis-server listening");
-    Redis {
-        url: format!("redis://127.0.0.1:{port}/0"),
-        child,
-    }
-}
 
 fn config(upstream: &str, redis: &str, backend: &str) -> String {
     format!(

@@ -261,3 +261,50 @@ async fn feedback_on_a_cached_answer_regrades_the_original() {
     assert_eq!(status, 200, "{reply}");
     assert_eq!(credits(&reply).len(), 3);
 }
+
+/// Polls `done` until it holds (at most 10 s).
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !done() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server; scripts/test.sh installs it and runs this"]
+async fn replicas_share_what_they_learn_through_redis() {
+    let redis = redis_server().await;
+    let config = format!(
+        "[learning]\nredis_url = \"{}\"\nsync_interval_ms = 20\nredis_timeout_ms = 500\n\n\
+         [providers.a]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"http://127.0.0.1:9\"]\n\n\
+         [tasks.t]\nproviders = [\"a\"]\noutput = \"label\"\nlabels = [\"A\", \"B\"]\n",
+        redis.url
+    );
+    let (one, two) = (start_pool(&config).await, start_pool(&config).await);
+    let of = |p: &Pool| p.state().config.load().accuracy.get("t", "a");
+    for _ in 0..3 {
+        one.state().config.load().accuracy.grade("t", "a", 1.0);
+    }
+    until("the second replica to see the first's evidence", || {
+        of(&two).evidence == 3.0
+    })
+    .await;
+    two.state().config.load().accuracy.grade("t", "a", 0.0);
+    until("the first replica to see the second's", || {
+        of(&one).evidence == 4.0
+    })
+    .await;
+    let both = (7.0 + 3.0) / 14.0;
+    assert!((of(&one).accuracy - both).abs() < 1e-9);
+    assert!((of(&two).accuracy - both).abs() < 1e-9);
+    // A replica started later begins with what the fleet learned.
+    let three = start_pool(&config).await;
+    until("a new replica to read the fleet's totals", || {
+        of(&three).evidence == 4.0
+    })
+    .await;
+    assert!((of(&three).accuracy - both).abs() < 1e-9);
+}

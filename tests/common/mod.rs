@@ -167,3 +167,47 @@ pub fn ndjson(body: &str) -> Vec<serde_json::Value> {
 }
 
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A `redis-server` of the test's own on a free port (scripts/test.sh installs it); killed
+/// when dropped.
+pub struct Redis {
+    pub url: String,
+    pub child: tokio::process::Child,
+}
+
+pub async fn redis_server() -> Redis {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = tokio::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server on PATH (scripts/test.sh installs it)");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("redis-server listening");
+    Redis {
+        url: format!("redis://127.0.0.1:{port}/0"),
+        child,
+    }
+}
