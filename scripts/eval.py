@@ -58,6 +58,8 @@ STRATEGIES = [
     ("voting n=5", {"strategy": "voting", "n": 5}),
     ("weighted n=5", {"strategy": "weighted", "n": 5}),
     ("consensus n=5", {"strategy": "consensus", "n": 5}),
+    # The tasks `{set}_adaptive`: VOTING with `confidence = 0.9`, n at most 5.
+    ("voting adaptive 0.9", {"strategy": "voting", "n": 5, "_task": "_adaptive"}),
     ("judge n=3", {"strategy": "judge", "n": 3}),
     ("cascade", {"strategy": "cascade"}),
 ]
@@ -107,12 +109,19 @@ def post(url, body, timeout=300, headers=None):
         return e.code, json.loads(e.read() or b"{}")
 
 
-def run_one(pool, task, item, params):
+def run_one(pool, task, item, params, feedback=False):
     question, gold = item
     t0 = time.perf_counter()
+    params = dict(params)
+    task += params.pop("_task", "")
     if params.get("strategy") == "cascade":
         task = f"{task}_tiers"
-    status, body = post(f"{pool}/v1/query", {"task": task, "input": question, **params})
+    rid = f"eval-{random.getrandbits(64):016x}"
+    status, body = post(f"{pool}/v1/query", {"task": task, "input": question, **params},
+                        headers={"x-request-id": rid})
+    if feedback:
+        # Online: each answer's providers are told the right answer once it is known.
+        post(f"{pool}/v1/feedback", {"request_id": rid, "answer": gold})
     latency = (time.perf_counter() - t0) * 1000
     decision = body.get("decision") or (body.get("error") or {}).get("decision") or {}
     # Calls that ran (a call cancelled by an early stop was dropped before its answer).
@@ -120,7 +129,8 @@ def run_one(pool, task, item, params):
     calls += (decision.get("judge") or {}).get("attempts", 0)
     tokens = (decision.get("total_usage") or {}).get("total_tokens", 0)
     answer = body.get("text") if status == 200 else None
-    return {"answer": answer, "correct": answer == gold, "calls": calls, "tokens": tokens, "latency": latency}
+    return {"answer": answer, "correct": answer == gold, "calls": calls, "tokens": tokens, "latency": latency,
+            "confidence": decision.get("confidence")}
 
 
 def pct(xs, p):
@@ -128,10 +138,11 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else 0
 
 
-def evaluate(pool, sets, n, concurrency):
+def evaluate(pool, sets, n, concurrency, feedback=False):
     """Each item goes through every strategy, in an order rotated per item, so that no
     strategy always meets a cold (or a warm) prompt cache in the model server."""
-    print(f"{'set':6} {'strategy':14} {'accuracy':>8} {'answered':>8} {'precision':>9} {'calls':>6} {'tokens':>7} {'p50 ms':>7} {'p95 ms':>7}")
+    print(f"{'set':6} {'strategy':20} {'accuracy':>8} {'answered':>8} {'precision':>9} {'calls':>6} {'tokens':>7} "
+          f"{'p50 ms':>7} {'p95 ms':>7} {'conf':>6} {'ECE':>6}")
     results = {}
     for name in sets:
         items = list(enumerate(load(name, n)))
@@ -139,7 +150,7 @@ def evaluate(pool, sets, n, concurrency):
         def one_item(indexed):
             i, item = indexed
             order = STRATEGIES[i % len(STRATEGIES):] + STRATEGIES[:i % len(STRATEGIES)]
-            return {label: run_one(pool, name, item, params) for label, params in order}
+            return {label: run_one(pool, name, item, params, feedback) for label, params in order}
 
         with cf.ThreadPoolExecutor(concurrency) as ex:
             per_item = list(ex.map(one_item, items))
@@ -150,6 +161,9 @@ def evaluate(pool, sets, n, concurrency):
             acc = sum(r["correct"] for r in rows) / k
             prec = sum(r["correct"] for r in answered) / len(answered) if answered else 0.0
             lat = [r["latency"] for r in rows]
+            pairs = [(r["confidence"], r["correct"]) for r in answered if r["confidence"] is not None]
+            e = ece(pairs)
+            conf = statistics.mean(c for c, _ in pairs) if pairs else None
             out = {
                 "accuracy": acc, "answered": len(answered) / k, "precision": prec,
                 "calls": statistics.mean(r["calls"] for r in rows),
@@ -157,8 +171,9 @@ def evaluate(pool, sets, n, concurrency):
                 "p50": pct(lat, 50), "p95": pct(lat, 95), "items": k,
             }
             results[(name, label)] = out
-            print(f"{name:6} {label:14} {acc:8.1%} {out['answered']:8.1%} {prec:9.1%} {out['calls']:6.2f} "
-                  f"{out['tokens']:7.0f} {out['p50']:7.0f} {out['p95']:7.0f}", flush=True)
+            print(f"{name:6} {label:20} {acc:8.1%} {out['answered']:8.1%} {prec:9.1%} {out['calls']:6.2f} "
+                  f"{out['tokens']:7.0f} {out['p50']:7.0f} {out['p95']:7.0f} "
+                  f"{'-' if conf is None else f'{conf:.3f}':>6} {'-' if e is None else f'{e:.3f}':>6}", flush=True)
     return results
 
 
@@ -421,6 +436,8 @@ def main():
     ap.add_argument("--rho", type=float, default=0.0, help="correlation of the providers' mistakes")
     ap.add_argument("--labels", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--feedback", action="store_true", help="real model: tell the pool each item's "
+                    "right answer after it answered (online feedback), so that it learns the accuracies")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sets", default="mmlu,boolq")
     ap.add_argument("--concurrency", type=int, default=1, help="items in flight at once")
@@ -454,13 +471,14 @@ def main():
             cfg = cfg.replace('prompts_dir = "../prompts"', f'prompts_dir = "{ROOT / "prompts"}"')
             path = CACHE / "eval.toml"
             path.write_text(cfg)
-            subprocess.run(["cargo", "build", "--release", "--bin", "llm-pool"], cwd=ROOT, check=True)
-            procs.append(subprocess.Popen([str(ROOT / "target" / "release" / "llm-pool"), "serve", "--config", str(path)],
+            # The debug build: the model's time dominates every figure measured here.
+            subprocess.run(["cargo", "build", "--bin", "llm-pool"], cwd=ROOT, check=True)
+            procs.append(subprocess.Popen([str(ROOT / "target" / "debug" / "llm-pool"), "serve", "--config", str(path)],
                                           stderr=subprocess.DEVNULL))
             pool = f"http://127.0.0.1:{hport}"
             wait(f"{pool}/readyz")
         t0 = time.time()
-        evaluate(pool, a.sets.split(","), a.items, a.concurrency)
+        evaluate(pool, a.sets.split(","), a.items, a.concurrency, a.feedback)
         print(f"total {time.time() - t0:.0f} s")
     finally:
         for p in reversed(procs):

@@ -380,3 +380,50 @@ async fn weighted_asks_a_provider_alone_when_no_others_could_outvote_it() {
     let calls: Vec<usize> = ps.iter().map(|p| p.calls()).collect();
     assert_eq!(calls, vec![1, 0, 0, 0]);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn cascade_accepts_a_tier_on_its_learned_confidence() {
+    let task =
+        format!("strategy = \"cascade\"\naccept = \"confidence\"\nmin_confidence = 0.8\n{LABELS}");
+    let tiers = || (fake("cheap", 10, "A"), fake("strong", 10, "B"));
+    let with = |cheap: &Arc<FakeProvider>, strong: &Arc<FakeProvider>| {
+        llm_pool::testing::snapshot(
+            &task,
+            &[(cheap, ""), (strong, "cost_per_1k_tokens = 1.0")],
+            None,
+        )
+    };
+    // At the prior (0.7) one answer is not enough; two that agree are (0.916).
+    let (cheap, strong) = tiers();
+    let snap = with(&cheap, &strong);
+    let ans = answer(&snap).await;
+    assert_eq!(ans.text, "A");
+    assert_eq!(ans.decision.candidates.len(), 2);
+    assert!((ans.decision.confidence.unwrap() - unanimous(2, 0.7, 3.0)).abs() < 1e-9);
+    assert!(ans.decision.tiers[0].accepted, "{:?}", ans.decision.tiers);
+    assert_eq!(strong.calls(), 0);
+
+    // A tier known to be right (0.94) is accepted on one answer.
+    for _ in 0..40 {
+        snap.accuracy.grade("t", "cheap", 1.0);
+    }
+    let ans = answer(&snap).await;
+    assert_eq!(ans.decision.candidates.len(), 1);
+    assert_eq!(cheap.calls(), 3);
+
+    // One known to be wrong is passed on, and the next tier answers.
+    let (cheap, strong) = tiers();
+    let snap = with(&cheap, &strong);
+    for _ in 0..40 {
+        snap.accuracy.grade("t", "cheap", 0.0);
+    }
+    let ans = answer(&snap).await;
+    assert_eq!(ans.text, "B");
+    assert!(!ans.decision.tiers[0].accepted);
+    assert!(ans.decision.tiers[1].accepted);
+    assert!(
+        ans.decision.tiers[0].reason.starts_with("confidence 0.0"),
+        "{:?}",
+        ans.decision.tiers
+    );
+}

@@ -545,6 +545,10 @@ pub enum AcceptRule {
     Agree,
     /// The judge scores the answer at least `accept_threshold` (0..=10).
     Judge,
+    /// The answer's posterior, under the tier's learned accuracy, is at least
+    /// `min_confidence`: one sample, and a second only when one is not enough (they must
+    /// then agree).
+    Confidence,
 }
 
 /// `[tasks.NAME]`

@@ -873,6 +873,15 @@ fn check_ensemble(
             );
         }
     }
+    if t.strategy == StrategyKind::Cascade
+        && t.accept == AcceptRule::Confidence
+        && t.min_confidence.is_none()
+    {
+        c.err(
+            format!("{path}.min_confidence"),
+            "accept = \"confidence\" needs the least confidence a tier must reach",
+        );
+    }
     if t.answer_space.is_some_and(|k| k < 2) {
         c.err(format!("{path}.answer_space"), "must be at least 2");
     }

@@ -87,7 +87,11 @@ impl Plan {
         let calls = match self.strategy {
             // Every tier may be asked, twice when its samples must agree, and judged.
             StrategyKind::Cascade => {
-                let samples = if e.accept() == crate::config::raw::AcceptRule::Agree {
+                let samples = if matches!(
+                    e.accept(),
+                    crate::config::raw::AcceptRule::Agree
+                        | crate::config::raw::AcceptRule::Confidence
+                ) {
                     2
                 } else {
                     1
