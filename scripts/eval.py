@@ -362,9 +362,12 @@ def simulate(a):
             work.mkdir(parents=True, exist_ok=True)
             path = work / "llm-pool.toml"
             path.write_text(cfg)
-            # The debug build: what is measured here is answers, not speed.
-            subprocess.run(["cargo", "build", "--bin", "llm-pool"], cwd=ROOT, check=True)
-            binary = ROOT / "target" / "debug" / "llm-pool"
+            # The debug build: what is measured here is answers, not speed. LLM_POOL_BIN
+            # names a binary already built (scripts/test.sh).
+            binary = os.environ.get("LLM_POOL_BIN")
+            if not binary:
+                subprocess.run(["cargo", "build", "--bin", "llm-pool"], cwd=ROOT, check=True)
+                binary = ROOT / "target" / "debug" / "llm-pool"
             procs.append(subprocess.Popen([str(binary), "serve", "--config", str(path)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             pool = f"http://127.0.0.1:{hport}"

@@ -135,7 +135,7 @@ tail -5 "$WORK/bench-smoke.txt"
 tail -8 "$WORK/overload-smoke.txt"
 
 step "learning ensembles on a simulated pool (smoke run; docs/QUALITY.md has the full one)"
-python3 scripts/eval.py --simulate --items 100 --warmup 30 >"$WORK/eval-sim.txt" 2>&1 || {
+LLM_POOL_BIN=target/debug/llm-pool python3 scripts/eval.py --simulate --items 100 --warmup 30 >"$WORK/eval-sim.txt" 2>&1 || {
   cat "$WORK/eval-sim.txt" >&2
   exit 1
 }

@@ -94,6 +94,22 @@ async fn feedback_regrades_the_providers_for_the_tenant_that_asked() {
         .expect("graded");
     assert!(inferred_c < 0.5);
     let before_c = pool.state().config.load().accuracy.get("t", "c");
+    // The native body carries `top_k`.
+    let (status, top) = post(
+        &pool,
+        Some(ALICE),
+        "/v1/query",
+        json!({"task": "t", "input": "q2", "top_k": 2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{top}");
+    assert_eq!(top["top_k"][0]["label"], "A");
+    assert_eq!(top["top_k"].as_array().map(Vec::len), Some(2));
+    let before_c = {
+        let now = pool.state().config.load().accuracy.get("t", "c");
+        assert!(now.evidence > before_c.evidence);
+        now
+    };
 
     // Another tenant, or nobody, cannot.
     let (status, body) = post(
@@ -167,7 +183,8 @@ async fn feedback_regrades_the_providers_for_the_tenant_that_asked() {
         after_c.evidence, before_c.evidence,
         "regraded, not counted twice"
     );
-    assert!((after_c.accuracy - (before_c.accuracy + (1.0 - inferred_c) / 11.0)).abs() < 1e-9);
+    let moved = (1.0 - inferred_c) / (10.0 + before_c.evidence);
+    assert!((after_c.accuracy - (before_c.accuracy + moved)).abs() < 1e-9);
 
     // Over gRPC, a verdict: the answer returned (A) was right after all.
     let mut client = LlmPoolClient::connect(pool.grpc.clone())

@@ -427,3 +427,70 @@ async fn cascade_accepts_a_tier_on_its_learned_confidence() {
         ans.decision.tiers
     );
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn top_k_returns_the_most_probable_labels_with_their_probabilities() {
+    let top = |ans: &Answer| -> Vec<(String, f64)> {
+        ans.top_k
+            .iter()
+            .map(|l| (l.label.clone(), l.probability))
+            .collect()
+    };
+    let ask = |k: u32| PoolRequest {
+        top_k: Some(k),
+        ..request("q")
+    };
+    // A, A, B at the prior, three labels: A 0.794, B 0.170, C (nobody said it) 0.036.
+    let ps = vec![fake("a", 10, "A"), fake("b", 20, "B"), fake("c", 30, "A")];
+    let snap = snapshot(
+        &format!("strategy = \"voting\"\nearly_stop = false\n{LABELS}"),
+        &ps,
+    );
+    let ans = orchestrator::handle(&snap, ask(3)).await.expect("answer");
+    let got = top(&ans);
+    let s = (0.7f64 * 2.0 / 0.3).ln();
+    let z = (2.0 * s).exp() + s.exp() + 1.0;
+    let want = [
+        ("A", (2.0 * s).exp() / z),
+        ("B", s.exp() / z),
+        ("C", 1.0 / z),
+    ];
+    assert_eq!(got.len(), 3);
+    for ((label, p), (l, q)) in got.iter().zip(want) {
+        assert_eq!(label, l);
+        assert!((p - q).abs() < 1e-9, "{got:?}");
+    }
+    let ans = orchestrator::handle(&snap, ask(1)).await.expect("answer");
+    assert_eq!(top(&ans).len(), 1);
+
+    // One answer (FASTEST): the label at the provider's accuracy, the others sharing the rest.
+    let snap = snapshot(
+        &format!("strategy = \"fastest\"\n{LABELS}"),
+        &[fake("a", 10, "B")],
+    );
+    let ans = orchestrator::handle(&snap, ask(2)).await.expect("answer");
+    let got = top(&ans);
+    assert_eq!(got[0].0, "B");
+    assert!(
+        (got[0].1 - 0.7).abs() < 1e-9 && (got[1].1 - 0.15).abs() < 1e-9,
+        "{got:?}"
+    );
+    assert_eq!(got[1].0, "A", "ties in the task's label order");
+
+    // Refused, never dropped: past the labels, on a text task, or with a stream.
+    for (snap, k) in [
+        (snapshot(LABELS, &[fake("a", 10, "A")]), 4),
+        (snapshot("", &[fake("a", 10, "A")]), 1),
+    ] {
+        let err = orchestrator::handle(&snap, ask(k))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.field(), Some("top_k"), "{err:?}");
+    }
+    let snap = snapshot(LABELS, &[fake("a", 10, "A")]);
+    let err = orchestrator::stream(&snap, ask(1))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(err.field(), Some("top_k"));
+}

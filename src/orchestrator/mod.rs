@@ -14,6 +14,7 @@ pub mod feedback;
 mod log;
 pub mod request;
 mod stream;
+mod top_k;
 
 use crate::config::raw::{OutputKind, StrategyKind};
 use crate::error::PoolError;
@@ -36,7 +37,11 @@ pub use stream::{AnswerStream, StreamItem, stream, stream_cached};
 /// Answers one request.
 pub async fn handle(snapshot: &Snapshot, req: PoolRequest) -> Result<Answer, PoolError> {
     let plan = req.plan(snapshot)?;
-    run(&plan).await
+    let mut answer = run(&plan).await?;
+    if let Some(top_k) = top_k::TopK::of(&plan) {
+        top_k.fill(&mut answer);
+    }
+    Ok(answer)
 }
 
 async fn run(plan: &Plan) -> Result<Answer, PoolError> {
@@ -144,6 +149,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         reasoning: completion.reasoning,
         task: plan.task_name.clone(),
         request_id: plan.request_id.clone(),
+        top_k: Vec::new(),
     })
 }
 
@@ -237,7 +243,11 @@ async fn answer_plan(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, PoolError
     let request_id = plan.request_id.clone();
     let (task, started) = (plan.task_name.clone(), plan.started);
     let tenant = plan.tenant.as_ref().map(|t| Arc::clone(t.name()));
-    let result = answer_plan_inner(cache, plan).await;
+    let top_k = top_k::TopK::of(&plan);
+    let mut result = answer_plan_inner(cache, plan).await;
+    if let (Some(top_k), Ok(answer)) = (&top_k, &mut result) {
+        top_k.fill(answer);
+    }
     let who = Who {
         request_id: &request_id,
         task: task.as_deref(),

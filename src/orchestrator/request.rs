@@ -72,6 +72,8 @@ pub struct PoolRequest {
     /// The priority class asked for (`priority` in the native body, else
     /// `x-llm-pool-priority`), within what the tenant may use.
     pub priority: Option<Arc<str>>,
+    /// Label tasks: the k most probable labels to return with their probabilities.
+    pub top_k: Option<u32>,
 }
 
 /// Most `stop` sequences accepted (OpenAI allows 4; llama.cpp more).
@@ -104,6 +106,25 @@ impl PoolRequest {
         if let Some(t) = &self.tenant {
             authorise(t, task_name.as_deref(), &task)?;
         }
+        let top_k = match self.top_k {
+            None => 0,
+            Some(_) if task.output() != OutputKind::Label => {
+                return Err(PoolError::invalid(
+                    "top_k",
+                    "is for tasks whose output is a label",
+                ));
+            }
+            Some(k) if k >= 1 && k as usize <= task.labels().len() => k as usize,
+            Some(_) => {
+                return Err(PoolError::invalid(
+                    "top_k",
+                    format!(
+                        "must be between 1 and the task's {} labels",
+                        task.labels().len()
+                    ),
+                ));
+            }
+        };
         let (strategy, n, judge, refused_overrides) = self.choose_strategy(&task, snapshot)?;
         let (strategy, n, choices) = with_choices(&task, strategy, n, self.choices)?;
         let prompt = build_prompt(&task, &mut self)?;
@@ -173,6 +194,7 @@ impl PoolRequest {
             .min(task.max_deadline());
         Ok(Plan {
             refused_overrides,
+            top_k,
             strategy,
             providers,
             fallback_from,

@@ -43,6 +43,7 @@ pub type AnswerStream = BoxStream<'static, StreamItem>;
 /// it arrive in-band as [`StreamItem::Error`].
 pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStream, PoolError> {
     let plan = req.plan(snapshot)?;
+    refuse_top_k(&plan)?;
     if !streams_live(&plan) {
         // The answer must be validated (or chosen among candidates) whole before anything
         // is sent.
@@ -159,6 +160,7 @@ async fn stream_plan(
                         reasoning,
                         task,
                         request_id,
+                        top_k: Vec::new(),
                     };
                     if let Some((cache, key)) = &store {
                         cache.put(*key, &plan, &answer).await;
@@ -214,6 +216,7 @@ pub async fn stream_cached(
     req: PoolRequest,
 ) -> Result<AnswerStream, PoolError> {
     let plan = plan_logged(req, snapshot)?;
+    refuse_top_k(&plan)?;
     let permit = admit(state, &plan).await?;
     // The permit rides with the stream (see `Billing`).
     let mut billing = Billing {
@@ -259,4 +262,16 @@ pub async fn stream_cached(
         }
         Ok(Ok(stream)) => Ok(stream),
     }
+}
+
+/// `top_k` is computed on the whole answer: a stream cannot carry it, so it is refused, not
+/// dropped.
+fn refuse_top_k(plan: &Plan) -> Result<(), PoolError> {
+    if plan.top_k > 0 {
+        return Err(PoolError::invalid(
+            "top_k",
+            "is returned with whole answers only: leave out `stream`",
+        ));
+    }
+    Ok(())
 }

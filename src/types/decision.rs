@@ -105,6 +105,13 @@ impl Candidate {
     }
 }
 
+/// A label and the posterior probability that it is the right answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelProbability {
+    pub label: String,
+    pub probability: f64,
+}
+
 /// One group of equivalent answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupRecord {
@@ -294,6 +301,9 @@ pub struct Answer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
     pub request_id: String,
+    /// `top_k` of the request (label tasks): the most probable labels, most probable first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_k: Vec<LabelProbability>,
 }
 
 /// One more answer of a request that asked for several.
@@ -361,6 +371,7 @@ mod tests {
             reasoning: None,
             task: None,
             request_id: "r".into(),
+            top_k: Vec::new(),
         };
         let json = serde_json::to_string(&answer).unwrap();
         let back: Answer = serde_json::from_str(&json).unwrap();

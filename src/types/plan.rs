@@ -66,6 +66,8 @@ pub struct Plan {
     pub tenant: Option<Arc<crate::config::security::Tenant>>,
     /// `strategy` / `n` the caller asked for but has no right to change (ignored).
     pub refused_overrides: Vec<&'static str>,
+    /// Label tasks: how many of the most probable labels to return (0: none).
+    pub top_k: usize,
 }
 
 /// Completion tokens reserved per call when a request sets no `max_tokens`; settlement

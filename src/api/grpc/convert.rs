@@ -108,6 +108,7 @@ pub(super) fn request(request: Request<pb::QueryRequest>) -> Result<PoolRequest,
         cache,
         metadata: q.metadata.into_iter().collect(),
         request_id,
+        top_k: q.top_k,
         ..Default::default()
     })
 }
@@ -293,6 +294,14 @@ pub(super) fn answer(a: Answer) -> pb::Answer {
         request_id: a.request_id,
         tool_calls: a.tool_calls.into_iter().map(tool_call).collect(),
         reasoning: a.reasoning.unwrap_or_default(),
+        top_k: a
+            .top_k
+            .into_iter()
+            .map(|l| pb::LabelProbability {
+                label: l.label,
+                probability: l.probability,
+            })
+            .collect(),
     }
 }
 

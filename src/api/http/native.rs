@@ -63,6 +63,10 @@ pub(crate) struct QueryBody {
     /// Stream the answer as NDJSON: `{"delta": "..."}` lines, then `{"done": true, "answer"}`.
     #[serde(default)]
     stream: bool,
+    /// Label tasks: the k most probable labels with their probabilities (`top_k` of the
+    /// answer).
+    #[serde(default)]
+    top_k: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +121,7 @@ impl QueryBody {
             metadata: self.metadata,
             request_id: super::request_id(headers),
             priority: self.priority.map(std::sync::Arc::from),
+            top_k: self.top_k,
             ..Default::default()
         };
         Ok((req, self.stream))

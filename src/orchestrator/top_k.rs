@@ -1,0 +1,74 @@
+//! `top_k` of label tasks: the k most probable labels with their posterior probabilities.
+//!
+//! From the Decision's groups when the strategy weighed its answers (VOTING, WEIGHTED,
+//! CONSENSUS: each group's posterior, `strategies::posterior`), the labels nobody gave
+//! sharing what is left equally. Otherwise one answer by one provider: the label returned
+//! at the Decision's `confidence` when it has one (CASCADE on confidence), else at that
+//! provider's learned accuracy, and the other labels `(1 − p)/(k − 1)` each, the same
+//! posterior for a single voter. Computed after the cache, for hits and joins too.
+
+use std::sync::Arc;
+
+use crate::config::TaskConfig;
+use crate::providers::{Accuracy, Estimate};
+use crate::types::{Answer, LabelProbability, Plan};
+
+/// What `top_k` needs of a plan, kept past it.
+pub(super) struct TopK {
+    k: usize,
+    task: Arc<TaskConfig>,
+    task_name: Option<String>,
+    accuracy: Arc<Accuracy>,
+}
+
+impl TopK {
+    /// `None` when the request asked for none.
+    pub(super) fn of(plan: &Plan) -> Option<Self> {
+        (plan.top_k > 0).then(|| Self {
+            k: plan.top_k,
+            task: Arc::clone(&plan.task),
+            task_name: plan.task_name.clone(),
+            accuracy: Arc::clone(&plan.accuracy),
+        })
+    }
+
+    pub(super) fn fill(&self, answer: &mut Answer) {
+        let labels = self.task.labels();
+        let d = &answer.decision;
+        let mut probs: Vec<(&str, f64)> = d
+            .groups
+            .iter()
+            .filter_map(|g| Some((g.answer.as_str(), g.probability?)))
+            .collect();
+        if probs.is_empty() {
+            let p = d.confidence.unwrap_or_else(|| match &self.task_name {
+                Some(task) => self.accuracy.get(task, &answer.provider).accuracy,
+                None => Estimate::PRIOR.accuracy,
+            });
+            probs.push((answer.text.as_str(), p));
+        }
+        let given: f64 = probs.iter().map(|(_, p)| p).sum();
+        let unseen: Vec<&str> = labels
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !probs.iter().any(|(a, _)| a == l))
+            .collect();
+        let share = if unseen.is_empty() {
+            0.0
+        } else {
+            (1.0 - given).max(0.0) / unseen.len() as f64
+        };
+        probs.extend(unseen.into_iter().map(|l| (l, share)));
+        // Most probable first; equal ones in the task's label order.
+        let rank = |l: &str| labels.iter().position(|x| x == l).unwrap_or(usize::MAX);
+        probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(rank(a.0).cmp(&rank(b.0))));
+        answer.top_k = probs
+            .into_iter()
+            .take(self.k)
+            .map(|(label, probability)| LabelProbability {
+                label: label.to_owned(),
+                probability,
+            })
+            .collect();
+    }
+}
