@@ -494,3 +494,114 @@ async fn top_k_returns_the_most_probable_labels_with_their_probabilities() {
         .expect("refused");
     assert_eq!(err.field(), Some("top_k"));
 }
+
+/// A routed task `t` (router `complexity`: FASTEST over `clf`, labels simple/complex;
+/// routes simple → `small`, complex → `large`, the safe one) and its providers.
+fn routed(
+    clf: &Arc<FakeProvider>,
+    small: &Arc<FakeProvider>,
+    large: &Arc<FakeProvider>,
+) -> Snapshot {
+    let task = "router = \"complexity\"\nroutes = { simple = \"small\", complex = \"large\" }\n\
+        route_confidence = 0.8\nsafe_route = \"complex\"\n\n\
+        [tasks.complexity]\nproviders = [\"clf\"]\noutput = \"label\"\nlabels = [\"simple\", \"complex\"]\n\n\
+        [tasks.small]\nproviders = [\"small\"]\n\n[tasks.large]\nproviders = [\"large\"]\n";
+    llm_pool::testing::snapshot_with(task, &[], &[clf, small, large])
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_router_picks_the_task_and_an_unsure_one_takes_the_safe_route() {
+    let (clf, small, large) = (
+        fake("clf", 5, "simple"),
+        fake("small", 10, "from small"),
+        fake("large", 10, "from large"),
+    );
+    let snap = routed(&clf, &small, &large);
+    // At the prior (0.7 < 0.8) the router is unsure: the safe route.
+    let ans = answer(&snap).await;
+    assert_eq!(ans.text, "from large");
+    let r = ans.decision.route.as_ref().expect("a route");
+    assert_eq!(
+        (
+            r.router.as_str(),
+            r.label.as_str(),
+            r.route.as_str(),
+            r.task.as_str(),
+            &*r.reason
+        ),
+        ("complexity", "simple", "complex", "large", "unsure")
+    );
+    assert!((r.confidence - 0.7).abs() < 1e-9);
+    // Once the router is known to be right (0.94), its label decides.
+    for _ in 0..40 {
+        snap.accuracy.grade("complexity", "clf", 1.0);
+    }
+    let ans = answer(&snap).await;
+    assert_eq!(ans.text, "from small");
+    let r = ans.decision.route.as_ref().expect("a route");
+    assert_eq!((r.route.as_str(), &*r.reason), ("simple", "confident"));
+    assert!(ans.decision.degraded.is_empty());
+    // Streams are routed too.
+    let mut items = orchestrator::stream(&snap, request("q"))
+        .await
+        .expect("a stream");
+    let mut done = None;
+    while let Some(item) = futures::StreamExt::next(&mut items).await {
+        if let orchestrator::StreamItem::Done(a) = item {
+            done = Some(a);
+        }
+    }
+    let done = done.expect("a final answer");
+    assert_eq!(done.text, "from small");
+    assert_eq!(
+        done.decision.route.as_ref().map(|r| r.task.as_str()),
+        Some("small")
+    );
+    // A router that fails: the safe route, and the answer says so.
+    clf.push(Call::fail_after(1, 500));
+    let ans = answer(&snap).await;
+    assert_eq!(ans.text, "from large");
+    assert_eq!(
+        ans.decision.route.as_ref().map(|r| &*r.reason),
+        Some("router_failed")
+    );
+    assert_eq!(ans.decision.degraded, vec!["router_failed"]);
+}
+
+#[test]
+fn routing_is_checked_when_the_config_loads() {
+    let base = |routed: &str, router: &str| {
+        format!(
+            "[providers.p]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"http://127.0.0.1:9\"]\n\
+             [tasks.t]\n{routed}\n[tasks.r]\nproviders = [\"p\"]\n{router}\n[tasks.a]\nproviders = [\"p\"]\n"
+        )
+    };
+    let errors = |text: String| {
+        load_str(&text, std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    };
+    let labels = "output = \"label\"\nlabels = [\"x\", \"y\"]\n";
+    let ok = "router = \"r\"\nroutes = { x = \"a\", y = \"a\" }\nsafe_route = \"y\"\n";
+    assert_eq!(errors(base(ok, labels)), "");
+    let e = errors(base(ok, ""));
+    assert!(
+        e.contains("tasks.t.router") && e.contains("label task"),
+        "{e}"
+    );
+    let e = errors(base(
+        "router = \"r\"\nroutes = { x = \"a\" }\nsafe_route = \"x\"\n",
+        labels,
+    ));
+    assert!(e.contains("no route for the router's label `y`"), "{e}");
+    let e = errors(base(
+        "router = \"r\"\nroutes = { x = \"a\", y = \"a\" }\n",
+        labels,
+    ));
+    assert!(e.contains("tasks.t.safe_route"), "{e}");
+    let e = errors(base(
+        "router = \"r\"\nroutes = { x = \"a\", y = \"nope\" }\nsafe_route = \"x\"\n",
+        labels,
+    ));
+    assert!(e.contains("unknown task `nope`"), "{e}");
+}

@@ -414,6 +414,16 @@ pub struct TaskConfig {
     /// Cache answers sampled with temperature > 0 too.
     pub(super) cache_sampled: bool,
     pub(super) ensemble: Ensemble,
+    pub(super) routing: Option<Routing>,
+}
+
+/// A task routed by classification (`router`, `routes`, `route_confidence`, `safe_route`).
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub router: String,
+    pub routes: BTreeMap<String, String>,
+    pub confidence: Option<f64>,
+    pub safe: String,
 }
 
 // === impl TaskConfig ===
@@ -450,6 +460,7 @@ impl TaskConfig {
             schema_source: None,
             cache_sampled: false,
             ensemble: Ensemble::single(),
+            routing: None,
         }
     }
 
@@ -529,6 +540,10 @@ impl TaskConfig {
     }
     pub fn ensemble(&self) -> &Ensemble {
         &self.ensemble
+    }
+    /// Routing by classification, when the task has a router.
+    pub fn routing(&self) -> Option<&Routing> {
+        self.routing.as_ref()
     }
 }
 

@@ -17,7 +17,8 @@ use std::path::Path;
 
 pub use checked::url_like::BaseUrl;
 pub use checked::{
-    CacheConfig, Config, Ensemble, Limits, ProviderConfig, ServerConfig, Target, TaskConfig,
+    CacheConfig, Config, Ensemble, Limits, ProviderConfig, Routing, ServerConfig, Target,
+    TaskConfig,
 };
 pub use template::Template;
 pub use validate::{ConfigError, ConfigErrors};

@@ -582,7 +582,8 @@ pub struct RawTask {
     /// Strategy (only `fastest` so far).
     #[serde(default = "defaults::strategy")]
     pub strategy: StrategyKind,
-    /// Candidate providers, best first.
+    /// Candidate providers, best first (required unless the task has a `router`).
+    #[serde(default)]
     pub providers: Vec<String>,
     /// Default `max_tokens`.
     #[serde(default)]
@@ -628,6 +629,20 @@ pub struct RawTask {
     /// For `output = "json"`: a JSON Schema (as a TOML table) answers must satisfy.
     #[serde(default)]
     pub schema: Option<toml::Table>,
+    /// Routing by classification: every request first goes to this label task (any
+    /// strategy), and its answer picks the task that answers (`routes`). The task's own
+    /// `providers` may then be left out.
+    #[serde(default)]
+    pub router: Option<String>,
+    /// The task each of the router's labels routes to (every label needs one).
+    #[serde(default)]
+    pub routes: BTreeMap<String, String>,
+    /// Below this confidence of the router's answer (0..1), the request takes `safe_route`.
+    #[serde(default)]
+    pub route_confidence: Option<f64>,
+    /// The router's label whose route is taken when the router is unsure or fails.
+    #[serde(default)]
+    pub safe_route: Option<String>,
 
     // --- ensembles (VOTING, WEIGHTED, CONSENSUS, JUDGE, CASCADE) ---
     /// Candidates per request. Providers are asked in turn; once each was asked, the list

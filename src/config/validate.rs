@@ -10,7 +10,8 @@ use secrecy::SecretString;
 
 use super::Template;
 use super::checked::{
-    Config, Ensemble, Limits, ProviderConfig, ServerConfig, Target, TaskConfig, url_like::BaseUrl,
+    Config, Ensemble, Limits, ProviderConfig, Routing, ServerConfig, Target, TaskConfig,
+    url_like::BaseUrl,
 };
 use super::raw::{
     AcceptRule, OnDisagreement, OutputKind, RawConfig, RawProvider, RawTask, StrategyKind,
@@ -565,6 +566,7 @@ fn check_task(
     let (deadline, max_deadline) = check_timing(c, &path, t, limits);
     let schema = check_schema(c, &path, t);
     let ensemble = check_ensemble(c, &path, t, raw, prompts_dir);
+    let routing = check_routing(c, &path, t, raw);
     (c.errors.len() == before).then(|| TaskConfig {
         name: name.to_owned(),
         description: t.description.clone(),
@@ -590,6 +592,90 @@ fn check_task(
         schema: schema.map(|(v, _)| v),
         cache_sampled: t.cache_sampled,
         ensemble,
+        routing,
+    })
+}
+
+/// Routing by classification: the router is a label task without a router of its own,
+/// every one of its labels routes to a task that routes no further, and the safe route is
+/// one of them.
+fn check_routing(c: &mut Checker, path: &str, t: &RawTask, raw: &RawConfig) -> Option<Routing> {
+    let Some(router) = &t.router else {
+        if !t.routes.is_empty() || t.safe_route.is_some() || t.route_confidence.is_some() {
+            c.err(
+                format!("{path}.router"),
+                "routes, safe_route and route_confidence need a router",
+            );
+        }
+        return None;
+    };
+    let Some(r) = raw.tasks.get(router) else {
+        c.err(format!("{path}.router"), format!("unknown task `{router}`"));
+        return None;
+    };
+    if r.output != OutputKind::Label {
+        c.err(
+            format!("{path}.router"),
+            format!("`{router}` must be a label task (its answer picks the route)"),
+        );
+    }
+    if r.router.is_some() {
+        c.err(
+            format!("{path}.router"),
+            format!("`{router}` is routed itself: a router answers on its own"),
+        );
+    }
+    for label in &r.labels {
+        if !t.routes.contains_key(label) {
+            c.err(
+                format!("{path}.routes"),
+                format!("no route for the router's label `{label}`"),
+            );
+        }
+    }
+    for (label, target) in &t.routes {
+        if !r.labels.contains(label) {
+            c.err(
+                format!("{path}.routes.{label}"),
+                format!("`{label}` is not a label of `{router}`"),
+            );
+        }
+        match raw.tasks.get(target) {
+            None => c.err(
+                format!("{path}.routes.{label}"),
+                format!("unknown task `{target}`"),
+            ),
+            Some(x) if x.router.is_some() => c.err(
+                format!("{path}.routes.{label}"),
+                format!("`{target}` is routed itself: routes go to tasks that answer"),
+            ),
+            Some(_) => {}
+        }
+    }
+    if t.route_confidence.is_some_and(|x| !(x > 0.0 && x < 1.0)) {
+        c.err(
+            format!("{path}.route_confidence"),
+            "must be greater than 0 and less than 1",
+        );
+    }
+    let Some(safe) = &t.safe_route else {
+        c.err(
+            format!("{path}.safe_route"),
+            "name the route taken when the router is unsure or fails",
+        );
+        return None;
+    };
+    if !t.routes.contains_key(safe) {
+        c.err(
+            format!("{path}.safe_route"),
+            format!("`{safe}` is not one of the routes"),
+        );
+    }
+    Some(Routing {
+        router: router.clone(),
+        routes: t.routes.clone(),
+        confidence: t.route_confidence,
+        safe: safe.clone(),
     })
 }
 
@@ -646,7 +732,7 @@ fn check_template(
 
 /// The task's providers and fallbacks name configured providers.
 fn check_task_providers(c: &mut Checker, path: &str, t: &RawTask, raw: &RawConfig) {
-    if t.providers.is_empty() {
+    if t.providers.is_empty() && t.router.is_none() {
         c.err(format!("{path}.providers"), "give at least one provider");
     }
     for (i, p) in t.providers.iter().enumerate() {

@@ -22,6 +22,8 @@ pub struct Snapshot {
     /// One implicit task per provider, for requests whose `model` names a provider: the
     /// caller's messages pass through to that provider alone.
     direct: HashMap<String, Arc<TaskConfig>>,
+    /// Whether any task is routed by a router (`orchestrator::route`).
+    routed: bool,
 }
 
 impl Snapshot {
@@ -61,6 +63,7 @@ impl Snapshot {
                 (name.clone(), Arc::new(task))
             })
             .collect();
+        let routed = config.tasks().values().any(|t| t.routing().is_some());
         let accuracy = Accuracy::default();
         accuracy.set_window(config.learning().feedback_window());
         Self {
@@ -70,7 +73,13 @@ impl Snapshot {
             accuracy: Arc::new(accuracy),
             keys: Arc::new(keys),
             direct,
+            routed,
         }
+    }
+
+    /// Whether any task of this config is routed by a router.
+    pub fn routed(&self) -> bool {
+        self.routed
     }
 
     /// The implicit task of a provider called directly.

@@ -13,6 +13,7 @@ pub mod embed;
 pub mod feedback;
 mod log;
 pub mod request;
+mod route;
 mod stream;
 mod top_k;
 
@@ -36,6 +37,10 @@ pub use stream::{AnswerStream, StreamItem, stream, stream_cached};
 
 /// Answers one request.
 pub async fn handle(snapshot: &Snapshot, req: PoolRequest) -> Result<Answer, PoolError> {
+    route::routed(snapshot, req, |req| Box::pin(handle_one(snapshot, req))).await
+}
+
+async fn handle_one(snapshot: &Snapshot, req: PoolRequest) -> Result<Answer, PoolError> {
     let plan = req.plan(snapshot)?;
     let mut answer = run(&plan).await?;
     if let Some(top_k) = top_k::TopK::of(&plan) {
@@ -214,6 +219,17 @@ async fn lookup(cache: &Cache, plan: &Plan) -> Result<(Lookup, Option<Answer>), 
 /// Answers one request through the cache: a hit is returned at once; concurrent identical
 /// misses share one upstream call (single flight), each waiting within its own deadline.
 pub async fn handle_cached(
+    state: &AppState,
+    snapshot: &Snapshot,
+    req: PoolRequest,
+) -> Result<Answer, PoolError> {
+    route::routed(snapshot, req, |req| {
+        Box::pin(handle_cached_one(state, snapshot, req))
+    })
+    .await
+}
+
+async fn handle_cached_one(
     state: &AppState,
     snapshot: &Snapshot,
     req: PoolRequest,

@@ -42,6 +42,21 @@ pub type AnswerStream = BoxStream<'static, StreamItem>;
 /// first token are returned here (so surfaces can answer with a status code); errors after
 /// it arrive in-band as [`StreamItem::Error`].
 pub async fn stream(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStream, PoolError> {
+    if let Some((name, routing)) = super::route::routing_of(snapshot, &req) {
+        let ask = |r| -> futures::future::BoxFuture<'_, _> { Box::pin(super::handle(snapshot, r)) };
+        let (target, record) = super::route::choose(snapshot, &name, &routing, &req, &ask).await;
+        let mut req = req;
+        req.task = Some(target);
+        req.model = None;
+        return Ok(with_route(
+            Box::pin(stream_one(snapshot, req)).await?,
+            record,
+        ));
+    }
+    stream_one(snapshot, req).await
+}
+
+async fn stream_one(snapshot: &Snapshot, req: PoolRequest) -> Result<AnswerStream, PoolError> {
     let plan = req.plan(snapshot)?;
     refuse_top_k(&plan)?;
     if !streams_live(&plan) {
@@ -215,6 +230,25 @@ pub async fn stream_cached(
     snapshot: &Snapshot,
     req: PoolRequest,
 ) -> Result<AnswerStream, PoolError> {
+    if let Some((name, routing)) = super::route::routing_of(snapshot, &req) {
+        let ask = |r| -> futures::future::BoxFuture<'_, _> {
+            Box::pin(super::handle_cached(state, snapshot, r))
+        };
+        let (target, record) = super::route::choose(snapshot, &name, &routing, &req, &ask).await;
+        let mut req = req;
+        req.task = Some(target);
+        req.model = None;
+        let items = Box::pin(stream_cached_one(state, snapshot, req)).await?;
+        return Ok(with_route(items, record));
+    }
+    stream_cached_one(state, snapshot, req).await
+}
+
+async fn stream_cached_one(
+    state: &AppState,
+    snapshot: &Snapshot,
+    req: PoolRequest,
+) -> Result<AnswerStream, PoolError> {
     let plan = plan_logged(req, snapshot)?;
     refuse_top_k(&plan)?;
     let permit = admit(state, &plan).await?;
@@ -274,4 +308,20 @@ fn refuse_top_k(plan: &Plan) -> Result<(), PoolError> {
         ));
     }
     Ok(())
+}
+
+/// A routed stream: its final answer carries how the route was chosen.
+fn with_route(items: AnswerStream, record: crate::types::RouteRecord) -> AnswerStream {
+    let failed = record.reason == "router_failed";
+    let mut record = Some(record);
+    Box::pin(items.map(move |item| match item {
+        StreamItem::Done(mut answer) => {
+            if failed {
+                answer.decision.degrade("router_failed");
+            }
+            answer.decision.route = record.take();
+            StreamItem::Done(answer)
+        }
+        other => other,
+    }))
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use crate::config::TaskConfig;
-use crate::providers::{Accuracy, Estimate};
+use crate::providers::Accuracy;
 use crate::types::{Answer, LabelProbability, Plan};
 
 /// What `top_k` needs of a plan, kept past it.
@@ -41,10 +41,8 @@ impl TopK {
             .filter_map(|g| Some((g.answer.as_str(), g.probability?)))
             .collect();
         if probs.is_empty() {
-            let p = d.confidence.unwrap_or_else(|| match &self.task_name {
-                Some(task) => self.accuracy.get(task, &answer.provider).accuracy,
-                None => Estimate::PRIOR.accuracy,
-            });
+            let p =
+                super::route::answer_confidence(&self.accuracy, self.task_name.as_deref(), answer);
             probs.push((answer.text.as_str(), p));
         }
         let given: f64 = probs.iter().map(|(_, p)| p).sum();

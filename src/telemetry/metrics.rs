@@ -52,6 +52,7 @@ pub const ACCURACY_EVIDENCE: &str = "llm_pool_provider_accuracy_evidence";
 pub const FEEDBACK: &str = "llm_pool_feedback_total";
 pub const ENSEMBLE_CALLS: &str = "llm_pool_ensemble_calls";
 pub const CONFIDENCE: &str = "llm_pool_ensemble_confidence_ratio";
+pub const ROUTES: &str = "llm_pool_routes_total";
 
 /// Histogram buckets for request and upstream latency: 1 ms to 2 minutes (local models).
 const SECONDS_BUCKETS: &[f64] = &[
@@ -240,6 +241,10 @@ fn describe() {
         ENSEMBLE_CALLS,
         "Calls made per VOTING/WEIGHTED/CONSENSUS answer, by task, strategy and why it stopped."
     );
+    describe_counter!(
+        ROUTES,
+        "Requests of routed tasks, by task, route taken and why (confident, unsure, router_failed)."
+    );
     describe_histogram!(
         CONFIDENCE,
         "Posterior probability of the ensemble's answer, by task and strategy."
@@ -338,6 +343,12 @@ pub fn ensemble(task: &str, strategy: &str, stopped: &str, calls: usize, confide
             }
         },
     );
+}
+
+/// One routed request: the routing task, the route taken and why.
+pub fn route(task: &str, route: &str, reason: &'static str) {
+    metrics::counter!(ROUTES, "task" => task.to_owned(), "route" => route.to_owned(), "reason" => reason)
+        .increment(1);
 }
 
 /// One feedback on an answer.

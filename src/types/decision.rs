@@ -105,6 +105,23 @@ impl Candidate {
     }
 }
 
+/// How a routed task chose the task that answered (`router`, `routes`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteRecord {
+    /// The label task that classified the request.
+    pub router: String,
+    /// Its answer (empty when it failed).
+    pub label: String,
+    /// Its confidence in that answer.
+    pub confidence: f64,
+    /// The route taken: the label, or the safe route.
+    pub route: String,
+    /// The task that answered.
+    pub task: String,
+    /// `confident`, `unsure` (below `route_confidence`: the safe route) or `router_failed`.
+    pub reason: Cow<'static, str>,
+}
+
 /// A label and the posterior probability that it is the right answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelProbability {
@@ -193,6 +210,9 @@ pub struct Decision {
     pub judge: Option<JudgeRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tiers: Vec<TierRecord>,
+    /// A routed task: how the answering task was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteRecord>,
     /// Tokens of every call made for this answer (the answer's own `usage` is the
     /// winner's).
     pub total_usage: UsageOut,
@@ -219,6 +239,7 @@ impl Decision {
             formula: None,
             judge: None,
             tiers: Vec::new(),
+            route: None,
             total_usage: UsageOut::default(),
             degraded: Vec::new(),
         }

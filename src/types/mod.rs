@@ -15,7 +15,7 @@ mod plan;
 
 pub use decision::{
     Alternative, Answer, Candidate, CandidateStatus, Decision, GroupRecord, JudgeRecord,
-    LabelProbability, TierRecord, UsageOut,
+    LabelProbability, RouteRecord, TierRecord, UsageOut,
 };
 pub use outcome::Outcome;
 pub use plan::{CacheMode, Plan, UNBOUNDED_COMPLETION_ESTIMATE};

@@ -440,6 +440,14 @@ fn to_decision(d: crate::types::Decision) -> pb::Decision {
             .into_iter()
             .map(std::borrow::Cow::into_owned)
             .collect(),
+        route: d.route.map(|r| pb::RouteRecord {
+            router: r.router,
+            label: r.label,
+            confidence: r.confidence,
+            route: r.route,
+            task: r.task,
+            reason: r.reason.into_owned(),
+        }),
     }
 }
 
