@@ -280,32 +280,9 @@ async fn consensus_not_reached_under_each_rule() {
     assert_eq!(answer(&snap).await.text, "A");
 }
 
-/// A judge that finds `preferred` among the numbered candidates it was shown.
+/// A judge that prefers `preferred` (after 40 ms).
 fn judge_preferring(name: &str, preferred: &'static str) -> Arc<FakeProvider> {
-    let respond: llm_pool::testing::Responder = Arc::new(move |req: &ProviderRequest| {
-        let Prompt::Chat(messages) = &req.prompt else {
-            return "{}".into();
-        };
-        let prompt = &messages.last().expect("a message").content;
-        let pos = prompt
-            .lines()
-            .find_map(|l| {
-                let rest = l.strip_prefix('[')?;
-                let (n, text) = rest.split_once("] ")?;
-                (text.trim() == preferred).then(|| n.to_owned())
-            })
-            .unwrap_or_else(|| "1".into());
-        format!(
-            r#"{{"winner": {pos}, "scores": {{"{pos}": 9}}, "rationale": "{preferred} is right"}}"#
-        )
-    });
-    FakeProvider::new(
-        name,
-        Call::With {
-            delay: Duration::from_millis(40),
-            respond,
-        },
-    )
+    llm_pool::testing::judge_preferring(name, preferred, Duration::from_millis(40))
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]

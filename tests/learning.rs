@@ -158,13 +158,8 @@ async fn low_confidence_under_each_rule() {
 
     // Escalate: the judge picks among the groups.
     let ps = make();
-    let judge = FakeProvider::new(
-        "judge",
-        Call::With {
-            delay: std::time::Duration::from_millis(5),
-            respond: prefer("B"),
-        },
-    );
+    let judge =
+        llm_pool::testing::judge_preferring("judge", "B", std::time::Duration::from_millis(5));
     let with: Vec<(&Arc<FakeProvider>, &str)> = ps.iter().map(|p| (p, "")).collect();
     let snap = llm_pool::testing::snapshot(
         &format!("{base}on_low_confidence = \"escalate\"\n"),
@@ -190,25 +185,6 @@ async fn low_confidence_under_each_rule() {
         .expect_err("needs a judge")
         .to_string();
     assert!(errors.contains("tasks.t.judge"), "{errors}");
-}
-
-/// A judge that finds `preferred` among the numbered candidates it was shown.
-fn prefer(preferred: &'static str) -> Responder {
-    Arc::new(move |req: &ProviderRequest| {
-        let Prompt::Chat(messages) = &req.prompt else {
-            return "{}".into();
-        };
-        let prompt = &messages.last().expect("a message").content;
-        let pos = prompt
-            .lines()
-            .find_map(|l| {
-                let rest = l.strip_prefix('[')?;
-                let (n, text) = rest.split_once("] ")?;
-                (text.trim() == preferred).then(|| n.to_owned())
-            })
-            .unwrap_or_else(|| "1".into());
-        format!(r#"{{"winner": {pos}, "scores": {{"{pos}": 9}}, "rationale": "r"}}"#)
-    })
 }
 
 /// A provider of accuracy `p` on yes/no questions whose input ends with the right answer:

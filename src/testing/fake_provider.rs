@@ -293,3 +293,26 @@ impl Provider for FakeProvider {
         self.hedges_allowed.load(Ordering::SeqCst)
     }
 }
+
+/// A judge that finds `preferred` among the numbered candidates it was shown (`[N] text`
+/// lines) and names it the winner, after `delay`; candidate 1 when it is not there.
+pub fn judge_preferring(name: &str, preferred: &'static str, delay: Duration) -> Arc<FakeProvider> {
+    let respond: Responder = Arc::new(move |req: &ProviderRequest| {
+        let crate::providers::Prompt::Chat(messages) = &req.prompt else {
+            return "{}".into();
+        };
+        let prompt = messages.last().map_or("", |m| m.content.as_str());
+        let pos = prompt
+            .lines()
+            .find_map(|l| {
+                let rest = l.strip_prefix('[')?;
+                let (n, text) = rest.split_once("] ")?;
+                (text.trim() == preferred).then(|| n.to_owned())
+            })
+            .unwrap_or_else(|| "1".into());
+        format!(
+            r#"{{"winner": {pos}, "scores": {{"{pos}": 9}}, "rationale": "{preferred} is right"}}"#
+        )
+    });
+    FakeProvider::new(name, Call::With { delay, respond })
+}

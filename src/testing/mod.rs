@@ -6,6 +6,6 @@ mod fake_provider;
 mod fake_upstream;
 mod snapshot;
 
-pub use fake_provider::{Call as ProviderCall, FakeProvider, Responder};
+pub use fake_provider::{Call as ProviderCall, FakeProvider, Responder, judge_preferring};
 pub use fake_upstream::{FakeUpstream, Recorded, Reply, Step};
 pub use snapshot::{snapshot, snapshot_with};
