@@ -14,9 +14,10 @@ Answers are drawn, not scripted per item: each provider's answer to an item is d
 that they are compared on the same draws. --rho correlates the providers' mistakes
 (a Gaussian copula: a shared difficulty per item, so that correct(i) = Phi(sqrt(rho) z_item +
 sqrt(1 - rho) z_call) < accuracies[i]; each provider keeps its accuracy). It writes a pool
-config with one task per strategy over those providers and starts `llm-pool` (the debug
-build: answers are measured, not speed), unless --pool names a pool serving that config
-(written to ~/.cache/llm-pool/eval-sim/llm-pool.toml; point its endpoints at a simulation). Each task is warmed up on --warmup items, answered with
+config with one task per strategy over those providers (~/.cache/llm-pool/eval-sim/llm-pool.toml)
+and starts `llm-pool` (the debug build: answers are measured, not speed). With --pool URL and
+--sim-port P it measures a pool of your own instead, one serving that config's tasks with
+providers pointed at 127.0.0.1:P (written again by each run). Each task is warmed up on --warmup items, answered with
 WEIGHTED n=all and then told the right answer (POST /v1/feedback); `weighted (no feedback)`
 is warmed up without feedback. Then every task answers the same --items items. It prints per
 strategy: accuracy, calls started per item, the mean reported confidence and its expected
@@ -354,14 +355,19 @@ def simulate(a):
     procs = []
     try:
         pool = a.pool
+        # The simulated providers answer on --sim-port (a free port unless given), for a
+        # pool started here or, with --pool, one started from the config written below.
+        uport = a.sim_port or free_port()
+        serve_simulation(sim, uport)
+        hport, gport = free_port(), free_port()
+        cfg = simulation_config(f"http://127.0.0.1:{uport}", hport, gport, len(accuracies), a.labels)
+        work = CACHE / "eval-sim"
+        work.mkdir(parents=True, exist_ok=True)
+        path = work / "llm-pool.toml"
+        path.write_text(cfg)
+        if pool:
+            print(f"simulated providers on 127.0.0.1:{uport}; {pool} must serve the tasks of {path}", flush=True)
         if not pool:
-            uport, hport, gport = free_port(), free_port(), free_port()
-            serve_simulation(sim, uport)
-            cfg = simulation_config(f"http://127.0.0.1:{uport}", hport, gport, len(accuracies), a.labels)
-            work = CACHE / "eval-sim"
-            work.mkdir(parents=True, exist_ok=True)
-            path = work / "llm-pool.toml"
-            path.write_text(cfg)
             # The debug build: what is measured here is answers, not speed. LLM_POOL_BIN
             # names a binary already built (scripts/test.sh).
             binary = os.environ.get("LLM_POOL_BIN")
@@ -439,6 +445,8 @@ def main():
     ap.add_argument("--rho", type=float, default=0.0, help="correlation of the providers' mistakes")
     ap.add_argument("--labels", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--sim-port", type=int, default=0, help="--simulate: the port of the simulated "
+                    "providers (to run against a pool of your own with --pool)")
     ap.add_argument("--feedback", action="store_true", help="real model: tell the pool each item's "
                     "right answer after it answered (online feedback), so that it learns the accuracies")
     ap.add_argument("--seed", type=int, default=1)

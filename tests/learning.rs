@@ -581,3 +581,34 @@ fn routing_is_checked_when_the_config_loads() {
     ));
     assert!(e.contains("unknown task `nope`"), "{e}");
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn judge_and_cascade_report_the_confidence_of_their_answer() {
+    // JUDGE picks B among A, B, A: what the candidates' accuracies (the prior) say of B.
+    let ps = [fake("a", 10, "A"), fake("b", 20, "B"), fake("c", 30, "A")];
+    let judge =
+        llm_pool::testing::judge_preferring("judge", "B", std::time::Duration::from_millis(5));
+    let with: Vec<(&Arc<FakeProvider>, &str)> = ps.iter().map(|p| (p, "")).collect();
+    let snap = llm_pool::testing::snapshot(
+        &format!("strategy = \"judge\"\n{LABELS}"),
+        &with,
+        Some(&judge),
+    );
+    let ans = answer(&snap).await;
+    assert_eq!(ans.text, "B");
+    let s = (0.7f64 * 2.0 / 0.3).ln();
+    let b = s.exp() / ((2.0 * s).exp() + s.exp() + 1.0);
+    assert!(
+        (ans.decision.confidence.unwrap() - b).abs() < 1e-9,
+        "{:?}",
+        ans.decision.confidence
+    );
+
+    // CASCADE accepting a valid answer: one sample at the tier's accuracy.
+    let snap = snapshot(
+        &format!("strategy = \"cascade\"\naccept = \"valid\"\n{LABELS}"),
+        &[fake("cheap", 10, "C")],
+    );
+    let ans = answer(&snap).await;
+    assert!((ans.decision.confidence.unwrap() - 0.7).abs() < 1e-9);
+}

@@ -161,6 +161,8 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
         });
         if accepted {
             let winner = candidate.unwrap_or(first);
+            // The accepted tier's answer, its samples under the tier's learned accuracy.
+            decision.confidence = Some(tier_confidence(plan, &groups, accuracy));
             if end == End::Deadline {
                 decision.degrade("deadline");
             }

@@ -58,6 +58,9 @@ pub async fn run(plan: &Plan) -> Result<Outcome, PoolError> {
             }
         }
     };
+    // What the candidates' learned accuracies say of the chosen answer (the verdict itself
+    // is not counted as evidence).
+    decision.confidence = super::posterior::confidence_of(plan, &decision, winner);
     super::outcome(plan, winner, &gathered, decision)
 }
 

@@ -99,6 +99,39 @@ pub fn answer_space(task: &crate::config::TaskConfig) -> f64 {
     }
 }
 
+/// The posterior of candidate `winner`'s answer given every valid candidate of `decision`
+/// (grouped as the Decision groups them), under the providers' learned accuracies; `None`
+/// when the winner joined no group.
+pub fn confidence_of(
+    plan: &crate::types::Plan,
+    decision: &crate::types::Decision,
+    winner: usize,
+) -> Option<f64> {
+    use crate::types::CandidateStatus;
+    let group = decision.candidates.get(winner)?.group?;
+    let voters: Vec<Voter> = decision
+        .candidates
+        .iter()
+        .filter(|c| c.status == CandidateStatus::Ok)
+        .filter_map(|c| {
+            let accuracy = match &plan.task_name {
+                Some(task) => plan.accuracy.get(task, &c.provider).accuracy,
+                None => crate::providers::Estimate::PRIOR.accuracy,
+            };
+            let source = plan.providers.iter().position(|p| p.name() == c.provider)?;
+            Some(Voter {
+                group: c.group?,
+                accuracy,
+                source,
+            })
+        })
+        .collect();
+    let groups = voters.iter().map(|v| v.group + 1).max()?.max(group + 1);
+    posterior(&voters, groups, answer_space(&plan.task))
+        .get(group)
+        .copied()
+}
+
 /// How many answers a wrong voter is taken to choose among when the task does not say
 /// (JSON, tool calls, text).
 pub const OPEN_ANSWER_SPACE: f64 = 10.0;
