@@ -325,3 +325,53 @@ async fn replicas_share_what_they_learn_through_redis() {
     .await;
     assert!((of(&three).accuracy - both).abs() < 1e-9);
 }
+
+#[tokio::test]
+async fn top_k_of_a_single_answer_comes_from_the_models_log_probabilities() {
+    let mut up = FakeUpstream::start(
+        Step::Reply(Reply::text("A").with_top_logprobs(&[
+            ("A", 0.6f64.ln()),
+            (" b", 0.3f64.ln()),
+            ("xyz", 0.1f64.ln()),
+        ])),
+        &["m"],
+    )
+    .await;
+    let config = format!(
+        "[providers.p]\nkind = \"openai\"\nmodel = \"m\"\nendpoints = [\"{}\"]\n\n\
+         [tasks.t]\nproviders = [\"p\"]\noutput = \"label\"\nlabels = [\"A\", \"B\", \"C\"]\n",
+        up.url()
+    );
+    let pool = start_pool(&config).await;
+    let resp = pool
+        .post_json("/v1/query", json!({"task": "t", "input": "q", "top_k": 3}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    let top: Vec<(String, f64)> = body["top_k"]
+        .as_array()
+        .expect("top_k")
+        .iter()
+        .map(|l| {
+            (
+                l["label"].as_str().unwrap_or_default().to_owned(),
+                l["probability"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    // "xyz" begins no label and is left out: A 0.6/0.9, B 0.3/0.9, C 0.
+    assert_eq!(
+        top.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(),
+        ["A", "B", "C"]
+    );
+    assert!(
+        (top[0].1 - 2.0 / 3.0).abs() < 1e-9 && (top[1].1 - 1.0 / 3.0).abs() < 1e-9,
+        "{top:?}"
+    );
+    assert!(
+        body.get("logprobs").is_none(),
+        "the caller did not ask for them: {body}"
+    );
+    let sent = up.next_request().await;
+    assert_eq!(sent.body["logprobs"], true, "the pool asked the upstream");
+}

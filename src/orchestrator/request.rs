@@ -171,6 +171,18 @@ impl PoolRequest {
             self.priority.as_deref(),
             cost,
         )?;
+        // `top_k` of a FASTEST answer: the upstream's log probabilities of the answer's first
+        // token, where every candidate can give them; kept from the caller, who did not ask.
+        let mut hidden_logprobs = false;
+        if top_k > 0 && strategy == StrategyKind::Fastest && !request.params.logprobs {
+            request.params.logprobs = true;
+            request.params.top_logprobs = Some(MAX_TOP_LOGPROBS);
+            hidden_logprobs = providers.iter().all(|p| p.refuse(&request).is_ok());
+            if !hidden_logprobs {
+                request.params.logprobs = false;
+                request.params.top_logprobs = None;
+            }
+        }
         // Every candidate must carry the request whole, or the caller hears which field
         // cannot be.
         for p in &providers {
@@ -195,6 +207,7 @@ impl PoolRequest {
         Ok(Plan {
             refused_overrides,
             top_k,
+            hidden_logprobs,
             strategy,
             providers,
             fallback_from,

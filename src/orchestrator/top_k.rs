@@ -2,7 +2,9 @@
 //!
 //! From the Decision's groups when the strategy weighed its answers (VOTING, WEIGHTED,
 //! CONSENSUS: each group's posterior, `strategies::posterior`), the labels nobody gave
-//! sharing what is left equally. Otherwise one answer by one provider: the label returned
+//! sharing what is left equally. For FASTEST, from the model's log probabilities of its
+//! answer's first token, when every candidate provider gives them (the pool asks for
+//! them, and returns them only if the caller asked too). Otherwise one answer by one provider: the label returned
 //! at the Decision's `confidence` when it has one (CASCADE on confidence), else at that
 //! provider's learned accuracy, and the other labels `(1 − p)/(k − 1)` each, the same
 //! posterior for a single voter. Computed after the cache, for hits and joins too.
@@ -16,6 +18,7 @@ use crate::types::{Answer, LabelProbability, Plan};
 /// What `top_k` needs of a plan, kept past it.
 pub(super) struct TopK {
     k: usize,
+    hidden_logprobs: bool,
     task: Arc<TaskConfig>,
     task_name: Option<String>,
     accuracy: Arc<Accuracy>,
@@ -26,6 +29,7 @@ impl TopK {
     pub(super) fn of(plan: &Plan) -> Option<Self> {
         (plan.top_k > 0).then(|| Self {
             k: plan.top_k,
+            hidden_logprobs: plan.hidden_logprobs,
             task: Arc::clone(&plan.task),
             task_name: plan.task_name.clone(),
             accuracy: Arc::clone(&plan.accuracy),
@@ -40,6 +44,14 @@ impl TopK {
             .iter()
             .filter_map(|g| Some((g.answer.as_str(), g.probability?)))
             .collect();
+        if probs.is_empty()
+            && let Some(from_logprobs) = answer
+                .logprobs
+                .as_ref()
+                .and_then(|lp| first_token(labels, lp))
+        {
+            probs = from_logprobs;
+        }
         if probs.is_empty() {
             let p =
                 super::route::answer_confidence(&self.accuracy, self.task_name.as_deref(), answer);
@@ -68,5 +80,43 @@ impl TopK {
                 probability,
             })
             .collect();
+        if self.hidden_logprobs {
+            answer.logprobs = None;
+        }
     }
+}
+
+/// The labels' probabilities from the upstream's log probabilities of the answer's first
+/// token (OpenAI `logprobs.content[0].top_logprobs`): each alternative counts for the one
+/// label it begins (compared as labels are, ignoring case, spacing and punctuation), and
+/// the mass is normalised over the labels. `None` when no alternative begins a label.
+fn first_token<'a>(
+    labels: &'a [String],
+    logprobs: &serde_json::Value,
+) -> Option<Vec<(&'a str, f64)>> {
+    use crate::types::normalize::normalize_label;
+    let alternatives = logprobs["content"][0]["top_logprobs"].as_array()?;
+    let normal: Vec<String> = labels.iter().map(|l| normalize_label(l)).collect();
+    let mut mass = vec![0.0f64; labels.len()];
+    for alt in alternatives {
+        let (Some(token), Some(logprob)) = (alt["token"].as_str(), alt["logprob"].as_f64()) else {
+            continue;
+        };
+        let t = normalize_label(token);
+        if t.is_empty() {
+            continue;
+        }
+        let mut begun = normal.iter().enumerate().filter(|(_, l)| l.starts_with(&t));
+        if let (Some((i, _)), None) = (begun.next(), begun.next()) {
+            mass[i] += logprob.exp();
+        }
+    }
+    let total: f64 = mass.iter().sum();
+    (total > 0.0).then(|| {
+        labels
+            .iter()
+            .map(String::as_str)
+            .zip(mass.iter().map(|m| m / total))
+            .collect()
+    })
 }

@@ -68,6 +68,8 @@ pub struct Reply {
     pub tool_calls: Vec<(String, String)>,
     /// Answer with log probabilities (OpenAI), one entry per piece.
     pub logprobs: bool,
+    /// The alternatives of the first piece (token, log probability), with `logprobs`.
+    pub top_logprobs: Vec<(String, f64)>,
     /// Reasoning before the answer (OpenAI-compatible `reasoning_content`, Ollama
     /// `thinking`), streamed in one piece ahead of the text.
     pub reasoning: Option<String>,
@@ -83,6 +85,7 @@ impl Reply {
             prompt_tokens: 7,
             tool_calls: Vec::new(),
             logprobs: false,
+            top_logprobs: Vec::new(),
             reasoning: None,
         }
     }
@@ -101,6 +104,15 @@ impl Reply {
     }
     pub fn with_logprobs(mut self) -> Self {
         self.logprobs = true;
+        self
+    }
+    /// Log probabilities whose first piece has these alternatives.
+    pub fn with_top_logprobs(mut self, alternatives: &[(&str, f64)]) -> Self {
+        self.logprobs = true;
+        self.top_logprobs = alternatives
+            .iter()
+            .map(|(t, l)| ((*t).to_owned(), *l))
+            .collect();
         self
     }
     pub fn after(mut self, delay: Duration) -> Self {
@@ -550,7 +562,18 @@ fn whole_reply(r: &Reply, model: &str, d: Dialect) -> Response {
         let content: Vec<_> = r
             .pieces()
             .iter()
-            .map(|p| serde_json::json!({"token": p, "logprob": -0.5, "bytes": null, "top_logprobs": []}))
+            .enumerate()
+            .map(|(i, p)| {
+                let top: Vec<_> = if i == 0 {
+                    r.top_logprobs
+                        .iter()
+                        .map(|(t, l)| serde_json::json!({"token": t, "logprob": l, "bytes": null}))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                serde_json::json!({"token": p, "logprob": -0.5, "bytes": null, "top_logprobs": top})
+            })
             .collect();
         serde_json::json!({ "content": content })
     });

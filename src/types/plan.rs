@@ -68,6 +68,9 @@ pub struct Plan {
     pub refused_overrides: Vec<&'static str>,
     /// Label tasks: how many of the most probable labels to return (0: none).
     pub top_k: usize,
+    /// The pool asked the upstream for log probabilities (for `top_k`), not the caller: they
+    /// are not returned.
+    pub hidden_logprobs: bool,
 }
 
 /// Completion tokens reserved per call when a request sets no `max_tokens`; settlement
