@@ -612,3 +612,29 @@ async fn judge_and_cascade_report_the_confidence_of_their_answer() {
     let ans = answer(&snap).await;
     assert!((ans.decision.confidence.unwrap() - 0.7).abs() < 1e-9);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_streamed_label_answer_can_be_given_feedback() {
+    // Label answers are checked whole before they are sent, so a stream of one is
+    // answered (and remembered) as a whole answer.
+    let snap = snapshot(
+        &format!("strategy = \"fastest\"\n{LABELS}"),
+        &[fake("a", 10, "A")],
+    );
+    let mut items = orchestrator::stream(&snap, request("q"))
+        .await
+        .expect("a stream");
+    while futures::StreamExt::next(&mut items).await.is_some() {}
+    let reply = orchestrator::feedback(
+        &snap,
+        orchestrator::FeedbackCall {
+            request_id: "r".into(),
+            verdict: orchestrator::Verdict::Answer("B".into()),
+            tenant: None,
+        },
+    )
+    .expect("remembered");
+    assert_eq!(reply.graded.len(), 1);
+    assert_eq!(reply.graded[0].credit, 0.0);
+    assert_eq!(snap.accuracy.get("t", "a").evidence, 1.0);
+}
