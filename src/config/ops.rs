@@ -161,6 +161,28 @@ impl Default for LearningConfig {
     }
 }
 
+/// A section's Redis link: a URL that parses and a timeout above 0.
+fn check_redis(
+    err: &mut dyn FnMut(String, String),
+    section: &str,
+    url: Option<&str>,
+    timeout_ms: u64,
+) {
+    if url.is_some_and(|u| redis::Client::open(u).is_err()) {
+        // Not echoed: the URL may hold a password.
+        err(
+            format!("{section}.redis_url"),
+            "not a valid redis:// URL".into(),
+        );
+    }
+    if timeout_ms == 0 {
+        err(
+            format!("{section}.redis_timeout_ms"),
+            "must be greater than 0".into(),
+        );
+    }
+}
+
 pub(super) fn check_learning(
     err: &mut dyn FnMut(String, String),
     l: &RawLearning,
@@ -171,21 +193,7 @@ pub(super) fn check_learning(
             "must be at most 10000000".into(),
         );
     }
-    if let Some(url) = &l.redis_url
-        && redis::Client::open(url.as_str()).is_err()
-    {
-        // Not echoed: the URL may hold a password.
-        err(
-            "learning.redis_url".into(),
-            "not a valid redis:// URL".into(),
-        );
-    }
-    if l.redis_timeout_ms == 0 {
-        err(
-            "learning.redis_timeout_ms".into(),
-            "must be greater than 0".into(),
-        );
-    }
+    check_redis(err, "learning", l.redis_url.as_deref(), l.redis_timeout_ms);
     if l.sync_interval_ms < 10 {
         err(
             "learning.sync_interval_ms".into(),
@@ -324,18 +332,7 @@ pub(super) fn check_usage(err: &mut dyn FnMut(String, String), u: &RawUsage) -> 
             "must be 0 or more".into(),
         );
     }
-    if let Some(url) = &u.redis_url
-        && redis::Client::open(url.as_str()).is_err()
-    {
-        // Not echoed: the URL may hold a password.
-        err("usage.redis_url".into(), "not a valid redis:// URL".into());
-    }
-    if u.redis_timeout_ms == 0 {
-        err(
-            "usage.redis_timeout_ms".into(),
-            "must be greater than 0".into(),
-        );
-    }
+    check_redis(err, "usage", u.redis_url.as_deref(), u.redis_timeout_ms);
     UsageConfig {
         reference_cost_per_1k_tokens: u.reference_cost_per_1k_tokens,
         tenant_metrics: u.tenant_metrics,
