@@ -14,7 +14,7 @@ FROM rust:${RUST_VERSION}-slim-bookworm AS builder
 WORKDIR /src
 
 # Dependencies first, in their own layer: it is rebuilt only when the manifest, the lock
-# file, build.rs, the .proto or the benches change, not on every source edit. Stub crate
+# file, build.rs, the .proto, the client crate or the benches change, not on every source edit. Stub crate
 # roots stand in for src/. The benches are copied as they are because Cargo.toml declares
 # them ([[bench]]) and cargo refuses a manifest whose targets are missing; release builds
 # do not compile them.
@@ -24,6 +24,9 @@ COPY Cargo.toml Cargo.lock build.rs ./
 # Build settings (mimalloc's lazy arena commit: lower RSS).
 COPY .cargo ./.cargo
 COPY proto ./proto
+# The client crate (clients/rust, a workspace member the CLI is built on) in full: it is
+# small and changes with the .proto.
+COPY clients/rust ./clients/rust
 COPY benches ./benches
 RUN mkdir -p src \
  && echo 'fn main() {}' > src/main.rs \

@@ -5,7 +5,8 @@
 #   3. `cargo test` with the real-model test included;
 #   4. a real pool in front of a real llama-server: scripts/test-http.sh (every HTTP route
 #      with curl), the official `openai` and `ollama` Python clients (tests/compat), and
-#      scripts/test-prometheus.sh (/metrics through promtool and a real Prometheus);
+#      scripts/test-prometheus.sh (/metrics through promtool and a real Prometheus), and
+#      the Python and TypeScript client packages (scripts/test-clients.sh);
 #   5. tests/deploy: the Kubernetes and compose files against the code and the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +38,7 @@ fi
 
 step "fmt and clippy"
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "model server and model"
 eval "$(./scripts/setup-models.sh)"
@@ -54,7 +55,7 @@ if [ ! -x "$VENV/bin/pytest" ] || ! "$VENV/bin/python" -c 'import yaml' 2>/dev/n
 fi
 
 step "cargo test (unit, black-box, real model)"
-cargo test --all-targets -- --include-ignored
+cargo test --workspace --all-targets -- --include-ignored
 
 step "a real pool in front of llama-server"
 # `cargo test` above built target/debug/llm-pool (with the same features; building it again
@@ -118,6 +119,10 @@ LLM_POOL_HTTP="http://127.0.0.1:$HTTP_PORT" LLM_POOL_MODEL_NAME=smollm2 \
   LLM_POOL_EMBED_MODEL_NAME=smollm2-embed LLM_POOL_BIN=target/debug/llm-pool \
   "$VENV/bin/pytest" -q tests/compat
 ./scripts/test-prometheus.sh "http://127.0.0.1:$HTTP_PORT"
+# The client packages (Python, TypeScript) against a second pool, with auth on, in front
+# of the same model servers.
+LLM_POOL_BIN=target/debug/llm-pool ./scripts/test-clients.sh \
+  "http://127.0.0.1:$LLAMA_PORT" "http://127.0.0.1:$EMBED_PORT"
 # deploy/ (Kubernetes, compose) against the code: static checks, then the real binary on
 # the shipped configs.
 LLM_POOL_BIN=target/debug/llm-pool "$VENV/bin/pytest" -q tests/deploy

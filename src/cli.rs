@@ -104,7 +104,7 @@ pub struct FeedbackArgs {
 
 /// Runs `llm-pool feedback`.
 pub async fn feedback(args: FeedbackArgs) -> u8 {
-    use crate::api::grpc::pb;
+    use llm_pool_client::pb;
     let truth = match (&args.answer, args.good) {
         (Some(a), _) => pb::feedback_request::Truth::Answer(a.clone()),
         (None, true) => pb::feedback_request::Truth::Verdict(pb::Verdict::Good as i32),
@@ -155,9 +155,21 @@ pub struct Remote {
     /// Talk HTTP to this base URL instead (`http://127.0.0.1:7071`).
     #[arg(long, env = "LLM_POOL_HTTP")]
     pub http: Option<String>,
-    /// API key, sent as `authorization: Bearer <key>`.
+    /// API key (or JWT), sent as `authorization: Bearer <key>`.
     #[arg(long, env = "LLM_POOL_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// gRPC: sign each call with HMAC-SHA256 as this tenant, with the secret in
+    /// `LLM_POOL_HMAC_SECRET`.
+    #[arg(long, env = "LLM_POOL_HMAC_TENANT")]
+    pub hmac_tenant: Option<String>,
+    /// gRPC over TLS: the CA (PEM file) that signed the pool's certificate.
+    #[arg(long, env = "LLM_POOL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// gRPC over mutual TLS: the client certificate and its key (PEM files).
+    #[arg(long, env = "LLM_POOL_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    #[arg(long, env = "LLM_POOL_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// Exit codes of the client commands (the error classes of shared/DESIGN.md).
@@ -169,13 +181,13 @@ pub const EXIT_CODES: &str = "exit codes: 0 ok; 1 other; 2 invalid argument; 3 n
 pub async fn query(args: QueryArgs) -> u8 {
     let strategy = match args.strategy.as_deref() {
         None => 0,
-        Some(s) => crate::api::grpc::pb::Strategy::from_str_name(&format!(
+        Some(s) => llm_pool_client::pb::Strategy::from_str_name(&format!(
             "STRATEGY_{}",
             s.to_ascii_uppercase()
         ))
         .map_or(0, |s| s as i32),
     };
-    let request = crate::api::grpc::pb::QueryRequest {
+    let request = llm_pool_client::pb::QueryRequest {
         task: args.task.clone(),
         input: args.input.clone(),
         strategy,
@@ -234,7 +246,7 @@ pub async fn query(args: QueryArgs) -> u8 {
         out(&answer.text, true);
     }
     if args.explain {
-        out(&crate::client::explain(&answer), false);
+        out(&llm_pool_client::explain(&answer), false);
     }
     0
 }
@@ -331,25 +343,42 @@ pub async fn tasks(remote: Remote) -> u8 {
     0
 }
 
-async fn connect(remote: &Remote) -> Result<crate::client::Client, u8> {
-    let client = crate::client::Client::connect(&remote.addr)
-        .await
-        .map_err(|e| {
-            eprintln!("{e}");
-            9
-        })?;
-    match &remote.api_key {
-        Some(key) => client.with_api_key(key).map_err(|e| {
-            eprintln!("{e}");
+async fn connect(remote: &Remote) -> Result<llm_pool_client::Client, u8> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|e| {
+            eprintln!("{}: {e}", path.display());
             2
-        }),
-        None => Ok(client),
+        })
+    };
+    let mut builder = llm_pool_client::Client::builder(&remote.addr);
+    if let Some(key) = &remote.api_key {
+        builder = builder.api_key(key.as_str());
     }
+    if let Some(tenant) = &remote.hmac_tenant {
+        let Ok(secret) = std::env::var("LLM_POOL_HMAC_SECRET") else {
+            eprintln!("--hmac-tenant needs the secret in LLM_POOL_HMAC_SECRET");
+            return Err(2);
+        };
+        builder = builder.hmac(tenant.as_str(), secret);
+    }
+    if let Some(ca) = &remote.ca_cert {
+        builder = builder.ca_certificate(read(ca)?);
+    }
+    if let (Some(cert), Some(key)) = (&remote.client_cert, &remote.client_key) {
+        builder = builder.identity(read(cert)?, read(key)?);
+    }
+    builder.connect().await.map_err(|e| {
+        eprintln!("{e}");
+        match e {
+            llm_pool_client::ClientError::Connect { .. } => 9,
+            _ => 2,
+        }
+    })
 }
 
 fn failed(status: &tonic::Status) -> u8 {
     eprintln!("{:?}: {}", status.code(), status.message());
-    crate::client::exit_code(status.code())
+    llm_pool_client::exit_code(status.code())
 }
 
 /// The exit code of an HTTP error status (the same classes as gRPC's).
@@ -430,7 +459,7 @@ async fn query_http(base: &str, args: &QueryArgs) -> u8 {
     0
 }
 
-fn answer_json(a: &crate::api::grpc::pb::Answer) -> serde_json::Value {
+fn answer_json(a: &llm_pool_client::pb::Answer) -> serde_json::Value {
     let d = a.decision.as_ref();
     serde_json::json!({
         "text": a.text, "provider": a.provider, "model": a.model, "task": a.task,

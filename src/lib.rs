@@ -10,7 +10,8 @@ pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod cli;
-pub mod client;
+/// The gRPC client (the `llm-pool-client` crate, `clients/rust`), which the CLI is built on.
+pub use llm_pool_client as client;
 pub mod config;
 pub mod error;
 pub mod listen;

@@ -329,7 +329,14 @@ async fn api_keys_by_bearer_or_header() {
 
 fn signed(secret: &str, ts: u64, body: &str) -> Vec<(&'static str, String)> {
     let ts = ts.to_string();
-    let sig = llm_pool::auth::sign(secret.as_bytes(), "POST", "/v1/query", &ts, body.as_bytes());
+    let sig = llm_pool::auth::sign(
+        secret.as_bytes(),
+        "POST",
+        "/v1/query",
+        &ts,
+        None,
+        body.as_bytes(),
+    );
     vec![
         ("x-llm-pool-tenant", "alice".to_owned()),
         ("x-llm-pool-timestamp", ts),
@@ -383,6 +390,38 @@ async fn hmac_signatures() {
         query_with(&pool, &missing, CHAT).await.status(),
         401,
         "no timestamp"
+    );
+    // A nonce, signed, tells two identical requests of one second apart; it is covered.
+    let with_nonce = |nonce: &str| {
+        let ts = now().to_string();
+        let sig = llm_pool::auth::sign(
+            HMAC_SECRET.as_bytes(),
+            "POST",
+            "/v1/query",
+            &ts,
+            Some(nonce),
+            CHAT.as_bytes(),
+        );
+        vec![
+            ("x-llm-pool-tenant", "alice".to_owned()),
+            ("x-llm-pool-timestamp", ts),
+            ("x-llm-pool-nonce", nonce.to_owned()),
+            ("x-llm-pool-signature", sig),
+        ]
+    };
+    for nonce in ["n-1", "n-2"] {
+        assert_eq!(
+            query_with(&pool, &with_nonce(nonce), CHAT).await.status(),
+            200,
+            "nonce {nonce}"
+        );
+    }
+    let mut swapped = with_nonce("n-3");
+    swapped[2].1 = "n-4".to_owned();
+    assert_eq!(
+        query_with(&pool, &swapped, CHAT).await.status(),
+        401,
+        "the nonce is signed"
     );
 }
 

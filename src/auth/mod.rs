@@ -4,8 +4,8 @@
 //! and (for HMAC) body. Nothing here knows the wire. May import config and error only.
 //!
 //! Credentials, in the order they are looked for:
-//! - `x-llm-pool-signature` (HMAC-SHA256), with `x-llm-pool-tenant` and
-//!   `x-llm-pool-timestamp`: see [`signing_string`];
+//! - `x-llm-pool-signature` (HMAC-SHA256), with `x-llm-pool-tenant`,
+//!   `x-llm-pool-timestamp` and optionally `x-llm-pool-nonce`: see [`signing_string`];
 //! - `authorization: Bearer <token>`: a JWT when `[auth.jwt]` is set and the token has the
 //!   JWT shape, else an API key;
 //! - `x-api-key: <key>`.
@@ -36,6 +36,9 @@ pub const HMAC_TENANT: &str = "x-llm-pool-tenant";
 pub const HMAC_TIMESTAMP: &str = "x-llm-pool-timestamp";
 /// HMAC: hex HMAC-SHA256 of [`signing_string`] under the tenant's secret.
 pub const HMAC_SIGNATURE: &str = "x-llm-pool-signature";
+/// HMAC, optional: a value unique to this request (signed too), so two identical requests
+/// in the same second have different signatures and neither is taken for a replay.
+pub const HMAC_NONCE: &str = "x-llm-pool-nonce";
 
 /// The authenticated caller of a request, set by the auth layer on every request it passes
 /// (`None`: no credentials, on a route that needs none).
@@ -62,12 +65,20 @@ pub fn digest(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// What an HMAC signature covers: method, path with query, timestamp and the body's
-/// SHA-256, one per line. For gRPC the body is the HTTP/2 request body (the framed message).
-pub fn signing_string(method: &str, path_and_query: &str, timestamp: &str, body: &[u8]) -> String {
-    format!(
-        "{method}\n{path_and_query}\n{timestamp}\n{}",
-        hex::encode(digest(body))
-    )
+/// SHA-256, one per line, then the nonce on a fifth line when the request carries one. For
+/// gRPC the body is the HTTP/2 request body (the framed message).
+pub fn signing_string(
+    method: &str,
+    path_and_query: &str,
+    timestamp: &str,
+    nonce: Option<&str>,
+    body: &[u8],
+) -> String {
+    let body = hex::encode(digest(body));
+    match nonce {
+        Some(nonce) => format!("{method}\n{path_and_query}\n{timestamp}\n{body}\n{nonce}"),
+        None => format!("{method}\n{path_and_query}\n{timestamp}\n{body}"),
+    }
 }
 
 /// Signs a request the way the pool checks it (for clients and tests): the hex HMAC.
@@ -76,9 +87,10 @@ pub fn sign(
     method: &str,
     path_and_query: &str,
     timestamp: &str,
+    nonce: Option<&str>,
     body: &[u8],
 ) -> String {
-    mac(secret, method, path_and_query, timestamp, body)
+    mac(secret, method, path_and_query, timestamp, nonce, body)
         .map(|m| hex::encode(m.finalize().into_bytes()))
         .unwrap_or_default()
 }
@@ -90,10 +102,11 @@ fn mac(
     method: &str,
     path_and_query: &str,
     timestamp: &str,
+    nonce: Option<&str>,
     body: &[u8],
 ) -> Option<hmac::Hmac<Sha256>> {
     let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret).ok()?;
-    mac.update(signing_string(method, path_and_query, timestamp, body).as_bytes());
+    mac.update(signing_string(method, path_and_query, timestamp, nonce, body).as_bytes());
     Some(mac)
 }
 
@@ -245,6 +258,7 @@ impl Authenticator {
             req.method,
             req.path_and_query,
             timestamp,
+            header(req.headers, HMAC_NONCE),
             body,
         )
         .ok_or_else(|| bad("unusable secret"))?;

@@ -1,15 +1,15 @@
 //! Ask a running pool over gRPC and print the answer, then how it was chosen.
 //!
 //! ```sh
-//! cargo run --example query -- http://127.0.0.1:7070 chat "Say hello"
-//! LLM_POOL_API_KEY=... cargo run --example query -- https://pool.internal:7070 classify_domain "..."
+//! cargo run -p llm-pool-client --example query -- http://127.0.0.1:7070 chat "Say hello"
+//! LLM_POOL_API_KEY=... cargo run -p llm-pool-client --example query -- https://pool.internal:7070 classify_domain "..."
 //! ```
 
 use std::io::Write;
 use std::time::Duration;
 
-use llm_pool::api::grpc::pb;
-use llm_pool::client::Client;
+use llm_pool_client::Client;
+use llm_pool_client::pb;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
@@ -35,13 +35,13 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
     match client.query(request).await {
         Ok(answer) => {
             writeln!(out, "{}", answer.text)?;
-            write!(out, "{}", llm_pool::client::explain(&answer))?;
+            write!(out, "{}", llm_pool_client::explain(&answer))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Err(status) => {
             // The class of the error decides what to do: retry later, fix the request, …
             eprintln!("{:?}: {}", status.code(), status.message());
-            Ok(std::process::ExitCode::from(llm_pool::client::exit_code(
+            Ok(std::process::ExitCode::from(llm_pool_client::exit_code(
                 status.code(),
             )))
         }
