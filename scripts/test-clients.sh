@@ -64,7 +64,7 @@ EOF
 "$BIN" serve --config "$WORK/llm-pool.toml" >"$WORK/pool.log" 2>&1 &
 POOL_PID=$!
 for _ in $(seq 1 300); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$HTTP_PORT/readyz" && break
+  curl -fsS -o /dev/null "http://127.0.0.1:$HTTP_PORT/readyz" 2>/dev/null && break
   sleep 0.1
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$HTTP_PORT/readyz" || { tail -20 "$WORK/pool.log" >&2; exit 1; }
@@ -81,3 +81,19 @@ fi
   tail -20 "$WORK/pool.log" >&2
   exit 1
 }
+# The README's example, as a user runs it.
+LLM_POOL_API_KEY="$LLM_POOL_CLIENT_KEY" "$VENV/bin/python" clients/python/examples/query.py \
+  "$LLM_POOL_CLIENT_ADDR" chat "Say hello" >"$WORK/example-py.txt"
+grep -q "^-- smollm2 won (STRATEGY_FASTEST)" "$WORK/example-py.txt" || { cat "$WORK/example-py.txt" >&2; exit 1; }
+
+echo "-- clients/typescript"
+# npm ci: the versions of package-lock.json, from the npm registry; `npm test` compiles
+# with tsc and runs node's test runner on the compiled tests.
+(cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm test --silent) || {
+  tail -20 "$WORK/pool.log" >&2
+  exit 1
+}
+LLM_POOL_API_KEY="$LLM_POOL_CLIENT_KEY" node clients/typescript/dist/examples/query.js \
+  "http://$LLM_POOL_CLIENT_ADDR" chat "Say hello" >"$WORK/example-ts.txt"
+grep -q "^-- smollm2 won (FASTEST)" "$WORK/example-ts.txt" || { cat "$WORK/example-ts.txt" >&2; exit 1; }
+echo "clients: Python and TypeScript tests and examples passed"

@@ -32,6 +32,8 @@ command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 # nginx and wrk for the smoke run of scripts/bench-overhead.sh.
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
+# node and npm for the TypeScript client (clients/typescript).
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 if [ -n "$missing" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi

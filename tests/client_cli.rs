@@ -196,3 +196,45 @@ async fn feedback_regrades_an_answer_from_the_command_line() {
     let (code, _, _) = run(&["feedback", "--addr", addr, "--request-id", id]).await;
     assert_eq!(code, 2);
 }
+
+#[tokio::test]
+async fn query_over_mutual_tls_and_signed_with_hmac() {
+    let fixture = |rel: &str| format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let hmac = secrets.path().join("hmac");
+    std::fs::write(&hmac, "cli-hmac-secret").expect("write");
+    let up = fake("signed").await;
+    let server = format!(
+        "[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\ngrpc_client_ca_file = \"{}\"\n",
+        fixture("tls/server.crt"),
+        fixture("tls/server.key"),
+        fixture("tls/ca.crt")
+    );
+    let config = format!(
+        "[auth]\ninference = true\n\n[tenants.app]\nhmac_secret_file = \"{}\"\n{}",
+        hmac.display(),
+        basic_config("openai", &up.url())
+    );
+    let pool = start_pool_server(&server, &config).await;
+    let addr = pool.grpc.replace("http://127.0.0.1", "https://localhost");
+    let cli = |secret: &str| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_llm-pool"));
+        cmd.args(["query", "--addr", &addr, "--task", "chat", "--input", "hi"])
+            .args(["--ca-cert", &fixture("tls/ca.crt")])
+            .args(["--client-cert", &fixture("tls/client.crt")])
+            .args(["--client-key", &fixture("tls/client.key")])
+            .args(["--hmac-tenant", "app"])
+            .env_remove("LLM_POOL_API_KEY")
+            .env("LLM_POOL_HMAC_SECRET", secret);
+        cmd
+    };
+    let out = cli("cli-hmac-secret").output().await.expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "signed\n");
+    let out = cli("wrong").output().await.expect("run");
+    assert_eq!(out.status.code(), Some(4), "unauthenticated: exit 4");
+}
