@@ -7,7 +7,8 @@
 #      with curl), the official `openai` and `ollama` Python clients (tests/compat), and
 #      scripts/test-prometheus.sh (/metrics through promtool and a real Prometheus), and
 #      the Python and TypeScript client packages (scripts/test-clients.sh);
-#   5. tests/deploy: the Kubernetes and compose files against the code and the real binary.
+#   5. tests/deploy: the Kubernetes and compose files against the code and the real binary;
+#   6. the operator console in headless Chromium (scripts/test-console.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -34,6 +35,8 @@ command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
 # node and npm for the TypeScript client (clients/typescript).
 command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+# Chromium for the console's browser test (scripts/test-console.sh).
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
@@ -128,6 +131,9 @@ LLM_POOL_BIN=target/debug/llm-pool ./scripts/test-clients.sh \
 # deploy/ (Kubernetes, compose) against the code: static checks, then the real binary on
 # the shipped configs.
 LLM_POOL_BIN=target/debug/llm-pool "$VENV/bin/pytest" -q tests/deploy
+
+step "the operator console in a real browser (headless Chromium)"
+LLM_POOL_BIN=target/debug/llm-pool ./scripts/test-console.sh "$WORK/console"
 
 step "benchmark harness (smoke run; CI does not time things)"
 ./scripts/bench-overhead.sh --smoke >"$WORK/bench-smoke.txt" 2>&1 || {

@@ -20,6 +20,7 @@ pub mod orchestrator;
 pub mod providers;
 pub mod qos;
 pub mod ratelimit;
+pub mod recent;
 mod redis_link;
 pub mod registry;
 pub mod state;

@@ -41,6 +41,8 @@ pub struct Shared {
     pub embeddings: Option<crate::orchestrator::embed::EmbedCache>,
     /// `server.max_in_flight` of the HTTP and the gRPC listener (`None`: no cap).
     pub in_flight: InFlightCaps,
+    /// The most recent requests and their Decisions, for the console.
+    pub recent: crate::recent::Recent,
     ready: AtomicBool,
 }
 
@@ -73,6 +75,7 @@ impl AppState {
         let in_flight = InFlightCaps::new(config.load().config.server().max_in_flight());
         Self(Arc::new(Shared {
             in_flight,
+            recent: crate::recent::Recent::default(),
             usage,
             embeddings,
             config,

@@ -8,7 +8,8 @@
 //!   `x-llm-pool-timestamp` and optionally `x-llm-pool-nonce`: see [`signing_string`];
 //! - `authorization: Bearer <token>`: a JWT when `[auth.jwt]` is set and the token has the
 //!   JWT shape, else an API key;
-//! - `x-api-key: <key>`.
+//! - `x-api-key: <key>`;
+//! - `authorization: Basic base64(user:key)`, as a browser sends it (an API key).
 //!
 //! On routes that require credentials, wrong ones get 401. On open routes, valid credentials
 //! still name the tenant (its rights, limits and usage apply) and wrong ones are ignored:
@@ -209,6 +210,10 @@ impl Authenticator {
         if let Some(key) = header(req.headers, API_KEY) {
             names.push(api_key(keys, key)?);
         }
+        // HTTP Basic, as browsers send it (the console): the password is the API key.
+        if let Some(key) = basic(req.headers) {
+            names.push(api_key(keys, &key)?);
+        }
         let tenant_name = match names.split_first() {
             None => None,
             Some((first, rest)) if rest.iter().all(|n| n == first) => Some(Arc::clone(first)),
@@ -334,6 +339,24 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
+}
+
+/// The password of `authorization: Basic base64(user:password)` (the user name is not
+/// used; a key alone in the user name is taken too).
+fn basic(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let v = header(headers, "authorization")?;
+    let (scheme, encoded) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':').unwrap_or((&text, ""));
+    let key = if password.is_empty() { user } else { password };
+    (!key.is_empty()).then(|| key.to_owned())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -30,6 +30,7 @@ pub struct Config {
     pub(super) rate_limit: RateLimitConfig,
     pub(super) usage: super::ops::UsageConfig,
     pub(super) learning: super::ops::LearningConfig,
+    pub(super) console: super::ops::ConsoleConfig,
     pub(super) registry: Option<super::ops::RegistryConfig>,
     pub(super) tracing: super::ops::TracingConfig,
 }
@@ -116,6 +117,11 @@ impl Config {
     /// `[learning]`.
     pub fn learning(&self) -> &super::ops::LearningConfig {
         &self.learning
+    }
+
+    /// `[console]`.
+    pub fn console(&self) -> &super::ops::ConsoleConfig {
+        &self.console
     }
     pub fn registry(&self) -> Option<&super::ops::RegistryConfig> {
         self.registry.as_ref()

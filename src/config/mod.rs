@@ -38,12 +38,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Parses and validates config text; relative paths resolve against `base`.
 pub fn load_str(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
-    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-        let path = e
-            .span()
+    let at = |e: &toml::de::Error| {
+        e.span()
             .map(|s| line_col(text, s.start))
-            .unwrap_or_default();
-        ConfigErrors::one(ConfigError::new(path, e.message().to_owned()))
+            .unwrap_or_default()
+    };
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigErrors::one(ConfigError::new(at(&e), e.message().to_owned())))?;
+    // The key's path (`tasks.chat.strategy`) where serde knows it, then line and column.
+    let raw: raw::RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let place = match (key.as_str(), at(&inner)) {
+            ("" | ".", place) => place,
+            (key, place) if place.is_empty() => key.to_owned(),
+            (key, place) => format!("{key} ({place})"),
+        };
+        ConfigErrors::one(ConfigError::new(place, inner.message().to_owned()))
     })?;
     validate::validate(raw, base)
 }

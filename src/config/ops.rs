@@ -34,6 +34,68 @@ impl Default for RawLearning {
     }
 }
 
+/// `[console]`: the operator console (`/ui`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConsole {
+    /// The most recent requests kept for the console (their Decisions, in memory only);
+    /// nothing beyond them is stored. 0 = none.
+    pub recent_requests: usize,
+    /// How often the console's live view is sent when something changed, in milliseconds.
+    pub push_interval_ms: u64,
+}
+
+impl Default for RawConsole {
+    fn default() -> Self {
+        Self {
+            recent_requests: 128,
+            push_interval_ms: 500,
+        }
+    }
+}
+
+/// `[console]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    pub(super) recent_requests: usize,
+    pub(super) push_interval: std::time::Duration,
+}
+
+impl ConsoleConfig {
+    pub fn recent_requests(&self) -> usize {
+        self.recent_requests
+    }
+
+    pub fn push_interval(&self) -> std::time::Duration {
+        self.push_interval
+    }
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        check_console(&mut |_, _| {}, &RawConsole::default())
+    }
+}
+
+pub(super) fn check_console(err: &mut dyn FnMut(String, String), c: &RawConsole) -> ConsoleConfig {
+    if c.recent_requests > 100_000 {
+        err(
+            "console.recent_requests".into(),
+            "must be at most 100000".into(),
+        );
+    }
+    if !(100..=60_000).contains(&c.push_interval_ms) {
+        err(
+            "console.push_interval_ms".into(),
+            "must be between 100 and 60000".into(),
+        );
+    }
+    ConsoleConfig {
+        recent_requests: c.recent_requests.min(100_000),
+        push_interval: std::time::Duration::from_millis(c.push_interval_ms.clamp(100, 60_000)),
+    }
+}
+
 /// `[usage]`: tokens and cost per tenant and provider, on `GET /v1/usage` and `/metrics`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

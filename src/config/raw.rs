@@ -52,6 +52,9 @@ pub struct RawConfig {
     /// Learned accuracies and feedback.
     #[serde(default)]
     pub learning: super::ops::RawLearning,
+    /// The operator console.
+    #[serde(default)]
+    pub console: super::ops::RawConsole,
     /// Announce the pool to an agent registry.
     #[serde(default)]
     pub registry: Option<RawRegistry>,

@@ -144,6 +144,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
 
     let usage = super::ops::check_usage(&mut |p, m| c.err(p, m), &raw.usage);
     let learning = super::ops::check_learning(&mut |p, m| c.err(p, m), &raw.learning);
+    let console = super::ops::check_console(&mut |p, m| c.err(p, m), &raw.console);
     let registry = raw
         .registry
         .as_ref()
@@ -154,6 +155,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         Ok(Config {
             usage,
             learning,
+            console,
             registry,
             tracing,
             auth: Arc::new(security.auth),
@@ -1109,7 +1111,8 @@ providers = ["a"]
         let errs = errors(&format!("{BASE}\n[server]\nport = 1\n"));
         assert_eq!(errs.len(), 1);
         assert!(errs[0].contains("unknown field `port`"), "{errs:?}");
-        assert!(errs[0].starts_with("line "), "{errs:?}");
+        // The key's path, then where it is in the file.
+        assert!(errs[0].starts_with("server.port (line "), "{errs:?}");
     }
 
     #[test]

@@ -42,6 +42,15 @@ struct Inner {
     current: ArcSwap<Snapshot>,
     status: Mutex<ReloadStatus>,
     events: watch::Sender<ReloadStatus>,
+    texts: Mutex<Texts>,
+}
+
+/// The serving file's text, and what the last accepted reload changed (for the console).
+#[derive(Default)]
+struct Texts {
+    serving: Option<String>,
+    /// The version it made, and a unified diff of the file, URLs' credentials masked.
+    diff: Option<(u64, String)>,
 }
 
 // === impl ConfigStore ===
@@ -55,12 +64,17 @@ impl ConfigStore {
             ..Default::default()
         };
         let (events, _) = watch::channel(status.clone());
+        let serving = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
         Self {
             inner: Arc::new(Inner {
                 path,
                 current: ArcSwap::from_pointee(snapshot),
                 status: Mutex::new(status),
                 events,
+                texts: Mutex::new(Texts {
+                    serving,
+                    diff: None,
+                }),
             }),
         }
     }
@@ -88,11 +102,26 @@ impl ConfigStore {
         let Some(path) = self.inner.path.clone() else {
             return Ok(self.status().version);
         };
+        // Read before loading: a file edited in between is reloaded again by the watcher.
+        let text = std::fs::read_to_string(&path).ok();
         let result = crate::config::load(&path).and_then(|config| {
             let previous = self.load();
             Snapshot::prepare(config, Some(&previous))
         });
-        self.apply(result)
+        let outcome = self.apply(result);
+        if let (Ok(version), Some(text)) = (&outcome, text) {
+            let mut texts = self.inner.texts.lock();
+            let old = texts.serving.take().unwrap_or_default();
+            texts.diff = Some((*version, diff(&old, &text, *version)));
+            texts.serving = Some(text);
+        }
+        outcome
+    }
+
+    /// What the last accepted reload changed in the file: the version it made and a
+    /// unified diff (credentials in URLs masked); `None` before the first reload.
+    pub fn last_diff(&self) -> Option<(u64, String)> {
+        self.inner.texts.lock().diff.clone()
     }
 
     /// Swaps in a prepared snapshot or records a rejection.
@@ -132,8 +161,69 @@ impl ConfigStore {
     }
 }
 
+/// A unified diff of two versions of the file, with any `user:password@` in URLs masked
+/// (the file holds no other secrets: keys are hashes or environment variables' names).
+fn diff(old: &str, new: &str, version: u64) -> String {
+    let old = mask_credentials(old);
+    let new = mask_credentials(new);
+    similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(2)
+        .header(
+            &format!("version {}", version.saturating_sub(1)),
+            &format!("version {version}"),
+        )
+        .to_string()
+}
+
+fn mask_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let mut rest = line;
+        while let Some(at) = rest.find("://") {
+            let (head, tail) = rest.split_at(at + 3);
+            out.push_str(head);
+            // Up to the end of the authority: `user:pass@host` has its `@` before any `/`.
+            let end = tail
+                .find(|c: char| c == '/' || c == '"' || c == '\'' || c.is_whitespace())
+                .unwrap_or(tail.len());
+            match tail[..end].rfind('@') {
+                Some(a) => {
+                    out.push_str("***@");
+                    rest = &tail[a + 1..];
+                }
+                None => rest = tail,
+            }
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diffs_mask_credentials_in_urls() {
+        let old = "a = 1\nredis_url = \"redis://:hunter2@cache:6379/0\"\n";
+        let new =
+            "a = 2\nredis_url = \"redis://user:s3cret@cache:6379/0\"\nurl = \"http://h/x@y\"\n";
+        let d = diff(old, new, 3);
+        assert!(
+            d.contains("--- version 2") && d.contains("+++ version 3"),
+            "{d}"
+        );
+        assert!(d.contains("-a = 1") && d.contains("+a = 2"), "{d}");
+        assert!(!d.contains("hunter2") && !d.contains("s3cret"), "{d}");
+        assert!(d.contains("redis://***@cache:6379/0"), "{d}");
+        // An `@` after the host is part of the path, not credentials.
+        assert!(d.contains("http://h/x@y"), "{d}");
+    }
 }

@@ -237,10 +237,28 @@ async fn handle_cached_one(
     let plan = plan_logged(req, snapshot)?;
     let permit = admit(state, &plan).await?;
     let tenant = plan.tenant.as_ref().map(|t| Arc::clone(t.name()));
+    let keep = snapshot.config.console().recent_requests();
+    let recent = (keep > 0).then(|| {
+        (
+            plan.request_id.clone(),
+            plan.task_name.clone(),
+            plan.started,
+        )
+    });
     // Boxed: the strategy's state machine is large, and every layer above (handler, route
     // layers, hyper's service) moves its future by value; behind a box they move a pointer.
     let answer = Box::pin(answer_plan(&state.cache, plan)).await;
     permit.settle(answer.as_ref().map_or_else(failed_tokens, used_tokens));
+    if let Some((request_id, task, started)) = recent {
+        state.recent.record(
+            keep,
+            request_id,
+            task,
+            tenant.as_deref(),
+            started.elapsed(),
+            &answer,
+        );
+    }
     match &answer {
         Ok(a) => state.usage.record(&snapshot.config, tenant.as_ref(), a),
         // A failed request's calls still generated tokens (a lost vote, a cut stream).

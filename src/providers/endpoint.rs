@@ -27,6 +27,9 @@ pub struct EndpointHealth {
     /// endpoint does not serve the provider's model).
     pub state: &'static str,
     pub breaker: BreakerState,
+    /// While the breaker is open: in how many milliseconds it lets a probe through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_in_ms: Option<u64>,
     pub trips: u64,
     pub outstanding: usize,
     pub calls: u64,
@@ -419,9 +422,12 @@ impl EndpointSet {
         endpoints
             .iter()
             .map(|e| {
-                let (breaker, trips) = {
+                let (breaker, trips, probe_in) = {
                     let b = e.breaker.lock();
-                    (b.state(now), b.trips())
+                    let state = b.state(now);
+                    let probe_in = (state == BreakerState::Open)
+                        .then(|| b.open_until().saturating_duration_since(now).as_millis() as u64);
+                    (state, b.trips(), probe_in)
                 };
                 let d = e.details.lock();
                 let state = match (e.check.load(Ordering::Relaxed), breaker) {
@@ -437,6 +443,7 @@ impl EndpointSet {
                     url: e.url.to_string(),
                     state,
                     breaker,
+                    probe_in_ms: probe_in,
                     trips,
                     outstanding: e.outstanding(),
                     calls: e.calls.load(Ordering::Relaxed),

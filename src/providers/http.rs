@@ -125,6 +125,9 @@ struct Inner<D> {
     latency: Arc<LatencyWindow>,
     /// Time to the first streamed event.
     ttft: Arc<LatencyWindow>,
+    /// Completion tokens of successful calls since the provider was created (the
+    /// console's tokens/s).
+    completion_tokens: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn client(config: &ProviderConfig) -> Transport {
@@ -155,6 +158,7 @@ impl<D: Dialect> HttpProvider<D> {
                 hedge_budget: hedge_budget(&config),
                 latency: Arc::default(),
                 ttft: Arc::default(),
+                completion_tokens: Arc::default(),
                 config,
             }),
         }
@@ -205,6 +209,7 @@ impl<D: Dialect> HttpProvider<D> {
                 },
                 latency: Arc::clone(&old.latency),
                 ttft: Arc::clone(&old.ttft),
+                completion_tokens: Arc::clone(&old.completion_tokens),
                 config,
             }),
         })
@@ -482,6 +487,10 @@ impl<D> Inner<D> {
             |calls| calls.increment(1),
         );
         if let Ok(usage) = outcome {
+            self.completion_tokens.fetch_add(
+                u64::from(usage.completion_tokens),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             PROVIDER_HANDLES.with(
                 [&self.label],
                 || ProviderHandles {
@@ -697,6 +706,12 @@ impl<D: Dialect> Provider for HttpProvider<D> {
 
     fn endpoints(&self) -> usize {
         self.inner.endpoints.len()
+    }
+
+    fn completion_tokens(&self) -> u64 {
+        self.inner
+            .completion_tokens
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn latency_percentile(&self, p: f64, streaming: bool) -> Option<Duration> {

@@ -161,6 +161,11 @@ pub trait Provider: Send + Sync + 'static {
     fn endpoints(&self) -> usize {
         1
     }
+    /// Completion tokens of the provider's successful calls so far (the console derives
+    /// tokens per second from it).
+    fn completion_tokens(&self) -> u64 {
+        0
+    }
     /// The `p`-th percentile of recent latency (whole answers, or time to first token for
     /// streams), once enough calls were seen.
     fn latency_percentile(&self, _p: f64, _streaming: bool) -> Option<std::time::Duration> {

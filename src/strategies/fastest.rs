@@ -240,6 +240,7 @@ fn start_call<T, L>(
         provider.model(),
         hedged,
         0,
+        plan.started.elapsed().as_millis() as u64,
     ));
     let call = super::traced(
         provider.as_ref(),

@@ -135,6 +135,7 @@ pub async fn gather(
                 spec.provider.model(),
                 false,
                 spec.sample,
+                plan.started.elapsed().as_millis() as u64,
             );
             super::failed(&mut c, &e, Instant::now() >= plan.deadline);
             decision.candidates.push(c);
@@ -237,6 +238,7 @@ async fn run(
             spec.provider.model(),
             false,
             spec.sample,
+            plan.started.elapsed().as_millis() as u64,
         ));
         let call = if plan.task.hedge_calls() {
             let delay = super::fastest::hedge_delay(plan, spec.provider.as_ref(), false);

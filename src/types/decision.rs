@@ -51,6 +51,10 @@ pub struct Candidate {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     pub latency_ms: u64,
+    /// When the call was sent, in milliseconds after the request began (with `latency_ms`,
+    /// the call's place on a timeline).
+    #[serde(default)]
+    pub started_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,8 +86,14 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    /// A call just started.
-    pub fn running(provider: &str, model: &str, hedged: bool, sample: u32) -> Self {
+    /// A call just started, `started_ms` after the request began.
+    pub fn running(
+        provider: &str,
+        model: &str,
+        hedged: bool,
+        sample: u32,
+        started_ms: u64,
+    ) -> Self {
         Self {
             provider: provider.to_owned(),
             model: model.to_owned(),
@@ -91,6 +101,7 @@ impl Candidate {
             status: CandidateStatus::Running,
             text: None,
             latency_ms: 0,
+            started_ms,
             error: None,
             usage: None,
             hedged,
@@ -369,7 +380,7 @@ mod tests {
     #[test]
     fn answers_round_trip_through_json() {
         let mut d = Decision::new("voting");
-        d.candidates.push(Candidate::running("a", "m", false, 0));
+        d.candidates.push(Candidate::running("a", "m", false, 0, 0));
         d.judge = Some(JudgeRecord {
             provider: "j".into(),
             ..Default::default()

@@ -161,19 +161,7 @@ pub(crate) async fn usage(
         }
     };
     let (report, source) = state.usage.report(tenant.as_deref()).await;
-    let tenants: serde_json::Map<String, serde_json::Value> = report
-        .into_iter()
-        .map(|(name, providers)| {
-            let mut total = crate::usage::Counters::default();
-            for c in providers.values() {
-                total.add(c);
-            }
-            (
-                name,
-                serde_json::json!({ "providers": providers, "total": total }),
-            )
-        })
-        .collect();
+    let tenants = usage_tenants(report);
     let reference = state
         .config
         .load()
@@ -186,4 +174,23 @@ pub(crate) async fn usage(
         "tenants": tenants,
     }))
     .into_response()
+}
+
+/// Per tenant: its counters by provider and their total.
+pub(super) fn usage_tenants(
+    report: crate::usage::Report,
+) -> serde_json::Map<String, serde_json::Value> {
+    report
+        .into_iter()
+        .map(|(name, providers)| {
+            let mut total = crate::usage::Counters::default();
+            for c in providers.values() {
+                total.add(c);
+            }
+            (
+                name,
+                serde_json::json!({ "providers": providers, "total": total }),
+            )
+        })
+        .collect()
 }

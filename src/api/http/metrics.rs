@@ -140,6 +140,13 @@ fn static_route(s: &str) -> &'static str {
         "/admin/cache/clear",
         "/admin/accuracy",
         "/v1/usage",
+        "/ui",
+        "/ui/assets/console.js",
+        "/ui/assets/console.css",
+        "/ui/events",
+        "/ui/state",
+        "/ui/requests/{id}",
+        "/ui/requests/{id}/data",
     ];
     ROUTES.iter().copied().find(|r| *r == s).unwrap_or("other")
 }

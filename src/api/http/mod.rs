@@ -8,6 +8,7 @@
 mod admin;
 pub(crate) mod auth;
 mod body;
+mod console;
 mod metrics;
 pub(crate) mod native;
 mod ollama;
@@ -150,6 +151,29 @@ fn routes() -> Routes {
             post(admin::cache_clear),
         ),
         (Method::GET, "/v1/usage", Admin, get(admin::usage)),
+        // The operator console
+        (Method::GET, "/ui", Admin, get(console::page)),
+        (
+            Method::GET,
+            "/ui/assets/console.js",
+            Admin,
+            get(console::script),
+        ),
+        (
+            Method::GET,
+            "/ui/assets/console.css",
+            Admin,
+            get(console::style),
+        ),
+        (Method::GET, "/ui/events", Admin, get(console::events)),
+        (Method::GET, "/ui/state", Admin, get(console::state)),
+        (Method::GET, "/ui/requests/{id}", Admin, get(console::page)),
+        (
+            Method::GET,
+            "/ui/requests/{id}/data",
+            Admin,
+            get(console::request),
+        ),
     ]
 }
 
@@ -214,6 +238,8 @@ pub(crate) fn error_for_path(path: &str, e: crate::error::PoolError) -> axum::re
     use axum::response::IntoResponse;
     if path.starts_with("/api/") {
         ollama::OllamaError(e).into_response()
+    } else if path == "/ui" || path.starts_with("/ui/") {
+        console::challenge(native::NativeError(e).into_response())
     } else if matches!(
         path,
         "/v1/chat/completions" | "/v1/completions" | "/v1/models" | "/v1/embeddings"
