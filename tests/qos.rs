@@ -130,12 +130,16 @@ async fn retries_recover_from_a_5xx_on_another_endpoint_but_never_repeat_a_refus
     // too), and the third attempt goes back to the first.
     a.push([Step::Status(502, "hiccup".into())]);
     b.push([Step::Status(503, "hiccup".into())]);
-    assert_eq!(ask(&pool).await.status(), 200);
+    let resp = ask(&pool).await;
+    assert_eq!(resp.status(), 200);
     assert_eq!(
         a.take_requests_count() + b.take_requests_count(),
         3,
         "two retries"
     );
+    // The Decision says so: the call answered after two failed attempts.
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["decision"]["candidates"][0]["retries"], 2, "{body}");
     a.push([Step::Status(400, "bad request".into())]);
     b.push([Step::Status(400, "bad request".into())]);
     assert_eq!(ask(&pool).await.status(), 400);
@@ -156,6 +160,13 @@ async fn a_connection_reset_is_retried_on_another_endpoint() {
     let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
     assert_eq!(body["text"], "after reset");
     assert_eq!(a.take_requests_count() + b.take_requests_count(), 3);
+    assert_eq!(body["decision"]["candidates"][0]["retries"], 2, "{body}");
+    // A call that answered at once has no `retries`.
+    let body: serde_json::Value = ask(&pool).await.json().await.unwrap();
+    assert!(
+        body["decision"]["candidates"][0].get("retries").is_none(),
+        "{body}"
+    );
 }
 
 #[tokio::test]

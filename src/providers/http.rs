@@ -226,7 +226,7 @@ impl<D: Dialect> Inner<D> {
         req: &ProviderRequest,
         stream: bool,
         deadline: Instant,
-    ) -> Result<(EndpointGuard, Response, Instant), ProviderError> {
+    ) -> Result<(EndpointGuard, Response, Instant, u32), ProviderError> {
         let body = Bytes::from(self.dialect.body(self.config.model(), req, stream));
         let service = self.expected_service(stream);
         self.send_body(
@@ -247,7 +247,7 @@ impl<D: Dialect> Inner<D> {
         ticket: &crate::qos::Ticket,
         service: Duration,
         deadline: Instant,
-    ) -> Result<(EndpointGuard, Response, Instant), ProviderError> {
+    ) -> Result<(EndpointGuard, Response, Instant, u32), ProviderError> {
         let policy = &self.config.qos().retry;
         self.retry_budget.deposit();
         self.hedge_budget.deposit();
@@ -282,7 +282,8 @@ impl<D: Dialect> Inner<D> {
             {
                 Ok(resp) => {
                     span.record("outcome", "ok");
-                    return Ok((guard, resp, until));
+                    // Retries: the attempts before this one (on other endpoints).
+                    return Ok((guard, resp, until, attempt - 1));
                 }
                 Err(e) => {
                     span.record("outcome", e.metric_label());
@@ -553,7 +554,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
         let inner = Arc::clone(&self.inner);
         async move {
             let t0 = Instant::now();
-            let (guard, resp, until) = inner.send(&req, false, deadline).await?;
+            let (guard, resp, until, retries) = inner.send(&req, false, deadline).await?;
             let endpoint = Arc::clone(guard.url());
             let label = Arc::clone(guard.label());
             let result =
@@ -591,6 +592,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
                 logprobs: parsed.logprobs,
                 timings: parsed.timings,
                 reasoning: parsed.reasoning.filter(|r| !r.is_empty()),
+                retries,
             })
         }
         .boxed()
@@ -604,7 +606,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
         let inner = Arc::clone(&self.inner);
         async move {
             let t0 = Instant::now();
-            let (guard, resp, until) = inner.send(&req, true, deadline).await?;
+            let (guard, resp, until, retries) = inner.send(&req, true, deadline).await?;
             let endpoint = Arc::clone(guard.label());
             let model = inner.config.model().to_owned();
             let events = events(inner, guard, resp, until, deadline, t0);
@@ -612,6 +614,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
                 endpoint,
                 model,
                 events: events.boxed(),
+                retries,
             })
         }
         .boxed()
@@ -635,7 +638,7 @@ impl<D: Dialect> Provider for HttpProvider<D> {
         async move {
             let t0 = Instant::now();
             let body = Bytes::from(inner.dialect.embed_body(inner.config.model(), &req));
-            let (guard, resp, until) = inner
+            let (guard, resp, until, _) = inner
                 .send_body(
                     inner.dialect.embed_path(),
                     body,

@@ -76,6 +76,8 @@ pub struct Completion {
     pub timings: Option<Timings>,
     /// The model's reasoning before its answer (`reasoning_content`, Ollama `thinking`).
     pub reasoning: Option<String>,
+    /// Attempts on other endpoints of the provider that failed before this one answered.
+    pub retries: u32,
 }
 
 /// One event of a streamed answer.
@@ -105,6 +107,8 @@ pub struct StartedStream {
     pub endpoint: Arc<str>,
     pub model: String,
     pub events: CompletionStream,
+    /// Attempts on other endpoints that failed before this one answered.
+    pub retries: u32,
 }
 
 /// The seam between strategies and model servers.

@@ -28,6 +28,8 @@ pub struct Won<T> {
 pub trait Attempt: Send + 'static {
     fn endpoint(&self) -> &str;
     fn usage(&self) -> Option<Usage>;
+    /// Failed attempts on other endpoints before this one answered.
+    fn retries(&self) -> u32;
 }
 
 impl Attempt for Completion {
@@ -36,6 +38,9 @@ impl Attempt for Completion {
     }
     fn usage(&self) -> Option<Usage> {
         Some(self.usage)
+    }
+    fn retries(&self) -> u32 {
+        self.retries
     }
 }
 
@@ -51,6 +56,9 @@ impl Attempt for FirstEvent {
     }
     fn usage(&self) -> Option<Usage> {
         None
+    }
+    fn retries(&self) -> u32 {
+        self.stream.retries
     }
 }
 
@@ -322,6 +330,7 @@ fn finished<T: Attempt>(
         Ok(value) => {
             c.endpoint = Some(value.endpoint().to_owned());
             c.usage = value.usage();
+            c.retries = value.retries();
             let usage = c.usage;
             let verdict = accept(&value);
             let c = &mut decision.candidates[index];

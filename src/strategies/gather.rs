@@ -287,6 +287,7 @@ async fn run(
         let valid = match result {
             Ok(completion) => {
                 c.endpoint = Some(completion.endpoint.to_string());
+                c.retries = completion.retries;
                 c.usage = Some(completion.usage);
                 decision.add_usage(completion.usage);
                 let c = &mut decision.candidates[index];

@@ -246,6 +246,7 @@ impl Provider for FakeProvider {
                 logprobs: None,
                 timings: None,
                 reasoning: None,
+                retries: 0,
             })
         }
         .boxed()
@@ -276,6 +277,7 @@ impl Provider for FakeProvider {
                 endpoint,
                 model: "fake-model".into(),
                 events: futures::stream::iter(events).boxed(),
+                retries: 0,
             })
         }
         .boxed()

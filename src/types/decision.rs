@@ -55,6 +55,10 @@ pub struct Candidate {
     /// the call's place on a timeline).
     #[serde(default)]
     pub started_ms: u64,
+    /// Attempts on other endpoints of the provider that failed before this call's endpoint
+    /// answered (retries within the call).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,6 +106,7 @@ impl Candidate {
             text: None,
             latency_ms: 0,
             started_ms,
+            retries: 0,
             error: None,
             usage: None,
             hedged,
@@ -370,6 +375,10 @@ impl From<Usage> for UsageOut {
             total_tokens: u.total(),
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ function upstream(delayMs) {
 const dir = mkdtempSync(join(tmpdir(), "llm-pool-console-"));
 const configPath = join(dir, "llm-pool.toml");
 let up1, up2, pool, base, browser;
+/** Requests that answered after a retry on another endpoint (when the endpoint died). */
+const retried = [];
 const poolLog = [];
 
 function config(extra = "") {
@@ -212,7 +214,9 @@ test("live overview: decisions, a dying endpoint's breaker, reloads", async () =
   // breaker: the page shows it open within 2 s.
   up2.kill();
   const died = Date.now();
-  const traffic = setInterval(() => query("chat", `after ${Date.now()}`).catch(() => {}), 100);
+  const traffic = setInterval(() => query("chat", `after ${Date.now()}`)
+    .then((a) => { if (a.decision?.candidates?.some((c) => c.retries > 0)) retried.push(a.request_id); })
+    .catch(() => {}), 100);
   try {
     await page.waitForFunction(
       (url) => {
@@ -256,6 +260,12 @@ test("the Decision explorer shows a request's candidates, votes and timings", as
     ["broken", "ok"],
   );
   if (SHOTS) await page.screenshot({ path: join(SHOTS, "console-request.png"), fullPage: true });
+  // A call retried on another endpoint when one died is marked on the timeline.
+  assert.ok(retried.length > 0, "a request answered after a retry");
+  const again = await open(`/ui/requests/${retried[0]}`, errors);
+  await again.waitForSelector("#waterfall .wf-bar.retried", { timeout: 5_000 });
+  assert.match(await again.$eval("#waterfall", (e) => e.textContent), /\(1 retry\)/);
+  await again.close();
   // A request no longer kept says so.
   const gone = await open("/ui/requests/not-a-request", errors);
   await gone.waitForSelector(".error-box", { timeout: 5_000 });

@@ -372,6 +372,7 @@ fn to_decision(d: crate::types::Decision) -> pb::Decision {
                 text: c.text.unwrap_or_default(),
                 latency_ms: c.latency_ms,
                 started_ms: c.started_ms,
+                retries: c.retries,
                 error: c.error.unwrap_or_default(),
                 usage: c.usage.map(|u| pb::Usage {
                     prompt_tokens: u.prompt_tokens,

@@ -217,7 +217,7 @@ class Usage(_message.Message):
     def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("provider", "model", "endpoint", "status", "text", "latency_ms", "error", "usage", "hedged", "sample", "weight", "group", "accuracy", "evidence", "credit", "started_ms")
+    __slots__ = ("provider", "model", "endpoint", "status", "text", "latency_ms", "error", "usage", "hedged", "sample", "weight", "group", "accuracy", "evidence", "credit", "started_ms", "retries")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +234,7 @@ class Candidate(_message.Message):
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     CREDIT_FIELD_NUMBER: _ClassVar[int]
     STARTED_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
     provider: str
     model: str
     endpoint: str
@@ -250,7 +251,8 @@ class Candidate(_message.Message):
     evidence: float
     credit: float
     started_ms: int
-    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., status: _Optional[str] = ..., text: _Optional[str] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., hedged: _Optional[bool] = ..., sample: _Optional[int] = ..., weight: _Optional[float] = ..., group: _Optional[int] = ..., accuracy: _Optional[float] = ..., evidence: _Optional[float] = ..., credit: _Optional[float] = ..., started_ms: _Optional[int] = ...) -> None: ...
+    retries: int
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., endpoint: _Optional[str] = ..., status: _Optional[str] = ..., text: _Optional[str] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., hedged: _Optional[bool] = ..., sample: _Optional[int] = ..., weight: _Optional[float] = ..., group: _Optional[int] = ..., accuracy: _Optional[float] = ..., evidence: _Optional[float] = ..., credit: _Optional[float] = ..., started_ms: _Optional[int] = ..., retries: _Optional[int] = ...) -> None: ...
 
 class Group(_message.Message):
     __slots__ = ("answer", "members", "votes", "probability")

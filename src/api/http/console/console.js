@@ -259,12 +259,16 @@ function waterfall(d, total) {
       const left = ((c.started_ms || 0) / end) * 100;
       const width = Math.max(0.5, (c.latency_ms / end) * 100);
       return h("div", { class: "wf-row" },
-        h("span", { class: "mono" }, `${i} ${c.provider}${c.hedged ? " (hedge)" : ""}${c.sample ? ` #${c.sample}` : ""}`),
+        h("span", { class: "mono" }, `${i} ${c.provider}${c.hedged ? " (hedge)" : ""}${c.sample ? ` #${c.sample}` : ""}${c.retries ? ` (${c.retries} ${c.retries === 1 ? "retry" : "retries"})` : ""}`),
         h("div", { class: "wf-track" },
-          h("div", { class: `wf-bar ${c.status}${c.hedged ? " hedged" : ""}`, style: `left:${left}%;width:${width}%`, title: `${c.status}: starts ${c.started_ms || 0} ms, takes ${c.latency_ms} ms` })),
+          h("div", {
+            class: `wf-bar ${c.status}${c.hedged ? " hedged" : ""}${c.retries ? " retried" : ""}`,
+            style: `left:${left}%;width:${width}%`,
+            title: `${c.status}: starts ${c.started_ms || 0} ms, takes ${c.latency_ms} ms${c.retries ? `, after ${c.retries} failed attempt(s) on other endpoints` : ""}`,
+          })),
         h("span", { class: "num muted" }, `${c.started_ms || 0}+${c.latency_ms}`));
     }),
-    h("div", { class: "muted" }, `0 – ${end} ms; striped: hedges; red: failed calls`));
+    h("div", { class: "muted" }, `0 – ${end} ms; striped: hedges; amber edge: answered after retries on other endpoints; red: failed calls`));
 }
 
 function renderRequest(r) {
@@ -293,7 +297,7 @@ function renderRequest(r) {
       h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "provider"), h("th", {}, "endpoint"), h("th", {}, "status"), h("th", { class: "num" }, "ms"), h("th", { class: "num" }, "group"), h("th", { class: "num" }, "weight"), h("th", { class: "num" }, "accuracy"), h("th", {}, "answer / error"))),
         h("tbody", {}, d.candidates.map((c, i) => h("tr", {},
           h("td", {}, i), h("td", {}, c.provider, c.hedged ? h("span", { class: "muted" }, " (hedge)") : ""),
-          h("td", { class: "mono" }, c.endpoint || "–"), h("td", {}, badge(c.status, c.status === "ok" ? "ok" : c.status === "cancelled" ? "muted" : "bad")),
+          h("td", { class: "mono" }, c.endpoint || "–", c.retries ? h("span", { class: "warn" }, ` after ${c.retries} ${c.retries === 1 ? "retry" : "retries"}`) : ""), h("td", {}, badge(c.status, c.status === "ok" ? "ok" : c.status === "cancelled" ? "muted" : "bad")),
           h("td", { class: "num" }, c.latency_ms), h("td", { class: "num" }, c.group ?? "–"),
           h("td", { class: "num" }, c.weight !== undefined ? fmt.num(c.weight, 2) : "–"),
           h("td", { class: "num" }, c.accuracy !== undefined ? fmt.num(c.accuracy, 3) : "–"),
