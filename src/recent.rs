@@ -44,7 +44,7 @@ impl Recent {
         task: Option<String>,
         tenant: Option<&str>,
         elapsed: Duration,
-        outcome: &Result<Answer, PoolError>,
+        outcome: Result<&Answer, &PoolError>,
     ) {
         if capacity == 0 {
             return;
@@ -111,8 +111,8 @@ fn unix_ms() -> u64 {
 mod tests {
     use super::*;
 
-    fn failed() -> Result<Answer, PoolError> {
-        Err(PoolError::invalid("input", "empty"))
+    fn failed() -> PoolError {
+        PoolError::invalid("input", "empty")
     }
 
     #[test]
@@ -125,7 +125,7 @@ mod tests {
                 Some("chat".into()),
                 None,
                 Duration::from_millis(i),
-                &failed(),
+                Err(&failed()),
             );
         }
         let ids: Vec<_> = recent
@@ -139,10 +139,10 @@ mod tests {
         assert_eq!(r2.status, "invalid_argument");
         assert_eq!(r2.latency_ms, 2);
         // A smaller capacity (a reload) trims at the next request.
-        recent.record(1, "r5".into(), None, None, Duration::ZERO, &failed());
+        recent.record(1, "r5".into(), None, None, Duration::ZERO, Err(&failed()));
         assert_eq!(recent.len(), 1);
         // Capacity 0 keeps nothing new.
-        recent.record(0, "r6".into(), None, None, Duration::ZERO, &failed());
+        recent.record(0, "r6".into(), None, None, Duration::ZERO, Err(&failed()));
         assert!(recent.get("r6").is_none());
     }
 }

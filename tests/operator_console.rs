@@ -154,6 +154,28 @@ async fn recent_requests_keep_their_decisions_with_timings() {
 }
 
 #[tokio::test]
+async fn streamed_requests_are_kept_when_they_end() {
+    let up = fake("streamed words").await;
+    let pool = start_pool(&secured(&up.url(), "")).await;
+    let resp = pool
+        .post_json(
+            "/v1/query",
+            serde_json::json!({"task": "chat", "input": "x", "stream": true}),
+        )
+        .await;
+    let id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    resp.bytes().await.expect("the whole stream");
+    let record = pool.state().recent.get(&id).expect("kept");
+    assert_eq!(record.status, "ok");
+    assert_eq!(record.task.as_deref(), Some("chat"));
+    let d = record.decision.as_ref().expect("decision");
+    assert_eq!(d.candidates[0].provider, "up");
+}
+
+#[tokio::test]
 async fn nothing_is_kept_when_recent_requests_is_zero() {
     let up = fake("hello").await;
     let pool = start_pool(&secured(&up.url(), "[console]\nrecent_requests = 0\n")).await;
@@ -175,6 +197,14 @@ async fn the_live_view_streams_breakers_and_reloads() {
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut body = resp.bytes_stream();
     let mut buffer = String::new();
+    // The first event also tells the browser how soon to reconnect.
+    let head = tokio::time::timeout(WAIT, body.next())
+        .await
+        .expect("in time")
+        .expect("an event")
+        .expect("bytes");
+    buffer.push_str(std::str::from_utf8(&head).expect("utf-8"));
+    assert!(buffer.contains("retry: 1000"), "{buffer}");
     // The next `state` event that satisfies `pred`.
     let mut next_state = async |pred: &dyn Fn(&serde_json::Value) -> bool| loop {
         while let Some(end) = buffer.find("\n\n") {

@@ -256,7 +256,7 @@ async fn handle_cached_one(
             task,
             tenant.as_deref(),
             started.elapsed(),
-            &answer,
+            answer.as_ref(),
         );
     }
     match &answer {

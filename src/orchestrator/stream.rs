@@ -252,6 +252,15 @@ async fn stream_cached_one(
     let plan = plan_logged(req, snapshot)?;
     refuse_top_k(&plan)?;
     let permit = admit(state, &plan).await?;
+    let keep = snapshot.config.console().recent_requests();
+    let recent = (keep > 0).then(|| Recorded {
+        state: state.clone(),
+        keep,
+        request_id: plan.request_id.clone(),
+        task: plan.task_name.clone(),
+        tenant: plan.tenant.as_ref().map(|t| Arc::clone(t.name())),
+        started: plan.started,
+    });
     // The permit rides with the stream (see `Billing`).
     let mut billing = Billing {
         permit: Some(permit),
@@ -292,10 +301,48 @@ async fn stream_cached_one(
         }
         Ok(Err(answer)) => {
             billing.answered(&answer);
-            Ok(whole(answer))
+            Ok(recorded(recent, whole(answer)))
         }
-        Ok(Ok(stream)) => Ok(stream),
+        Ok(Ok(stream)) => Ok(recorded(recent, stream)),
     }
+}
+
+/// What the console's recent requests keep of a stream, once it ends.
+struct Recorded {
+    state: AppState,
+    keep: usize,
+    request_id: String,
+    task: Option<String>,
+    tenant: Option<Arc<str>>,
+    started: tokio::time::Instant,
+}
+
+/// The stream, recording its outcome among the recent requests when it ends (a stream
+/// the caller dropped before its end is not recorded).
+fn recorded(recent: Option<Recorded>, items: AnswerStream) -> AnswerStream {
+    let Some(r) = recent else {
+        return items;
+    };
+    let mut r = Some(r);
+    items
+        .inspect(move |item| {
+            let outcome = match item {
+                StreamItem::Done(answer) => Ok(&**answer),
+                StreamItem::Error(e) => Err(e),
+                _ => return,
+            };
+            if let Some(r) = r.take() {
+                r.state.recent.record(
+                    r.keep,
+                    r.request_id,
+                    r.task,
+                    r.tenant.as_deref(),
+                    r.started.elapsed(),
+                    outcome,
+                );
+            }
+        })
+        .boxed()
 }
 
 /// `top_k` is computed on the whole answer: a stream cannot carry it, so it is refused, not
