@@ -82,19 +82,10 @@ pub fn signing_string(
     }
 }
 
-/// Signs a request the way the pool checks it (for clients and tests): the hex HMAC.
-pub fn sign(
-    secret: &[u8],
-    method: &str,
-    path_and_query: &str,
-    timestamp: &str,
-    nonce: Option<&str>,
-    body: &[u8],
-) -> String {
-    mac(secret, method, path_and_query, timestamp, nonce, body)
-        .map(|m| hex::encode(m.finalize().into_bytes()))
-        .unwrap_or_default()
-}
+/// Signs a request the way the pool checks it (for clients and tests): the hex HMAC. The
+/// client crate's, so that the clients and the pool cannot drift apart;
+/// `tests/auth.rs` checks it against the pool.
+pub use llm_pool_client::sign;
 
 /// The HMAC over [`signing_string`], ready to finalise or verify (HMAC takes keys of any
 /// length, so `None` does not happen in practice).

@@ -201,19 +201,8 @@ def _feedback_request(request_id: str, answer: Optional[str], good: Optional[boo
     return pb.FeedbackRequest(request_id=request_id, verdict=verdict)
 
 
-class Client:
-    """A blocking client of a pool's gRPC listener, over one reused connection.
-
-    >>> with Client("127.0.0.1:7070", api_key="...", timeout=30) as pool:
-    ...     answer = pool.query("classify_domain", "billing is down")
-    ...     print(answer.text, answer.decision.winner)
-
-    `address` is `host:port`, `http://host:port` or `https://host:port` (TLS with the
-    public roots, or `root_certificates`). Credentials: `api_key`, `jwt`, or
-    `hmac=(tenant, secret)` (each call signed). `timeout` (seconds) is every call's
-    deadline; each method's `timeout` overrides it for that call. Failures raise
-    :class:`llm_pool_client.LlmPoolError` subclasses.
-    """
+class _Base:
+    """What both clients share: settings, channel, the generated stub and the calls."""
 
     def __init__(
         self,
@@ -241,15 +230,35 @@ class Client:
             timeout=timeout,
         )
         s = self._settings
-        options = list(options)
-        self.channel = (
-            grpc.secure_channel(s.target, s.credentials, options)
-            if s.credentials
-            else grpc.insecure_channel(s.target, options)
-        )
+        self.channel = self._open(s.target, s.credentials, list(options))
         #: The generated stub, for calls this wrapper does not cover.
         self.stub = pb_grpc.LlmPoolStub(self.channel)
         self._calls = _methods(self.channel)
+
+    @staticmethod
+    def _open(target, credentials, options):
+        raise NotImplementedError
+
+
+class Client(_Base):
+    """A blocking client of a pool's gRPC listener, over one reused connection.
+
+    >>> with Client("127.0.0.1:7070", api_key="...", timeout=30) as pool:
+    ...     answer = pool.query("classify_domain", "billing is down")
+    ...     print(answer.text, answer.decision.winner)
+
+    `address` is `host:port`, `http://host:port` or `https://host:port` (TLS with the
+    public roots, or `root_certificates`). Credentials: `api_key`, `jwt`, or
+    `hmac=(tenant, secret)` (each call signed). `timeout` (seconds) is every call's
+    deadline; each method's `timeout` overrides it for that call. Failures raise
+    :class:`llm_pool_client.LlmPoolError` subclasses.
+    """
+
+    @staticmethod
+    def _open(target, credentials, options):
+        if credentials:
+            return grpc.secure_channel(target, credentials, options)
+        return grpc.insecure_channel(target, options)
 
     def __enter__(self) -> "Client":
         return self
@@ -322,7 +331,7 @@ class Client:
         return self._unary("Feedback", _feedback_request(request_id, answer, good), timeout)
 
 
-class AsyncClient:
+class AsyncClient(_Base):
     """The asyncio twin of :class:`Client` (same arguments, `await`ed calls).
 
     >>> async with AsyncClient("127.0.0.1:7070") as pool:
@@ -331,41 +340,11 @@ class AsyncClient:
     ...         print(chunk.delta, end="")
     """
 
-    def __init__(
-        self,
-        address: str = "127.0.0.1:7070",
-        *,
-        api_key: Optional[str] = None,
-        jwt: Optional[str] = None,
-        hmac: Optional[Tuple[str, Union[str, bytes]]] = None,
-        priority: Optional[str] = None,
-        root_certificates: Optional[bytes] = None,
-        certificate_chain: Optional[bytes] = None,
-        private_key: Optional[bytes] = None,
-        timeout: Optional[float] = None,
-        options: Iterable[Tuple[str, object]] = (),
-    ) -> None:
-        self._settings = _Settings(
-            address,
-            api_key=api_key,
-            jwt=jwt,
-            hmac=hmac,
-            priority=priority,
-            root_certificates=root_certificates,
-            certificate_chain=certificate_chain,
-            private_key=private_key,
-            timeout=timeout,
-        )
-        s = self._settings
-        options = list(options)
-        self.channel = (
-            grpc.aio.secure_channel(s.target, s.credentials, options)
-            if s.credentials
-            else grpc.aio.insecure_channel(s.target, options)
-        )
-        #: The generated stub, for calls this wrapper does not cover.
-        self.stub = pb_grpc.LlmPoolStub(self.channel)
-        self._calls = _methods(self.channel)
+    @staticmethod
+    def _open(target, credentials, options):
+        if credentials:
+            return grpc.aio.secure_channel(target, credentials, options)
+        return grpc.aio.insecure_channel(target, options)
 
     async def __aenter__(self) -> "AsyncClient":
         return self

@@ -9,7 +9,6 @@ use crate::state::AppState;
 
 pub(crate) async fn config(State(state): State<AppState>) -> Response {
     let snapshot = state.config.load();
-    let status = state.config.status();
     let providers: Vec<_> = snapshot
         .config
         .providers()
@@ -25,7 +24,18 @@ pub(crate) async fn config(State(state): State<AppState>) -> Response {
             })
         })
         .collect();
-    Json(serde_json::json!({
+    let mut body = reload_status(&state);
+    body["providers"] = providers.into();
+    body["tasks"] = serde_json::json!(snapshot.config.tasks().keys().collect::<Vec<_>>());
+    body["aliases"] = serde_json::json!(snapshot.config.aliases().keys().collect::<Vec<_>>());
+    body["auth"] = auth_summary(&snapshot.config);
+    Json(body).into_response()
+}
+
+/// The serving config's version and file, and how its reloads went.
+pub(super) fn reload_status(state: &AppState) -> serde_json::Value {
+    let status = state.config.status();
+    serde_json::json!({
         "version": status.version,
         "path": state.config.path().map(|p| p.display().to_string()),
         "loaded_at": status.loaded_at,
@@ -33,12 +43,7 @@ pub(crate) async fn config(State(state): State<AppState>) -> Response {
         "last_error_at": status.last_error_at,
         "reloads_ok": status.reloads_ok,
         "reloads_rejected": status.reloads_rejected,
-        "providers": providers,
-        "tasks": snapshot.config.tasks().keys().collect::<Vec<_>>(),
-        "aliases": snapshot.config.aliases().keys().collect::<Vec<_>>(),
-        "auth": auth_summary(&snapshot.config),
-    }))
-    .into_response()
+    })
 }
 
 /// The body of `POST /admin/cache/clear`; empty or `{}` clears everything.

@@ -142,7 +142,6 @@ async fn usage(state: &AppState) -> serde_json::Value {
 /// The overview's data (without `now_ms`, which the caller adds).
 async fn view(state: &AppState, usage: &serde_json::Value) -> serde_json::Value {
     let snapshot = state.config.load();
-    let status = state.config.status();
     let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
     let mut providers: Vec<serde_json::Value> = snapshot
         .providers
@@ -179,20 +178,13 @@ async fn view(state: &AppState, usage: &serde_json::Value) -> serde_json::Value 
     let lookups = cache.hits + cache.redis_hits + cache.misses;
     let hit_rate = (lookups > 0).then(|| (cache.hits + cache.redis_hits) as f64 / lookups as f64);
     let (diff_version, diff) = state.config.last_diff().unzip();
+    let mut config = super::admin::reload_status(state);
+    config["diff"] = diff.into();
+    config["diff_version"] = diff_version.into();
     let console = snapshot.config.console();
     serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "config": {
-            "version": status.version,
-            "path": state.config.path().map(|p| p.display().to_string()),
-            "loaded_at": status.loaded_at,
-            "last_error": status.last_error,
-            "last_error_at": status.last_error_at,
-            "reloads_ok": status.reloads_ok,
-            "reloads_rejected": status.reloads_rejected,
-            "diff": diff,
-            "diff_version": diff_version,
-        },
+        "config": config,
         "providers": providers,
         "tasks": tasks,
         "cache": {
