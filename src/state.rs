@@ -38,7 +38,7 @@ pub struct Shared {
     /// Tokens and cost per tenant and provider.
     pub usage: Arc<crate::usage::Ledger>,
     /// Embeddings served again while fresh (process-wide; outlives config reloads).
-    pub embeddings: Option<crate::orchestrator::embed::EmbedCache>,
+    pub embeddings: Option<crate::cache::embeddings::EmbedCache>,
     /// `server.max_in_flight` of the HTTP and the gRPC listener (`None`: no cap).
     pub in_flight: InFlightCaps,
     /// The most recent requests and their Decisions, for the console.
@@ -71,7 +71,7 @@ impl AppState {
             config.load().config.rate_limit(),
         ));
         let usage = Arc::new(crate::usage::Ledger::new(config.load().config.usage()));
-        let embeddings = crate::orchestrator::embed::cache(config.load().config.cache());
+        let embeddings = crate::cache::embeddings::cache(config.load().config.cache());
         let in_flight = InFlightCaps::new(config.load().config.server().max_in_flight());
         Self(Arc::new(Shared {
             in_flight,

@@ -9,6 +9,7 @@
 //!
 //! May import types, providers (message types), config, error and `redis_link`.
 
+pub mod embeddings;
 pub mod key;
 mod redis;
 mod single_flight;

@@ -49,22 +49,6 @@ pub struct EmbedAnswer {
     pub cache_hit: bool,
 }
 
-/// A stored embedding: the vectors, the provider, and until when it is served.
-type Stored = (Embeddings, String, Instant);
-
-/// The process-wide embeddings cache (in memory; bounded by `[cache] max_entries`; each
-/// entry lives the task's `cache_ttl_secs`).
-pub type EmbedCache = moka::future::Cache<[u8; 32], Arc<Stored>>;
-
-/// A cache sized by the `[cache]` config (`None` when the cache is off).
-pub fn cache(config: &crate::config::CacheConfig) -> Option<EmbedCache> {
-    config.enabled().then(|| {
-        moka::future::Cache::builder()
-            .max_capacity(config.max_entries())
-            .build()
-    })
-}
-
 /// Answers one embeddings request.
 pub async fn embed(
     state: &AppState,
