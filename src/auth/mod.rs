@@ -65,27 +65,10 @@ pub fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// What an HMAC signature covers: method, path with query, timestamp and the body's
-/// SHA-256, one per line, then the nonce on a fifth line when the request carries one. For
-/// gRPC the body is the HTTP/2 request body (the framed message).
-pub fn signing_string(
-    method: &str,
-    path_and_query: &str,
-    timestamp: &str,
-    nonce: Option<&str>,
-    body: &[u8],
-) -> String {
-    let body = hex::encode(digest(body));
-    match nonce {
-        Some(nonce) => format!("{method}\n{path_and_query}\n{timestamp}\n{body}\n{nonce}"),
-        None => format!("{method}\n{path_and_query}\n{timestamp}\n{body}"),
-    }
-}
-
-/// Signs a request the way the pool checks it (for clients and tests): the hex HMAC. The
-/// client crate's, so that the clients and the pool cannot drift apart;
-/// `tests/auth.rs` checks it against the pool.
-pub use llm_pool_client::sign;
+/// What an HMAC signature covers, and the signature a client makes of it: the client
+/// crate's, so that the pool and its clients cannot drift apart (`tests/auth.rs` and
+/// `tests/client.rs` check them against the pool).
+pub use llm_pool_client::{sign, signing_string};
 
 /// The HMAC over [`signing_string`], ready to finalise or verify (HMAC takes keys of any
 /// length, so `None` does not happen in practice).

@@ -26,14 +26,22 @@ pub use validate::{ConfigError, ConfigErrors};
 /// Reads, parses and validates the whole file. Every problem found is reported, each with
 /// its TOML path.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    load_text(path, &read(path)?)
+}
+
+/// The file's text, or the error that says why it cannot be read.
+pub fn read(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors::one(ConfigError::new(
             "",
             format!("cannot read {}: {e}", path.display()),
         ))
-    })?;
-    let base = path.parent().unwrap_or_else(|| Path::new("."));
-    load_str(&text, base)
+    })
+}
+
+/// The config in `text`, read from `path` (relative paths resolve against its folder).
+pub fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    load_str(text, path.parent().unwrap_or_else(|| Path::new(".")))
 }
 
 /// Parses and validates config text; relative paths resolve against `base`.

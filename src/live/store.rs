@@ -102,14 +102,15 @@ impl ConfigStore {
         let Some(path) = self.inner.path.clone() else {
             return Ok(self.status().version);
         };
-        // Read before loading: a file edited in between is reloaded again by the watcher.
-        let text = std::fs::read_to_string(&path).ok();
-        let result = crate::config::load(&path).and_then(|config| {
+        // Read once: the text that is loaded is the text the diff shows.
+        let text = crate::config::read(&path);
+        let result = text.as_ref().map_err(Clone::clone).and_then(|text| {
+            let config = crate::config::load_text(&path, text)?;
             let previous = self.load();
             Snapshot::prepare(config, Some(&previous))
         });
         let outcome = self.apply(result);
-        if let (Ok(version), Some(text)) = (&outcome, text) {
+        if let (Ok(version), Ok(text)) = (&outcome, text) {
             let mut texts = self.inner.texts.lock();
             let old = texts.serving.take().unwrap_or_default();
             texts.diff = Some((*version, diff(&old, &text, *version)));

@@ -158,34 +158,29 @@ def _identity(b: bytes) -> bytes:
     return b
 
 
+_REPLIES = {
+    "Query": pb.Answer,
+    "Health": pb.HealthResponse,
+    "Embed": pb.EmbedResponse,
+    "Feedback": pb.FeedbackReply,
+}
+
+
 def _methods(channel):
     """The five calls, taking the request already serialized (so that what is signed is
     byte for byte what is sent)."""
-    return {
-        "Query": channel.unary_unary(
-            SERVICE + "Query", request_serializer=_identity, response_deserializer=pb.Answer.FromString
-        ),
-        "StreamQuery": channel.unary_stream(
-            SERVICE + "StreamQuery",
-            request_serializer=_identity,
-            response_deserializer=pb.StreamChunk.FromString,
-        ),
-        "Health": channel.unary_unary(
-            SERVICE + "Health",
-            request_serializer=_identity,
-            response_deserializer=pb.HealthResponse.FromString,
-        ),
-        "Embed": channel.unary_unary(
-            SERVICE + "Embed",
-            request_serializer=_identity,
-            response_deserializer=pb.EmbedResponse.FromString,
-        ),
-        "Feedback": channel.unary_unary(
-            SERVICE + "Feedback",
-            request_serializer=_identity,
-            response_deserializer=pb.FeedbackReply.FromString,
-        ),
+    calls = {
+        name: channel.unary_unary(
+            SERVICE + name, request_serializer=_identity, response_deserializer=reply.FromString
+        )
+        for name, reply in _REPLIES.items()
     }
+    calls["StreamQuery"] = channel.unary_stream(
+        SERVICE + "StreamQuery",
+        request_serializer=_identity,
+        response_deserializer=pb.StreamChunk.FromString,
+    )
+    return calls
 
 
 def _error(e: grpc.RpcError) -> LlmPoolError:

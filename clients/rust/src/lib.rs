@@ -33,7 +33,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub use explain::explain;
-pub use signing::{NONCE, SIGNATURE, TENANT, TIMESTAMP, sign};
+pub use signing::{NONCE, SIGNATURE, TENANT, TIMESTAMP, sign, signing_string};
 
 /// The generated messages and client of `llmpool.v1` (`proto/llmpool/v1/llmpool.proto`).
 pub mod pb {

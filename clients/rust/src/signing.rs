@@ -26,8 +26,24 @@ pub const NONCE: &str = "x-llm-pool-nonce";
 /// HMAC: hex HMAC-SHA256 of the signing string under the tenant's secret.
 pub const SIGNATURE: &str = "x-llm-pool-signature";
 
-/// The hex HMAC-SHA256, under `secret`, of what the pool checks: method, path with query,
-/// timestamp, hex SHA-256 of the body, and the nonce, one per line (no nonce, no fifth line).
+/// What an HMAC signature covers: method, path with query, timestamp and the body's
+/// SHA-256 (hex), one per line, then the nonce on a fifth line when there is one (no
+/// trailing newline). For gRPC the body is the HTTP/2 request body (the framed message).
+pub fn signing_string(
+    method: &str,
+    path_and_query: &str,
+    timestamp: &str,
+    nonce: Option<&str>,
+    body: &[u8],
+) -> String {
+    let body = hex::encode(Sha256::digest(body));
+    match nonce {
+        Some(nonce) => format!("{method}\n{path_and_query}\n{timestamp}\n{body}\n{nonce}"),
+        None => format!("{method}\n{path_and_query}\n{timestamp}\n{body}"),
+    }
+}
+
+/// The hex HMAC-SHA256 of [`signing_string`] under `secret`: what the pool checks.
 pub fn sign(
     secret: &[u8],
     method: &str,
@@ -36,16 +52,11 @@ pub fn sign(
     nonce: Option<&str>,
     body: &[u8],
 ) -> String {
-    let body = hex::encode(Sha256::digest(body));
-    let signed = match nonce {
-        Some(nonce) => format!("{method}\n{path_and_query}\n{timestamp}\n{body}\n{nonce}"),
-        None => format!("{method}\n{path_and_query}\n{timestamp}\n{body}"),
-    };
     // HMAC takes keys of any length: `new_from_slice` does not fail.
     let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(secret) else {
         return String::new();
     };
-    mac.update(signed.as_bytes());
+    mac.update(signing_string(method, path_and_query, timestamp, nonce, body).as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
