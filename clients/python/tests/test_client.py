@@ -146,3 +146,12 @@ def test_asyncio_client():
             assert (await signed.health()).status == "SERVING"
 
     asyncio.run(main())
+
+
+def test_a_stream_that_ends_without_its_last_chunk_is_an_error():
+    # A stream cut short (here: a transport that ends after one piece) is never a shorter
+    # answer.
+    with lp.Client(ADDR, api_key=KEY) as client:
+        client._calls["StreamQuery"] = lambda *a, **k: iter([lp.pb.StreamChunk(delta="Hel")])
+        with pytest.raises(lp.Unavailable):
+            list(client.stream("chat", "hi"))

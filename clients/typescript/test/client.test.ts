@@ -13,8 +13,11 @@ import {
   LlmPoolError,
   NotFound,
   Strategy,
+  StreamChunkSchema,
   Unauthenticated,
+  Unavailable,
 } from "../src/index.js";
+import { create } from "@bufbuild/protobuf";
 
 const env = (name: string): string => {
   const value = process.env[name];
@@ -128,4 +131,18 @@ test("JWT", async () => {
   assert.ok((await ok.query("chat", "Say hi", { maxTokens: 4 })).text);
   const expired = client({ jwt: hs256({ tenant: "app", exp: now - 3600 }) });
   await rejects(expired.health(), Unauthenticated);
+});
+
+test("a stream that ends without its last chunk is an error", async () => {
+  // A stream cut short (here: a transport that ends after one piece) is never a shorter answer.
+  const c = client();
+  (c.raw as { streamQuery: unknown }).streamQuery = async function* () {
+    yield create(StreamChunkSchema, { delta: "Hel" });
+  };
+  const read = async () => {
+    for await (const _ of c.stream("chat", "hi")) {
+      // consume
+    }
+  };
+  await rejects(read(), Unavailable);
 });
