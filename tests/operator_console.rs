@@ -153,6 +153,42 @@ async fn recent_requests_keep_their_decisions_with_timings() {
     assert!(state["config"]["diff"].is_null(), "no reload yet");
 }
 
+/// The overview's p50 and p95 are the 50th and 95th percentiles of recent latency (they
+/// were read on a 0..1 scale from a 0..100 window: the minimum, whatever the latencies).
+#[tokio::test]
+async fn the_overview_shows_the_median_and_p95_latency() {
+    let up = fake("hello").await;
+    // Half the answers at once, half after 80 ms: the median and p95 are slow, the
+    // minimum is fast.
+    up.push((0..20).map(|i| {
+        let delay = if i % 2 == 0 { 0 } else { 80 };
+        Step::Reply(Reply::text("hello").after(Duration::from_millis(delay)))
+    }));
+    let pool = start_pool(&secured(&up.url(), "")).await;
+    for _ in 0..20 {
+        let r = pool
+            .post_json(
+                "/v1/query",
+                serde_json::json!({"task": "chat", "input": "x"}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let admin = format!("Bearer {ADMIN}");
+    let state: serde_json::Value = get(&pool, "/ui/state", Some(&admin))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let p = &state["providers"][0];
+    let (p50, p95) = (
+        p["p50_ms"].as_f64().expect("p50"),
+        p["p95_ms"].as_f64().expect("p95"),
+    );
+    assert!((80.0..1000.0).contains(&p50), "{p}");
+    assert!((80.0..1000.0).contains(&p95), "{p}");
+}
+
 #[tokio::test]
 async fn streamed_requests_are_kept_when_they_end() {
     let up = fake("streamed words").await;

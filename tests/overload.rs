@@ -192,6 +192,51 @@ async fn a_class_over_its_bounds_is_refused_at_once_on_every_surface() {
     held.abort();
 }
 
+/// A caller with less time than the provider's median call is refused at once (too late),
+/// not queued to wait in vain. The expected service time is the median of recent calls; it
+/// was read as the 0.5th percentile (the fastest call), so such a caller queued and timed
+/// out. Two slots; half the recent calls are fast, half take 200 ms, two at a time: slots
+/// come free about every 50 ms, so the queue's own wait estimate would let a caller with
+/// 185 ms wait, but not for a 200 ms call.
+#[tokio::test]
+async fn a_caller_with_less_time_than_the_median_call_is_refused_not_queued() {
+    let up = FakeUpstream::start(Step::Reply(Reply::text("ok")), &["up-model"]).await;
+    let config =
+        config(&up.url(), CLASS_FULL).replace("max_concurrency = 1", "max_concurrency = 2");
+    let pool = start_pool(&config).await;
+    let query = || pool.post_json("/v1/query", json!({"task": "chat", "input": "hi"}));
+    for pair in 0..10 {
+        let delay = Duration::from_millis(if pair % 2 == 0 { 0 } else { 200 });
+        up.push((0..2).map(|_| Step::Reply(Reply::text("ok").after(delay))));
+        let (a, b) = tokio::join!(query(), query());
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    }
+    up.set_default(Step::Reply(
+        Reply::text("slow").after(Duration::from_secs(3)),
+    ));
+    let _held = [
+        query_later(&pool, "chat", None),
+        query_later(&pool, "chat", None),
+    ];
+    until_true("both slots are taken", || {
+        std::future::ready(up.in_flight() == 2)
+    })
+    .await;
+
+    let r = pool
+        .client
+        .post(pool.url("/v1/query"))
+        .header("x-llm-pool-priority", "batch")
+        .json(&json!({"task": "chat", "input": "hi", "timeout_ms": 185}))
+        .send()
+        .await
+        .expect("request");
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "overloaded", "{status} {body}");
+    assert_eq!(status, 429, "{body}");
+}
+
 #[tokio::test]
 async fn every_class_full_is_a_503_and_readyz_turns_unready() {
     let up = slow_upstream().await;

@@ -460,7 +460,9 @@ impl<D> Inner<D> {
     /// (zero until there are enough); a queued caller must have that much of its deadline
     /// left when it would be served.
     fn expected_service(&self, _stream: bool) -> Duration {
-        self.latency.percentile(0.5).unwrap_or(Duration::ZERO)
+        self.latency
+            .percentile(crate::qos::latency::MEDIAN)
+            .unwrap_or(Duration::ZERO)
     }
 
     /// Records one finished call in the metrics.

@@ -1,5 +1,9 @@
-//! Recent latencies of a provider, for adaptive hedging: the last [`CAPACITY`] successful
-//! calls, of which a percentile is read (older calls fall out, so it follows change).
+//! Recent latencies of a provider, for adaptive hedging and admission: the last
+//! [`CAPACITY`] successful calls, of which a percentile is read (older calls fall out, so it
+//! follows change). Percentiles are on the 0..=100 scale ([`MEDIAN`] is 50).
+//!
+//! The window is kept sorted as well as in arrival order, so a percentile (read on every
+//! call) is one index, and a record moves at most `CAPACITY` samples by one place.
 
 use std::time::Duration;
 
@@ -9,6 +13,8 @@ use parking_lot::Mutex;
 pub const CAPACITY: usize = 512;
 /// Fewer samples than this give no percentile (hedging then uses its fixed delay, if any).
 pub const MIN_SAMPLES: usize = 20;
+/// The median, as a percentile.
+pub const MEDIAN: f64 = 50.0;
 
 #[derive(Debug, Default)]
 pub struct LatencyWindow {
@@ -17,36 +23,41 @@ pub struct LatencyWindow {
 
 #[derive(Debug, Default)]
 struct Ring {
+    /// In arrival order (a ring: `next` is the oldest once full).
     micros: Vec<u32>,
+    /// The same samples, ascending.
+    sorted: Vec<u32>,
     next: usize,
 }
 
 impl LatencyWindow {
     pub fn record(&self, d: Duration) {
         let us = u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
-        let mut r = self.ring.lock();
+        let mut guard = self.ring.lock();
+        let r = &mut *guard;
         if r.micros.len() < CAPACITY {
             r.micros.push(us);
         } else {
-            let i = r.next;
-            r.micros[i] = us;
+            let old = std::mem::replace(&mut r.micros[r.next], us);
+            // Present: every sample of `micros` is in `sorted`.
+            if let Ok(i) = r.sorted.binary_search(&old) {
+                r.sorted.remove(i);
+            }
         }
+        let at = r.sorted.partition_point(|&x| x <= us);
+        r.sorted.insert(at, us);
         r.next = (r.next + 1) % CAPACITY;
     }
 
     /// The `p`-th percentile (0..=100) of the window, if it holds enough samples.
     pub fn percentile(&self, p: f64) -> Option<Duration> {
-        let mut v = {
-            let r = self.ring.lock();
-            if r.micros.len() < MIN_SAMPLES {
-                return None;
-            }
-            r.micros.clone()
-        };
-        let last = v.len() - 1;
+        let r = self.ring.lock();
+        if r.sorted.len() < MIN_SAMPLES {
+            return None;
+        }
+        let last = r.sorted.len() - 1;
         let rank = (((p / 100.0) * last as f64).round() as usize).min(last);
-        let (_, nth, _) = v.select_nth_unstable(rank);
-        Some(Duration::from_micros(u64::from(*nth)))
+        Some(Duration::from_micros(u64::from(r.sorted[rank])))
     }
 }
 
@@ -74,5 +85,37 @@ mod tests {
             Some(Duration::from_millis(7)),
             "old samples left"
         );
+    }
+
+    /// The sorted copy stays the window's exact contents however samples come and go
+    /// (duplicates and evictions included): every percentile equals the one computed
+    /// from the arrival-order samples.
+    #[test]
+    fn percentiles_match_a_sort_of_the_window() {
+        let w = LatencyWindow::default();
+        let mut seen = Vec::new();
+        let mut x: u64 = 7;
+        for i in 0..(3 * CAPACITY) {
+            // A small range, so that duplicates are common.
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let us = (x >> 33) % 300;
+            w.record(Duration::from_micros(us));
+            seen.push(us);
+            if i % 37 == 0 || i + 1 == 3 * CAPACITY {
+                let mut window: Vec<u64> = seen[seen.len().saturating_sub(CAPACITY)..].to_vec();
+                window.sort_unstable();
+                for p in [0.0, 12.5, MEDIAN, 95.0, 100.0] {
+                    let expected = (window.len() >= MIN_SAMPLES).then(|| {
+                        let last = window.len() - 1;
+                        Duration::from_micros(
+                            window[((p / 100.0 * last as f64).round() as usize).min(last)],
+                        )
+                    });
+                    assert_eq!(w.percentile(p), expected, "p{p} after {} samples", i + 1);
+                }
+            }
+        }
     }
 }
