@@ -37,18 +37,44 @@ pub struct Running {
     pub state: AppState,
     http: JoinHandle<()>,
     grpc: JoinHandle<()>,
+    /// The other accept threads (thread-per-core), each serving both ports.
+    threads: Vec<AcceptThread>,
+    /// Lets the accept threads' runtimes end, once nothing runs on any of them.
+    exit: tokio_util::sync::CancellationToken,
+}
+
+/// An accept thread: its runtime keeps running until [`Running::exit`], after its
+/// listeners have drained (`served`). Until every thread has drained none may end: a
+/// request on one thread may use a pooled upstream connection whose task runs on another.
+struct AcceptThread {
+    join: std::thread::JoinHandle<()>,
+    served: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// Starts serving `config`; `path` is watched for hot reload when given.
 pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, StartError> {
+    start_threads(path, config, 1).await
+}
+
+/// [`start`] with `threads` accept threads (thread-per-core): this runtime's, and
+/// `threads - 1` more, each a single-threaded runtime of its own with its own listeners on
+/// the same ports (`SO_REUSEPORT`: the kernel spreads new connections over them). Every
+/// thread serves the same state; a connection's requests, and the tasks they spawn, stay
+/// on the thread that accepted it.
+pub async fn start_threads(
+    path: Option<PathBuf>,
+    config: Config,
+    threads: usize,
+) -> Result<Running, StartError> {
     let server = config.server().clone();
+    let reuse = threads > 1;
     // Install the metrics recorder before anything records.
     let metrics = crate::telemetry::metrics::handle();
     let store = ConfigStore::new(path, Snapshot::prepare(config, None)?);
     let state = AppState::new(store.clone());
 
-    let http_listener = bind(server.http_addr()).await?;
-    let grpc_listener = bind(server.grpc_addr()).await?;
+    let http_listener = bind(server.http_addr(), reuse)?;
+    let grpc_listener = bind(server.grpc_addr(), reuse)?;
     let http_addr = local_addr(&http_listener, server.http_addr());
     let grpc_addr = local_addr(&grpc_listener, server.grpc_addr());
 
@@ -100,11 +126,12 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
     };
 
     let router = crate::api::http::router(state.clone());
+    let http_tls = http_tls.map(|t| (t, crate::tls::Side::Http));
     let http = tokio::spawn(crate::listen::serve(
         http_listener,
-        router,
+        router.clone(),
         limits,
-        http_tls.map(|t| (t, crate::tls::Side::Http)),
+        http_tls.clone(),
         state.shutdown.clone(),
     ));
 
@@ -121,25 +148,122 @@ pub async fn start(path: Option<PathBuf>, config: Config) -> Result<Running, Sta
         .layer(axum::middleware::from_fn(
             crate::telemetry::otel::trace_request,
         ));
+    let grpc_limits = crate::listen::Limits {
+        name: "grpc",
+        ..limits
+    };
+    let grpc_tls = grpc_tls.map(|t| (t, crate::tls::Side::Grpc));
     let grpc = tokio::spawn(crate::listen::serve(
         grpc_listener,
-        grpc_app,
-        crate::listen::Limits {
-            name: "grpc",
-            ..limits
-        },
-        grpc_tls.map(|t| (t, crate::tls::Side::Grpc)),
+        grpc_app.clone(),
+        grpc_limits,
+        grpc_tls.clone(),
         state.shutdown.clone(),
     ));
 
-    tracing::info!(%http_addr, %grpc_addr, "Listening.");
+    let mut accept = Vec::with_capacity(threads.saturating_sub(1));
+    let exit = tokio_util::sync::CancellationToken::new();
+    for i in 1..threads {
+        let http = Listener {
+            addr: http_addr,
+            app: router.clone(),
+            limits,
+            tls: http_tls.clone(),
+        };
+        let grpc = Listener {
+            addr: grpc_addr,
+            app: grpc_app.clone(),
+            limits: grpc_limits,
+            tls: grpc_tls.clone(),
+        };
+        // Stops the threads already started if a later one cannot bind.
+        match accept_thread(i, http, grpc, state.shutdown.clone(), exit.clone()).await {
+            Ok(t) => accept.push(t),
+            Err(e) => {
+                state.shutdown.cancel();
+                exit.cancel();
+                return Err(e);
+            }
+        }
+    }
+
+    tracing::info!(%http_addr, %grpc_addr, threads, "Listening.");
     Ok(Running {
         http_addr,
         grpc_addr,
         state,
         http,
         grpc,
+        threads: accept,
+        exit,
     })
+}
+
+/// What an accept thread serves on one port.
+struct Listener {
+    addr: SocketAddr,
+    app: axum::Router,
+    limits: crate::listen::Limits,
+    tls: Option<(Arc<crate::tls::Reloading>, crate::tls::Side)>,
+}
+
+/// Starts accept thread `i`: its runtime, its listeners (bound there, so that its own
+/// reactor drives them), both ports served until `shutdown`; then, its connections
+/// drained, it says so and keeps its runtime (and the tasks on it) running until `exit`.
+/// Returns once its listeners are bound.
+async fn accept_thread(
+    i: usize,
+    http: Listener,
+    grpc: Listener,
+    shutdown: tokio_util::sync::CancellationToken,
+    exit: tokio_util::sync::CancellationToken,
+) -> Result<AcceptThread, StartError> {
+    let (bound, on_bound) = tokio::sync::oneshot::channel();
+    let (served, on_served) = tokio::sync::oneshot::channel();
+    let addr = http.addr;
+    let spawn = std::thread::Builder::new()
+        .name(format!("llm-pool-accept-{i}"))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(source) => {
+                    let _ = bound.send(Err(StartError::Bind { addr, source }));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listeners = bind(http.addr, true).and_then(|h| Ok((h, bind(grpc.addr, true)?)));
+                let (h, g) = match listeners {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = bound.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = bound.send(Ok(()));
+                tokio::join!(
+                    crate::listen::serve(h, http.app, http.limits, http.tls, shutdown.clone()),
+                    crate::listen::serve(g, grpc.app, grpc.limits, grpc.tls, shutdown),
+                );
+                let _ = served.send(());
+                exit.cancelled().await;
+            });
+        });
+    let join = spawn.map_err(|source| StartError::Bind { addr, source })?;
+    match on_bound.await {
+        Ok(Ok(())) => Ok(AcceptThread {
+            join,
+            served: on_served,
+        }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(StartError::Bind {
+            addr,
+            source: std::io::Error::other("the accept thread ended before binding"),
+        }),
+    }
 }
 
 impl Running {
@@ -150,10 +274,25 @@ impl Running {
         self.state.shutdown.cancel();
         self.state.tasks.close();
         let state = self.state.clone();
+        let (threads, exit) = (self.threads, self.exit);
         let drained = async move {
             let _ = self.http.await;
             let _ = self.grpc.await;
+            let mut joins = Vec::with_capacity(threads.len());
+            for t in threads {
+                let _ = t.served.await;
+                joins.push(t.join);
+            }
             state.tasks.wait().await;
+            exit.cancel();
+            if !joins.is_empty() {
+                let _ = tokio::task::spawn_blocking(move || {
+                    for t in joins {
+                        let _ = t.join();
+                    }
+                })
+                .await;
+            }
         };
         let finished = tokio::time::timeout(grace, drained).await.is_ok();
         if finished {
@@ -168,10 +307,25 @@ impl Running {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
+/// A listener on `addr` (inside a runtime); with `reuse_port`, one of several on the port.
+fn bind(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, StartError> {
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As std's and tokio's `bind` do on Unix: a restarted server can bind at once.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        if reuse_port {
+            socket.set_reuseport(true)?;
+        }
+        socket.bind(addr)?;
+        socket.listen(1024)
+    };
+    listen().map_err(|source| StartError::Bind { addr, source })
 }
 
 fn local_addr(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {

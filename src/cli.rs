@@ -13,6 +13,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The Tokio runtime `serve` runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Runtime {
+    /// Single-threaded when the process may use one core (`taskset`, a CPU limit of one),
+    /// else `multi-thread`.
+    #[default]
+    Auto,
+    /// One work-stealing runtime with a worker per core.
+    MultiThread,
+    /// A single-threaded runtime per core, each accepting on both ports (`SO_REUSEPORT`):
+    /// a connection stays on the core that accepted it, with no work stealing.
+    ThreadPerCore,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve gRPC and HTTP in front of the configured providers.
@@ -20,6 +34,9 @@ pub enum Command {
         /// The configuration file; watched for changes.
         #[arg(long, short, env = "LLM_POOL_CONFIG", default_value = "llm-pool.toml")]
         config: PathBuf,
+        /// How requests are spread over the cores the process may use.
+        #[arg(long, env = "LLM_POOL_RUNTIME", value_enum, default_value_t)]
+        runtime: Runtime,
     },
     /// Validate a configuration file without serving; prints every error with its TOML path.
     CheckConfig {

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, runtime } => serve(config, runtime),
         Command::Query(args) => client(llm_pool::cli::query(args)),
         Command::Health { remote, json } => client(llm_pool::cli::health(remote, json)),
         Command::Tasks { remote } => client(llm_pool::cli::tasks(remote)),
@@ -56,7 +56,7 @@ fn client(command: impl std::future::Future<Output = u8>) -> ExitCode {
     }
 }
 
-fn serve(path: std::path::PathBuf) -> ExitCode {
+fn serve(path: std::path::PathBuf, runtime: llm_pool::cli::Runtime) -> ExitCode {
     // Load configuration without binding ports: a bad file fails before anything listens.
     let loaded = match llm_pool::config::load(&path) {
         Ok(c) => c,
@@ -67,7 +67,8 @@ fn serve(path: std::path::PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match runtime_builder().enable_all().build() {
+    let (mut builder, threads) = runtime_builder(runtime);
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -81,7 +82,7 @@ fn serve(path: std::path::PathBuf) -> ExitCode {
     };
     runtime.block_on(async move {
         let grace = loaded.server().shutdown_grace();
-        let running = match llm_pool::app::start(Some(path), loaded).await {
+        let running = match llm_pool::app::start_threads(Some(path), loaded, threads).await {
             Ok(r) => r,
             Err(error) => {
                 tracing::error!(%error, "Cannot start.");
@@ -94,16 +95,18 @@ fn serve(path: std::path::PathBuf) -> ExitCode {
     })
 }
 
-/// The Tokio runtime: when the process may use one core (`taskset`, a container's CPU
-/// limit of one), one that runs every task on the thread that drives it, since a
-/// work-stealing scheduler with a single worker only adds its bookkeeping (measured: a
-/// quarter of the pool's CPU per request, docs/BENCHMARKS.md); the multi-threaded one, a
-/// worker per core, otherwise.
-fn runtime_builder() -> tokio::runtime::Builder {
+/// The Tokio runtime and the number of accept threads. `auto`: when the process may use one
+/// core (`taskset`, a container's CPU limit of one), one that runs every task on the thread
+/// that drives it, since a work-stealing scheduler with a single worker only adds its
+/// bookkeeping (measured: a quarter of the pool's CPU per request, docs/BENCHMARKS.md); the
+/// multi-threaded one, a worker per core, otherwise. `thread-per-core`: this thread's
+/// single-threaded runtime and one more accept thread per other core.
+fn runtime_builder(runtime: llm_pool::cli::Runtime) -> (tokio::runtime::Builder, usize) {
+    use llm_pool::cli::Runtime;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if cores == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
+    match runtime {
+        Runtime::Auto if cores == 1 => (tokio::runtime::Builder::new_current_thread(), 1),
+        Runtime::Auto | Runtime::MultiThread => (tokio::runtime::Builder::new_multi_thread(), 1),
+        Runtime::ThreadPerCore => (tokio::runtime::Builder::new_current_thread(), cores),
     }
 }

@@ -56,6 +56,11 @@ pub async fn start_pool(config: &str) -> Pool {
 
 /// Like [`start_pool`], with more `[server]` keys (`server` is TOML placed in `[server]`).
 pub async fn start_pool_server(server: &str, config: &str) -> Pool {
+    start_pool_threads(server, config, 1).await
+}
+
+/// Like [`start_pool_server`], with `threads` accept threads (thread-per-core).
+pub async fn start_pool_threads(server: &str, config: &str, threads: usize) -> Pool {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("prompts")).expect("prompts dir");
     std::fs::write(
@@ -67,7 +72,7 @@ pub async fn start_pool_server(server: &str, config: &str) -> Pool {
     let path = dir.path().join("llm-pool.toml");
     std::fs::write(&path, &text).expect("write config");
     let loaded = llm_pool::config::load(&path).expect("valid test config");
-    let running = llm_pool::app::start(Some(path), loaded)
+    let running = llm_pool::app::start_threads(Some(path), loaded, threads)
         .await
         .expect("start");
     let http = format!("http://{}", running.http_addr);
