@@ -106,6 +106,25 @@ def wait_http(url, timeout=30.0):
     raise SystemExit(f"not ready: {url}")
 
 
+def wait_http_post(url, body, timeout=30.0):
+    """Until a chat completion through the target answers 200 (a peer's readiness)."""
+    deadline = time.time() + timeout
+    host, port, path = parse(url)
+    last = None
+    while time.time() < deadline:
+        try:
+            c = http.client.HTTPConnection(host, port, timeout=2)
+            c.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            last = (r.status, r.read()[:300])
+            if r.status == 200:
+                return
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    raise SystemExit(f"not ready: {url}: {last}")
+
+
 def parse(url):
     m = re.match(r"http://([^:/]+):(\d+)(.*)", url)
     return m.group(1), int(m.group(2)), (m.group(3) or "/")
@@ -189,7 +208,7 @@ def nginx_proxy(procs, work, ng, name="nginx-proxy"):
     Without `procs`, the argv of one process doing it all (for callgrind)."""
     d = work / name
     d.mkdir()
-    port = free_port()
+    port, sse_port = free_port(), free_port()
     conf = f"""
 worker_processes 1;
 daemon off;
@@ -204,12 +223,23 @@ http {{
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
   upstream origin {{ server 127.0.0.1:{ng['plain']}; keepalive 128; keepalive_requests 10000000; }}
+  upstream stream {{ server 127.0.0.1:{ng['stream']}; keepalive 16; keepalive_requests 10000000; }}
   server {{
     listen 127.0.0.1:{port} backlog=4096;
     location / {{
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+    }}
+  }}
+  # Streams, passed on as they come (as a gateway must: no buffering).
+  server {{
+    listen 127.0.0.1:{sse_port};
+    location / {{
+      proxy_pass http://stream;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
     }}
   }}
 }}
@@ -224,10 +254,12 @@ http {{
     # The worker does the work; the master only waits.
     worker = int(subprocess.run(["pgrep", "-P", str(master)], capture_output=True,
                                 text=True, check=True).stdout.split()[0])
-    return {"name": "nginx-proxy", "pid": worker, "http": f"http://127.0.0.1:{port}"}
+    return {"name": "nginx-proxy", "pid": worker, "http": f"http://127.0.0.1:{port}",
+            "sse": f"http://127.0.0.1:{sse_port}"}
 
 
-def pool(procs, binary, work, ng, name, tracing=None):
+def pool(procs, binary, work, ng, name, tracing=None, runtime=None):
+    """The pool on core 0; with `runtime` (`serve --runtime`), on every core instead."""
     http_port, grpc_port = free_port(), free_port()
     trace = ""
     if tracing:
@@ -275,11 +307,13 @@ cache_ttl_secs = 3600
     path.write_text(conf)
     target = {"name": name, "http": f"http://127.0.0.1:{http_port}",
               "grpc": f"http://127.0.0.1:{grpc_port}",
-              "argv": [binary, "serve", "--config", str(path)]}
+              "argv": [binary, "serve", "--config", str(path)]
+              + (["--runtime", runtime] if runtime else [])}
     if procs is None:
         return target
     env = dict(os.environ, RUST_LOG=os.environ.get("BENCH_RUST_LOG", "info"))
-    p = procs.start(pin(POOL_CORE) + target["argv"], env=env)
+    cores = f"0-{NCPU - 1}" if runtime else POOL_CORE
+    p = procs.start(pin(cores) + target["argv"], env=env)
     wait_http(f"http://127.0.0.1:{http_port}/readyz")
     return dict(target, pid=p.pid)
 
@@ -308,6 +342,100 @@ def litellm(procs, work, ng):
     print(f"litellm {version.group(1) if version else '?'}", file=sys.stderr)
     return {"name": "litellm", "pid": p.pid, "http": f"http://127.0.0.1:{port}",
             "headers": {"Authorization": f"Bearer {key}"}}
+
+
+def peer_binary(name):
+    """The peer's binary, built by bench/peers/build.sh (outside the repository)."""
+    out = subprocess.run(["bench/peers/build.sh", name], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr.strip() or f"bench/peers/build.sh {name} failed")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def agentgateway(procs, work, ng):
+    """agentgateway, one process with two listeners: an LLM route (its OpenAI `ai` backend,
+    which parses the request and the answer for token accounting) and a plain HTTP route
+    (a reverse proxy, no JSON work). Its defaults otherwise (access log on, jemalloc)."""
+    binary = peer_binary("agentgateway")
+    llm, plain, sse = free_port(), free_port(), free_port()
+    admin, stats, ready = free_port(), free_port(), free_port()
+    cfg = work / f"agentgateway-{llm}.yaml"
+    cfg.write_text(f"""
+config:
+  adminAddr: "127.0.0.1:{admin}"
+  statsAddr: "127.0.0.1:{stats}"
+  readinessAddr: "127.0.0.1:{ready}"
+binds:
+- port: {llm}
+  listeners:
+  - protocol: HTTP
+    routes:
+    - backends:
+      - ai:
+          name: bench
+          hostOverride: "127.0.0.1:{ng['plain']}"
+          provider:
+            openAI:
+              model: bench
+- port: {plain}
+  listeners:
+  - protocol: HTTP
+    routes:
+    - backends:
+      - host: "127.0.0.1:{ng['plain']}"
+- port: {sse}
+  listeners:
+  - protocol: HTTP
+    routes:
+    - backends:
+      - ai:
+          name: bench-sse
+          hostOverride: "127.0.0.1:{ng['stream']}"
+          provider:
+            openAI:
+              model: bench
+""")
+    argv = [binary, "-f", str(cfg)]
+    # Its sampling heap profiler (pprof-alloc, on by default at this commit) walks frame
+    # pointers through the prebuilt standard library, which has none, and crashes at start
+    # in this build: sampling off (a rate of 0), the allocator otherwise as shipped.
+    env = dict(os.environ, PPROF_ALLOC_SAMPLE_RATE="0")
+    targets = [{"name": "agentgateway-llm", "http": f"http://127.0.0.1:{llm}", "argv": argv,
+                "sse": f"http://127.0.0.1:{sse}", "env": env},
+               {"name": "agentgateway-http", "http": f"http://127.0.0.1:{plain}", "argv": argv,
+                "env": env}]
+    if procs is None:
+        return targets
+    p = procs.start(pin(POOL_CORE) + argv, env=env)
+    for t in targets:
+        wait_http_post(t["http"] + "/v1/chat/completions", CHAT)
+    return [dict(t, pid=p.pid) for t in targets]
+
+
+def helicone(procs, work, ng):
+    """Helicone's AI gateway: its unified API (`/ai/chat/completions`, `provider/model`),
+    the OpenAI provider pointed at the origin, no Helicone features (no auth, no
+    observability upload), its defaults otherwise (logs to stdout at info)."""
+    binary = peer_binary("helicone")
+    port = free_port()
+    cfg = work / f"helicone-{port}.yaml"
+    cfg.write_text(f"""
+server:
+  address: 127.0.0.1
+  port: {port}
+providers:
+  openai:
+    base-url: "http://127.0.0.1:{ng['plain']}/"
+""")
+    target = {"name": "helicone", "http": f"http://127.0.0.1:{port}",
+              "path": "/ai/chat/completions", "body": CHAT.replace('"bench"', '"openai/gpt-4o-mini"'),
+              "argv": [binary, "--config", str(cfg)],
+              "env": dict(os.environ, OPENAI_API_KEY="sk-unused")}
+    if procs is None:
+        return target
+    p = procs.start(pin(POOL_CORE) + target["argv"], env=target["env"])
+    wait_http_post(target["http"] + target["path"], target["body"], timeout=60)
+    return dict(target, pid=p.pid)
 
 
 def cpu_ticks(pid):
@@ -418,7 +546,8 @@ def open_streams(target, n, work):
     return peak
 
 
-def callgrind_ir(argv, url, body, secs, work, name, headers=None):
+def callgrind_ir(argv, url, body, secs, work, name, headers=None, path="/v1/chat/completions",
+                 env=None):
     """Instructions per request: the target under callgrind (which counts instructions, so
     the figure does not move with the machine's speed), zeroed after a warm-up, then wrk at
     c=4 for `secs`; the total Ir of the dump divided by the requests served."""
@@ -426,10 +555,9 @@ def callgrind_ir(argv, url, body, secs, work, name, headers=None):
     p = subprocess.Popen(pin(POOL_CORE) + ["valgrind", "--tool=callgrind", "--dump-instr=no",
                                            f"--callgrind-out-file={out}.%p"] + argv,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(
-                             os.environ, RUST_LOG=os.environ.get("BENCH_RUST_LOG", "info")))
+                             env or os.environ, RUST_LOG=os.environ.get("BENCH_RUST_LOG", "info")))
     try:
-        wait_http(url + "/v1/models", timeout=120)
-        path = "/v1/chat/completions"
+        wait_http_post(url + path, body, timeout=180)
         wrk(url, path, body, 4, 2, work, headers)
         subprocess.run(["callgrind_control", "-z", str(p.pid)], check=True,
                        capture_output=True)
@@ -483,10 +611,13 @@ def main():
     ap.add_argument("--placement", choices=sorted(ORIGIN_CORES), default="split")
     # Instructions per request (callgrind) of the pool, its cache hits and nginx-proxy.
     ap.add_argument("--instructions", action="store_true")
+    # The pool on every core, multi-threaded vs thread-per-core (`serve --runtime`), in the
+    # same rounds; wrk and the origin share those cores.
+    ap.add_argument("--runtimes", action="store_true")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     if a.smoke:
-        a.rounds, a.duration, a.peer, a.tracing = 1, 1, ["nginx-proxy"], True
+        a.rounds, a.duration, a.peer, a.tracing, a.runtimes = 1, 1, ["nginx-proxy"], True, True
     work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     # nginx's workers run as another user: they must be able to read the bodies.
     work.chmod(0o755)
@@ -525,6 +656,11 @@ def run(a, work, procs):
     if a.baseline:
         b = pool(procs, a.baseline, work, ng, "baseline")
         targets += [b, dict(b, name="baseline-cache-hit", body=cached["body"])]
+    if a.runtimes:
+        targets.append(pool(procs, a.bin, work, ng, "pool-all-cores-multi-thread",
+                            runtime="multi-thread"))
+        targets.append(pool(procs, a.bin, work, ng, "pool-all-cores-thread-per-core",
+                            runtime="thread-per-core"))
     if a.tracing:
         sink = otlp_sink(procs)
         targets.append(pool(procs, a.bin, work, ng, "pool-trace-100", (sink, 1.0)))
@@ -534,8 +670,13 @@ def run(a, work, procs):
             targets.append(litellm(procs, work, ng))
         elif peer == "nginx-proxy":
             targets.append(nginx_proxy(procs, work, ng))
+        elif peer == "agentgateway":
+            targets += agentgateway(procs, work, ng)
+        elif peer == "helicone":
+            targets.append(helicone(procs, work, ng))
         else:
-            raise SystemExit(f"unknown peer {peer} (known: nginx-proxy, litellm)")
+            raise SystemExit(f"unknown peer {peer} (known: nginx-proxy, agentgateway, "
+                             "helicone, litellm)")
 
     rows = {t["name"]: [] for t in targets}
     streams = {k: [] for k in ("direct-sse", "pool-sse", "direct-ndjson", "pool-ndjson")}
@@ -549,14 +690,18 @@ def run(a, work, procs):
         for t in targets:
             m = measure_http(t, a.duration, work)
             rows[t["name"]].append(m)
-            print(f"round {r + 1} {t['name']:>16}: {m['rps_c32']:>9,.0f} req/s c=32, "
+            print(f"round {r + 1} {t['name']:>30}: {m['rps_c32']:>9,.0f} req/s c=32, "
                   f"p50 c=1 {fmt(m['p50_c1_us'], ' µs')}, p99 c=1 {fmt(m['p99_c1_us'], ' µs')}, "
                   f"cpu {fmt(m['cpu_us_per_req'], ' µs/req')}", file=sys.stderr)
         direct_stream = f"http://127.0.0.1:{ng['stream']}"
         streams["direct-sse"].append(stream_times(direct_stream, "/v1/chat/completions", sse_req, n_stream))
         streams["pool-sse"].append(stream_times(p["http"], "/v1/chat/completions", sse_req, n_stream))
         streams["direct-ndjson"].append(stream_times(direct_stream, "/api/chat", nd_req, n_stream))
-        streams["pool-ndjson"].append(stream_times(p["http"], "/api/chat", nd_req.replace("bench-ndjson", "bench-ndjson"), n_stream))
+        streams["pool-ndjson"].append(stream_times(p["http"], "/api/chat", nd_req, n_stream))
+        for t in targets:
+            if "sse" in t:
+                streams.setdefault(f"{t['name']}-sse", []).append(
+                    stream_times(t["sse"], "/v1/chat/completions", sse_req, n_stream))
         if a.grpc_load:
             t0 = cpu_ticks(p["pid"])
             hi = grpc_load(a.grpc_load, p["grpc"], 32, a.duration)
@@ -576,10 +721,21 @@ def run(a, work, procs):
         ir_secs = 2 if a.smoke else max(a.duration, 5)
         runs = [("pool", pool(None, a.bin, work, ng, "pool-ir"), CHAT),
                 ("pool-cache-hit", pool(None, a.bin, work, ng, "pool-ir-hit"), cached["body"])]
+        if a.baseline:
+            runs.append(("baseline", pool(None, a.baseline, work, ng, "baseline-ir"), CHAT))
+            runs.append(("baseline-cache-hit", pool(None, a.baseline, work, ng, "baseline-ir-hit"),
+                         cached["body"]))
         if "nginx-proxy" in a.peer:
             runs.append(("nginx-proxy", nginx_proxy(None, work, ng, "nginx-proxy-ir"), CHAT))
+        if "agentgateway" in a.peer:
+            runs.append(("agentgateway-llm", agentgateway(None, work, ng)[0], CHAT))
+        if "helicone" in a.peer:
+            h = helicone(None, work, ng)
+            runs.append(("helicone", h, h["body"]))
         for name, t, body in runs:
-            instructions[name] = callgrind_ir(t["argv"], t["http"], body, ir_secs, work, name)
+            instructions[name] = callgrind_ir(t["argv"], t["http"], body, ir_secs, work, name,
+                                              path=t.get("path", "/v1/chat/completions"),
+                                              env=t.get("env"))
             print(f"instructions {name}: {instructions[name]:,.0f} per request", file=sys.stderr)
 
     print()
@@ -624,20 +780,33 @@ def run(a, work, procs):
             hit = rows["pool-cache-hit"]
             print(f"  pool cache hit ÷ nginx-proxy CPU/req: "
                   f"{med(hit, 'cpu_us_per_req') / med(pr, 'cpu_us_per_req'):.2f}×")
+    if a.runtimes:
+        mt, tpc = rows["pool-all-cores-multi-thread"], rows["pool-all-cores-thread-per-core"]
+        print(f"  thread-per-core ÷ multi-thread (every core): CPU/req "
+              f"{ratio(med(tpc, 'cpu_us_per_req'), med(mt, 'cpu_us_per_req'))}, req/s c=32 "
+              f"{ratio(med(tpc, 'rps_c32'), med(mt, 'rps_c32'))}")
     if grpc:
         print(f"  pool gRPC Query ÷ pool HTTP: req/s {med(grpc, 'rps_c32') / med(q, 'rps_c32'):.2f}×, "
               f"CPU/req {med(grpc, 'cpu_us_per_req') / med(q, 'cpu_us_per_req'):.2f}×")
     print()
     print(f"streaming ({STREAM_CHUNKS} chunks), medians of {n_stream} requests per round:")
-    for kind in ("sse", "ndjson"):
+    kinds = [("sse", "pool"), ("ndjson", "pool")] + [
+        ("sse", k[:-4]) for k in streams if k.endswith("-sse") and k[:-4] not in ("direct", "pool")]
+    for kind, who in kinds:
         dt = statistics.median(x[0] for x in streams[f"direct-{kind}"])
-        pt = statistics.median(x[0] for x in streams[f"pool-{kind}"])
+        pt = statistics.median(x[0] for x in streams[f"{who}-{kind}"])
         dT = statistics.median(x[1] for x in streams[f"direct-{kind}"])
-        pT = statistics.median(x[1] for x in streams[f"pool-{kind}"])
-        print(f"  {kind:>6}: TTFB direct {fmt(dt, ' µs')}, pool {fmt(pt, ' µs')} (+{fmt(pt - dt, ' µs')}); "
-              f"total direct {fmt(dT, ' µs')}, pool {fmt(pT, ' µs')} (+{fmt(pT - dT, ' µs')}); "
-              f"per chunk after the first {fmt(((pT - dT) - (pt - dt)) / STREAM_CHUNKS, ' µs')}")
+        pT = statistics.median(x[1] for x in streams[f"{who}-{kind}"])
+        print(f"  {kind:>6} {who}: TTFB direct {fmt(dt, ' µs')}, {who} {fmt(pt, ' µs')} "
+              f"(+{fmt(pt - dt, ' µs')}); total direct {fmt(dT, ' µs')}, {who} {fmt(pT, ' µs')} "
+              f"(+{fmt(pT - dT, ' µs')}); per chunk after the first "
+              f"{fmt(((pT - dT) - (pt - dt)) / STREAM_CHUNKS, ' µs')}")
     print()
+    peaks = {t["name"]: rss_kb(t["pid"], "VmHWM") for t in targets
+             if t.get("pid") and "pool" not in t["name"] and "cache-hit" not in t["name"]}
+    if peaks:
+        print("peers' peak RSS over the run: " + ", ".join(
+            f"{n} {kb / 1024:.1f} MiB" for n, kb in peaks.items()))
     print(f"pool RSS: idle {idle_rss / 1024:.1f} MiB; with {50 if a.smoke else 1000} open streams "
           f"{streams_rss / 1024:.1f} MiB; peak over the run {peak_rss / 1024:.1f} MiB")
     ok = all(r["rps_c32"] > 0 for rs in rows.values() for r in rs)

@@ -4,12 +4,17 @@
 # rounds (A/B/A/B…), with wrk pinned to the other core. Prints medians: req/s at c=32,
 # p50/p99 at c=1 and c=32, the pool's CPU µs per request and peak RSS; streaming (SSE and
 # NDJSON) time to first byte and total; gRPC Query (benches/grpc_load.rs); RSS idle and with
-# 1,000 open streams; optional tracing on/off; optional LiteLLM's proxy as a peer.
+# 1,000 open streams; optional tracing on/off; optional peers (nginx as a reverse proxy,
+# agentgateway, Helicone's AI gateway, LiteLLM's proxy) on the pool's core.
 #
 #   scripts/bench-overhead.sh                 # 3 rounds, 10 s per measurement
 #   scripts/bench-overhead.sh --rounds 5 --duration 15
 #   scripts/bench-overhead.sh --peer nginx-proxy   # nginx as a reverse proxy on the pool's core
 #   scripts/bench-overhead.sh --peer litellm  # also LiteLLM's proxy, same rounds
+#   scripts/bench-overhead.sh --peer agentgateway --peer helicone
+#       # the Rust LLM gateways, built first by bench/peers/build.sh (outside the repository)
+#   scripts/bench-overhead.sh --runtimes      # also the pool on every core: multi-thread vs
+#                                             # thread-per-core (`serve --runtime`)
 #   scripts/bench-overhead.sh --placement shared   # the origin on the pool's core too
 #   scripts/bench-overhead.sh --instructions  # instructions per request (callgrind)
 #   scripts/bench-overhead.sh --tracing       # also tracing on at 100 % and 1 % sampling
