@@ -28,6 +28,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigErrors),
+    #[error("cannot start an accept thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// A running server.
@@ -47,8 +49,10 @@ pub struct Running {
 /// listeners have drained (`served`). Until every thread has drained none may end: a
 /// request on one thread may use a pooled upstream connection whose task runs on another.
 struct AcceptThread {
-    join: std::thread::JoinHandle<()>,
+    /// Its listeners have drained.
     served: tokio::sync::oneshot::Receiver<()>,
+    /// Its runtime has ended (dropped unsent if the thread panicked).
+    finished: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// Starts serving `config`; `path` is watched for hot reload when given.
@@ -127,11 +131,16 @@ pub async fn start_threads(
 
     let router = crate::api::http::router(state.clone());
     let http_tls = http_tls.map(|t| (t, crate::tls::Side::Http));
+    let (http_open, grpc_open) = (
+        crate::listen::Connections::default(),
+        crate::listen::Connections::default(),
+    );
     let http = tokio::spawn(crate::listen::serve(
         http_listener,
         router.clone(),
         limits,
         http_tls.clone(),
+        http_open.clone(),
         state.shutdown.clone(),
     ));
 
@@ -158,30 +167,47 @@ pub async fn start_threads(
         grpc_app.clone(),
         grpc_limits,
         grpc_tls.clone(),
+        grpc_open.clone(),
         state.shutdown.clone(),
     ));
 
     let mut accept = Vec::with_capacity(threads.saturating_sub(1));
     let exit = tokio_util::sync::CancellationToken::new();
     for i in 1..threads {
-        let http = Listener {
+        let http_side = Listener {
             addr: http_addr,
             app: router.clone(),
             limits,
             tls: http_tls.clone(),
+            open: http_open.clone(),
         };
-        let grpc = Listener {
+        let grpc_side = Listener {
             addr: grpc_addr,
             app: grpc_app.clone(),
             limits: grpc_limits,
             tls: grpc_tls.clone(),
+            open: grpc_open.clone(),
         };
-        // Stops the threads already started if a later one cannot bind.
-        match accept_thread(i, http, grpc, state.shutdown.clone(), exit.clone()).await {
+        match accept_thread(
+            i,
+            http_side,
+            grpc_side,
+            state.shutdown.clone(),
+            exit.clone(),
+        )
+        .await
+        {
             Ok(t) => accept.push(t),
             Err(e) => {
+                // Every listener already bound is closed before the error is returned: a
+                // retry must not share the ports with listeners that are going away.
                 state.shutdown.cancel();
                 exit.cancel();
+                for t in accept {
+                    let _ = t.finished.await;
+                }
+                let _ = http.await;
+                let _ = grpc.await;
                 return Err(e);
             }
         }
@@ -205,6 +231,8 @@ struct Listener {
     app: axum::Router,
     limits: crate::listen::Limits,
     tls: Option<(Arc<crate::tls::Reloading>, crate::tls::Side)>,
+    /// The port's connections, counted with every other thread's.
+    open: crate::listen::Connections,
 }
 
 /// Starts accept thread `i`: its runtime, its listeners (bound there, so that its own
@@ -220,6 +248,7 @@ async fn accept_thread(
 ) -> Result<AcceptThread, StartError> {
     let (bound, on_bound) = tokio::sync::oneshot::channel();
     let (served, on_served) = tokio::sync::oneshot::channel();
+    let (finished, on_finished) = tokio::sync::oneshot::channel::<()>();
     let addr = http.addr;
     let spawn = std::thread::Builder::new()
         .name(format!("llm-pool-accept-{i}"))
@@ -229,8 +258,8 @@ async fn accept_thread(
                 .build()
             {
                 Ok(rt) => rt,
-                Err(source) => {
-                    let _ = bound.send(Err(StartError::Bind { addr, source }));
+                Err(e) => {
+                    let _ = bound.send(Err(StartError::Thread(e)));
                     return;
                 }
             };
@@ -245,24 +274,33 @@ async fn accept_thread(
                 };
                 let _ = bound.send(Ok(()));
                 tokio::join!(
-                    crate::listen::serve(h, http.app, http.limits, http.tls, shutdown.clone()),
-                    crate::listen::serve(g, grpc.app, grpc.limits, grpc.tls, shutdown),
+                    crate::listen::serve(
+                        h,
+                        http.app,
+                        http.limits,
+                        http.tls,
+                        http.open,
+                        shutdown.clone()
+                    ),
+                    crate::listen::serve(g, grpc.app, grpc.limits, grpc.tls, grpc.open, shutdown),
                 );
                 let _ = served.send(());
                 exit.cancelled().await;
             });
+            drop(runtime);
+            let _ = finished.send(());
         });
-    let join = spawn.map_err(|source| StartError::Bind { addr, source })?;
+    // Detached: shutdown waits for `finished`, so that no wait outlasts its grace period.
+    drop(spawn.map_err(StartError::Thread)?);
     match on_bound.await {
         Ok(Ok(())) => Ok(AcceptThread {
-            join,
             served: on_served,
+            finished: on_finished,
         }),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(StartError::Bind {
-            addr,
-            source: std::io::Error::other("the accept thread ended before binding"),
-        }),
+        Err(_) => Err(StartError::Thread(std::io::Error::other(format!(
+            "accept thread {i} ended before binding {addr}"
+        )))),
     }
 }
 
@@ -274,24 +312,23 @@ impl Running {
         self.state.shutdown.cancel();
         self.state.tasks.close();
         let state = self.state.clone();
+        // The accept threads end when this does, drained or not (the grace ran out).
+        let _exit = self.exit.clone().drop_guard();
         let (threads, exit) = (self.threads, self.exit);
         let drained = async move {
             let _ = self.http.await;
             let _ = self.grpc.await;
-            let mut joins = Vec::with_capacity(threads.len());
-            for t in threads {
-                let _ = t.served.await;
-                joins.push(t.join);
+            let mut finished = Vec::with_capacity(threads.len());
+            for (i, t) in threads.into_iter().enumerate() {
+                if t.served.await.is_err() {
+                    tracing::error!(thread = i + 1, "An accept thread ended without draining.");
+                }
+                finished.push(t.finished);
             }
             state.tasks.wait().await;
             exit.cancel();
-            if !joins.is_empty() {
-                let _ = tokio::task::spawn_blocking(move || {
-                    for t in joins {
-                        let _ = t.join();
-                    }
-                })
-                .await;
+            for f in finished {
+                let _ = f.await;
             }
         };
         let finished = tokio::time::timeout(grace, drained).await.is_ok();
@@ -315,7 +352,8 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, StartError> {
         } else {
             tokio::net::TcpSocket::new_v6()?
         };
-        // As std's and tokio's `bind` do on Unix: a restarted server can bind at once.
+        // As std's and tokio's `bind` do on Unix: a restarted server can bind at once. (Their
+        // backlog is 128; this one takes bursts of new connections.)
         #[cfg(unix)]
         socket.set_reuseaddr(true)?;
         #[cfg(unix)]

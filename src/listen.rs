@@ -35,6 +35,11 @@ pub struct Limits {
     pub name: &'static str,
 }
 
+/// The open connections of one port, shared by every listener on it (thread-per-core's
+/// accept threads each have one), so that `max_connections` caps the port.
+#[derive(Clone, Default)]
+pub struct Connections(Arc<Open>);
+
 /// Serves `app` on `listener` until `shutdown`, then waits for open connections (the
 /// caller bounds that wait with its grace period).
 pub async fn serve(
@@ -42,6 +47,7 @@ pub async fn serve(
     app: axum::Router,
     limits: Limits,
     tls: Option<(Arc<crate::tls::Reloading>, crate::tls::Side)>,
+    open: Connections,
     shutdown: CancellationToken,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -60,7 +66,7 @@ pub async fn serve(
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     let connections = TaskTracker::new();
-    let open = Arc::new(Open::default());
+    let open = open.0;
     loop {
         let (tcp, _peer) = tokio::select! {
             () = shutdown.cancelled() => break,

@@ -103,3 +103,43 @@ async fn the_grpc_port_is_served_by_every_thread() {
         assert_eq!(answer.text, "hello");
     }
 }
+
+/// `max_connections` caps the port, not each accept thread: with every allowed connection
+/// busy, a new one is refused whichever thread's listener the kernel hands it to. (Were the
+/// cap per thread, a new connection would be refused only on the threads holding both busy
+/// ones: all twelve would be with odds of at most (2/3)^12, 1 in 130.)
+#[tokio::test]
+async fn the_connection_cap_counts_every_thread_s_connections() {
+    let up = fake("x").await;
+    up.set_default(Step::Reply(
+        Reply::text("slow").after(Duration::from_secs(3)),
+    ));
+    let pool =
+        start_pool_threads("max_connections = 2", &basic_config("openai", &up.url()), 3).await;
+    let ask = || {
+        own_connection()
+            .post(pool.url("/v1/query"))
+            .json(&json!({"task": "chat", "input": "x"}))
+            .send()
+    };
+    let _busy: Vec<_> = (0..2)
+        .map(|_| {
+            let req = ask();
+            tokio::spawn(async move { req.await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::timeout(WAIT, async {
+        while up.in_flight() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("both slow calls reached the upstream");
+    for _ in 0..12 {
+        let r = tokio::time::timeout(WAIT, ask())
+            .await
+            .expect("answered in time")
+            .expect("refused with an answer");
+        assert_eq!(r.status(), 503);
+    }
+}

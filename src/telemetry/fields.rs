@@ -93,7 +93,9 @@ fn plain(s: &str) -> bool {
 
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() != "message" && !plain(value) {
+        // A plain message is written as it is; anything else may need escaping (quotes,
+        // control characters, the terminal escapes `DefaultFields` neutralises).
+        if !plain(value) {
             return self.delegate(field, |v| v.record_str(field, value));
         }
         self.write(field, |w| {
@@ -195,6 +197,12 @@ mod tests {
             "Request answered."
         );
         tracing::warn!("only a message with {} and \"quotes\"", 3);
+        // A message recorded as a string, with a terminal escape to neutralise.
+        tracing::info!(
+            message = "bell \u{7} esc \u{1b}[31m plain",
+            latency_ms = 1_u64
+        );
+        tracing::info!(message = "a plain message", latency_ms = 2_u64);
         tracing::info!(
             latency_ms = 7_u64,
             "log.line" = 3_u64,
@@ -230,6 +238,8 @@ mod tests {
         );
         assert!(ours.contains("latency_ms=12 delta=-3 ok=true"), "{ours}");
         assert!(ours.contains(r#"quoted="say \"hi\"\tnow""#), "{ours}");
-        assert_eq!(ours.lines().count(), 3, "{ours}");
+        assert!(ours.contains(r"bell \x07 esc \x1b[31m plain"), "{ours}");
+        assert!(ours.contains("a plain message latency_ms=2"), "{ours}");
+        assert_eq!(ours.lines().count(), 5, "{ours}");
     }
 }
