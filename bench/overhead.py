@@ -611,6 +611,8 @@ def main():
     ap.add_argument("--placement", choices=sorted(ORIGIN_CORES), default="split")
     # Instructions per request (callgrind) of the pool, its cache hits and nginx-proxy.
     ap.add_argument("--instructions", action="store_true")
+    # Keep the callgrind dumps here (for `callgrind_annotate --inclusive=yes FILE`).
+    ap.add_argument("--callgrind-dir", default="")
     # The pool on every core, multi-threaded vs thread-per-core (`serve --runtime`), in the
     # same rounds; wrk and the origin share those cores.
     ap.add_argument("--runtimes", action="store_true")
@@ -736,6 +738,10 @@ def run(a, work, procs):
             instructions[name] = callgrind_ir(t["argv"], t["http"], body, ir_secs, work, name,
                                               path=t.get("path", "/v1/chat/completions"),
                                               env=t.get("env"))
+        if a.callgrind_dir:
+            os.makedirs(a.callgrind_dir, exist_ok=True)
+            for f in work.glob("callgrind.*"):
+                shutil.copy(f, a.callgrind_dir)
             print(f"instructions {name}: {instructions[name]:,.0f} per request", file=sys.stderr)
 
     print()

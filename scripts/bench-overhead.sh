@@ -17,6 +17,7 @@
 #                                             # thread-per-core (`serve --runtime`)
 #   scripts/bench-overhead.sh --placement shared   # the origin on the pool's core too
 #   scripts/bench-overhead.sh --instructions  # instructions per request (callgrind)
+#   scripts/bench-overhead.sh --instructions --callgrind-dir DIR   # and keep the dumps
 #   scripts/bench-overhead.sh --tracing       # also tracing on at 100 % and 1 % sampling
 #   scripts/bench-overhead.sh --baseline /path/to/older/llm-pool   # an older build, same rounds
 #   scripts/bench-overhead.sh --smoke         # 1 short round, checks the harness works
