@@ -825,3 +825,163 @@ async fn every_choice_keeps_its_reasoning() {
         assert_eq!(c["message"]["reasoning_content"], "Two and two.", "{body}");
     }
 }
+
+/// The upstream answers this body, whole.
+fn json_step(body: &str) -> Step {
+    Step::Raw {
+        content_type: "application/json",
+        pieces: vec![(std::time::Duration::ZERO, body.to_owned())],
+    }
+}
+
+/// An OpenAI upstream's answer as llama-server and OpenAI write it, with members the pool
+/// has no field for.
+const UPSTREAM_CHAT: &str = r#"{"id":"up-1","object":"chat.completion","created":7,"model":"up-model","system_fingerprint":"fp_1","choices":[{"index":0,"message":{"role":"assistant","content":"Hi \"there\""},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_tokens_details":{"cached_tokens":1}},"timings":{"prompt_ms":1.5,"predicted_ms":2.0}}"#;
+
+#[tokio::test]
+async fn an_openai_upstream_s_answer_reaches_openai_callers_whole() {
+    let up = FakeUpstream::start(json_step(UPSTREAM_CHAT), &["up-model"]).await;
+    let config = format!(
+        "{}\n[tasks.cached]\nproviders = [\"up\"]\ncache_ttl_secs = 600\n",
+        basic_config("openai", &up.url())
+    );
+    let pool = start_pool(&config).await;
+    let ask =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hello"}]});
+    let resp = pool.post_json("/v1/chat/completions", ask("up")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-llm-pool-provider"], "up");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: Value = resp.json().await.unwrap();
+    // The members the pool has no field for arrive as the upstream sent them …
+    assert_eq!(body["system_fingerprint"], "fp_1");
+    assert_eq!(
+        body["timings"],
+        json!({"prompt_ms": 1.5, "predicted_ms": 2.0})
+    );
+    assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
+    assert_eq!(body["choices"][0]["message"]["content"], "Hi \"there\"");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    // … and those the pool owns are its own.
+    let id = body["id"].as_str().unwrap();
+    assert!(id.starts_with("chatcmpl-") && id != "up-1", "{id}");
+    assert_eq!(body["model"], "up");
+    assert_eq!(body["llm_pool"]["provider"], "up");
+    assert_eq!(body["llm_pool"]["decision"]["strategy"], "fastest");
+
+    // A cache hit cost this caller nothing: the upstream's usage is not handed on with it.
+    for expect_hit in [false, true] {
+        let resp = pool
+            .post_json("/v1/chat/completions", ask("task:cached"))
+            .await;
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["llm_pool"]["cache_hit"], expect_hit);
+        assert_eq!(body["model"], "task:cached");
+        let spent = if expect_hit { 0 } else { 5 };
+        assert_eq!(body["usage"]["total_tokens"], spent, "{body}");
+        assert_eq!(body["choices"][0]["message"]["content"], "Hi \"there\"");
+    }
+}
+
+#[tokio::test]
+async fn an_answer_the_pool_reshapes_is_not_handed_on_as_it_came() {
+    // A label task's answer is normalised, and a legacy caller gets `function_call`: the
+    // upstream's body is not theirs.
+    let label = UPSTREAM_CHAT.replace(r#"Hi \"there\""#, " medicine.");
+    let up = FakeUpstream::start(json_step(&label), &["up-model"]).await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let resp = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "task:classify", "messages": [{"role": "user", "content": "a cough"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "MEDICINE");
+    assert!(body.get("system_fingerprint").is_none(), "{body}");
+
+    let call = r#"{"id":"up-2","object":"chat.completion","created":7,"model":"up-model","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+    up.set_default(json_step(call));
+    let resp = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "up", "messages": [{"role": "user", "content": "Weather?"}],
+                "functions": [weather_tool()["function"]]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["finish_reason"], "function_call",
+        "{body}"
+    );
+    assert_eq!(
+        body["choices"][0]["message"]["function_call"]["name"],
+        "get_weather"
+    );
+    // The same answer to a caller of `tools` is the upstream's own.
+    let resp = pool
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "up", "messages": [{"role": "user", "content": "Weather?"}],
+                "tools": [weather_tool()]}),
+        )
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["tool_calls"][0]["id"],
+        "call_1"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+}
+
+#[tokio::test]
+async fn an_openai_upstream_s_text_completion_reaches_callers_whole() {
+    let text = r#"{"id":"cmpl-up","object":"text_completion","created":7,"model":"up-model","system_fingerprint":"fp_2","choices":[{"index":0,"text":" world","logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+    let up = FakeUpstream::start(json_step(text), &["up-model"]).await;
+    let pool = start_pool(&basic_config("openai", &up.url())).await;
+    let resp = pool
+        .post_json("/v1/completions", json!({"model": "up", "prompt": "hello"}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["system_fingerprint"], "fp_2");
+    assert_eq!(body["choices"][0]["text"], " world");
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    assert!(body["id"].as_str().unwrap().starts_with("cmpl-"), "{body}");
+    assert_ne!(body["id"], "cmpl-up");
+    assert_eq!(body["llm_pool"]["decision"]["strategy"], "fastest");
+}
+
+#[tokio::test]
+async fn callers_that_join_another_s_call_are_not_handed_its_usage() {
+    let up = FakeUpstream::start(
+        Step::Raw {
+            content_type: "application/json",
+            pieces: vec![(std::time::Duration::from_millis(200), UPSTREAM_CHAT.into())],
+        },
+        &["up-model"],
+    )
+    .await;
+    let config = format!(
+        "{}\n[tasks.cached]\nproviders = [\"up\"]\ncache_ttl_secs = 600\n",
+        basic_config("openai", &up.url())
+    );
+    let pool = start_pool(&config).await;
+    let ask = json!({"model": "task:cached", "messages": [{"role": "user", "content": "same"}]});
+    let calls: Vec<_> = (0..8)
+        .map(|_| pool.post_json("/v1/chat/completions", ask.clone()))
+        .collect();
+    let mut spent = Vec::new();
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], "Hi \"there\"");
+        spent.push(body["usage"]["total_tokens"].as_u64().unwrap());
+    }
+    assert_eq!(up.take_requests_count(), 1, "single flight");
+    spent.sort_unstable();
+    // The leader spent the tokens; the seven who joined it spent none.
+    assert_eq!(spent, [0, 0, 0, 0, 0, 0, 0, 5]);
+}

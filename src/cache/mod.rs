@@ -179,7 +179,11 @@ impl Cache {
         let ttl = plan.task.cache_ttl();
         if let Some(memory) = &self.memory {
             let entry = Entry {
-                answer: answer.clone(),
+                // A hit is served free: the upstream's body (its usage) is not for it.
+                answer: Answer {
+                    verbatim: None,
+                    ..answer.clone()
+                },
                 task: plan.task_name.clone(),
                 ttl,
                 size: approximate_size(answer),

@@ -69,7 +69,7 @@ fn strategy_span(plan: &Plan) -> tracing::Span {
 }
 
 async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
-    let (completion, normalized, provider, decision, others) = match plan.strategy {
+    let (mut completion, normalized, provider, decision, others) = match plan.strategy {
         StrategyKind::Fastest => {
             let won = fastest::complete(plan).await?;
             let (completion, normalized) = won.value;
@@ -121,6 +121,12 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         );
     }
     feedback::remember(plan, &decision, Some(&normalized));
+    // The upstream's body is the answer only when the answer is the winner's own words.
+    let verbatim = completion.verbatim.take().filter(|_| {
+        plan.strategy == StrategyKind::Fastest
+            && others.is_empty()
+            && !normalizes(plan, &completion.tool_calls)
+    });
     let text = answer_text(plan, completion.text, &completion.tool_calls, normalized);
     let alternatives = others
         .into_iter()
@@ -155,6 +161,7 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
         task: plan.task_name.clone(),
         request_id: plan.request_id.clone(),
         top_k: Vec::new(),
+        verbatim,
     })
 }
 
@@ -173,11 +180,16 @@ fn ensemble(o: Outcome) -> (Completion, String, String, Decision, Vec<Completion
 /// The text an answer is returned with: labels and JSON in their normalised form, other
 /// kinds (and answers that call tools) as the model wrote them.
 fn answer_text(plan: &Plan, text: String, calls: &[ToolCall], normalized: String) -> String {
-    match plan.task.output() {
-        _ if !calls.is_empty() => text,
-        OutputKind::Text | OutputKind::ToolCall => text,
-        OutputKind::Label | OutputKind::Json => normalized,
+    if normalizes(plan, calls) {
+        normalized
+    } else {
+        text
     }
+}
+
+/// Whether the answer is returned in its normalised form rather than as the model wrote it.
+fn normalizes(plan: &Plan, calls: &[ToolCall]) -> bool {
+    calls.is_empty() && matches!(plan.task.output(), OutputKind::Label | OutputKind::Json)
 }
 
 /// Where a cached request's answer comes from.

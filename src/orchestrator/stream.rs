@@ -176,6 +176,7 @@ async fn stream_plan(
                         task,
                         request_id,
                         top_k: Vec::new(),
+                        verbatim: None,
                     };
                     if let Some((cache, key)) = &store {
                         cache.put(*key, &plan, &answer).await;

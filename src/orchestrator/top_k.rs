@@ -37,6 +37,9 @@ impl TopK {
     }
 
     pub(super) fn fill(&self, answer: &mut Answer) {
+        // The upstream's body has none of this (and may carry log probabilities the caller
+        // did not ask for).
+        answer.verbatim = None;
         let labels = self.task.labels();
         let d = &answer.decision;
         let mut probs: Vec<(&str, f64)> = d

@@ -70,6 +70,8 @@ pub(crate) struct Parsed {
     pub(crate) logprobs: Option<serde_json::Value>,
     pub(crate) timings: Option<super::Timings>,
     pub(crate) reasoning: Option<String>,
+    /// The body may be handed on as this wire format (see [`super::Verbatim`]).
+    pub(crate) verbatim: Option<super::Wire>,
 }
 
 /// An embeddings answer, read: one vector per input, the model, the prompt tokens.
@@ -559,42 +561,49 @@ impl<D: Dialect> Provider for HttpProvider<D> {
             let (guard, resp, until, retries) = inner.send(&req, false, deadline).await?;
             let endpoint = Arc::clone(guard.url());
             let label = Arc::clone(guard.label());
-            let result =
-                match tokio::time::timeout_at(until, read_bounded(resp, MAX_BODY)).await {
-                    Err(_) => Err(expired(&endpoint, until, deadline)),
-                    Ok(Err(message)) => Err(ProviderError::Broken {
+            let result = match tokio::time::timeout_at(until, read_bounded(resp, MAX_BODY)).await {
+                Err(_) => Err(expired(&endpoint, until, deadline)),
+                Ok(Err(message)) => Err(ProviderError::Broken {
+                    endpoint: Arc::clone(&endpoint),
+                    message,
+                }),
+                Ok(Ok(body)) => match inner.dialect.parse_complete(&body) {
+                    Ok(parsed) => Ok((parsed, body)),
+                    Err(message) => Err(ProviderError::Decode {
                         endpoint: Arc::clone(&endpoint),
                         message,
                     }),
-                    Ok(Ok(body)) => inner.dialect.parse_complete(&body).map_err(|message| {
-                        ProviderError::Decode {
-                            endpoint: Arc::clone(&endpoint),
-                            message,
-                        }
-                    }),
-                };
+                },
+            };
             guard.record(result.as_ref().map(|_| ()));
             inner.observe(
                 &endpoint,
-                result.as_ref().map(|p| p.usage),
+                result.as_ref().map(|(p, _)| p.usage),
                 t0.elapsed(),
                 false,
             );
-            let parsed = result?;
+            let (parsed, body) = result?;
             inner.latency.record(t0.elapsed());
+            let finish_reason = tool_finish(parsed.finish_reason.clone(), &parsed.tool_calls);
+            // Handed on as it came only when the pool would not change its finish reason.
+            let verbatim = parsed
+                .verbatim
+                .filter(|_| finish_reason == parsed.finish_reason)
+                .map(|wire| super::Verbatim { wire, body });
             Ok(Completion {
                 text: parsed.text,
                 model: parsed
                     .model
                     .unwrap_or_else(|| inner.config.model().to_owned()),
                 usage: parsed.usage,
-                finish_reason: tool_finish(parsed.finish_reason, &parsed.tool_calls),
+                finish_reason,
                 endpoint: label,
                 tool_calls: parsed.tool_calls,
                 logprobs: parsed.logprobs,
                 timings: parsed.timings,
                 reasoning: parsed.reasoning.filter(|r| !r.is_empty()),
                 retries,
+                verbatim,
             })
         }
         .boxed()

@@ -78,6 +78,27 @@ pub struct Completion {
     pub reasoning: Option<String>,
     /// Attempts on other endpoints of the provider that failed before this one answered.
     pub retries: u32,
+    /// The upstream's body, when the answer above is all of it that the pool would change.
+    pub verbatim: Option<Verbatim>,
+}
+
+/// An upstream's answer body as it came, for a surface that speaks the same dialect to hand
+/// on with only the fields the pool owns replaced (its id, the model the caller named, the
+/// Decision): nothing the upstream said is dropped or re-encoded. Only set when parsing it
+/// found nothing the pool would re-shape (see each dialect's `parse_complete`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verbatim {
+    pub wire: Wire,
+    pub body: bytes::Bytes,
+}
+
+/// The wire format of a [`Verbatim`] body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// An OpenAI `chat.completion`.
+    OpenAiChat,
+    /// An OpenAI `text_completion`.
+    OpenAiText,
 }
 
 /// One event of a streamed answer.

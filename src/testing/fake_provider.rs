@@ -247,6 +247,7 @@ impl Provider for FakeProvider {
                 timings: None,
                 reasoning: None,
                 retries: 0,
+                verbatim: None,
             })
         }
         .boxed()

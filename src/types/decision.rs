@@ -297,6 +297,8 @@ impl Answer {
     /// is told it spent) becomes zero; the Decision keeps the original calls' tokens.
     pub fn served_free(&mut self) {
         self.usage = UsageOut::default();
+        // The upstream's body tells of the tokens spent; this caller spent none.
+        self.verbatim = None;
     }
 }
 
@@ -341,6 +343,12 @@ pub struct Answer {
     /// `top_k` of the request (label tasks): the most probable labels, most probable first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_k: Vec<LabelProbability>,
+    /// The winning upstream's body, when this answer is exactly what it said (a FASTEST
+    /// answer, unnormalised, of one choice, not from the cache or another caller's call):
+    /// a surface of the same dialect may hand it on (see [`crate::providers::Verbatim`]).
+    /// Never stored or serialised.
+    #[serde(skip)]
+    pub verbatim: Option<crate::providers::Verbatim>,
 }
 
 /// One more answer of a request that asked for several.
@@ -413,6 +421,7 @@ mod tests {
             task: None,
             request_id: "r".into(),
             top_k: Vec::new(),
+            verbatim: None,
         };
         let json = serde_json::to_string(&answer).unwrap();
         let back: Answer = serde_json::from_str(&json).unwrap();

@@ -102,6 +102,7 @@ impl Dialect for Ollama {
             logprobs: None,
             timings,
             reasoning,
+            verbatim: None,
         })
     }
 

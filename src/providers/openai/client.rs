@@ -5,7 +5,7 @@ use crate::config::ProviderConfig;
 use crate::providers::http::{Dialect, Embedded, LineInfo, Parsed, ToolDelta};
 use crate::providers::{
     EmbedRequest, Format, Message, Part, Prompt, ProviderRequest, Refusal, Role, ToolCall,
-    ToolChoice, Usage,
+    ToolChoice, Usage, Wire,
 };
 
 /// OpenAI's chat and text completion API.
@@ -82,18 +82,27 @@ impl Dialect for OpenAi {
                 wire::error_message(error)
             ));
         }
-        let choice = resp
-            .choices
-            .unwrap_or_default()
+        let choices = resp.choices.unwrap_or_default();
+        // The body can be handed on as it came unless the pool would re-shape it: one
+        // choice, with its finish reason and the usage, and (chat) no legacy
+        // `function_call`, no tool call without an id, no reasoning (which some servers
+        // name `reasoning`, not `reasoning_content`).
+        let mut whole = choices.len() == 1 && resp.usage.is_some();
+        let choice = choices
             .into_iter()
             .next()
             .ok_or("no choices in the response")?;
-        let (text, tool_calls, reasoning) = match choice.message {
+        whole &= choice.finish_reason.is_some();
+        let (text, tool_calls, reasoning, wire) = match choice.message {
             Some(m) => {
+                whole &= m.function_call.is_none()
+                    && m.reasoning_content.is_none()
+                    && m.tool_calls.iter().flatten().all(|c| c.id.is_some());
                 let calls = tool_calls(m.tool_calls, m.function_call)?;
+                let wire = Wire::OpenAiChat;
                 match m.content {
-                    Some(text) => (text, calls, m.reasoning_content),
-                    None if !calls.is_empty() => (String::new(), calls, m.reasoning_content),
+                    Some(text) => (text, calls, m.reasoning_content, wire),
+                    None if !calls.is_empty() => (String::new(), calls, m.reasoning_content, wire),
                     None => return Err("the choice has no content".into()),
                 }
             }
@@ -101,6 +110,7 @@ impl Dialect for OpenAi {
                 choice.text.ok_or("the choice has no content")?,
                 Vec::new(),
                 None,
+                Wire::OpenAiText,
             ),
         };
         Ok(Parsed {
@@ -112,6 +122,7 @@ impl Dialect for OpenAi {
             logprobs: choice.logprobs.filter(|l| !l.is_null()),
             timings: resp.timings.map(wire::TimingsWire::nanos),
             reasoning,
+            verbatim: whole.then_some(wire),
         })
     }
 

@@ -7,6 +7,7 @@ mod convert;
 mod embeddings;
 pub(crate) mod error;
 mod sse;
+mod verbatim;
 mod wire;
 
 use axum::Json;
@@ -21,6 +22,7 @@ use self::error::OpenAiError;
 use crate::auth::Caller;
 use crate::error::PoolError;
 use crate::orchestrator::{self, PoolRequest};
+use crate::providers::Wire;
 use crate::state::AppState;
 use crate::types::Answer;
 use axum::Extension;
@@ -41,6 +43,13 @@ pub(crate) async fn chat_completions(
     let id = format!("chatcmpl-{}", req.request_id);
     if !shape.stream {
         return match orchestrator::handle_cached(&state, &snapshot, req.by(&caller)).await {
+            Ok(answer)
+                if !shape.legacy_functions
+                    && let Some(body) =
+                        verbatim::body(&answer, Wire::OpenAiChat, &id, &shape.model) =>
+            {
+                with_decision(json_body(body), &answer)
+            }
             Ok(answer) => with_decision(
                 Json(wire::ChatResponse {
                     id: &id,
@@ -153,6 +162,18 @@ fn out_call(c: &crate::providers::ToolCall, index: Option<usize>) -> wire::OutTo
     }
 }
 
+/// A JSON body written elsewhere.
+fn json_body(body: Vec<u8>) -> Response {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 fn with_decision(mut resp: Response, answer: &Answer) -> Response {
     super::answer_headers(resp.headers_mut(), &answer.provider, &answer.decision);
     resp
@@ -175,6 +196,11 @@ pub(crate) async fn completions(
     let created = super::unix_now();
     if !stream {
         return match orchestrator::handle_cached(&state, &snapshot, req.by(&caller)).await {
+            Ok(answer)
+                if let Some(body) = verbatim::body(&answer, Wire::OpenAiText, &id, &model) =>
+            {
+                with_decision(json_body(body), &answer)
+            }
             Ok(answer) => {
                 with_decision(
                     Json(wire::TextResponse {
