@@ -723,10 +723,14 @@ def run(a, work, procs):
         ir_secs = 2 if a.smoke else max(a.duration, 5)
         runs = [("pool", pool(None, a.bin, work, ng, "pool-ir"), CHAT),
                 ("pool-cache-hit", pool(None, a.bin, work, ng, "pool-ir-hit"), cached["body"])]
+        # A whole SSE stream (STREAM_CHUNKS pieces of text) per request.
+        runs.append(("pool-sse", pool(None, a.bin, work, ng, "pool-ir-sse"), sse_req))
         if a.baseline:
             runs.append(("baseline", pool(None, a.baseline, work, ng, "baseline-ir"), CHAT))
             runs.append(("baseline-cache-hit", pool(None, a.baseline, work, ng, "baseline-ir-hit"),
                          cached["body"]))
+            runs.append(("baseline-sse", pool(None, a.baseline, work, ng, "baseline-ir-sse"),
+                         sse_req))
         if "nginx-proxy" in a.peer:
             runs.append(("nginx-proxy", nginx_proxy(None, work, ng, "nginx-proxy-ir"), CHAT))
         if "agentgateway" in a.peer:
@@ -738,11 +742,11 @@ def run(a, work, procs):
             instructions[name] = callgrind_ir(t["argv"], t["http"], body, ir_secs, work, name,
                                               path=t.get("path", "/v1/chat/completions"),
                                               env=t.get("env"))
+            print(f"instructions {name}: {instructions[name]:,.0f} per request", file=sys.stderr)
         if a.callgrind_dir:
             os.makedirs(a.callgrind_dir, exist_ok=True)
             for f in work.glob("callgrind.*"):
                 shutil.copy(f, a.callgrind_dir)
-            print(f"instructions {name}: {instructions[name]:,.0f} per request", file=sys.stderr)
 
     print()
     print(f"machine: {NCPU} cores, {os.uname().release}; placement {a.placement}: pool and peers "
@@ -807,6 +811,11 @@ def run(a, work, procs):
               f"(+{fmt(pt - dt, ' µs')}); total direct {fmt(dT, ' µs')}, {who} {fmt(pT, ' µs')} "
               f"(+{fmt(pT - dT, ' µs')}); per chunk after the first "
               f"{fmt(((pT - dT) - (pt - dt)) / STREAM_CHUNKS, ' µs')}")
+    for who in ("pool", "baseline"):
+        if f"{who}-sse" in instructions:
+            per_stream = instructions[f"{who}-sse"]
+            print(f"  instructions per SSE stream, {who}: {per_stream:,.0f}; per chunk beyond an "
+                  f"uncached request {(per_stream - instructions[who]) / STREAM_CHUNKS:,.0f}")
     print()
     peaks = {t["name"]: rss_kb(t["pid"], "VmHWM") for t in targets
              if t.get("pid") and "pool" not in t["name"] and "cache-hit" not in t["name"]}

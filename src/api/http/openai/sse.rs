@@ -1,16 +1,73 @@
 //! OpenAI's server-sent events: answers streamed as `chat.completion.chunk` or
 //! `text_completion` events ending `data: [DONE]`.
+//!
+//! Each item of the answer becomes one buffer holding its whole `data:` frames. A piece of
+//! text, the stream's commonest event, is written from the stream's constant head (id,
+//! object, created, model, rendered once) and its escaped text: byte for byte what
+//! serialising the whole chunk writes, without encoding its constant members again.
 
 use std::convert::Infallible;
 
-use axum::response::sse::{Event, Sse};
+use axum::body::{Body, Bytes};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use serde::Serialize;
 
 use super::convert::ChatShape;
 use super::{error, finish, wire};
 use crate::orchestrator::{AnswerStream, StreamItem};
 use crate::types::Answer;
+
+/// Bytes around an SSE frame's data.
+const DATA: &[u8] = b"data: ";
+const END: &[u8] = b"\n\n";
+
+/// Appends `data: <value as JSON>\n\n` (compact JSON holds no newline).
+fn frame(buf: &mut Vec<u8>, value: &impl Serialize) {
+    buf.extend_from_slice(DATA);
+    // Serialising the pool's own types into memory does not fail.
+    let _ = serde_json::to_writer(&mut *buf, value);
+    buf.extend_from_slice(END);
+}
+
+/// Appends a frame of text: `head`, the text as a JSON string, `tail`.
+fn text_frame(buf: &mut Vec<u8>, head: &[u8], text: &str, tail: &[u8]) {
+    buf.reserve(DATA.len() + head.len() + text.len() + 2 + tail.len() + END.len());
+    buf.extend_from_slice(DATA);
+    buf.extend_from_slice(head);
+    let _ = serde_json::to_writer(&mut *buf, text);
+    buf.extend_from_slice(tail);
+    buf.extend_from_slice(END);
+}
+
+/// A stream of SSE buffers as the response.
+fn sse(frames: impl futures::Stream<Item = Vec<u8>> + Send + 'static) -> Response {
+    (
+        [
+            (http::header::CONTENT_TYPE, "text/event-stream"),
+            (http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(frames.map(|b| Ok::<_, Infallible>(Bytes::from(b)))),
+    )
+        .into_response()
+}
+
+/// A chunk's members before its varying part: `{"id":…,"object":…,"created":…,"model":…,`
+/// then `rest` (`"choices":[{"index":0,"delta":` or `…"text":`).
+fn head(id: &str, object: &str, created: u64, model: &str, rest: &str) -> Vec<u8> {
+    let mut h = Vec::with_capacity(id.len() + model.len() + 96);
+    h.extend_from_slice(b"{\"id\":");
+    let _ = serde_json::to_writer(&mut h, id);
+    h.extend_from_slice(b",\"object\":");
+    let _ = serde_json::to_writer(&mut h, object);
+    h.extend_from_slice(b",\"created\":");
+    h.extend_from_slice(itoa::Buffer::new().format(created).as_bytes());
+    h.extend_from_slice(b",\"model\":");
+    let _ = serde_json::to_writer(&mut h, model);
+    h.push(b',');
+    h.extend_from_slice(rest.as_bytes());
+    h
+}
 
 /// A chat completion as SSE: the role, each piece of text, the finish chunk (with the
 /// Decision as `llm_pool`), the usage chunk when asked for, `[DONE]`; an error after the
@@ -24,24 +81,36 @@ pub(super) fn chat(items: AnswerStream, id: String, shape: ChatShape) -> Respons
     } = shape;
     let created = crate::api::http::unix_now();
     let (tail_id, tail_model) = (id.clone(), model.clone());
-    let chunk = move |delta: wire::Delta<'_>, finish: Option<&str>| {
-        let c = wire::ChatChunk {
-            id: &id,
-            object: "chat.completion.chunk",
-            created,
-            model: &model,
-            choices: vec![wire::ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish,
-                logprobs: None,
-            }],
-            usage: None,
-            llm_pool: None,
-        };
-        serde_json::to_string(&c).unwrap_or_default()
+    // A piece of text: `{"content":<text>}` between these, as `chunk` writes it.
+    let text_head = head(
+        &id,
+        "chat.completion.chunk",
+        created,
+        &model,
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":",
+    );
+    let chunk = move |buf: &mut Vec<u8>, delta: wire::Delta<'_>, finish: Option<&str>| {
+        frame(
+            buf,
+            &wire::ChatChunk {
+                id: &id,
+                object: "chat.completion.chunk",
+                created,
+                model: &model,
+                choices: vec![wire::ChunkChoice {
+                    index: 0,
+                    delta,
+                    finish_reason: finish,
+                    logprobs: None,
+                }],
+                usage: None,
+                llm_pool: None,
+            },
+        );
     };
-    let first = chunk(
+    let mut first = Vec::new();
+    chunk(
+        &mut first,
         wire::Delta {
             role: Some("assistant"),
             content: Some(""),
@@ -50,66 +119,62 @@ pub(super) fn chat(items: AnswerStream, id: String, shape: ChatShape) -> Respons
         None,
     );
     let mut calls = 0;
-    let events = futures::stream::once(async move { first })
-        .chain(items.flat_map(move |item| {
-            let lines: Vec<String> = match item {
-                StreamItem::Delta(d) => {
-                    vec![chunk(
-                        wire::Delta {
-                            content: Some(&d),
-                            ..Default::default()
-                        },
-                        None,
-                    )]
-                }
-                StreamItem::Reasoning(r) => vec![chunk(
+    let frames = futures::stream::once(async move { first }).chain(items.map(move |item| {
+        let mut buf = Vec::new();
+        match item {
+            StreamItem::Delta(d) => text_frame(
+                &mut buf,
+                &text_head,
+                &d,
+                b"},\"finish_reason\":null,\"logprobs\":null}]}",
+            ),
+            StreamItem::Reasoning(r) => chunk(
+                &mut buf,
+                wire::Delta {
+                    reasoning_content: Some(&r),
+                    ..Default::default()
+                },
+                None,
+            ),
+            // A whole call in one delta: its index, id, name and all its arguments
+            // (the SDKs' accumulators take arguments in any number of pieces).
+            StreamItem::ToolCall(call) => {
+                let index = calls;
+                calls += 1;
+                let delta = if legacy_functions && index == 0 {
                     wire::Delta {
-                        reasoning_content: Some(&r),
+                        function_call: Some(wire::OutFunction {
+                            name: &call.name,
+                            arguments: &call.arguments,
+                        }),
                         ..Default::default()
-                    },
-                    None,
-                )],
-                // A whole call in one delta: its index, id, name and all its arguments
-                // (the SDKs' accumulators take arguments in any number of pieces).
-                StreamItem::ToolCall(call) => {
-                    let index = calls;
-                    calls += 1;
-                    let delta = if legacy_functions && index == 0 {
-                        wire::Delta {
-                            function_call: Some(wire::OutFunction {
-                                name: &call.name,
-                                arguments: &call.arguments,
-                            }),
-                            ..Default::default()
-                        }
-                    } else {
-                        wire::Delta {
-                            tool_calls: Some([super::out_call(&call, Some(index))]),
-                            ..Default::default()
-                        }
-                    };
-                    vec![chunk(delta, None)]
-                }
-                StreamItem::Done(answer) => {
-                    let mut v = vec![finish_chunk(
-                        &answer,
-                        legacy_functions,
-                        &tail_id,
-                        &tail_model,
-                        created,
-                    )];
-                    if include_usage {
-                        v.push(usage_chunk(&answer, &tail_id, &tail_model, created));
                     }
-                    v.push("[DONE]".to_owned());
-                    v
+                } else {
+                    wire::Delta {
+                        tool_calls: Some([super::out_call(&call, Some(index))]),
+                        ..Default::default()
+                    }
+                };
+                chunk(&mut buf, delta, None);
+            }
+            StreamItem::Done(answer) => {
+                frame(
+                    &mut buf,
+                    &finish_chunk(&answer, legacy_functions, &tail_id, &tail_model, created),
+                );
+                if include_usage {
+                    frame(
+                        &mut buf,
+                        &usage_chunk(&answer, &tail_id, &tail_model, created),
+                    );
                 }
-                StreamItem::Error(e) => vec![error::body(&e).to_string()],
-            };
-            futures::stream::iter(lines)
-        }))
-        .map(|data| Ok::<_, Infallible>(Event::default().data(data)));
-    Sse::new(events).into_response()
+                buf.extend_from_slice(b"data: [DONE]\n\n");
+            }
+            StreamItem::Error(e) => frame(&mut buf, &error::body(&e)),
+        }
+        buf
+    }));
+    sse(frames)
 }
 
 /// A text completion as SSE: each piece, the finish chunk (with usage when asked for),
@@ -121,10 +186,18 @@ pub(super) fn text(
     created: u64,
     include_usage: bool,
 ) -> Response {
-    let events = items
-        .flat_map(move |item| {
-            let chunk = |text: &str, finish: Option<&str>, usage, logprobs| {
-                serde_json::to_string(&wire::TextResponse {
+    let text_head = head(
+        &id,
+        "text_completion",
+        created,
+        &model,
+        "\"choices\":[{\"index\":0,\"text\":",
+    );
+    let frames = items.map(move |item| {
+        let chunk = |buf: &mut Vec<u8>, text: &str, finish: Option<&str>, usage, logprobs| {
+            frame(
+                buf,
+                &wire::TextResponse {
                     id: &id,
                     object: "text_completion",
                     created,
@@ -137,35 +210,47 @@ pub(super) fn text(
                     }],
                     usage,
                     llm_pool: None,
-                })
-                .unwrap_or_default()
-            };
-            let lines = match item {
-                StreamItem::Delta(d) => vec![chunk(&d, None, None, None)],
-                // A raw prompt is never offered tools (refused when planned), and text
-                // completions have no field for reasoning.
-                StreamItem::ToolCall(_) | StreamItem::Reasoning(_) => Vec::new(),
-                StreamItem::Done(answer) => vec![
-                    chunk(
-                        "",
-                        Some(finish(&answer)),
-                        include_usage.then_some(answer.usage),
-                        answer.logprobs.as_ref(),
-                    ),
-                    "[DONE]".to_owned(),
-                ],
-                StreamItem::Error(e) => vec![error::body(&e).to_string()],
-            };
-            futures::stream::iter(lines)
-        })
-        .map(|data| Ok::<_, Infallible>(Event::default().data(data)));
-    Sse::new(events).into_response()
+                },
+            );
+        };
+        let mut buf = Vec::new();
+        match item {
+            StreamItem::Delta(d) => text_frame(
+                &mut buf,
+                &text_head,
+                &d,
+                b",\"finish_reason\":null,\"logprobs\":null}]}",
+            ),
+            // A raw prompt is never offered tools (refused when planned), and text
+            // completions have no field for reasoning.
+            StreamItem::ToolCall(_) | StreamItem::Reasoning(_) => {}
+            StreamItem::Done(answer) => {
+                chunk(
+                    &mut buf,
+                    "",
+                    Some(finish(&answer)),
+                    include_usage.then_some(answer.usage),
+                    answer.logprobs.as_ref(),
+                );
+                buf.extend_from_slice(b"data: [DONE]\n\n");
+            }
+            StreamItem::Error(e) => frame(&mut buf, &error::body(&e)),
+        }
+        buf
+    });
+    sse(frames)
 }
 
 /// The last chunk with a choice: the finish reason, and the Decision as the extension field
 /// `llm_pool` (SDKs ignore unknown fields).
-fn finish_chunk(answer: &Answer, legacy: bool, id: &str, model: &str, created: u64) -> String {
-    let c = wire::ChatChunk {
+fn finish_chunk<'a>(
+    answer: &'a Answer,
+    legacy: bool,
+    id: &'a str,
+    model: &'a str,
+    created: u64,
+) -> wire::ChatChunk<'a> {
+    wire::ChatChunk {
         id,
         object: "chat.completion.chunk",
         created,
@@ -183,12 +268,16 @@ fn finish_chunk(answer: &Answer, legacy: bool, id: &str, model: &str, created: u
             cache_hit: answer.cache_hit,
             decision: &answer.decision,
         }),
-    };
-    serde_json::to_string(&c).unwrap_or_default()
+    }
 }
 
-fn usage_chunk(answer: &Answer, id: &str, model: &str, created: u64) -> String {
-    let c = wire::ChatChunk {
+fn usage_chunk<'a>(
+    answer: &Answer,
+    id: &'a str,
+    model: &'a str,
+    created: u64,
+) -> wire::ChatChunk<'a> {
+    wire::ChatChunk {
         id,
         object: "chat.completion.chunk",
         created,
@@ -196,6 +285,109 @@ fn usage_chunk(answer: &Answer, id: &str, model: &str, created: u64) -> String {
         choices: Vec::new(),
         usage: Some(answer.usage),
         llm_pool: None,
-    };
-    serde_json::to_string(&c).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Texts a model writes that JSON must escape.
+    const AWKWARD: [&str; 6] = [
+        "",
+        "plain",
+        "quote \" and \\",
+        "line\nbreak\ttab",
+        "\u{1}\u{1f}",
+        "café ☕ 𝄞",
+    ];
+
+    #[test]
+    fn a_piece_of_chat_text_is_written_as_the_whole_chunk_serialises() {
+        for text in AWKWARD {
+            for (id, model) in [("chatcmpl-1", "up"), ("chatcmpl-\"x\"", "task:\\t")] {
+                let h = head(
+                    id,
+                    "chat.completion.chunk",
+                    42,
+                    model,
+                    "\"choices\":[{\"index\":0,\"delta\":{\"content\":",
+                );
+                let mut fast = Vec::new();
+                text_frame(
+                    &mut fast,
+                    &h,
+                    text,
+                    b"},\"finish_reason\":null,\"logprobs\":null}]}",
+                );
+                let mut whole = Vec::new();
+                frame(
+                    &mut whole,
+                    &wire::ChatChunk {
+                        id,
+                        object: "chat.completion.chunk",
+                        created: 42,
+                        model,
+                        choices: vec![wire::ChunkChoice {
+                            index: 0,
+                            delta: wire::Delta {
+                                content: Some(text),
+                                ..Default::default()
+                            },
+                            finish_reason: None,
+                            logprobs: None,
+                        }],
+                        usage: None,
+                        llm_pool: None,
+                    },
+                );
+                assert_eq!(
+                    String::from_utf8(fast).unwrap(),
+                    String::from_utf8(whole).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_piece_of_completion_text_is_written_as_the_whole_chunk_serialises() {
+        for text in AWKWARD {
+            let h = head(
+                "cmpl-1",
+                "text_completion",
+                7,
+                "m",
+                "\"choices\":[{\"index\":0,\"text\":",
+            );
+            let mut fast = Vec::new();
+            text_frame(
+                &mut fast,
+                &h,
+                text,
+                b",\"finish_reason\":null,\"logprobs\":null}]}",
+            );
+            let mut whole = Vec::new();
+            frame(
+                &mut whole,
+                &wire::TextResponse {
+                    id: "cmpl-1",
+                    object: "text_completion",
+                    created: 7,
+                    model: "m",
+                    choices: vec![wire::TextChoice {
+                        index: 0,
+                        text,
+                        finish_reason: None,
+                        logprobs: None,
+                    }],
+                    usage: None,
+                    llm_pool: None,
+                },
+            );
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
+    }
 }
