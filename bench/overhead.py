@@ -725,12 +725,15 @@ def run(a, work, procs):
                 ("pool-cache-hit", pool(None, a.bin, work, ng, "pool-ir-hit"), cached["body"])]
         # A whole SSE stream (STREAM_CHUNKS pieces of text) per request.
         runs.append(("pool-sse", pool(None, a.bin, work, ng, "pool-ir-sse"), sse_req))
+        runs.append(("pool-ndjson", pool(None, a.bin, work, ng, "pool-ir-ndjson"), nd_req))
         if a.baseline:
             runs.append(("baseline", pool(None, a.baseline, work, ng, "baseline-ir"), CHAT))
             runs.append(("baseline-cache-hit", pool(None, a.baseline, work, ng, "baseline-ir-hit"),
                          cached["body"]))
             runs.append(("baseline-sse", pool(None, a.baseline, work, ng, "baseline-ir-sse"),
                          sse_req))
+            runs.append(("baseline-ndjson", pool(None, a.baseline, work, ng,
+                                                 "baseline-ir-ndjson"), nd_req))
         if "nginx-proxy" in a.peer:
             runs.append(("nginx-proxy", nginx_proxy(None, work, ng, "nginx-proxy-ir"), CHAT))
         if "agentgateway" in a.peer:
@@ -812,10 +815,12 @@ def run(a, work, procs):
               f"(+{fmt(pT - dT, ' µs')}); per chunk after the first "
               f"{fmt(((pT - dT) - (pt - dt)) / STREAM_CHUNKS, ' µs')}")
     for who in ("pool", "baseline"):
-        if f"{who}-sse" in instructions:
-            per_stream = instructions[f"{who}-sse"]
-            print(f"  instructions per SSE stream, {who}: {per_stream:,.0f}; per chunk beyond an "
-                  f"uncached request {(per_stream - instructions[who]) / STREAM_CHUNKS:,.0f}")
+        for kind in ("sse", "ndjson"):
+            if f"{who}-{kind}" in instructions:
+                per_stream = instructions[f"{who}-{kind}"]
+                print(f"  instructions per {kind} stream, {who}: {per_stream:,.0f}; per chunk "
+                      f"beyond an uncached request "
+                      f"{(per_stream - instructions[who]) / STREAM_CHUNKS:,.0f}")
     print()
     peaks = {t["name"]: rss_kb(t["pid"], "VmHWM") for t in targets
              if t.get("pid") and "pool" not in t["name"] and "cache-hit" not in t["name"]}

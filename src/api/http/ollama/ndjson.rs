@@ -53,38 +53,39 @@ pub(super) fn line_with(
         calls,
         thinking,
     } = piece;
-    let now = rfc3339_now();
-    let message = || {
-        let tool_calls = calls
-            .iter()
-            .map(|c| wire::OutToolCall {
-                function: wire::OutFunction {
-                    name: &c.name,
-                    arguments: c
-                        .arguments_value()
-                        .unwrap_or_else(|_| Value::String(c.arguments.clone())),
-                },
-            })
-            .collect();
-        wire::OutMessage {
-            role: "assistant",
-            content: text,
-            thinking,
-            tool_calls,
-        }
-    };
-    let reply = wire::Reply {
-        model,
-        created_at: &now,
-        response: matches!(kind, Kind::Generate).then_some(text),
-        thinking: thinking.filter(|_| matches!(kind, Kind::Generate)),
-        message: matches!(kind, Kind::Chat).then(message),
-        done: end.is_some(),
-        end,
-    };
-    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
-    out.push(b'\n');
-    Bytes::from(out)
+    with_now(|now| {
+        let message = || {
+            let tool_calls = calls
+                .iter()
+                .map(|c| wire::OutToolCall {
+                    function: wire::OutFunction {
+                        name: &c.name,
+                        arguments: c
+                            .arguments_value()
+                            .unwrap_or_else(|_| Value::String(c.arguments.clone())),
+                    },
+                })
+                .collect();
+            wire::OutMessage {
+                role: "assistant",
+                content: text,
+                thinking,
+                tool_calls,
+            }
+        };
+        let reply = wire::Reply {
+            model,
+            created_at: now,
+            response: matches!(kind, Kind::Generate).then_some(text),
+            thinking: thinking.filter(|_| matches!(kind, Kind::Generate)),
+            message: matches!(kind, Kind::Chat).then(message),
+            done: end.is_some(),
+            end,
+        };
+        let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+        out.push(b'\n');
+        Bytes::from(out)
+    })
 }
 
 /// Ollama's `done_reason` for an answer: `stop` also for one that calls tools.
@@ -109,8 +110,11 @@ pub(super) fn end_of<'a>(answer: Option<&'a Answer>, reason: &'a str) -> wire::E
         prompt_eval_duration: timings.map_or(0, |t| t.prompt_ns),
         eval_count: answer.map_or(0, |a| a.usage.completion_tokens),
         eval_duration: timings.map_or(total, |t| t.eval_ns),
-        llm_pool: answer
-            .map(|a| serde_json::json!({ "provider": a.provider, "cache_hit": a.cache_hit, "decision": a.decision })),
+        llm_pool: answer.map(|a| wire::Extension {
+            provider: &a.provider,
+            cache_hit: a.cache_hit,
+            decision: &a.decision,
+        }),
     }
 }
 
@@ -160,6 +164,43 @@ pub(super) fn stream(items: AnswerStream, model: String, kind: Kind) -> Response
     resp
 }
 
-fn rfc3339_now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+/// Calls `f` with the time now as RFC 3339 to the second, formatted once a second per
+/// thread (a stream writes it on every line).
+fn with_now<T>(f: impl FnOnce(&str) -> T) -> T {
+    thread_local! {
+        static NOW: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    NOW.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            use std::fmt::Write;
+            text.clear();
+            let _ = write!(text, "{}", humantime::format_rfc3339_seconds(now));
+            *at = secs;
+        }
+        f(text)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_is_the_formatted_second_now() {
+        let before = std::time::SystemTime::now();
+        let text = with_now(str::to_owned);
+        let after = std::time::SystemTime::now();
+        let at = humantime::parse_rfc3339(&text).unwrap();
+        let floor =
+            |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let at = floor(at);
+        assert!(floor(before) <= at && at <= floor(after), "{text}");
+        // Asked again within the second (or the next one), the same or a later second.
+        let again = floor(humantime::parse_rfc3339(&with_now(str::to_owned)).unwrap());
+        assert!(again >= at);
+    }
 }

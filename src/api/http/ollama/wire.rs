@@ -151,5 +151,14 @@ pub(super) struct End<'a> {
     pub(super) eval_duration: u64,
     /// Extension: the provider that answered and how it was chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) llm_pool: Option<serde_json::Value>,
+    pub(super) llm_pool: Option<Extension<'a>>,
+}
+
+/// The final line's `llm_pool`, written from the answer as it is (not copied into a
+/// `Value` first).
+#[derive(Serialize)]
+pub(super) struct Extension<'a> {
+    pub(super) provider: &'a str,
+    pub(super) cache_hit: bool,
+    pub(super) decision: &'a crate::types::Decision,
 }
