@@ -84,15 +84,19 @@ impl Dialect for OpenAi {
         }
         let choices = resp.choices.unwrap_or_default();
         // The body can be handed on as it came unless the pool would re-shape it: one
-        // choice, with its finish reason and the usage, and (chat) no legacy
-        // `function_call`, no tool call without an id, no reasoning (which some servers
-        // name `reasoning`, not `reasoning_content`).
+        // choice, with its finish reason (not the legacy `function_call`, which callers of
+        // `tools` hear as `tool_calls`) and the usage, and (chat) no legacy `function_call`
+        // member, no tool call without an id, no reasoning (which some servers name
+        // `reasoning`, not `reasoning_content`).
         let mut whole = choices.len() == 1 && resp.usage.is_some();
         let choice = choices
             .into_iter()
             .next()
             .ok_or("no choices in the response")?;
-        whole &= choice.finish_reason.is_some();
+        whole &= choice
+            .finish_reason
+            .as_deref()
+            .is_some_and(|r| r != "function_call");
         let (text, tool_calls, reasoning, wire) = match choice.message {
             Some(m) => {
                 whole &= m.function_call.is_none()
@@ -545,6 +549,81 @@ mod tests {
             LineInfo::default()
         );
         assert!(OpenAi.parse_line(b"data: {nope").is_err());
+    }
+
+    #[test]
+    fn only_answers_the_pool_would_not_reshape_may_be_handed_on() {
+        let body = |choice: &str, usage: bool| {
+            let usage = if usage {
+                r#","usage":{"prompt_tokens":1,"completion_tokens":1}"#
+            } else {
+                ""
+            };
+            format!(r#"{{"id":"x","choices":[{choice}]{usage}}}"#)
+        };
+        let msg = |m: &str, finish: &str| {
+            format!(
+                r#"{{"index":0,"message":{{"role":"assistant",{m}}},"finish_reason":{finish}}}"#
+            )
+        };
+        let call = r#""content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]"#;
+        let cases = [
+            (
+                body(&msg(r#""content":"hi""#, r#""stop""#), true),
+                Some(Wire::OpenAiChat),
+            ),
+            (
+                body(r#"{"index":0,"text":"hi","finish_reason":"length"}"#, true),
+                Some(Wire::OpenAiText),
+            ),
+            (
+                body(&msg(call, r#""tool_calls""#), true),
+                Some(Wire::OpenAiChat),
+            ),
+            // The pool would add what is missing or change what is there.
+            (body(&msg(r#""content":"hi""#, r#""stop""#), false), None),
+            (body(&msg(r#""content":"hi""#, "null"), true), None),
+            (body(&msg(call, r#""function_call""#), true), None),
+            (
+                body(
+                    &msg(&call.replace(r#""id":"c1","#, ""), r#""tool_calls""#),
+                    true,
+                ),
+                None,
+            ),
+            (
+                body(
+                    &msg(
+                        r#""content":null,"function_call":{"name":"f","arguments":"{}"}"#,
+                        r#""function_call""#,
+                    ),
+                    true,
+                ),
+                None,
+            ),
+            (
+                body(
+                    &msg(r#""content":"hi","reasoning":"hmm""#, r#""stop""#),
+                    true,
+                ),
+                None,
+            ),
+            (
+                body(
+                    &format!(
+                        "{},{}",
+                        msg(r#""content":"a""#, r#""stop""#),
+                        msg(r#""content":"b""#, r#""stop""#)
+                    ),
+                    true,
+                ),
+                None,
+            ),
+        ];
+        for (body, wire) in cases {
+            let parsed = OpenAi.parse_complete(body.as_bytes()).unwrap();
+            assert_eq!(parsed.verbatim, wire, "{body}");
+        }
     }
 
     #[test]
