@@ -40,6 +40,17 @@ fn text_frame(buf: &mut Vec<u8>, head: &[u8], text: &str, tail: &[u8]) {
     buf.extend_from_slice(END);
 }
 
+/// A chat chunk of text: after the head, before and after the text.
+const CHAT_TEXT: (&str, &[u8]) = (
+    "\"choices\":[{\"index\":0,\"delta\":{\"content\":",
+    b"},\"finish_reason\":null,\"logprobs\":null}]}",
+);
+/// A text completion chunk: after the head, before and after the text.
+const COMPLETION_TEXT: (&str, &[u8]) = (
+    "\"choices\":[{\"index\":0,\"text\":",
+    b",\"finish_reason\":null,\"logprobs\":null}]}",
+);
+
 /// A stream of SSE buffers as the response.
 fn sse(frames: impl futures::Stream<Item = Vec<u8>> + Send + 'static) -> Response {
     (
@@ -82,13 +93,7 @@ pub(super) fn chat(items: AnswerStream, id: String, shape: ChatShape) -> Respons
     let created = crate::api::http::unix_now();
     let (tail_id, tail_model) = (id.clone(), model.clone());
     // A piece of text: `{"content":<text>}` between these, as `chunk` writes it.
-    let text_head = head(
-        &id,
-        "chat.completion.chunk",
-        created,
-        &model,
-        "\"choices\":[{\"index\":0,\"delta\":{\"content\":",
-    );
+    let text_head = head(&id, "chat.completion.chunk", created, &model, CHAT_TEXT.0);
     let chunk = move |buf: &mut Vec<u8>, delta: wire::Delta<'_>, finish: Option<&str>| {
         frame(
             buf,
@@ -122,12 +127,7 @@ pub(super) fn chat(items: AnswerStream, id: String, shape: ChatShape) -> Respons
     let frames = futures::stream::once(async move { first }).chain(items.map(move |item| {
         let mut buf = Vec::new();
         match item {
-            StreamItem::Delta(d) => text_frame(
-                &mut buf,
-                &text_head,
-                &d,
-                b"},\"finish_reason\":null,\"logprobs\":null}]}",
-            ),
+            StreamItem::Delta(d) => text_frame(&mut buf, &text_head, &d, CHAT_TEXT.1),
             StreamItem::Reasoning(r) => chunk(
                 &mut buf,
                 wire::Delta {
@@ -186,13 +186,7 @@ pub(super) fn text(
     created: u64,
     include_usage: bool,
 ) -> Response {
-    let text_head = head(
-        &id,
-        "text_completion",
-        created,
-        &model,
-        "\"choices\":[{\"index\":0,\"text\":",
-    );
+    let text_head = head(&id, "text_completion", created, &model, COMPLETION_TEXT.0);
     let frames = items.map(move |item| {
         let chunk = |buf: &mut Vec<u8>, text: &str, finish: Option<&str>, usage, logprobs| {
             frame(
@@ -215,12 +209,7 @@ pub(super) fn text(
         };
         let mut buf = Vec::new();
         match item {
-            StreamItem::Delta(d) => text_frame(
-                &mut buf,
-                &text_head,
-                &d,
-                b",\"finish_reason\":null,\"logprobs\":null}]}",
-            ),
+            StreamItem::Delta(d) => text_frame(&mut buf, &text_head, &d, COMPLETION_TEXT.1),
             // A raw prompt is never offered tools (refused when planned), and text
             // completions have no field for reasoning.
             StreamItem::ToolCall(_) | StreamItem::Reasoning(_) => {}
@@ -302,78 +291,58 @@ mod tests {
         "café ☕ 𝄞",
     ];
 
-    #[test]
-    fn a_piece_of_chat_text_is_written_as_the_whole_chunk_serialises() {
-        for text in AWKWARD {
-            for (id, model) in [("chatcmpl-1", "up"), ("chatcmpl-\"x\"", "task:\\t")] {
-                let h = head(
-                    id,
-                    "chat.completion.chunk",
-                    42,
-                    model,
-                    "\"choices\":[{\"index\":0,\"delta\":{\"content\":",
-                );
-                let mut fast = Vec::new();
-                text_frame(
-                    &mut fast,
-                    &h,
-                    text,
-                    b"},\"finish_reason\":null,\"logprobs\":null}]}",
-                );
-                let mut whole = Vec::new();
-                frame(
-                    &mut whole,
-                    &wire::ChatChunk {
-                        id,
-                        object: "chat.completion.chunk",
-                        created: 42,
-                        model,
-                        choices: vec![wire::ChunkChoice {
-                            index: 0,
-                            delta: wire::Delta {
-                                content: Some(text),
-                                ..Default::default()
-                            },
-                            finish_reason: None,
-                            logprobs: None,
-                        }],
-                        usage: None,
-                        llm_pool: None,
-                    },
-                );
-                assert_eq!(
-                    String::from_utf8(fast).unwrap(),
-                    String::from_utf8(whole).unwrap()
-                );
-            }
-        }
+    /// The frame of `text` as the stream writes it, and as serialising `whole` writes it.
+    fn both(
+        (id, object, model): (&str, &str, &str),
+        parts: (&str, &[u8]),
+        text: &str,
+        whole: &impl Serialize,
+    ) -> (String, String) {
+        let mut fast = Vec::new();
+        text_frame(
+            &mut fast,
+            &head(id, object, 42, model, parts.0),
+            text,
+            parts.1,
+        );
+        let mut slow = Vec::new();
+        frame(&mut slow, whole);
+        (
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(slow).unwrap(),
+        )
     }
 
     #[test]
-    fn a_piece_of_completion_text_is_written_as_the_whole_chunk_serialises() {
+    fn a_piece_of_text_is_written_as_the_whole_chunk_serialises() {
         for text in AWKWARD {
-            let h = head(
-                "cmpl-1",
-                "text_completion",
-                7,
-                "m",
-                "\"choices\":[{\"index\":0,\"text\":",
-            );
-            let mut fast = Vec::new();
-            text_frame(
-                &mut fast,
-                &h,
-                text,
-                b",\"finish_reason\":null,\"logprobs\":null}]}",
-            );
-            let mut whole = Vec::new();
-            frame(
-                &mut whole,
-                &wire::TextResponse {
-                    id: "cmpl-1",
-                    object: "text_completion",
-                    created: 7,
-                    model: "m",
+            for (id, model) in [("chatcmpl-1", "up"), ("chatcmpl-\"x\"", "task:\\t")] {
+                let object = "chat.completion.chunk";
+                let chunk = wire::ChatChunk {
+                    id,
+                    object,
+                    created: 42,
+                    model,
+                    choices: vec![wire::ChunkChoice {
+                        index: 0,
+                        delta: wire::Delta {
+                            content: Some(text),
+                            ..Default::default()
+                        },
+                        finish_reason: None,
+                        logprobs: None,
+                    }],
+                    usage: None,
+                    llm_pool: None,
+                };
+                let (fast, slow) = both((id, object, model), CHAT_TEXT, text, &chunk);
+                assert_eq!(fast, slow);
+                let object = "text_completion";
+                let chunk = wire::TextResponse {
+                    id,
+                    object,
+                    created: 42,
+                    model,
                     choices: vec![wire::TextChoice {
                         index: 0,
                         text,
@@ -382,12 +351,10 @@ mod tests {
                     }],
                     usage: None,
                     llm_pool: None,
-                },
-            );
-            assert_eq!(
-                String::from_utf8(fast).unwrap(),
-                String::from_utf8(whole).unwrap()
-            );
+                };
+                let (fast, slow) = both((id, object, model), COMPLETION_TEXT, text, &chunk);
+                assert_eq!(fast, slow);
+            }
         }
     }
 }
