@@ -60,6 +60,14 @@ pub(crate) trait Dialect: Send + Sync + Clone + 'static {
     fn parse_describe(&self, body: &[u8]) -> Option<serde_json::Value>;
 }
 
+/// Reads an upstream's JSON (a whole answer or one stream line). Its UTF-8 is checked once,
+/// for the whole text, rather than again for every string in it as `serde_json::from_slice`
+/// does; strings the target type borrows are not copied.
+pub(crate) fn json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
 /// A whole answer, read.
 pub(crate) struct Parsed {
     pub(crate) text: String,

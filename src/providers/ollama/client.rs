@@ -1,8 +1,10 @@
 //! The Ollama dialect of the shared HTTP provider.
 
+use std::borrow::Cow;
+
 use super::wire;
 use crate::config::ProviderConfig;
-use crate::providers::http::{Dialect, Embedded, LineInfo, Parsed, ToolDelta};
+use crate::providers::http::{Dialect, Embedded, LineInfo, Parsed, ToolDelta, json};
 use crate::providers::{
     EmbedRequest, Format, Message, Part, Prompt, ProviderRequest, Refusal, Role, ToolCall,
     ToolChoice, Usage,
@@ -75,7 +77,7 @@ impl Dialect for Ollama {
     }
 
     fn parse_complete(&self, body: &[u8]) -> Result<Parsed, String> {
-        let resp: wire::Response = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let resp: wire::Response<'_> = json(body)?;
         if let Some(error) = resp.error {
             return Err(error);
         }
@@ -94,14 +96,14 @@ impl Dialect for Ollama {
             ),
         };
         Ok(Parsed {
-            text,
-            model: resp.model,
+            text: text.into_owned(),
+            model: resp.model.map(Cow::into_owned),
             usage,
-            finish_reason: resp.done_reason,
+            finish_reason: resp.done_reason.map(Cow::into_owned),
             tool_calls,
             logprobs: None,
             timings,
-            reasoning,
+            reasoning: reasoning.map(Cow::into_owned),
             verbatim: None,
         })
     }
@@ -131,7 +133,7 @@ impl Dialect for Ollama {
     }
 
     fn parse_line(&self, line: &[u8]) -> Result<LineInfo, String> {
-        let resp: wire::Response = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        let resp: wire::Response<'_> = json(line)?;
         if let Some(error) = resp.error {
             return Ok(LineInfo {
                 error: Some(error),
@@ -144,18 +146,16 @@ impl Dialect for Ollama {
         let usage = done.then(|| usage(&resp));
         let timings = resp.timings();
         let finish_reason = if done {
-            Some(resp.done_reason.unwrap_or_else(|| "stop".to_owned()))
+            Some(
+                resp.done_reason
+                    .map_or_else(|| "stop".to_owned(), Cow::into_owned),
+            )
         } else {
             None
         };
-        let reasoning = resp
-            .message
-            .as_ref()
-            .and_then(|m| m.thinking.clone())
-            .or_else(|| resp.thinking.clone());
-        let (delta, tool_deltas) = match resp.message {
+        let (delta, tool_deltas, reasoning) = match resp.message {
             Some(m) => (
-                Some(m.content),
+                Some(m.content.into_owned()),
                 m.tool_calls
                     .into_iter()
                     .map(|c| ToolDelta {
@@ -165,8 +165,13 @@ impl Dialect for Ollama {
                         arguments: c.function.arguments.to_string(),
                     })
                     .collect(),
+                m.thinking.or(resp.thinking),
             ),
-            None => (resp.response, Vec::new()),
+            None => (
+                resp.response.map(Cow::into_owned),
+                Vec::new(),
+                resp.thinking,
+            ),
         };
         Ok(LineInfo {
             delta,
@@ -177,7 +182,7 @@ impl Dialect for Ollama {
             tool_deltas,
             logprobs: Vec::new(),
             timings,
-            reasoning,
+            reasoning: reasoning.map(Cow::into_owned),
         })
     }
 
@@ -349,7 +354,7 @@ fn tool_calls(calls: Vec<wire::ToolCallWire>) -> Vec<ToolCall> {
         .collect()
 }
 
-fn usage(r: &wire::Response) -> Usage {
+fn usage(r: &wire::Response<'_>) -> Usage {
     Usage {
         prompt_tokens: r.prompt_eval_count.unwrap_or(0),
         completion_tokens: r.eval_count.unwrap_or(0),
@@ -408,5 +413,38 @@ mod tests {
             Some("model not found")
         );
         assert!(Ollama.parse_line(br#"{"status":"pulling"}"#).is_err());
+    }
+
+    #[test]
+    fn escaped_text_and_reasoning_are_read_whole() {
+        let info = Ollama
+            .parse_line(
+                r#"{"model":"m","message":{"role":"assistant","content":"a\"b\u00e9","thinking":"t\nt"},"done":false}"#
+                    .as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(info.delta.as_deref(), Some("a\"bé"));
+        assert_eq!(info.reasoning.as_deref(), Some("t\nt"));
+        // `/api/generate`: the reasoning is beside the text, not in a message.
+        let info = Ollama
+            .parse_line(br#"{"response":"x","thinking":"why","done":false}"#)
+            .unwrap();
+        assert_eq!(
+            (info.delta.as_deref(), info.reasoning.as_deref()),
+            (Some("x"), Some("why"))
+        );
+        let whole = Ollama
+            .parse_complete(
+                br#"{"model":"m\u00e9","response":"y\"","done":true,"done_reason":"st\u006fp"}"#,
+            )
+            .unwrap();
+        assert_eq!(whole.text, "y\"");
+        assert_eq!(whole.model.as_deref(), Some("mé"));
+        assert_eq!(whole.finish_reason.as_deref(), Some("stop"));
+        assert!(
+            Ollama
+                .parse_line(b"{\"response\":\"\xff\",\"done\":false}")
+                .is_err()
+        );
     }
 }

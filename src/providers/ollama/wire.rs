@@ -1,5 +1,7 @@
 //! Serde types for Ollama's API as the pool sends and reads it (upstream side).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -88,23 +90,25 @@ pub(super) struct Options<'a> {
     pub(super) rest: &'a Map<String, Value>,
 }
 
-/// Both `/api/chat` and `/api/generate` answers and stream lines.
+/// Both `/api/chat` and `/api/generate` answers and stream lines. Strings borrow from the
+/// body where they hold no escapes, so what the pool does not keep (a line's `model`) is never
+/// copied.
 #[derive(Deserialize)]
-pub(super) struct Response {
-    #[serde(default)]
-    pub(super) model: Option<String>,
-    #[serde(default)]
-    pub(super) message: Option<Content>,
-    #[serde(default)]
-    pub(super) response: Option<String>,
+pub(super) struct Response<'a> {
+    #[serde(default, borrow)]
+    pub(super) model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(super) message: Option<Content<'a>>,
+    #[serde(default, borrow)]
+    pub(super) response: Option<Cow<'a, str>>,
     /// `/api/generate`'s reasoning, with `think`.
-    #[serde(default)]
-    pub(super) thinking: Option<String>,
+    #[serde(default, borrow)]
+    pub(super) thinking: Option<Cow<'a, str>>,
     /// Present on every line of Ollama's answers; absent in a body that is not one.
     #[serde(default)]
     pub(super) done: Option<bool>,
-    #[serde(default)]
-    pub(super) done_reason: Option<String>,
+    #[serde(default, borrow)]
+    pub(super) done_reason: Option<Cow<'a, str>>,
     #[serde(default)]
     pub(super) prompt_eval_count: Option<u32>,
     #[serde(default)]
@@ -118,7 +122,7 @@ pub(super) struct Response {
     pub(super) error: Option<String>,
 }
 
-impl Response {
+impl Response<'_> {
     pub(super) fn timings(&self) -> Option<crate::providers::Timings> {
         match (self.prompt_eval_duration, self.eval_duration) {
             (None, None) => None,
@@ -131,14 +135,14 @@ impl Response {
 }
 
 #[derive(Deserialize)]
-pub(super) struct Content {
-    #[serde(default)]
-    pub(super) content: String,
+pub(super) struct Content<'a> {
+    #[serde(default, borrow)]
+    pub(super) content: Cow<'a, str>,
     #[serde(default)]
     pub(super) tool_calls: Vec<ToolCallWire>,
     /// The model's reasoning, with `think`.
-    #[serde(default)]
-    pub(super) thinking: Option<String>,
+    #[serde(default, borrow)]
+    pub(super) thinking: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]

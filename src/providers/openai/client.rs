@@ -1,8 +1,10 @@
 //! The OpenAI dialect of the shared HTTP provider.
 
+use std::borrow::Cow;
+
 use super::wire;
 use crate::config::ProviderConfig;
-use crate::providers::http::{Dialect, Embedded, LineInfo, Parsed, ToolDelta};
+use crate::providers::http::{Dialect, Embedded, LineInfo, Parsed, ToolDelta, json};
 use crate::providers::{
     EmbedRequest, Format, Message, Part, Prompt, ProviderRequest, Refusal, Role, ToolCall,
     ToolChoice, Usage, Wire,
@@ -75,7 +77,7 @@ impl Dialect for OpenAi {
     }
 
     fn parse_complete(&self, body: &[u8]) -> Result<Parsed, String> {
-        let resp: wire::Response = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let resp: wire::Response<'_> = json(body)?;
         if let Some(error) = &resp.error {
             return Err(format!(
                 "error in place of an answer: {}",
@@ -105,13 +107,13 @@ impl Dialect for OpenAi {
                 let calls = tool_calls(m.tool_calls, m.function_call)?;
                 let wire = Wire::OpenAiChat;
                 match m.content {
-                    Some(text) => (text, calls, m.reasoning_content, wire),
+                    Some(text) => (text.into_owned(), calls, m.reasoning_content, wire),
                     None if !calls.is_empty() => (String::new(), calls, m.reasoning_content, wire),
                     None => return Err("the choice has no content".into()),
                 }
             }
             None => (
-                choice.text.ok_or("the choice has no content")?,
+                choice.text.ok_or("the choice has no content")?.into_owned(),
                 Vec::new(),
                 None,
                 Wire::OpenAiText,
@@ -119,13 +121,13 @@ impl Dialect for OpenAi {
         };
         Ok(Parsed {
             text,
-            model: resp.model,
+            model: resp.model.map(Cow::into_owned),
             usage: resp.usage.map(usage).unwrap_or_default(),
-            finish_reason: choice.finish_reason,
+            finish_reason: choice.finish_reason.map(Cow::into_owned),
             tool_calls,
             logprobs: choice.logprobs.filter(|l| !l.is_null()),
             timings: resp.timings.map(wire::TimingsWire::nanos),
-            reasoning,
+            reasoning: reasoning.map(Cow::into_owned),
             verbatim: whole.then_some(wire),
         })
     }
@@ -159,7 +161,7 @@ impl Dialect for OpenAi {
                 ..Default::default()
             });
         }
-        let chunk: wire::Response = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+        let chunk: wire::Response<'_> = json(data)?;
         if let Some(error) = &chunk.error {
             return Ok(LineInfo {
                 error: Some(wire::error_message(error)),
@@ -183,8 +185,8 @@ impl Dialect for OpenAi {
         if let Some(choice) = choices.into_iter().next() {
             match choice.delta {
                 Some(d) => {
-                    info.delta = d.content;
-                    info.reasoning = d.reasoning_content;
+                    info.delta = d.content.map(Cow::into_owned);
+                    info.reasoning = d.reasoning_content.map(Cow::into_owned);
                     info.tool_deltas = d
                         .tool_calls
                         .unwrap_or_default()
@@ -211,9 +213,9 @@ impl Dialect for OpenAi {
                         });
                     }
                 }
-                None => info.delta = choice.text,
+                None => info.delta = choice.text.map(Cow::into_owned),
             }
-            info.finish_reason = choice.finish_reason;
+            info.finish_reason = choice.finish_reason.map(Cow::into_owned);
             // Chat chunks: `{"content": [...]}`; text chunks: `{"tokens": [...], ...}`
             // (kept whole, one entry per chunk).
             if let Some(l) = choice.logprobs.filter(|l| !l.is_null()) {
@@ -549,6 +551,32 @@ mod tests {
             LineInfo::default()
         );
         assert!(OpenAi.parse_line(b"data: {nope").is_err());
+    }
+
+    #[test]
+    fn escaped_and_non_ascii_text_is_read_whole_and_invalid_utf8_is_refused() {
+        // Strings with escapes are decoded (not borrowed); the others are borrowed as they are.
+        let line = r#"data: {"model":"m\u00e9","choices":[{"delta":{"content":"a\"b\\c\n\ud83d\ude00 é","reasoning":"r\tr"},"finish_reason":"st\u006fp"}]}"#;
+        let d = OpenAi.parse_line(line.as_bytes()).unwrap();
+        assert_eq!(d.delta.as_deref(), Some("a\"b\\c\n\u{1f600} é"));
+        assert_eq!(d.reasoning.as_deref(), Some("r\tr"));
+        assert_eq!(d.finish_reason.as_deref(), Some("stop"));
+        let whole = OpenAi
+            .parse_complete(
+                r#"{"model":"m\u00e9","choices":[{"message":{"content":"x\"y"},"finish_reason":"stop"}]}"#
+                    .as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(
+            (whole.text.as_str(), whole.model.as_deref()),
+            ("x\"y", Some("mé"))
+        );
+        // The body is checked as UTF-8 once, up front: invalid bytes in a string are refused.
+        let e = OpenAi
+            .parse_line(b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}")
+            .unwrap_err();
+        assert!(e.contains("UTF-8"), "{e}");
+        assert!(OpenAi.parse_complete(b"{\"model\":\"\xc3\"}").is_err());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Serde types for the OpenAI API as the pool sends and reads it (upstream side).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
@@ -131,13 +133,15 @@ pub(super) struct StreamOptions {
     pub(super) include_usage: bool,
 }
 
+/// A whole answer or a stream chunk. Its strings borrow from the body where they hold no
+/// escapes, so what the pool does not keep (a chunk's `model`) is never copied.
 #[derive(Deserialize)]
-pub(super) struct Response {
-    #[serde(default)]
-    pub(super) model: Option<String>,
+pub(super) struct Response<'a> {
+    #[serde(default, borrow)]
+    pub(super) model: Option<Cow<'a, str>>,
     /// Absent (not just empty) in a body that is not a completion at all.
-    #[serde(default)]
-    pub(super) choices: Option<Vec<Choice>>,
+    #[serde(default, borrow)]
+    pub(super) choices: Option<Vec<Choice<'a>>>,
     #[serde(default)]
     pub(super) usage: Option<UsageWire>,
     /// An error reported in place of (or inside) an answer.
@@ -175,26 +179,26 @@ pub(super) fn error_message(error: &serde_json::Value) -> String {
 }
 
 #[derive(Deserialize)]
-pub(super) struct Choice {
+pub(super) struct Choice<'a> {
     /// Chat completions.
-    #[serde(default)]
-    pub(super) message: Option<Content>,
+    #[serde(default, borrow)]
+    pub(super) message: Option<Content<'a>>,
     /// Chat completion chunks.
-    #[serde(default)]
-    pub(super) delta: Option<Content>,
+    #[serde(default, borrow)]
+    pub(super) delta: Option<Content<'a>>,
     /// Text completions (whole and chunks).
-    #[serde(default)]
-    pub(super) text: Option<String>,
-    #[serde(default)]
-    pub(super) finish_reason: Option<String>,
+    #[serde(default, borrow)]
+    pub(super) text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(super) finish_reason: Option<Cow<'a, str>>,
     #[serde(default)]
     pub(super) logprobs: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
-pub(super) struct Content {
-    #[serde(default)]
-    pub(super) content: Option<String>,
+pub(super) struct Content<'a> {
+    #[serde(default, borrow)]
+    pub(super) content: Option<Cow<'a, str>>,
     #[serde(default)]
     pub(super) tool_calls: Option<Vec<ToolCallWire>>,
     /// The legacy single call.
@@ -202,8 +206,8 @@ pub(super) struct Content {
     pub(super) function_call: Option<FunctionWire>,
     /// The model's reasoning (llama-server, vLLM, DeepSeek: `reasoning_content`; some
     /// servers: `reasoning`).
-    #[serde(default, alias = "reasoning")]
-    pub(super) reasoning_content: Option<String>,
+    #[serde(default, borrow, alias = "reasoning")]
+    pub(super) reasoning_content: Option<Cow<'a, str>>,
 }
 
 /// A tool call in an answer, or a piece of one in a stream chunk.
