@@ -224,6 +224,8 @@ async fn bad_timeout_header_and_unknown_route() {
     assert_eq!(err["error"]["field"], "x-request-timeout");
     let resp = pool.get("/v2/nothing").await;
     assert_eq!(resp.status(), 404);
+    // Errors, unknown routes included, carry a request id too.
+    assert!(resp.headers().contains_key("x-request-id"));
     let err: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["code"], "not_found");
 }

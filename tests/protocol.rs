@@ -76,6 +76,7 @@ async fn a_declared_oversize_body_is_refused_before_it_is_sent() {
     let answer = raw_exchange(&pool, head.as_bytes(), WAIT).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(answer.contains("x-request-id: "), "{answer}");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The HTTP surface: native, OpenAI-compatible and Ollama-compatible routes, and operations.
 //!
-//! Layers, outer to inner: request id (taken from `x-request-id` or generated, and returned),
-//! body limit, per-frame body timeout (slow bodies), then per route one layer (`metrics::edge`:
+//! Layers, outer to inner: the front (`front.rs`: the request id, taken from `x-request-id` or
+//! generated, and returned; a declared length over the body limit refused), the body limit, per-frame body timeout (slow bodies), then per route one layer (`metrics::edge`:
 //! the route's metrics, its trace span, the auth check of its group) and the handler. Tenants' rate limits apply in the orchestrator,
 //! once the request is planned and its token estimate known.
 
@@ -9,6 +9,7 @@ mod admin;
 pub(crate) mod auth;
 mod body;
 mod console;
+mod front;
 mod metrics;
 pub(crate) mod native;
 mod ollama;
@@ -24,9 +25,6 @@ use http::{HeaderMap, HeaderName, Method};
 
 use crate::config::security::RouteGroup;
 use tower::ServiceBuilder;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 
 use crate::state::AppState;
 
@@ -196,15 +194,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(native::not_found)
         .layer(
             ServiceBuilder::new()
-                // <- outer: every response, errors included, carries the request id.
-                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), NewRequestId))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-                // A declared length over the limit is refused before the body is read (and
-                // before `100 Continue` invites the client to send it).
-                .layer(axum::middleware::from_fn_with_state(
-                    max_body,
-                    refuse_declared_oversize,
-                ))
+                // <- outer: every response, errors included, carries the request id; a
+                // declared length over the limit is refused before the body is read.
+                .layer(front::FrontLayer { max_body })
                 // Bodies over the limit are refused while being read (413).
                 .layer(DefaultBodyLimit::max(max_body))
                 // <- inner: a body that pauses longer than this is cut (slow-loris on bodies).
@@ -213,24 +205,6 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .with_state(state)
-}
-
-/// 413 at once for a request whose `Content-Length` exceeds the body limit.
-async fn refuse_declared_oversize(
-    axum::extract::State(max): axum::extract::State<usize>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        let path = req.uri().path().to_owned();
-        return error_for_path(&path, crate::error::PoolError::BodyTooLarge { limit: max });
-    }
-    next.run(req).await
 }
 
 /// An error answered before any handler ran (auth), in the shape of the route's protocol.
@@ -351,20 +325,6 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map_or_else(crate::types::new_request_id, str::to_owned)
-}
-
-/// Ids for requests that come without one: random UUIDs (v4) from the thread's fast
-/// generator. An id names a request in logs and traces; it is not a secret, so it needs no
-/// system call for entropy.
-#[derive(Clone, Copy)]
-struct NewRequestId;
-
-impl MakeRequestId for NewRequestId {
-    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
-        http::HeaderValue::try_from(crate::types::new_request_id())
-            .ok()
-            .map(RequestId::new)
-    }
 }
 
 /// Reads `x-request-timeout`: `1500` (milliseconds), `1500ms`, `2s`.
