@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
 use http::HeaderMap;
+use http::header::{AsHeaderName, HeaderName};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
@@ -40,6 +41,10 @@ pub const HMAC_SIGNATURE: &str = "x-llm-pool-signature";
 /// HMAC, optional: a value unique to this request (signed too), so two identical requests
 /// in the same second have different signatures and neither is taken for a replay.
 pub const HMAC_NONCE: &str = "x-llm-pool-nonce";
+
+// The names looked up on every request, parsed once (a lookup by `&str` parses the name first).
+static API_KEY_NAME: HeaderName = HeaderName::from_static(API_KEY);
+static HMAC_SIGNATURE_NAME: HeaderName = HeaderName::from_static(HMAC_SIGNATURE);
 
 /// The authenticated caller of a request, set by the auth layer on every request it passes
 /// (`None`: no credentials, on a route that needs none).
@@ -109,7 +114,7 @@ pub struct Presented<'a> {
 impl Presented<'_> {
     /// Whether the request is HMAC-signed, so the layer must read the body first.
     pub fn is_signed(headers: &HeaderMap) -> bool {
-        headers.contains_key(HMAC_SIGNATURE)
+        headers.contains_key(&HMAC_SIGNATURE_NAME)
     }
 }
 
@@ -181,7 +186,7 @@ impl Authenticator {
                 _ => api_key(keys, token)?,
             });
         }
-        if let Some(key) = header(req.headers, API_KEY) {
+        if let Some(key) = header(req.headers, &API_KEY_NAME) {
             names.push(api_key(keys, key)?);
         }
         // HTTP Basic, as browsers send it (the console): the password is the API key.
@@ -308,7 +313,7 @@ fn api_key(keys: &KeyIndex, key: &str) -> Result<Arc<str>, PoolError> {
         .ok_or_else(|| PoolError::Unauthenticated("invalid API key".into()))
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -319,7 +324,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// used; a key alone in the user name is taken too).
 fn basic(headers: &HeaderMap) -> Option<String> {
     use base64::Engine as _;
-    let v = header(headers, "authorization")?;
+    let v = header(headers, http::header::AUTHORIZATION)?;
     let (scheme, encoded) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -334,7 +339,7 @@ fn basic(headers: &HeaderMap) -> Option<String> {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = header(headers, "authorization")?;
+    let v = header(headers, http::header::AUTHORIZATION)?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
