@@ -187,7 +187,10 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for (_, path, group, handler) in routes() {
         // Metrics, trace span and auth in one layer (`metrics::edge`).
-        let edge = axum::middleware::from_fn_with_state((state.clone(), group), metrics::edge);
+        let edge = metrics::EdgeLayer {
+            state: state.clone(),
+            group,
+        };
         router = router.route(path, handler.route_layer(edge));
     }
     router
