@@ -147,4 +147,12 @@ async fn the_exposition_counts_requests_upstream_calls_cache_and_breakers() {
         ),
         Some(1.0)
     );
+    assert_eq!(
+        value(
+            &text,
+            r#"llm_pool_upstream_time_to_first_token_seconds_count{provider="up"}"#
+        ),
+        Some(1.0),
+        "one stream, one first token:\n{text}"
+    );
 }

@@ -504,21 +504,13 @@ impl<D> Inner<D> {
                 u64::from(usage.completion_tokens),
                 std::sync::atomic::Ordering::Relaxed,
             );
-            PROVIDER_HANDLES.with(
-                [&self.label],
-                || ProviderHandles {
-                    seconds: metrics::histogram!(m::UPSTREAM_SECONDS, "provider" => Arc::clone(&self.label)),
-                    prompt: metrics::counter!(m::TOKENS, "provider" => Arc::clone(&self.label), "kind" => "prompt"),
-                    completion: metrics::counter!(m::TOKENS, "provider" => Arc::clone(&self.label), "kind" => "completion"),
-                },
-                |h| {
-                    if !streamed {
-                        h.seconds.record(elapsed.as_secs_f64());
-                    }
-                    h.prompt.increment(u64::from(usage.prompt_tokens));
-                    h.completion.increment(u64::from(usage.completion_tokens));
-                },
-            );
+            provider_handles(&self.label, |h| {
+                if !streamed {
+                    h.seconds.record(elapsed.as_secs_f64());
+                }
+                h.prompt.increment(u64::from(usage.prompt_tokens));
+                h.completion.increment(u64::from(usage.completion_tokens));
+            });
         }
     }
 }
@@ -537,6 +529,35 @@ struct ProviderHandles {
 
 static PROVIDER_HANDLES: std::sync::LazyLock<m::Resolved<1, ProviderHandles>> =
     std::sync::LazyLock::new(m::Resolved::default);
+
+/// The provider's handles, registered on first use rather than on every call.
+fn provider_handles(label: &Arc<str>, f: impl FnOnce(&ProviderHandles)) {
+    let handles = || ProviderHandles {
+        seconds: metrics::histogram!(m::UPSTREAM_SECONDS, "provider" => Arc::clone(label)),
+        prompt: metrics::counter!(m::TOKENS, "provider" => Arc::clone(label), "kind" => "prompt"),
+        completion: metrics::counter!(m::TOKENS, "provider" => Arc::clone(label), "kind" => "completion"),
+    };
+    PROVIDER_HANDLES.with([label], handles, f);
+}
+
+/// A provider's streams: the time to their first token and their speed after it (registered
+/// with its first stream, so a provider that never streams shows neither).
+#[derive(Clone)]
+struct StreamHandles {
+    ttft: metrics::Histogram,
+    tokens_per_second: metrics::Histogram,
+}
+
+static STREAM_HANDLES: std::sync::LazyLock<m::Resolved<1, StreamHandles>> =
+    std::sync::LazyLock::new(m::Resolved::default);
+
+fn stream_handles(label: &Arc<str>, f: impl FnOnce(&StreamHandles)) {
+    let handles = || StreamHandles {
+        ttft: metrics::histogram!(m::UPSTREAM_TTFT_SECONDS, "provider" => Arc::clone(label)),
+        tokens_per_second: metrics::histogram!(m::STREAM_TOKENS_PER_SECOND, "provider" => Arc::clone(label)),
+    };
+    STREAM_HANDLES.with([label], handles, f);
+}
 
 /// A timeout: the request's own deadline (nothing wrong with the endpoint) or the
 /// provider's per-call timeout.
@@ -875,8 +896,7 @@ fn events<D: Dialect>(
             if progress && deltas == 0 && calls.is_empty() {
                 first_at = Some(t0.elapsed());
                 inner.ttft.record(t0.elapsed());
-                metrics::histogram!(m::UPSTREAM_TTFT_SECONDS, "provider" => Arc::clone(&inner.label))
-                    .record(t0.elapsed().as_secs_f64());
+                stream_handles(&inner.label, |h| h.ttft.record(t0.elapsed().as_secs_f64()));
             }
             assemble(&mut calls, info.tool_deltas);
             if let Some(r) = thought {
@@ -933,8 +953,8 @@ fn events<D: Dialect>(
             && secs > 0.0
             && usage.completion_tokens > 1
         {
-            metrics::histogram!(m::STREAM_TOKENS_PER_SECOND, "provider" => Arc::clone(&inner.label))
-                .record(f64::from(usage.completion_tokens - 1) / secs);
+            let speed = f64::from(usage.completion_tokens - 1) / secs;
+            stream_handles(&inner.label, |h| h.tokens_per_second.record(speed));
         }
         inner.observe(&endpoint, Ok(usage), t0.elapsed(), true);
         yield Ok(StreamEvent::Done { usage, finish_reason: finish, logprobs, timings });
