@@ -14,6 +14,9 @@ use crate::config::security::RouteGroup;
 use crate::error::PoolError;
 use crate::state::AppState;
 
+/// Read from every request: parsed once (a lookup by `&str` parses the name first).
+static PRIORITY: http::HeaderName = http::HeaderName::from_static(crate::auth::PRIORITY);
+
 /// Authenticates the request for `group`: the request with its [`Caller`], or the path and
 /// the error to answer with.
 pub(crate) async fn check(
@@ -24,7 +27,7 @@ pub(crate) async fn check(
     let snapshot = state.config.load();
     let config = &snapshot.config;
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_owned();
+    let path = parts.uri.path();
     let fail = |e| (parts.uri.path().to_owned(), e);
     let (bytes, body) = if Presented::is_signed(&parts.headers) {
         let limit = config.server().max_body_bytes();
@@ -38,14 +41,14 @@ pub(crate) async fn check(
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map_or(path.as_str(), http::uri::PathAndQuery::as_str);
+        .map_or(path, http::uri::PathAndQuery::as_str);
     let tenant = state
         .auth
         .authenticate(
             config,
             &snapshot.keys,
             group,
-            &path,
+            path,
             Presented {
                 method: parts.method.as_str(),
                 path_and_query,
@@ -61,7 +64,7 @@ pub(crate) async fn check(
     // Not UTF-8: kept (lossily) so that it is refused by name, not ignored.
     let priority = parts
         .headers
-        .get(crate::auth::PRIORITY)
+        .get(&PRIORITY)
         .map(|v| Arc::from(String::from_utf8_lossy(v.as_bytes())));
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(Caller { tenant, priority });
