@@ -1,9 +1,11 @@
 //! The HTTP surface: native, OpenAI-compatible and Ollama-compatible routes, and operations.
 //!
 //! Layers, outer to inner: the front (`front.rs`: the request id, taken from `x-request-id` or
-//! generated, and returned; a declared length over the body limit refused), the body limit, per-frame body timeout (slow bodies), then per route one layer (`metrics::edge`:
-//! the route's metrics, its trace span, the auth check of its group) and the handler. Tenants' rate limits apply in the orchestrator,
-//! once the request is planned and its token estimate known.
+//! generated, and returned; a declared length over the body limit refused), the body limit,
+//! the per-frame body timeout (slow bodies), then per route one layer (`metrics::edge`: the
+//! route's metrics, its trace span, the auth check of its group) and the handler. Tenants'
+//! rate limits apply in the orchestrator, once the request is planned and its token estimate
+//! known.
 
 mod admin;
 pub(crate) mod auth;
