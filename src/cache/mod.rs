@@ -144,23 +144,10 @@ impl Cache {
         };
         if found.is_none()
             && let Some(r) = &self.redis
-            && let Some(stored) = r.get(key).await
         {
-            let ttl = Duration::from_millis(stored.expires_at_ms.saturating_sub(unix_ms()));
-            if !ttl.is_zero() {
-                self.counters.redis_hits.fetch_add(1, Ordering::Relaxed);
-                let size = approximate_size(&stored.answer);
-                let entry = Arc::new(Entry {
-                    answer: stored.answer,
-                    task: stored.task,
-                    ttl,
-                    size,
-                });
-                if let Some(m) = &self.memory {
-                    m.insert(*key, Arc::clone(&entry)).await;
-                }
-                found = Some(entry);
-            }
+            // Boxed: the shared tier's future is three times the memory tier's, and every
+            // request's future would otherwise carry it.
+            found = Box::pin(self.shared_hit(r, key)).await;
         }
         let counter = if found.is_some() {
             &self.counters.hits
@@ -169,6 +156,27 @@ impl Cache {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         found
+    }
+
+    /// A shared-tier hit with time left, copied into the memory tier.
+    async fn shared_hit(&self, r: &redis::RedisCache, key: &Key) -> Option<Arc<Entry>> {
+        let stored = r.get(key).await?;
+        let ttl = Duration::from_millis(stored.expires_at_ms.saturating_sub(unix_ms()));
+        if ttl.is_zero() {
+            return None;
+        }
+        self.counters.redis_hits.fetch_add(1, Ordering::Relaxed);
+        let size = approximate_size(&stored.answer);
+        let entry = Arc::new(Entry {
+            answer: stored.answer,
+            task: stored.task,
+            ttl,
+            size,
+        });
+        if let Some(m) = &self.memory {
+            m.insert(*key, Arc::clone(&entry)).await;
+        }
+        Some(entry)
     }
 
     /// Stores `answer` if it may be stored (see the module docs).

@@ -19,6 +19,7 @@ mod top_k;
 
 use crate::config::raw::{OutputKind, StrategyKind};
 use crate::error::PoolError;
+use futures::future::BoxFuture;
 use std::sync::Arc;
 
 use crate::cache::{self, Cache, FlightPart};
@@ -37,7 +38,11 @@ pub use stream::{AnswerStream, StreamItem, stream, stream_cached};
 
 /// Answers one request.
 pub async fn handle(snapshot: &Snapshot, req: PoolRequest) -> Result<Answer, PoolError> {
-    route::routed(snapshot, req, |req| Box::pin(handle_one(snapshot, req))).await
+    let ask = |req| -> BoxFuture<'_, _> { Box::pin(handle_one(snapshot, req)) };
+    match route::routing_of(snapshot, &req) {
+        None => ask(req).await,
+        Some(routing) => route::routed(snapshot, req, routing, ask).await,
+    }
 }
 
 async fn handle_one(snapshot: &Snapshot, req: PoolRequest) -> Result<Answer, PoolError> {
@@ -88,7 +93,9 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
                 StrategyKind::Consensus => voting::Mode::Consensus,
                 _ => voting::Mode::Voting,
             };
-            match voting::run(plan, mode).await {
+            // The ensembles are boxed: each future is larger than FASTEST's, and an
+            // unboxed `match` would make every request's future as large as the largest.
+            match Box::pin(voting::run(plan, mode)).await {
                 Ok(outcome) => ensemble(outcome),
                 Err(e) => {
                     // Failed with its candidates: the caller may still say what was right.
@@ -101,8 +108,8 @@ async fn run_strategy(plan: &Plan) -> Result<Answer, PoolError> {
                 }
             }
         }
-        StrategyKind::Judge => ensemble(judge::run(plan).await?),
-        StrategyKind::Cascade => ensemble(cascade::run(plan).await?),
+        StrategyKind::Judge => ensemble(Box::pin(judge::run(plan)).await?),
+        StrategyKind::Cascade => ensemble(Box::pin(cascade::run(plan)).await?),
     };
     let mut decision = decision;
     note_refused_overrides(plan, &mut decision);
@@ -230,15 +237,19 @@ async fn lookup(cache: &Cache, plan: &Plan) -> Result<(Lookup, Option<Answer>), 
 
 /// Answers one request through the cache: a hit is returned at once; concurrent identical
 /// misses share one upstream call (single flight), each waiting within its own deadline.
-pub async fn handle_cached(
-    state: &AppState,
-    snapshot: &Snapshot,
+///
+/// Boxed here, once: the caller's future (a handler's) holds a pointer rather than the
+/// whole call, which every layer above it would otherwise move by value.
+pub fn handle_cached<'a>(
+    state: &'a AppState,
+    snapshot: &'a Snapshot,
     req: PoolRequest,
-) -> Result<Answer, PoolError> {
-    route::routed(snapshot, req, |req| {
-        Box::pin(handle_cached_one(state, snapshot, req))
-    })
-    .await
+) -> BoxFuture<'a, Result<Answer, PoolError>> {
+    let ask = move |req| -> BoxFuture<'a, _> { Box::pin(handle_cached_one(state, snapshot, req)) };
+    match route::routing_of(snapshot, &req) {
+        None => ask(req),
+        Some(routing) => Box::pin(route::routed(snapshot, req, routing, ask)),
+    }
 }
 
 async fn handle_cached_one(
@@ -304,10 +315,17 @@ async fn answer_plan(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, PoolError
 }
 
 async fn answer_plan_inner(cache: &Arc<Cache>, plan: Plan) -> Result<Answer, PoolError> {
-    let key = match lookup(cache, &plan).await? {
-        (_, Some(hit)) => return Ok(hit),
-        (Lookup::Skip, None) => return run(&plan).await,
-        (Lookup::Key(key), None) => key,
+    // The lookup's result (an answer wide) ends with this block, before the call: awaited
+    // inside the `match`, it would stay in the future across the whole call.
+    let key = {
+        match lookup(cache, &plan).await? {
+            (_, Some(hit)) => return Ok(hit),
+            (Lookup::Skip, None) => None,
+            (Lookup::Key(key), None) => Some(key),
+        }
+    };
+    let Some(key) = key else {
+        return run(&plan).await;
     };
     let plan = Arc::new(plan);
     loop {

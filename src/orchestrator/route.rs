@@ -39,15 +39,13 @@ pub(super) fn routing_of(snapshot: &Snapshot, req: &PoolRequest) -> Option<(Stri
     Some((name.to_owned(), task.routing()?.clone()))
 }
 
-/// Answers `req` with `ask`, first through its task's router when it has one.
+/// Answers `req` with `ask` through its task's router (`routing`, from [`routing_of`]).
 pub(super) async fn routed<'a>(
     snapshot: &'a Snapshot,
     req: PoolRequest,
+    (name, routing): (String, Routing),
     ask: impl Fn(PoolRequest) -> BoxFuture<'a, Result<Answer, PoolError>>,
 ) -> Result<Answer, PoolError> {
-    let Some((name, routing)) = routing_of(snapshot, &req) else {
-        return ask(req).await;
-    };
     let (target, record) = choose(snapshot, &name, &routing, &req, &ask).await;
     let mut req = req;
     req.task = Some(target);

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use super::billing::{Billing, admit};
@@ -225,24 +226,32 @@ async fn stream_plan(
 
 /// Streams one request through the cache: a hit is replayed as a stream (its whole text,
 /// then the end, marked as a cache hit); a miss streams from upstream and stores the answer
-/// once it is complete.
-pub async fn stream_cached(
+/// once it is complete. Boxed once, as [`super::handle_cached`] is.
+pub fn stream_cached<'a>(
+    state: &'a AppState,
+    snapshot: &'a Snapshot,
+    req: PoolRequest,
+) -> BoxFuture<'a, Result<AnswerStream, PoolError>> {
+    match super::route::routing_of(snapshot, &req) {
+        None => Box::pin(stream_cached_one(state, snapshot, req)),
+        Some(routing) => Box::pin(stream_routed(state, snapshot, req, routing)),
+    }
+}
+
+/// The stream of the task the router picks (the router's own answer is a whole one).
+async fn stream_routed(
     state: &AppState,
     snapshot: &Snapshot,
     req: PoolRequest,
+    (name, routing): (String, crate::config::Routing),
 ) -> Result<AnswerStream, PoolError> {
-    if let Some((name, routing)) = super::route::routing_of(snapshot, &req) {
-        let ask = |r| -> futures::future::BoxFuture<'_, _> {
-            Box::pin(super::handle_cached(state, snapshot, r))
-        };
-        let (target, record) = super::route::choose(snapshot, &name, &routing, &req, &ask).await;
-        let mut req = req;
-        req.task = Some(target);
-        req.model = None;
-        let items = Box::pin(stream_cached_one(state, snapshot, req)).await?;
-        return Ok(with_route(items, record));
-    }
-    stream_cached_one(state, snapshot, req).await
+    let ask = |r| super::handle_cached(state, snapshot, r);
+    let (target, record) = super::route::choose(snapshot, &name, &routing, &req, &ask).await;
+    let mut req = req;
+    req.task = Some(target);
+    req.model = None;
+    let items = Box::pin(stream_cached_one(state, snapshot, req)).await?;
+    Ok(with_route(items, record))
 }
 
 async fn stream_cached_one(
