@@ -3,6 +3,7 @@
 //!
 //! May import config only; the metric names in `metrics.rs` are used by every floor.
 
+mod clock;
 mod fields;
 pub mod metrics;
 pub mod otel;
@@ -21,11 +22,13 @@ pub fn init(format: LogFormat, tracing: &TracingConfig) -> Option<otel::Guard> {
     let fmt = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
+            .with_timer(clock::Utc)
             .with_writer(std::io::stderr)
             .with_filter(filter)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .fmt_fields(fields::Fields)
+            .with_timer(clock::Utc)
             .with_writer(std::io::stderr)
             // Colour only on a terminal: a file or a pipe gets plain text.
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
