@@ -779,8 +779,13 @@ def run(a, work, procs):
         if med(pr, "cpu_us_per_req"):
             parts.insert(0, f"CPU/req {ratio(med(q, 'cpu_us_per_req'), med(pr, 'cpu_us_per_req'))}")
         for k in ("p50_c1_us", "p99_c1_us"):
-            if added(pr, k) > 0:
+            # A ratio only means something when both add latency; otherwise say what each
+            # added (a median under direct's is noise on a shared core, not a gain).
+            if added(pr, k) > 0 and added(q, k) > 0:
                 parts.append(f"added {k[:3]} c=1 {ratio(added(q, k), added(pr, k))}")
+            else:
+                parts.append(f"added {k[:3]} c=1 pool {fmt(added(q, k), ' µs')}, "
+                             f"peer {fmt(added(pr, k), ' µs')}")
         if peer in instructions:
             parts.append(f"instructions/req {instructions['pool'] / instructions[peer]:.2f}×")
         print(f"  {peer}: " + ", ".join(parts))
