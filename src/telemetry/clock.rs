@@ -51,7 +51,30 @@ mod tests {
         assert_eq!(text(946_684_799, 999_999), "1999-12-31T23:59:59.999999Z");
         assert_eq!(text(1_709_251_199, 500_000), "2024-02-29T23:59:59.500000Z");
         assert_eq!(text(1_796_247_605, 123_456), "2026-12-02T21:40:05.123456Z");
+        assert_eq!(text(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
         assert_eq!(text(253_402_300_799, 0), "9999-12-31T23:59:59.000000Z");
+    }
+
+    /// Clocks humantime cannot write (it panics before 1970 and fails after 9999) are
+    /// written by tracing-subscriber's timer: a line is logged, not lost or a panic.
+    #[test]
+    fn clocks_out_of_humantimes_range_fall_back_to_tracings_timer() {
+        let tracing_now = || {
+            let mut s = String::new();
+            tracing_subscriber::fmt::time::SystemTime
+                .format_time(&mut Writer::new(&mut s))
+                .expect("formats");
+            s
+        };
+        for at in [UNIX_EPOCH - Duration::from_secs(1), UNIX_EPOCH + YEAR_10000] {
+            let before = tracing_now();
+            let mut s = String::new();
+            write_time(&mut Writer::new(&mut s), at).expect("formats");
+            let after = tracing_now();
+            // tracing's timer writes the current time: the day it wrote around ours.
+            assert_eq!(s.len(), before.len(), "{s}");
+            assert!(s[..10] == before[..10] || s[..10] == after[..10], "{s}");
+        }
     }
 
     /// The same text as tracing-subscriber's timer (read twice around ours, so that a
